@@ -1,0 +1,111 @@
+# vse - one non-recursive GNU Makefile (see docs/internals/build.md).
+#
+#   make            build/libvse.a, build/libvse.so, build/vsectl
+#   make run        the worked example, live, on sqlite:./var/vse.db
+#   make check      install what is missing, build with -Werror, run every
+#                   test; then again under AddressSanitizer + UBSan
+#   make bench      vse against raw SQLite, same SQL, same run
+#
+# Top-level targets first make sure the Debian packages are there
+# (scripts/deps.sh, a no-op when they are), then re-enter make so that
+# pkg-config sees them.
+
+BUILD   ?= build
+OPT     ?= -O2 -g
+SAN     ?=
+PKGS    := sqlite3 libfyaml jansson
+TESTPKGS := cmocka
+
+ifeq ($(VSE_DEPS_OK),)
+# ---- entry points: install dependencies, then re-enter -----------------
+.DEFAULT_GOAL := all
+.PHONY: all run check check-asan check-style bench deps clean tests docs
+all run check check-asan bench tests docs check-style:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory VSE_DEPS_OK=1 $@
+deps:
+	@scripts/deps.sh
+clean:
+	rm -rf build
+else
+# ---- the real build ------------------------------------------------------
+.DEFAULT_GOAL := all
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
+TEST_LIBS  := $(shell pkg-config --libs $(TESTPKGS))
+
+CFLAGS  := -std=c17 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror \
+           -Wno-unused-parameter -fPIC -Iinclude -Isrc/lib -Isrc/store \
+           $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
+
+LIB_SRC    := $(sort $(wildcard src/lib/*.c src/store/*.c))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+VSECTL_SRC := $(sort $(wildcard src/vsectl/*.c))
+VSECTL_OBJ := $(VSECTL_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c tests/store/test-*.c))
+UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
+HELPER_SRC := $(sort $(wildcard tests/integration/*.c))
+HELPER_BIN := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(HELPER_SRC)))
+BENCH_SRC  := $(sort $(wildcard bench/*.c))
+BENCH_BIN  := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
+
+.PHONY: all run check check-asan check-style bench tests docs
+all: $(BUILD)/libvse.a $(BUILD)/libvse.so $(BUILD)/vsectl
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The built-in machines are compiled in from machines/*.yaml.
+$(BUILD)/obj/src/lib/builtin.o: $(wildcard machines/*.yaml)
+
+$(BUILD)/libvse.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libvse.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libvse.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/vsectl: $(VSECTL_OBJ) $(BUILD)/libvse.a
+	$(CC) $(LDFLAGS) -o $@ $(VSECTL_OBJ) $(BUILD)/libvse.a $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
+$(BUILD)/tests/%: tests/store/%.c $(BUILD)/libvse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
+$(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libvse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(LDFLAGS)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libvse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(LDFLAGS)
+
+tests: all $(UNIT_BIN) $(HELPER_BIN) $(BENCH_BIN)
+
+ASAN := SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" OPT="-O1 -g"
+
+check: tests
+	tests/run.sh $(BUILD)
+	$(MAKE) --no-print-directory BUILD=build/asan $(ASAN) check-asan
+
+check-asan: tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(BUILD)
+
+check-style:
+	clang-format --dry-run --Werror include/*.h src/*/*.[ch]
+
+run: all
+	scripts/example.sh $(BUILD)
+
+bench: all $(BENCH_BIN)
+	bench/compare-sqlite.sh $(BUILD)
+
+docs: all
+	scripts/render-docs.sh $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+endif

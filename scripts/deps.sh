@@ -1,0 +1,20 @@
+#!/bin/sh
+# deps.sh - install the Debian packages vse builds and tests with, if any
+# is missing.  A no-op (one dpkg-query) when all are there.  Needs root
+# (or sudo) only when something must be installed.
+set -eu
+pkgs="gcc make pkg-config libsqlite3-dev libfyaml-dev libjansson-dev
+libcmocka-dev graphviz"
+missing=
+for p in $pkgs; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing:$missing" >&2
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

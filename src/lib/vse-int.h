@@ -1,0 +1,104 @@
+/*
+ * vse-int.h - internals shared by libvse's modules; not installed.
+ *
+ * The machine representation lives here so that transition.c can check a
+ * transition with a few bit tests (O(1)), and so that check.c and the
+ * renderers read the same tables the loader built.
+ */
+#ifndef VSE_INT_H
+#define VSE_INT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "vse.h"
+
+#define VSE_STATE_NEW "new" /* the pseudo-state before create */
+
+enum vse__expiry {
+    VSE_EXPIRY_NONE = 0, /* not a step of this op */
+    VSE_EXPIRY_RETRY,    /* idempotent step: hand back, another may claim */
+    VSE_EXPIRY_FAIL,     /* end the op in its failure state */
+    VSE_EXPIRY_REVERT    /* back to the rest state the op began from */
+};
+
+struct vse__state {
+    char name[VSE_NAME_MAX + 1];
+    char status[VSE_NAME_MAX + 1];
+    int busy;
+    int line, col; /* where it was declared, for diagnostics */
+};
+
+/*
+ * One operation, with its edges precomputed as bit masks over state
+ * indexes (a machine has at most 64 states, so one uint64_t holds a set).
+ */
+struct vse__op {
+    char name[VSE_NAME_MAX + 1];
+    int from_new;           /* may start a resource (create) */
+    uint64_t from;          /* rest states it may begin from */
+    int nsteps;
+    int steps[VSE_MACHINE_STATES_MAX]; /* declared order; steps[0] is entered
+                                          by begin/create */
+    uint64_t busy;          /* the set of its steps */
+    uint64_t success;       /* rest states finish may end in */
+    int failure;            /* state index fail ends in */
+    /* step_to[s]: busy states a step may move to from step s;
+     * finish_to[s]: success states finish may move to from step s. */
+    uint64_t step_to[VSE_MACHINE_STATES_MAX];
+    uint64_t finish_to[VSE_MACHINE_STATES_MAX];
+    enum vse__expiry expiry[VSE_MACHINE_STATES_MAX]; /* per step index */
+    int line, col;
+};
+
+struct vse_machine {
+    char name[VSE_NAME_MAX + 1];
+    int version;
+    char hash[17];
+    char *file;      /* name diagnostics used; owned */
+    char *canonical; /* canonical JSON (sorted keys, compact); owned */
+    int nstates;
+    struct vse__state states[VSE_MACHINE_STATES_MAX];
+    int nops;
+    struct vse__op ops[VSE_MACHINE_OPS_MAX];
+    /* Open-addressing name index: slot -> index + 1, 0 = empty. */
+    uint8_t state_slots[256];
+    uint8_t op_slots[256];
+};
+
+/* Index of a state or op by name, or -1.  O(1) on average. */
+int vse__machine_state(const vse_machine *m, const char *name);
+int vse__machine_op(const vse_machine *m, const char *name);
+/* 1 if state index s is at rest and no op may begin from it. */
+int vse__machine_terminal(const vse_machine *m, int s);
+/* The canonical JSON the hash is taken over; owned by m. */
+const char *vse__machine_canonical(const vse_machine *m);
+/*
+ * Describe how the machine pinned as `pinned_canonical` differs from m,
+ * in one line ("version 1 -> 2; state 'x' added; operation 'delete'
+ * changed"), into buf.
+ */
+void vse__machine_diff(const char *pinned_canonical, const vse_machine *m,
+                       char *buf, size_t size);
+
+/* Set err (if not NULL): code and printf-style primary message. */
+int vse__err(struct vse_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Set detail / hint of err (if not NULL); returns nothing. */
+void vse__err_detail(struct vse_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void vse__err_hint(struct vse_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Bounded copy that always terminates; returns strlen(src) like strlcpy. */
+size_t vse__strlcpy(char *dst, const char *src, size_t size);
+/* A fresh random UUID (version 4) into buf[VSE_OPID_LEN + 1]. */
+int vse__uuid(char *buf, struct vse_error *err);
+/* FNV-1a 64 as 16 hex digits into out[17]. */
+void vse__hash_hex(const void *data, size_t len, char out[17]);
+/* malloc that never returns NULL on success path: NULL means ENOMEM. */
+void *vse__malloc(size_t n);
+void *vse__calloc(size_t n, size_t size);
+char *vse__strdup(const char *s);
+
+#endif /* VSE_INT_H */
