@@ -34,8 +34,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
 TEST_LIBS  := $(shell pkg-config --libs $(TESTPKGS))
 
+# Messages are cut to fixed buffers on purpose (struct vse_error), hence
+# -Wno-format-truncation.
 CFLAGS  := -std=c17 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror \
-           -Wno-unused-parameter -fPIC -Iinclude -Isrc/lib -Isrc/store \
+           -Wno-unused-parameter -Wno-format-truncation -fPIC -Iinclude -Isrc/lib -Isrc/store \
            $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 

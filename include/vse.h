@@ -276,6 +276,8 @@ struct vse_opts {
     const char *request_id; /* idempotency key: a repeat is "done" */
     const char *reason;     /* recorded in history; fail/reset need one */
     const char *op;         /* create: the creating op (NULL = the one) */
+    int release;            /* step: hand the op off (owner cleared), so
+                               that another worker claims it */
 };
 
 /*
@@ -286,7 +288,8 @@ struct vse_opts {
  *
  * Returns 0 when done; VSE_REPEATED when the same transition had already
  * happened under the same op_id (or request id), *out then holding the
- * current row; VSE_ECONFLICT when the machine or the current state does
+ * current row (for create, begin and claim, out->op_id is the op_id that
+ * the first call made, even if that op has ended since); VSE_ECONFLICT when the machine or the current state does
  * not allow it; VSE_EFENCED when op_id is not the resource's current
  * op_id; VSE_EEXIST (create of an existing id); VSE_ENOTFOUND;
  * VSE_EINVAL (unknown machine, op or state; bad id); VSE_ESTORE, VSE_EBUSY.
@@ -324,9 +327,9 @@ int vse_renew(vse_db *db, const char *id, const char *op_id,
               const struct vse_opts *o, struct vse_resource *out,
               struct vse_error *err);
 /*
- * The operator's escape hatch: put the resource in `state` (rest or
- * busy) with no op in flight; any op_id in flight is fenced.  o->reason
- * is required; o->owner names the actor.
+ * The operator's escape hatch: put the resource in the rest state `state`
+ * with no op in flight; any op_id in flight is fenced.  o->reason is
+ * required; o->owner names the actor.
  */
 int vse_reset_state(vse_db *db, const char *id, const char *state,
                     const struct vse_opts *o, struct vse_resource *out,

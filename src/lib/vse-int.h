@@ -64,6 +64,7 @@ struct vse_machine {
     /* Open-addressing name index: slot -> index + 1, 0 = empty. */
     uint8_t state_slots[256];
     uint8_t op_slots[256];
+    char *description; /* free text from the file, NULL if none; owned */
 };
 
 /* Index of a state or op by name, or -1.  O(1) on average. */
@@ -100,5 +101,20 @@ void vse__hash_hex(const void *data, size_t len, char out[17]);
 void *vse__malloc(size_t n);
 void *vse__calloc(size_t n, size_t size);
 char *vse__strdup(const char *s);
+
+/* ---- the enforcer handle (db.c) ---- */
+#define VSE_DB_MACHINES_MAX 32
+
+struct vse_store;
+
+struct vse_db {
+    struct vse_store *store;
+    int nmachines;
+    vse_machine *machines[VSE_DB_MACHINES_MAX];
+};
+
+/* The machine a resource row names, or NULL (with err set: VSE_EINVAL). */
+const vse_machine *vse__db_machine(vse_db *db, const char *name,
+                                   struct vse_error *err);
 
 #endif /* VSE_INT_H */

@@ -102,7 +102,11 @@ typedef int vse_store_find_event_fn(struct vse_store *s,
                                     const struct vse_event_query *q,
                                     struct vse_event *out,
                                     struct vse_error *err);
-/* Busy resources with lease_expires < now, at most limit, oldest first. */
+/*
+ * Owned busy resources (owner not empty) with lease_expires < now, at
+ * most limit, oldest lease first.  Unowned ops are waiting in a queue for
+ * a claim and never expire.
+ */
 typedef int vse_store_expired_fn(struct vse_store *s, int64_t now,
                                  size_t limit, vse_resource_cb cb, void *ctx,
                                  struct vse_error *err);
