@@ -47,7 +47,7 @@ struct vse__op {
      * finish_to[s]: success states finish may move to from step s. */
     uint64_t step_to[VSE_MACHINE_STATES_MAX];
     uint64_t finish_to[VSE_MACHINE_STATES_MAX];
-    enum vse__expiry expiry[VSE_MACHINE_STATES_MAX]; /* per step index */
+    enum vse__expiry expiry[VSE_MACHINE_STATES_MAX]; /* by state index */
     int line, col;
 };
 
