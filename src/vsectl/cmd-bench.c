@@ -1,0 +1,455 @@
+/*
+ * cmd-bench.c - `vsectl bench`: N forked clients, each with its own store
+ * handle, run attach/detach cycles on R volumes.  The cycle is the one
+ * bench/raw-sqlite.c runs with hand-written SQL, so that the two numbers
+ * of `make bench` compare the enforcer with the bare engine.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vsectl.h"
+
+enum {
+    OPT_CLIENTS = OPT_FIRST_LOCAL,
+    OPT_RESOURCES,
+    OPT_SECONDS,
+    OPT_JSON
+};
+
+#define BENCH_MACHINE "volume"
+#define BENCH_CLIENTS_MAX 256
+#define BENCH_RESOURCES_MAX 1000000
+#define BENCH_SECONDS_MAX 3600
+
+/* What a client sends back through its pipe, before its samples. */
+struct bench_report {
+    int64_t transitions;
+    int64_t refused;
+    int64_t nsamples;
+    int64_t elapsed_us;
+    int32_t failed;
+    int32_t pad_;
+};
+
+struct samples {
+    uint32_t *v;
+    size_t n, cap;
+};
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int sample_add(struct samples *s, int64_t us)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 65536;
+        uint32_t *v = realloc(s->v, cap * sizeof(*v));
+
+        if (v == NULL)
+            return -1;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Bring bench-0 .. bench-R-1 to rest, creating the missing ones along the
+ * volume's create path.  Ones at rest (available or in_use) are left as
+ * they are; one left busy by an interrupted run is reset to available.
+ */
+static int bench_setup(vse_db *db, int64_t nres)
+{
+    struct vse_resource r;
+    struct vse_error err;
+    struct vse_opts o;
+    char id[32];
+    int rc;
+
+    for (int64_t i = 0; i < nres; i++) {
+        snprintf(id, sizeof(id), "bench-%" PRId64, i);
+        vse_error_clear(&err);
+        rc = vse_get(db, id, &r, &err);
+        if (rc == 0 && r.op[0] == '\0')
+            continue;
+        if (rc == 0) {
+            memset(&o, 0, sizeof(o));
+            o.reason = "bench: left busy by an earlier run";
+            o.owner = "vsectl-bench";
+            rc = vse_reset_state(db, id, "available", &o, NULL, &err);
+        } else if (rc == VSE_ENOTFOUND) {
+            rc = vse_create(db, BENCH_MACHINE, id, NULL, &r, &err);
+            if (rc >= 0)
+                rc = vse_step(db, id, r.op_id, "scheduling", NULL, NULL, &err);
+            if (rc >= 0)
+                rc = vse_step(db, id, r.op_id, "creating_vol", NULL, NULL,
+                              &err);
+            if (rc >= 0)
+                rc = vse_finish(db, id, r.op_id, "available", NULL, NULL,
+                                &err);
+        }
+        if (rc < 0) {
+            warnx_("bench: cannot set up '%s'", id);
+            return report(rc, &err);
+        }
+    }
+    return 0;
+}
+
+struct client {
+    vse_db *db;
+    int n; /* client number, for messages */
+    struct vse_opts o;
+    struct bench_report rep;
+    struct samples s;
+    struct vse_error err;
+};
+
+/* A refusal of begin is the measured outcome of contention; anything
+ * else means the benchmark is not measuring what it claims to. */
+static int refused(int rc)
+{
+    return rc == VSE_ECONFLICT || rc == VSE_EFENCED;
+}
+
+/* Time one call from t0; 0, or -1 after printing why. */
+static int timed(struct client *c, int rc, int64_t t0, const char *what,
+                 const char *id)
+{
+    if (rc < 0) {
+        fprintf(stderr, "vsectl: bench client %d: %s '%s': %s\n", c->n, what,
+                id, c->err.msg[0] ? c->err.msg : vse_strerror(rc));
+        return -1;
+    }
+    c->rep.transitions++;
+    if (sample_add(&c->s, mono_us() - t0) != 0) {
+        fprintf(stderr, "vsectl: bench client %d: out of memory\n", c->n);
+        return -1;
+    }
+    return 0;
+}
+
+/* One cycle on one resource: get, then attach (3 transitions) or detach
+ * (2).  0 (also for a refusal), -1 on a real error. */
+static int cycle(struct client *c, const char *id)
+{
+    struct vse_resource r, b;
+    int64_t t0 = mono_us();
+    int rc, attach;
+
+    vse_error_clear(&c->err);
+    rc = vse_get(c->db, id, &r, &c->err);
+    if (rc < 0)
+        return timed(c, rc, t0, "get", id);
+    attach = strcmp(r.state, "available") == 0;
+    if (r.op[0] != '\0' || (!attach && strcmp(r.state, "in_use") != 0)) {
+        c->rep.refused++;
+        return 0;
+    }
+    rc = vse_begin(c->db, id, attach ? "attach" : "detach", &c->o, &b,
+                   &c->err);
+    if (refused(rc)) {
+        c->rep.refused++;
+        return 0;
+    }
+    if (timed(c, rc, t0, "begin", id) != 0)
+        return -1;
+    if (attach) {
+        t0 = mono_us();
+        rc = vse_step(c->db, id, b.op_id, "attaching", NULL, NULL, &c->err);
+        if (timed(c, rc, t0, "step", id) != 0)
+            return -1;
+    }
+    t0 = mono_us();
+    rc = vse_finish(c->db, id, b.op_id, attach ? "in_use" : "available", NULL,
+                    NULL, &c->err);
+    return timed(c, rc, t0, "finish", id);
+}
+
+/* The child: open, wait for the start, loop, report.  Never returns. */
+static void client_main(const char *url, int n, int64_t nres, int64_t secs,
+                        int go_fd, int out_fd)
+{
+    struct client c;
+    char owner[64], id[32], b;
+    unsigned int seed;
+    int64_t start, deadline;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    c.n = n;
+    snprintf(owner, sizeof(owner), "bench-%d@%ld", n, (long)getpid());
+    c.o.owner = owner;
+    rc = vse_open(url, &c.db, &c.err);
+    if (rc < 0) {
+        fprintf(stderr, "vsectl: bench client %d: %s\n", n, c.err.msg);
+        c.rep.failed = 1;
+    }
+    /* Every client starts when the parent closes the go pipe, so that
+     * opening the store is not measured and all run at the same time. */
+    while (read(go_fd, &b, 1) < 0 && errno == EINTR)
+        ;
+    seed = (unsigned int)(getpid() ^ mono_us());
+    start = mono_us();
+    deadline = start + secs * 1000000;
+    while (!c.rep.failed && mono_us() < deadline) {
+        snprintf(id, sizeof(id), "bench-%" PRId64,
+                 (int64_t)(rand_r(&seed) % nres));
+        if (cycle(&c, id) != 0)
+            c.rep.failed = 1;
+    }
+    c.rep.elapsed_us = mono_us() - start;
+    c.rep.nsamples = (int64_t)c.s.n;
+    vse_close(c.db);
+    if (write_all(out_fd, &c.rep, sizeof(c.rep)) != 0 ||
+        write_all(out_fd, c.s.v, c.s.n * sizeof(*c.s.v)) != 0)
+        _exit(EXIT_ERROR);
+    _exit(c.rep.failed ? EXIT_ERROR : EXIT_DONE);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v[n]. */
+static uint32_t percentile(const uint32_t *v, size_t n, int p)
+{
+    size_t rank;
+
+    if (n == 0)
+        return 0;
+    rank = (n * (size_t)p + 99) / 100;
+    return v[rank > 0 ? rank - 1 : 0];
+}
+
+struct totals {
+    int64_t transitions, refused, elapsed_us;
+    struct samples s;
+    int failed;
+};
+
+/* Read one client's report and samples into t. */
+static int collect(int fd, struct totals *t)
+{
+    struct bench_report rep;
+    size_t need;
+
+    if (read_all(fd, &rep, sizeof(rep)) != 0 || rep.nsamples < 0)
+        return -1;
+    t->transitions += rep.transitions;
+    t->refused += rep.refused;
+    if (rep.elapsed_us > t->elapsed_us)
+        t->elapsed_us = rep.elapsed_us;
+    t->failed |= rep.failed;
+    need = t->s.n + (size_t)rep.nsamples;
+    if (need > t->s.cap) {
+        uint32_t *v = realloc(t->s.v, need * sizeof(*v));
+
+        if (v == NULL)
+            return -1;
+        t->s.v = v;
+        t->s.cap = need;
+    }
+    if (read_all(fd, t->s.v + t->s.n,
+                 (size_t)rep.nsamples * sizeof(*t->s.v)) != 0)
+        return -1;
+    t->s.n = need;
+    return 0;
+}
+
+static void print_result(const struct ctx *ctx, int json, int64_t clients,
+                         int64_t nres, int64_t secs, const struct totals *t)
+{
+    double elapsed = t->elapsed_us > 0 ? t->elapsed_us / 1e6 : (double)secs;
+    double tps = t->transitions / elapsed;
+    uint32_t p50 = percentile(t->s.v, t->s.n, 50);
+    uint32_t p99 = percentile(t->s.v, t->s.n, 99);
+
+    if (json) {
+        print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:I, s:I, "
+                             "s:I}",
+                             "engine", "vse", "store", ctx->store_url,
+                             "clients", (json_int_t)clients, "resources",
+                             (json_int_t)nres, "seconds", (json_int_t)secs,
+                             "transitions", (json_int_t)t->transitions,
+                             "transitions_per_s", tps, "refused",
+                             (json_int_t)t->refused, "p50_us",
+                             (json_int_t)p50, "p99_us", (json_int_t)p99));
+        return;
+    }
+    printf("bench: vse on %s, %" PRId64 " clients, %" PRId64
+           " resources, %" PRId64 " s\n",
+           ctx->store_url, clients, nres, secs);
+    printf("transitions        %" PRId64 "\n", t->transitions);
+    printf("transitions_per_s  %.1f\n", tps);
+    printf("refused            %" PRId64 "\n", t->refused);
+    printf("p50_us             %" PRIu32 "\n", p50);
+    printf("p99_us             %" PRIu32 "\n", p99);
+}
+
+/* Fork the clients, start them together, gather their reports. */
+static int run_clients(const struct ctx *ctx, int64_t clients, int64_t nres,
+                       int64_t secs, struct totals *t)
+{
+    int go[2], fds[BENCH_CLIENTS_MAX];
+    pid_t pids[BENCH_CLIENTS_MAX];
+    int64_t started = 0;
+    int bad = 0;
+
+    if (pipe(go) != 0) {
+        warnx_("bench: cannot make a pipe: %s", strerror(errno));
+        return EXIT_ERROR;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    for (; started < clients; started++) {
+        int p[2];
+        pid_t pid;
+
+        if (pipe(p) != 0) {
+            warnx_("bench: cannot make a pipe: %s", strerror(errno));
+            bad = 1;
+            break;
+        }
+        pid = fork();
+        if (pid < 0) {
+            warnx_("bench: cannot fork: %s", strerror(errno));
+            close(p[0]);
+            close(p[1]);
+            bad = 1;
+            break;
+        }
+        if (pid == 0) {
+            close(go[1]);
+            close(p[0]);
+            for (int64_t j = 0; j < started; j++)
+                close(fds[j]);
+            client_main(ctx->store_url, (int)started, nres, secs, go[0], p[1]);
+        }
+        close(p[1]);
+        fds[started] = p[0];
+        pids[started] = pid;
+    }
+    /* EOF on the go pipe starts every client at once; after a failure
+     * it starts them too, and they end at their deadline. */
+    close(go[0]);
+    close(go[1]);
+    for (int64_t i = 0; i < started; i++) {
+        int status;
+
+        if (collect(fds[i], t) != 0)
+            bad = 1;
+        close(fds[i]);
+        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+            ;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            bad = 1;
+    }
+    if (bad || t->failed) {
+        warnx_("bench: a client failed; no result");
+        return EXIT_ERROR;
+    }
+    return EXIT_DONE;
+}
+
+int cmd_bench(int argc, char **argv, struct ctx *ctx)
+{
+    static const struct option lo[] = {
+        COMMON_LONGOPTS,
+        {"clients", required_argument, NULL, OPT_CLIENTS},
+        {"resources", required_argument, NULL, OPT_RESOURCES},
+        {"seconds", required_argument, NULL, OPT_SECONDS},
+        {"json", no_argument, NULL, OPT_JSON},
+        {NULL, 0, NULL, 0}};
+    int64_t clients = 1, nres = 1, secs = 5;
+    struct totals t;
+    int json = 0, st = 0;
+
+    for (;;) {
+        int c = next_opt(ctx, argc, argv, "", lo);
+
+        if (c == -1)
+            break;
+        if (c < -1)
+            return stop_status(c);
+        if (c == OPT_CLIENTS)
+            st = parse_int(ctx, "--clients", optarg, 1, BENCH_CLIENTS_MAX,
+                           &clients);
+        else if (c == OPT_RESOURCES)
+            st = parse_int(ctx, "--resources", optarg, 1, BENCH_RESOURCES_MAX,
+                           &nres);
+        else if (c == OPT_SECONDS)
+            st = parse_int(ctx, "--seconds", optarg, 1, BENCH_SECONDS_MAX,
+                           &secs);
+        else if (c == OPT_JSON)
+            json = 1;
+        if (st != 0)
+            return st;
+    }
+    st = want_args(ctx, argc - optind, 0, 0);
+    if (st == 0)
+        st = ctx_open(ctx);
+    if (st == 0)
+        st = bench_setup(ctx->db, nres);
+    /* A handle must not cross fork(): each client opens its own. */
+    ctx_close(ctx);
+    if (st != 0)
+        return st;
+    memset(&t, 0, sizeof(t));
+    st = run_clients(ctx, clients, nres, secs, &t);
+    if (st == 0) {
+        if (t.s.n > 0)
+            qsort(t.s.v, t.s.n, sizeof(*t.s.v), cmp_u32);
+        print_result(ctx, json, clients, nres, secs, &t);
+    }
+    free(t.s.v);
+    return st;
+}

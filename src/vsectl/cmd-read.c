@@ -1,0 +1,339 @@
+/*
+ * cmd-read.c - the commands that only read: get, history, list and
+ * watch.  Each prints either for people (aligned text) or, with --json,
+ * for programs (one compact JSON object per line, as `watch` does).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "vsectl.h"
+
+enum {
+    OPT_JSON = OPT_FIRST_LOCAL,
+    OPT_SINCE,
+    OPT_LIMIT,
+    OPT_MACHINE,
+    OPT_STATE,
+    OPT_BUSY,
+    OPT_STUCK,
+    OPT_AFTER,
+    OPT_COUNT,
+    OPT_TIMEOUT
+};
+
+/* Limits of what a count or a sequence number may be on the command
+ * line: large enough for anything real, small enough for size_t. */
+#define SEQ_MAX INT64_MAX
+#define LIMIT_MAX INT64_C(1000000000)
+
+int cmd_get(int argc, char **argv, struct ctx *ctx)
+{
+    static const struct option lo[] = {
+        COMMON_LONGOPTS,
+        {"json", no_argument, NULL, OPT_JSON},
+        {NULL, 0, NULL, 0}};
+    struct vse_resource r;
+    struct vse_error err;
+    int json = 0, st, rc;
+
+    for (;;) {
+        int c = next_opt(ctx, argc, argv, "", lo);
+
+        if (c == -1)
+            break;
+        if (c < -1)
+            return stop_status(c);
+        if (c == OPT_JSON)
+            json = 1;
+    }
+    st = want_args(ctx, argc - optind, 1, 1);
+    if (st == 0)
+        st = check_id(ctx, "resource id", argv[optind]);
+    if (st == 0)
+        st = ctx_open(ctx);
+    if (st != 0)
+        return st;
+    vse_error_clear(&err);
+    rc = vse_get(ctx->db, argv[optind], &r, &err);
+    if (rc < 0)
+        return report(rc, &err);
+    if (json)
+        print_json(resource_json(ctx->db, &r));
+    else
+        print_resource(ctx->db, &r);
+    return EXIT_DONE;
+}
+
+struct rows {
+    struct ctx *ctx;
+    int json;
+    int64_t n;
+};
+
+static int history_row(void *arg, const struct vse_event *e)
+{
+    struct rows *w = arg;
+
+    /* The header waits for the first row: a missing resource gets only
+     * the error. */
+    if (!w->json && w->n == 0)
+        print_history_header();
+    if (w->json)
+        print_json(event_json(e));
+    else
+        print_history_row(e);
+    w->n++;
+    return out_failed();
+}
+
+int cmd_history(int argc, char **argv, struct ctx *ctx)
+{
+    static const struct option lo[] = {
+        COMMON_LONGOPTS,
+        {"json", no_argument, NULL, OPT_JSON},
+        {"since", required_argument, NULL, OPT_SINCE},
+        {"limit", required_argument, NULL, OPT_LIMIT},
+        {NULL, 0, NULL, 0}};
+    struct rows w = {ctx, 0, 0};
+    struct vse_error err;
+    int64_t since = 0, limit = 0;
+    int st = 0, rc;
+
+    for (;;) {
+        int c = next_opt(ctx, argc, argv, "", lo);
+
+        if (c == -1)
+            break;
+        if (c < -1)
+            return stop_status(c);
+        if (c == OPT_JSON)
+            w.json = 1;
+        else if (c == OPT_SINCE)
+            st = parse_int(ctx, "--since", optarg, 0, SEQ_MAX, &since);
+        else if (c == OPT_LIMIT)
+            st = parse_int(ctx, "--limit", optarg, 1, LIMIT_MAX, &limit);
+        if (st != 0)
+            return st;
+    }
+    st = want_args(ctx, argc - optind, 1, 1);
+    if (st == 0)
+        st = check_id(ctx, "resource id", argv[optind]);
+    if (st == 0)
+        st = ctx_open(ctx);
+    if (st != 0)
+        return st;
+    vse_error_clear(&err);
+    rc = vse_history(ctx->db, argv[optind], since, (size_t)limit, history_row,
+                     &w, &err);
+    if (rc < 0)
+        return report(rc, &err);
+    if (!w.json && w.n == 0)
+        print_history_header();
+    return EXIT_DONE;
+}
+
+static int list_row(void *arg, const struct vse_resource *r)
+{
+    struct rows *w = arg;
+
+    if (w->json)
+        print_json(resource_json(w->ctx->db, r));
+    else
+        print_list_row(w->ctx->db, r);
+    w->n++;
+    return out_failed();
+}
+
+int cmd_list(int argc, char **argv, struct ctx *ctx)
+{
+    static const struct option lo[] = {
+        COMMON_LONGOPTS,
+        {"json", no_argument, NULL, OPT_JSON},
+        {"machine", required_argument, NULL, OPT_MACHINE},
+        {"state", required_argument, NULL, OPT_STATE},
+        {"busy", no_argument, NULL, OPT_BUSY},
+        {"stuck", no_argument, NULL, OPT_STUCK},
+        {"limit", required_argument, NULL, OPT_LIMIT},
+        {"after", required_argument, NULL, OPT_AFTER},
+        {NULL, 0, NULL, 0}};
+    struct rows w = {ctx, 0, 0};
+    struct vse_filter f;
+    struct vse_error err;
+    int64_t limit = 0;
+    int st = 0, rc;
+
+    memset(&f, 0, sizeof(f));
+    for (;;) {
+        int c = next_opt(ctx, argc, argv, "", lo);
+
+        if (c == -1)
+            break;
+        if (c < -1)
+            return stop_status(c);
+        switch (c) {
+        case OPT_JSON:
+            w.json = 1;
+            break;
+        case OPT_MACHINE:
+            f.machine = optarg;
+            st = check_name(ctx, "machine name", optarg);
+            break;
+        case OPT_STATE:
+            f.state = optarg;
+            st = check_name(ctx, "state", optarg);
+            break;
+        case OPT_BUSY:
+            f.busy = 1;
+            break;
+        case OPT_STUCK:
+            f.stuck = 1;
+            break;
+        case OPT_LIMIT:
+            st = parse_int(ctx, "--limit", optarg, 1, LIMIT_MAX, &limit);
+            break;
+        case OPT_AFTER:
+            f.after_id = optarg;
+            st = check_id(ctx, "resource id", optarg);
+            break;
+        }
+        if (st != 0)
+            return st;
+    }
+    f.limit = (size_t)limit;
+    st = want_args(ctx, argc - optind, 0, 0);
+    if (st == 0)
+        st = ctx_open(ctx);
+    if (st != 0)
+        return st;
+    if (!w.json)
+        print_list_header();
+    vse_error_clear(&err);
+    rc = vse_list(ctx->db, &f, list_row, &w, &err);
+    if (rc < 0)
+        return report(rc, &err);
+    return EXIT_DONE;
+}
+
+/* ---- watch ------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+struct watch {
+    int64_t last;  /* highest seq printed */
+    int64_t count; /* events still wanted; -1 = no limit */
+    int64_t got;   /* events in this batch */
+};
+
+static int watch_event(void *arg, const struct vse_event *e)
+{
+    struct watch *w = arg;
+
+    print_json(event_json(e));
+    w->last = e->seq;
+    w->got++;
+    if (w->count > 0)
+        w->count--;
+    return w->count == 0 || out_failed() || stop_signal;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define WATCH_BATCH 512
+#define WATCH_WAIT_MS 1000
+
+int cmd_watch(int argc, char **argv, struct ctx *ctx)
+{
+    static const struct option lo[] = {
+        COMMON_LONGOPTS,
+        {"since", required_argument, NULL, OPT_SINCE},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {NULL, 0, NULL, 0}};
+    struct watch w = {0, -1, 0};
+    struct sigaction sa;
+    struct vse_error err;
+    int64_t timeout_ms = 0, deadline = 0;
+    int woken = 0;
+    int st = 0, rc;
+
+    for (;;) {
+        int c = next_opt(ctx, argc, argv, "", lo);
+
+        if (c == -1)
+            break;
+        if (c < -1)
+            return stop_status(c);
+        if (c == OPT_SINCE)
+            st = parse_int(ctx, "--since", optarg, 0, SEQ_MAX, &w.last);
+        else if (c == OPT_COUNT)
+            st = parse_int(ctx, "--count", optarg, 1, INT64_MAX, &w.count);
+        else if (c == OPT_TIMEOUT)
+            st = parse_duration(ctx, "--timeout", optarg, 1000, &timeout_ms);
+        if (st != 0)
+            return st;
+    }
+    st = want_args(ctx, argc - optind, 0, 0);
+    if (st == 0)
+        st = ctx_open(ctx);
+    if (st != 0)
+        return st;
+
+    /* No SA_RESTART: a signal should cut a wait short, not be retried. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (timeout_ms > 0)
+        deadline = mono_ms() + timeout_ms;
+
+    while (!stop_signal) {
+        int64_t wait_ms = WATCH_WAIT_MS;
+
+        w.got = 0;
+        vse_error_clear(&err);
+        rc = vse_events(ctx->db, w.last, WATCH_BATCH, watch_event, &w, &err);
+        if (rc < 0 && !stop_signal)
+            return report(rc, &err);
+        if (w.count == 0 || out_failed() || stop_signal)
+            break;
+        if (w.got == WATCH_BATCH)
+            continue; /* more are waiting: no need to sleep */
+        fflush(stdout); /* a follower reads line by line */
+        if (deadline != 0) {
+            int64_t left = deadline - mono_ms();
+
+            if (left <= 0)
+                break;
+            if (left < wait_ms)
+                wait_ms = left;
+        }
+        if (w.got == 0 && woken) {
+            /* The last wake-up found nothing: a store whose wait is
+             * only a hint must still not make this loop spin. */
+            struct timespec ts = {0, 50 * 1000 * 1000};
+
+            nanosleep(&ts, NULL);
+        }
+        vse_error_clear(&err);
+        rc = vse_wait(ctx->db, w.last, (int)wait_ms, &err);
+        if (rc < 0 && !stop_signal)
+            return report(rc, &err);
+        woken = rc == 1;
+    }
+    return EXIT_DONE;
+}

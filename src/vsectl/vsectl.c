@@ -1,0 +1,576 @@
+/*
+ * vsectl.c - the operator's command-line tool: global options, the one
+ * command table (as git.c's), per-command help, and the store handle the
+ * commands share.  Each command lives in a cmd-*.c file as cmd_<name>().
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vsectl.h"
+
+/*
+ * Each command's --help is assembled from these parts in one fixed
+ * order, so that every command reads the same way and man/vsectl.1 can
+ * follow it section by section.
+ */
+struct cmd_doc {
+    const char *usage;
+    const char *desc;
+    const char *options; /* the command's own; common ones are appended */
+    const char *exits;
+    const char *example;
+};
+
+#define EXITS_TRANSITION                                                 \
+    "0 done (also when it was already done: a note goes\nto stderr), 1 " \
+    "store error, 2 bad input, 3 refused (conflict or fenced),\n4 no "   \
+    "such resource."
+#define EXITS_READ "0 done, 1 store error, 2 bad input, 4 no such resource."
+#define OPT_REQID                                                        \
+    "      --request-id R   idempotency key: a repeat with the same R is " \
+    "done\n"
+#define OPT_JSON_RES                                                     \
+    "      --json           print the resulting resource as one JSON "   \
+    "object\n"
+#define OPT_TTL                                                          \
+    "      --ttl DURATION   lease length: seconds, or with a unit ms, s, " \
+    "m, h\n"                                                             \
+    "                       (default 60s)\n"
+
+static const struct cmd_doc docs[] = {
+    /* order and names match cmds[] below */
+    {"vsectl machine validate FILE | show NAME|FILE [--format F]",
+     "Work with machine definitions (YAML files).  These commands do not "
+     "open the\nstore.  See 'vsectl machine validate --help' and 'vsectl "
+     "machine show --help'.",
+     "", "0 done, 1 error, 2 bad input or invalid machine.",
+     "vsectl machine show volume --format mermaid"},
+    {"vsectl machine validate FILE",
+     "Load and check the machine file FILE.  Every problem is printed on "
+     "stderr as\nFILE:LINE:COL: message.  A valid machine is summed up on "
+     "stdout.",
+     "", "0 valid, 2 invalid (or too large), 1 cannot read FILE.",
+     "vsectl machine validate machines/volume.yaml"},
+    {"vsectl machine show NAME|FILE [--format table|dot|mermaid|json]",
+     "Print a machine's transition table, or its diagram as Graphviz DOT "
+     "or Mermaid,\nor all of it as JSON.  NAME is a built-in machine (or one "
+     "loaded with\n--machines); an argument that holds a '/' or ends in "
+     ".yaml or .yml is a file.",
+     "  -f, --format F       table (default), dot, mermaid or json\n",
+     "0 done, 1 cannot read FILE, 2 invalid machine or format,\n4 no such "
+     "machine.",
+     "vsectl machine show volume --format dot | dot -Tsvg > volume.svg"},
+    {"vsectl create MACHINE ID [--owner O] [--ttl D] [--op OP] "
+     "[--request-id R]",
+     "Create resource ID of machine MACHINE, already inside its creating "
+     "operation,\nand print the new op_id (the operation's fencing token) "
+     "alone on stdout.",
+     "      --owner O        who does the work (default: unowned, waiting "
+     "for a claim)\n" OPT_TTL
+     "      --op OP          the creating operation, when the machine has "
+     "several\n" OPT_REQID OPT_JSON_RES,
+     EXITS_TRANSITION " 3 also when ID exists.",
+     "op=$(vsectl create volume vol-1 --owner api@host1)"},
+    {"vsectl begin ID OP [--owner O] [--ttl D] [--request-id R]",
+     "Begin operation OP on resource ID, which must be at rest in one of "
+     "the states\nOP may start from.  Prints the new op_id alone on stdout. "
+     " A refusal says what\nis in the way and what is allowed now.",
+     "      --owner O        who does the work (default: unowned)\n" OPT_TTL
+         OPT_REQID OPT_JSON_RES,
+     EXITS_TRANSITION, "op=$(vsectl begin vol-1 delete --owner volume@host2)"},
+    {"vsectl step ID OP_ID STATE [--release] [--request-id R]",
+     "Move the operation OP_ID on resource ID to the busy state STATE, "
+     "along an edge\nof its machine; this renews the lease.  With "
+     "--release the op is handed off:\nits owner is cleared and another "
+     "worker takes it with 'vsectl claim'.  Prints\nnothing unless --json.",
+     "      --release        hand the op off (clear its owner) for a claim\n"
+     OPT_REQID OPT_JSON_RES, EXITS_TRANSITION,
+     "vsectl step vol-1 \"$op\" scheduling --release"},
+    {"vsectl finish ID OP_ID [STATE] [--request-id R]",
+     "End the operation OP_ID on resource ID in the rest state STATE (may "
+     "be left out\nwhen the operation has one success state).  Prints "
+     "nothing unless --json.",
+     OPT_REQID OPT_JSON_RES, EXITS_TRANSITION,
+     "vsectl finish vol-1 \"$op\" available"},
+    {"vsectl fail ID OP_ID --reason R [--request-id R]",
+     "End the operation OP_ID on resource ID in its failure state, "
+     "recording REASON\n(up to 1023 bytes).  Prints nothing unless --json.",
+     "      --reason R       why it failed (required)\n" OPT_REQID
+         OPT_JSON_RES,
+     EXITS_TRANSITION,
+     "vsectl fail vol-1 \"$op\" --reason 'no space on host1'"},
+    {"vsectl claim ID OP_ID --owner O [--ttl D] [--request-id R]",
+     "Take over the operation OP_ID on resource ID: allowed when it has no "
+     "owner (it\nwas handed off) or its lease expired on a step that may be "
+     "retried.  Prints\nthe new op_id alone; the old one is fenced.",
+     "      --owner O        the new owner (required)\n" OPT_TTL OPT_REQID
+         OPT_JSON_RES,
+     EXITS_TRANSITION,
+     "op=$(vsectl claim vol-1 \"$op\" --owner scheduler@host1)"},
+    {"vsectl renew ID OP_ID [--ttl D] [--request-id R]",
+     "Extend the lease of the operation OP_ID on resource ID (a heartbeat "
+     "of its\nowner).  Prints nothing unless --json.",
+     OPT_TTL OPT_REQID OPT_JSON_RES, EXITS_TRANSITION,
+     "vsectl renew vol-1 \"$op\" --ttl 5m"},
+    {"vsectl reset-state ID STATE --reason R [--actor A] [--request-id R]",
+     "The operator's escape hatch: put resource ID in the rest state STATE "
+     "with no\noperation in flight.  Any op_id in flight is fenced.  The "
+     "reason and the actor\nare recorded in the history.",
+     "      --reason R       why (required)\n"
+     "      --actor A        who did it (default: $USER@hostname)\n" OPT_REQID
+         OPT_JSON_RES,
+     EXITS_TRANSITION,
+     "vsectl reset-state vol-1 error --reason 'host1 lost its disk'"},
+    {"vsectl reap [--json]",
+     "Apply each expired lease's expiry policy once (retry: hand the step "
+     "back for a\nclaim; fail; revert) and print what was done on one line.",
+     "      --json           print the counts as one JSON object\n",
+     "0 done, 1 store error, 2 bad input.", "vsectl reap"},
+    {"vsectl purge [--older-than DURATION] [--keep-terminal]",
+     "Remove history rows older than DURATION (default 30d; units s, m, h, "
+     "d; a bare\nnumber is seconds), never a resource's latest row, and "
+     "resources at rest in a\nterminal state untouched since then.",
+     "      --older-than D   age limit (default 30d)\n"
+     "      --keep-terminal  keep resources in terminal states\n"
+     "      --json           print the counts as one JSON object\n",
+     "0 done, 1 store error, 2 bad input.", "vsectl purge --older-than 7d"},
+    {"vsectl check [ID] [--json]",
+     "Check the invariants of every resource (or only ID): its history is a "
+     "valid path\nof its machine, operations never overlapped, the version "
+     "counts the history,\nthe row agrees with the last history row.  "
+     "Prints each violation as\n'ID: message' and a summary.",
+     "      --json           print one JSON object: violations and count\n",
+     "0 no violation, 1 violations found or store error,\n2 bad input, 4 no "
+     "such resource.",
+     "vsectl check vol-1"},
+    {"vsectl get ID [--json]",
+     "Print resource ID: its state, visible status, the operation in "
+     "flight, owner,\nlease and version.  Times are RFC 3339 UTC.",
+     "      --json           print one JSON object\n", EXITS_READ,
+     "vsectl get vol-1 --json"},
+    {"vsectl history ID [--since SEQ] [--limit N] [--json]",
+     "Print the history of resource ID in version order: one row per "
+     "committed\ntransition.",
+     "      --since SEQ      only rows with a sequence number above SEQ\n"
+     "      --limit N        at most N rows\n"
+     "      --json           one JSON object per line\n",
+     EXITS_READ, "vsectl history vol-1"},
+    {"vsectl list [--machine M] [--state S] [--busy] [--stuck] [--limit N]\n"
+     "                   "
+     "[--after ID] [--json]",
+     "List resources in id order.",
+     "      --machine M      only resources of machine M\n"
+     "      --state S        only resources in state S\n"
+     "      --busy           only resources with an operation in flight\n"
+     "      --stuck          only busy resources whose lease has expired\n"
+     "      --limit N        at most N resources\n"
+     "      --after ID       start after ID (paging)\n"
+     "      --json           one JSON object per line\n",
+     "0 done, 1 store error, 2 bad input.", "vsectl list --stuck"},
+    {"vsectl watch [--since SEQ] [--count N] [--timeout SECONDS]",
+     "Print every event (committed transition) as one JSON line, in "
+     "sequence order,\nfrom the first (or after SEQ), then follow new ones "
+     "as they are committed.\nStops after N events, after SECONDS, or on "
+     "SIGINT or SIGTERM.",
+     "      --since SEQ      start after sequence number SEQ\n"
+     "      --count N        stop after N events\n"
+     "      --timeout D      stop after D (seconds, or with a unit)\n",
+     "0 done (also when stopped by a signal or the timeout),\n1 store error, "
+     "2 bad input.",
+     "vsectl watch --since 120 --count 10"},
+    {"vsectl bench --clients N --resources R --seconds S [--json]",
+     "Run N processes, each with its own store handle, doing attach and "
+     "detach cycles\n(begin, step, finish) on R volumes bench-0 .. bench-R-1 "
+     "for S seconds, and\nprint transitions, transitions per second, "
+     "refusals and latency percentiles.",
+     "      --clients N      client processes (default 1)\n"
+     "      --resources R    volumes (default 1)\n"
+     "      --seconds S      how long (default 5)\n"
+     "      --json           print one JSON object\n",
+     "0 done, 1 error, 2 bad input.",
+     "vsectl --store sqlite:/tmp/b.db bench --clients 4 --resources 8 "
+     "--seconds 5"},
+};
+
+static const struct cmd cmds[] = {
+    {"machine", cmd_machine, "validate or show a machine definition", NULL},
+    {"machine validate", cmd_machine_validate, "check a machine file", NULL},
+    {"machine show", cmd_machine_show, "print a machine: table, dot, mermaid",
+     NULL},
+    {"create", cmd_create, "create a resource inside its creating operation",
+     NULL},
+    {"begin", cmd_begin, "begin an operation; prints its op_id", NULL},
+    {"step", cmd_step, "move an operation to its next busy state", NULL},
+    {"finish", cmd_finish, "end an operation in a rest state", NULL},
+    {"fail", cmd_fail, "end an operation in its failure state", NULL},
+    {"claim", cmd_claim, "take over an unowned or expired operation", NULL},
+    {"renew", cmd_renew, "extend an operation's lease", NULL},
+    {"reset-state", cmd_reset_state, "force a resource into a state (admin)",
+     NULL},
+    {"reap", cmd_reap, "apply the expiry policy of expired leases", NULL},
+    {"purge", cmd_purge, "remove old history and terminal resources", NULL},
+    {"check", cmd_check, "check the store's invariants", NULL},
+    {"get", cmd_get, "show one resource", NULL},
+    {"history", cmd_history, "show a resource's history", NULL},
+    {"list", cmd_list, "list resources", NULL},
+    {"watch", cmd_watch, "print events as they are committed", NULL},
+    {"bench", cmd_bench, "measure transitions per second", NULL},
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+_Static_assert(sizeof(docs) / sizeof(docs[0]) == NCMDS,
+               "one doc per command");
+
+const struct cmd *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < NCMDS; i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
+static const struct cmd_doc *find_doc(const char *name)
+{
+    for (size_t i = 0; i < NCMDS; i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return &docs[i];
+    return NULL;
+}
+
+static void print_main_help(FILE *f)
+{
+    fprintf(f,
+            "Usage: vsectl [--store URL] [--machines FILE] COMMAND [ARGS]\n"
+            "\n"
+            "vsectl reads and changes the state of resources kept by the "
+            "volume state\nenforcer.  Every change is one atomic transition "
+            "of the resource's machine;\na transition that is not allowed "
+            "now is refused at once, with the reason.\n"
+            "\nCommands:\n");
+    for (size_t i = 0; i < NCMDS; i++)
+        fprintf(f, "  %-18s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(f,
+            "\nGlobal options (before or after COMMAND):\n"
+            "      --store URL      the store (default: $VSE_STORE, else "
+            "%s)\n"
+            "      --machines FILE  load another machine file (repeatable)\n"
+            "  -h, --help           show help ('vsectl help COMMAND' for a "
+            "command's)\n"
+            "      --version        print the version\n"
+            "\nExit status: 0 done, 1 error, 2 usage or bad input, 3 refused "
+            "(conflict or\nfenced), 4 not found.  See vsectl(1).\n",
+            VSECTL_DEFAULT_STORE);
+}
+
+void print_cmd_help(const char *name)
+{
+    const struct cmd_doc *d = find_doc(name);
+
+    if (d == NULL) {
+        print_main_help(stdout);
+        return;
+    }
+    printf("Usage: %s\n\n%s\n\nOptions:\n%s", d->usage, d->desc, d->options);
+    printf("      --store URL      the store (default: $VSE_STORE, else "
+           "%s)\n"
+           "      --machines FILE  load another machine file (repeatable)\n"
+           "  -h, --help           show this help\n",
+           VSECTL_DEFAULT_STORE);
+    printf("\nExit status: %s\n\nExample:\n  %s\n", d->exits, d->example);
+}
+
+int usage_error(const struct ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+
+    fflush(stdout);
+    fputs("vsectl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'vsectl %s%s--help'.\n", ctx->cmd ? ctx->cmd : "",
+            ctx->cmd ? " " : "");
+    return EXIT_USAGE;
+}
+
+int want_args(const struct ctx *ctx, int have, int min, int max)
+{
+    if (have < min)
+        return usage_error(ctx, "%s: missing argument%s", ctx->cmd,
+                           min - have > 1 ? "s" : "");
+    if (max >= 0 && have > max)
+        return usage_error(ctx, "%s: too many arguments", ctx->cmd);
+    return 0;
+}
+
+static int add_machine_file(struct ctx *ctx, const char *path)
+{
+    if (ctx->nmachine_files >= VSECTL_MACHINE_FILES_MAX)
+        return usage_error(ctx, "too many --machines (the limit is %d)",
+                           VSECTL_MACHINE_FILES_MAX);
+    if (path[0] == '\0')
+        return usage_error(ctx, "--machines needs a file name");
+    ctx->machine_files[ctx->nmachine_files++] = path;
+    return 0;
+}
+
+static const char *long_name(const struct option *longopts, int val)
+{
+    for (const struct option *o = longopts; o->name != NULL; o++)
+        if (o->val == val)
+            return o->name;
+    return NULL;
+}
+
+int next_opt(struct ctx *ctx, int argc, char **argv, const char *shortopts,
+             const struct option *longopts)
+{
+    char spec[64];
+    int c;
+    const char *name;
+
+    /* ':' first: a missing value is reported as ':' and not as '?', so
+     * the two get different messages. */
+    snprintf(spec, sizeof(spec), ":%sh", shortopts);
+    opterr = 0;
+    for (;;) {
+        c = getopt_long(argc, argv, spec, longopts, NULL);
+        switch (c) {
+        case OPT_STORE:
+            ctx->store_url = optarg;
+            continue;
+        case OPT_MACHINES:
+            if (add_machine_file(ctx, optarg) != 0)
+                return OPT_STOP_USAGE;
+            continue;
+        case 'h':
+            print_cmd_help(ctx->cmd);
+            return OPT_STOP_DONE;
+        case ':':
+            name = long_name(longopts, optopt);
+            if (name != NULL)
+                usage_error(ctx, "option '--%s' needs a value", name);
+            else
+                usage_error(ctx, "option '-%c' needs a value", optopt);
+            return OPT_STOP_USAGE;
+        case '?':
+            name = optopt ? long_name(longopts, optopt) : NULL;
+            if (name != NULL && optopt >= 0x100)
+                usage_error(ctx, "option '--%s' takes no value", name);
+            else if (optopt > 0 && optopt < 0x100)
+                usage_error(ctx, "unknown option '-%c'", optopt);
+            else
+                usage_error(ctx, "unknown option '%s'", argv[optind - 1]);
+            return OPT_STOP_USAGE;
+        default:
+            return c;
+        }
+    }
+}
+
+/* Machine-file diagnostics go to stderr as they come, in file order. */
+static void print_diag(void *arg, const char *file, int line, int col,
+                       const char *msg)
+{
+    int *count = arg;
+
+    (*count)++;
+    fprintf(stderr, "%s:%d:%d: %s\n", file, line, col, msg);
+}
+
+int load_machine(const char *path, vse_machine **out)
+{
+    struct vse_error err;
+    int ndiag = 0;
+    int rc;
+
+    vse_error_clear(&err);
+    rc = vse_machine_load_file(path, print_diag, &ndiag, out, &err);
+    if (rc >= 0)
+        return 0;
+    *out = NULL;
+    if (ndiag > 0 && rc == VSE_EMACHINE) {
+        warnx_("'%s' is not a valid machine (%d problem%s)", path, ndiag,
+               ndiag == 1 ? "" : "s");
+        return vse_err_exit_status(rc);
+    }
+    return report(rc, &err);
+}
+
+int ctx_load_machines(struct ctx *ctx)
+{
+    while (ctx->nmachines < ctx->nmachine_files) {
+        int i = ctx->nmachines;
+        int st = load_machine(ctx->machine_files[i], &ctx->machines[i]);
+
+        if (st != 0)
+            return st;
+        ctx->nmachines++;
+    }
+    return 0;
+}
+
+int ctx_open(struct ctx *ctx)
+{
+    struct vse_error err;
+    int st, rc;
+
+    /* Machine files first: a bad file must not even open the store. */
+    st = ctx_load_machines(ctx);
+    if (st != 0)
+        return st;
+    vse_error_clear(&err);
+    rc = vse_open(ctx->store_url, &ctx->db, &err);
+    if (rc < 0) {
+        ctx->db = NULL;
+        return report(rc, &err);
+    }
+    for (int i = 0; i < ctx->nmachines; i++) {
+        vse_machine *m = ctx->machines[i];
+
+        ctx->machines[i] = NULL; /* vse_add_machine owns it now */
+        vse_error_clear(&err);
+        rc = vse_add_machine(ctx->db, m, &err);
+        if (rc < 0) {
+            for (int j = i + 1; j < ctx->nmachines; j++) {
+                vse_machine_free(ctx->machines[j]);
+                ctx->machines[j] = NULL;
+            }
+            ctx->nmachines = 0;
+            return report(rc, &err);
+        }
+    }
+    ctx->nmachines = 0;
+    return 0;
+}
+
+void ctx_close(struct ctx *ctx)
+{
+    for (int i = 0; i < ctx->nmachines; i++)
+        vse_machine_free(ctx->machines[i]);
+    ctx->nmachines = 0;
+    vse_close(ctx->db);
+    ctx->db = NULL;
+}
+
+/* `vsectl help [CMD [SUB]]` */
+static int cmd_help(int argc, char **argv)
+{
+    char name[64];
+
+    if (argc < 2) {
+        print_main_help(stdout);
+        return out_finish(EXIT_DONE);
+    }
+    if (argc >= 3)
+        snprintf(name, sizeof(name), "%s %s", argv[1], argv[2]);
+    else
+        snprintf(name, sizeof(name), "%s", argv[1]);
+    if (find_cmd(name) == NULL) {
+        warnx_("'%s' is not a vsectl command", name);
+        fprintf(stderr, "Try 'vsectl --help'.\n");
+        return EXIT_USAGE;
+    }
+    print_cmd_help(name);
+    return out_finish(EXIT_DONE);
+}
+
+/* Global options before the command name; returns the index of the
+ * command name, or -1 - exit status. */
+static int global_opts(struct ctx *ctx, int argc, char **argv)
+{
+    int i = 1;
+
+    while (i < argc && argv[i][0] == '-') {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--") == 0)
+            return i + 1;
+        if (strcmp(a, "--store") == 0 || strcmp(a, "--machines") == 0) {
+            if (i + 1 >= argc) {
+                usage_error(ctx, "option '%s' needs a value", a);
+                return -1 - EXIT_USAGE;
+            }
+            if (a[2] == 's')
+                ctx->store_url = argv[i + 1];
+            else if (add_machine_file(ctx, argv[i + 1]) != 0)
+                return -1 - EXIT_USAGE;
+            i += 2;
+        } else if (strncmp(a, "--store=", 8) == 0) {
+            ctx->store_url = a + 8;
+            i++;
+        } else if (strncmp(a, "--machines=", 11) == 0) {
+            if (add_machine_file(ctx, a + 11) != 0)
+                return -1 - EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_main_help(stdout);
+            return -1 - out_finish(EXIT_DONE);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("vsectl %s\n", VSE_VERSION_STRING);
+            return -1 - out_finish(EXIT_DONE);
+        } else {
+            usage_error(ctx, "unknown option '%s'", a);
+            return -1 - EXIT_USAGE;
+        }
+    }
+    return i;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctx ctx;
+    const struct cmd *c;
+    const char *env = getenv("VSE_STORE");
+    int i, st;
+
+    /* A closed stdout (vsectl list | head -1) is a write error we see
+     * and end on quietly, not a signal that kills us mid-line. */
+    signal(SIGPIPE, SIG_IGN);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store_url = env != NULL && env[0] != '\0' ? env : VSECTL_DEFAULT_STORE;
+
+    i = global_opts(&ctx, argc, argv);
+    if (i < 0)
+        return -1 - i;
+    if (i >= argc) {
+        print_main_help(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "help") == 0)
+        return cmd_help(argc - i, argv + i);
+    c = find_cmd(argv[i]);
+    if (c == NULL || strchr(c->name, ' ') != NULL) {
+        warnx_("'%s' is not a vsectl command", argv[i]);
+        fprintf(stderr, "Try 'vsectl --help'.\n");
+        return EXIT_USAGE;
+    }
+    ctx.cmd = c->name;
+    st = c->fn(argc - i, argv + i, &ctx);
+    ctx_close(&ctx);
+    return out_finish(st);
+}
+
+/* `vsectl machine SUB ...`: the subcommand picks the real command. */
+int cmd_machine(int argc, char **argv, struct ctx *ctx)
+{
+    char name[64];
+    const struct cmd *c;
+
+    if (argc < 2)
+        return usage_error(ctx, "machine: missing subcommand (validate or "
+                                "show)");
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        print_cmd_help("machine");
+        return EXIT_DONE;
+    }
+    snprintf(name, sizeof(name), "machine %s", argv[1]);
+    c = find_cmd(name);
+    if (c == NULL)
+        return usage_error(ctx, "machine: unknown subcommand '%s'", argv[1]);
+    ctx->cmd = c->name;
+    return c->fn(argc - 1, argv + 1, ctx);
+}
