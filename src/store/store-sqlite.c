@@ -1,0 +1,1397 @@
+/*
+ * store-sqlite.c - the "sqlite:" store: one SQLite file in WAL mode,
+ * shared by any number of processes on one host.  Every transition is one
+ * BEGIN IMMEDIATE transaction (CAS update + history row) on statements
+ * prepared once per connection; a fair busy handler of our own replaces
+ * SQLite's, whose waits grow to seconds under contention (FIELD-NOTES.md).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store-sqlite-sql.h"
+#include "store.h"
+#include "vse-int.h"
+
+#define SCHEMA_VERSION 1
+#define DEFAULT_BUSY_MS 5000
+#define MAX_BUSY_MS (24 * 3600 * 1000)
+
+/* Cached statements, prepared on first use and kept until close. */
+enum stmt_id {
+    ST_GET,
+    ST_INSERT,
+    ST_UPDATE,
+    ST_HIST_INSERT,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_HIST_ONE,
+    ST_HIST_ALL,
+    ST_EXPIRED,
+    ST_LAST_SEQ,
+    ST_PIN_GET,
+    ST_PIN_PUT,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_GET] = VSE_SQL_GET,
+    [ST_INSERT] = VSE_SQL_INSERT,
+    [ST_UPDATE] = VSE_SQL_UPDATE,
+    [ST_HIST_INSERT] = VSE_SQL_HISTORY_INSERT,
+    [ST_BEGIN] = VSE_SQL_BEGIN,
+    [ST_COMMIT] = VSE_SQL_COMMIT,
+    [ST_ROLLBACK] = VSE_SQL_ROLLBACK,
+    [ST_HIST_ONE] = "SELECT " VSE_SQL_HISTORY_COLS " FROM history "
+                    "WHERE resource = ?1 AND seq > ?2 "
+                    "ORDER BY version LIMIT ?3",
+    [ST_HIST_ALL] = "SELECT " VSE_SQL_HISTORY_COLS " FROM history "
+                    "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    /* Unowned ops wait in a queue for a claim and never expire. */
+    [ST_EXPIRED] = "SELECT " VSE_SQL_RESOURCE_COLS " FROM resources "
+                   "WHERE op IS NOT NULL AND owner IS NOT NULL "
+                   "AND lease_expires < ?1 "
+                   "ORDER BY lease_expires LIMIT ?2",
+    /* AUTOINCREMENT keeps the highest seq ever handed out in
+     * sqlite_sequence, also after purge removed the rows. */
+    [ST_LAST_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence "
+                    "WHERE name = 'history'), "
+                    "(SELECT max(seq) FROM history), 0)",
+    [ST_PIN_GET] = "SELECT version, hash, definition, pinned_at "
+                   "FROM machines WHERE name = ?1",
+    [ST_PIN_PUT] = "INSERT OR IGNORE INTO machines"
+                   "(name, version, hash, definition, pinned_at) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)",
+};
+
+/* list() filters: one cached statement per combination of conditions. */
+enum {
+    LF_MACHINE = 1 << 0,
+    LF_STATE = 1 << 1,
+    LF_BUSY = 1 << 2,
+    LF_STUCK = 1 << 3,
+    LF_AFTER = 1 << 4,
+    LF_COUNT = 1 << 5
+};
+
+struct sqlite_conn {
+    struct vse_store base; /* must be first */
+    sqlite3 *db;
+    char *path;
+    int synchronous_full;
+    int busy_ms;
+    int64_t busy_deadline; /* CLOCK_MONOTONIC us; set on the first retry */
+    int in_checkpoint;     /* the busy handler uses the short deadline */
+    uint64_t rng;
+    sqlite3_stmt *st[ST_COUNT];
+    sqlite3_stmt *list_st[LF_COUNT];
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* xorshift64*: only spreads the busy sleeps, needs no quality. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+static void rng_seed(uint64_t *s)
+{
+    if (getrandom(s, sizeof(*s), GRND_NONBLOCK) != (ssize_t)sizeof(*s))
+        *s = (uint64_t)mono_us() ^ ((uint64_t)getpid() << 32);
+    if (*s == 0)
+        *s = 0x9e3779b97f4a7c15ULL;
+}
+
+/*
+ * SQLite calls this while a lock it needs is held elsewhere; returning 0
+ * makes the statement fail with SQLITE_BUSY.  `count` restarts at 0 for
+ * every new wait, which is when the deadline is set.
+ */
+static int busy_handler(void *arg, int count)
+{
+    struct sqlite_conn *c = arg;
+    int64_t now = mono_us();
+    int64_t spread, us;
+    struct timespec ts;
+
+    if (count == 0)
+        c->busy_deadline =
+            now + (int64_t)(c->in_checkpoint ? VSE_SQLITE_CKPT_WAIT_MS
+                                             : c->busy_ms) * 1000;
+    if (now >= c->busy_deadline)
+        return 0;
+    spread = VSE_SQLITE_BUSY_SPREAD_US + (int64_t)count *
+                                             VSE_SQLITE_BUSY_GROW_US;
+    if (spread > VSE_SQLITE_BUSY_MAX_US)
+        spread = VSE_SQLITE_BUSY_MAX_US;
+    us = VSE_SQLITE_BUSY_MIN_US + (int64_t)(rng_next(&c->rng) %
+                                            (uint64_t)spread);
+    if (now + us > c->busy_deadline)
+        us = c->busy_deadline - now;
+    ts.tv_sec = 0;
+    ts.tv_nsec = (long)us * 1000;
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+/*
+ * Called after each commit in WAL mode (it replaces the auto-checkpoint;
+ * see VSE_SQLITE_CKPT_PAGES for why).  The commit has happened whatever
+ * this returns, and an error here would be reported as the commit's, so
+ * a checkpoint that cannot finish now is left for a later commit.
+ */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct sqlite_conn *c = arg;
+
+    if (pages < VSE_SQLITE_CKPT_PAGES)
+        return SQLITE_OK;
+    c->in_checkpoint = 1;
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL,
+                              NULL);
+    c->in_checkpoint = 0;
+    return SQLITE_OK;
+}
+
+/*
+ * Report a failed SQLite call.  Must run before anything else touches the
+ * handle (a ROLLBACK would replace sqlite3_errmsg).  A lock that stayed
+ * taken is VSE_EBUSY; everything else is VSE_ESTORE, never a conflict.
+ */
+static int db_fail(struct sqlite_conn *c, int rc, struct vse_error *err,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int db_fail(struct sqlite_conn *c, int rc, struct vse_error *err,
+                   const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    int prim = rc & 0xff;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) {
+        vse__err(err, VSE_EBUSY,
+                 "store '%s' is busy: the write lock was held for more "
+                 "than %d ms",
+                 c->path, c->busy_ms);
+        vse__err_detail(err, "trying to %s; sqlite: %s (code %d)", what,
+                        c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc),
+                        rc);
+        vse__err_hint(err, "retry later, or raise busy_timeout in the store "
+                           "URL (sqlite:PATH?busy_timeout=MS)");
+        return VSE_EBUSY;
+    }
+    if (prim == SQLITE_NOMEM)
+        return vse__err(err, VSE_ENOMEM, "out of memory");
+    vse__err(err, VSE_ESTORE, "cannot %s in store '%s'", what, c->path);
+    vse__err_detail(err, "sqlite: %s (code %d)",
+                    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), rc);
+    switch (prim) {
+    case SQLITE_FULL:
+        vse__err_hint(err, "the disk holding '%s' is full", c->path);
+        break;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_CANTOPEN:
+        vse__err_hint(err, "check that '%s', its directory and its -wal and "
+                           "-shm files are writable", c->path);
+        break;
+    case SQLITE_CORRUPT:
+        vse__err_hint(err, "the file is damaged: restore it from a backup");
+        break;
+    }
+    return VSE_ESTORE;
+}
+
+/*
+ * A cached statement from *slot, prepared on first use.  If it is in use
+ * already (a callback re-entered the store while a list was running), a
+ * private one is prepared instead; release() tells them apart.
+ */
+static int acquire(struct sqlite_conn *c, sqlite3_stmt **slot,
+                   const char *sql, sqlite3_stmt **out,
+                   struct vse_error *err)
+{
+    int rc;
+
+    *out = NULL;
+    if (*slot != NULL && !sqlite3_stmt_busy(*slot)) {
+        *out = *slot;
+        return 0;
+    }
+    rc = sqlite3_prepare_v3(c->db, sql, -1,
+                            *slot ? 0 : SQLITE_PREPARE_PERSISTENT, out, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(c, rc, err, "prepare a statement");
+    if (*slot == NULL)
+        *slot = *out;
+    return 0;
+}
+
+static int get_stmt(struct sqlite_conn *c, enum stmt_id id,
+                    sqlite3_stmt **out, struct vse_error *err)
+{
+    return acquire(c, &c->st[id], stmt_sql[id], out, err);
+}
+
+static void release(sqlite3_stmt **slot, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    if (st == *slot) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    } else {
+        sqlite3_finalize(st);
+    }
+}
+
+static void put_stmt(struct sqlite_conn *c, enum stmt_id id,
+                     sqlite3_stmt *st)
+{
+    release(&c->st[id], st);
+}
+
+/* Run a cached statement that returns no rows (BEGIN, COMMIT, ...). */
+static int run(struct sqlite_conn *c, enum stmt_id id, struct vse_error *err,
+               const char *what)
+{
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, id, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        rc = db_fail(c, rc, err, "%s", what);
+    else
+        rc = 0;
+    put_stmt(c, id, st);
+    return rc;
+}
+
+/* Undo an open transaction, if any; keeps the error already reported. */
+static void rollback(struct sqlite_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        run(c, ST_ROLLBACK, NULL, "roll back");
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* 0 means "none" for lease_expires, as "" does for text columns. */
+static int bind_opt_i64(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v == 0)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_int64(st, i, v);
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+
+    vse__strlcpy(dst, t ? (const char *)t : "", size);
+}
+
+/* Bind a row as ?1..?13, in VSE_SQL_RESOURCE_COLS order. */
+static int bind_row(sqlite3_stmt *st, const struct vse_resource *r)
+{
+    int rc = bind_text(st, 1, r->id);
+
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 2, r->machine);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 3, r->state);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 4, r->op);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 5, r->op_id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 6, r->origin);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 7, r->owner);
+    if (rc == SQLITE_OK)
+        rc = bind_opt_i64(st, 8, r->lease_expires);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 9, r->lease_ttl);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 10, r->since);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 11, r->updated);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 12, r->created);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 13, r->version);
+    return rc;
+}
+
+static void read_row(sqlite3_stmt *st, struct vse_resource *r)
+{
+    memset(r, 0, sizeof(*r));
+    col_text(st, 0, r->id, sizeof(r->id));
+    col_text(st, 1, r->machine, sizeof(r->machine));
+    col_text(st, 2, r->state, sizeof(r->state));
+    col_text(st, 3, r->op, sizeof(r->op));
+    col_text(st, 4, r->op_id, sizeof(r->op_id));
+    col_text(st, 5, r->origin, sizeof(r->origin));
+    col_text(st, 6, r->owner, sizeof(r->owner));
+    r->lease_expires = sqlite3_column_int64(st, 7);
+    r->lease_ttl = sqlite3_column_int64(st, 8);
+    r->since = sqlite3_column_int64(st, 9);
+    r->updated = sqlite3_column_int64(st, 10);
+    r->created = sqlite3_column_int64(st, 11);
+    r->version = sqlite3_column_int64(st, 12);
+}
+
+/* Bind a history row as ?1..?12, in VSE_SQL_HISTORY_COLS order less seq. */
+static int bind_event(sqlite3_stmt *st, const struct vse_event *e)
+{
+    int rc = bind_text(st, 1, e->resource);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, e->version);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 3, e->machine);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 4, vse_kind_name(e->kind));
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 5, e->op);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 6, e->op_id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 7, e->from);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 8, e->to);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 9, e->owner);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 10, e->at);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 11, e->request_id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 12, e->reason);
+    return rc;
+}
+
+static void read_event(sqlite3_stmt *st, struct vse_event *e)
+{
+    char kind[16];
+
+    memset(e, 0, sizeof(*e));
+    e->seq = sqlite3_column_int64(st, 0);
+    col_text(st, 1, e->resource, sizeof(e->resource));
+    e->version = sqlite3_column_int64(st, 2);
+    col_text(st, 3, e->machine, sizeof(e->machine));
+    col_text(st, 4, kind, sizeof(kind));
+    e->kind = vse_kind_parse(kind);
+    col_text(st, 5, e->op, sizeof(e->op));
+    col_text(st, 6, e->op_id, sizeof(e->op_id));
+    col_text(st, 7, e->from, sizeof(e->from));
+    col_text(st, 8, e->to, sizeof(e->to));
+    col_text(st, 9, e->owner, sizeof(e->owner));
+    e->at = sqlite3_column_int64(st, 10);
+    col_text(st, 11, e->request_id, sizeof(e->request_id));
+    col_text(st, 12, e->reason, sizeof(e->reason));
+}
+
+/* LIMIT ?: SQLite takes a negative limit as "no limit". */
+static sqlite3_int64 sql_limit(size_t limit)
+{
+    return limit == 0 || limit > (size_t)INT64_MAX ? -1
+                                                   : (sqlite3_int64)limit;
+}
+
+/* ------------------------------------------------------------------ */
+/* URL                                                                 */
+/* ------------------------------------------------------------------ */
+
+static int bad_url(struct vse_error *err, const char *url, const char *what,
+                   const char *item)
+{
+    vse__err(err, VSE_EINVAL, "store URL 'sqlite:%s' has %s '%s'", url, what,
+             item);
+    vse__err_hint(err, "write it as sqlite:PATH[?synchronous=full|normal"
+                       "&busy_timeout=MS]");
+    return VSE_EINVAL;
+}
+
+/* PATH[?synchronous=full|normal&busy_timeout=MS], or //PATH[?...]. */
+static int parse_url(struct sqlite_conn *c, const char *rest,
+                     struct vse_error *err)
+{
+    const char *q, *p;
+    size_t plen;
+
+    c->synchronous_full = 1; /* durable after power loss */
+    c->busy_ms = DEFAULT_BUSY_MS;
+    if (strncmp(rest, "//", 2) == 0)
+        rest += 2;
+    q = strchr(rest, '?');
+    plen = q ? (size_t)(q - rest) : strlen(rest);
+    if (plen == 0) {
+        vse__err(err, VSE_EINVAL, "store URL 'sqlite:%s' has no path", rest);
+        vse__err_hint(err, "write it as sqlite:PATH, e.g. "
+                           "sqlite:./var/vse.db");
+        return VSE_EINVAL;
+    }
+    c->path = vse__malloc(plen + 1);
+    if (c->path == NULL)
+        return vse__err(err, VSE_ENOMEM, "out of memory");
+    memcpy(c->path, rest, plen);
+    c->path[plen] = '\0';
+
+    for (p = q ? q + 1 : NULL; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        char item[128];
+        char *val;
+
+        if (len >= sizeof(item))
+            len = sizeof(item) - 1;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        p = amp ? amp + 1 : NULL;
+        val = strchr(item, '=');
+        if (val == NULL)
+            return bad_url(err, rest, "a parameter without a value", item);
+        *val++ = '\0';
+        if (strcmp(item, "synchronous") == 0) {
+            if (strcasecmp(val, "full") == 0)
+                c->synchronous_full = 1;
+            else if (strcasecmp(val, "normal") == 0)
+                c->synchronous_full = 0;
+            else
+                return bad_url(err, rest,
+                               "an unknown value for synchronous", val);
+        } else if (strcmp(item, "busy_timeout") == 0) {
+            char *end;
+            long v;
+
+            errno = 0;
+            v = strtol(val, &end, 10);
+            if (val[0] == '\0' || *end != '\0' || errno != 0 || v < 0 ||
+                v > MAX_BUSY_MS)
+                return bad_url(err, rest,
+                               "an invalid busy_timeout (milliseconds, 0.."
+                               "86400000)",
+                               val);
+            c->busy_ms = (int)v;
+        } else {
+            return bad_url(err, rest, "an unknown parameter", item);
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Schema and migrations                                               */
+/* ------------------------------------------------------------------ */
+
+static const char schema_v1[] =
+    "CREATE TABLE vse_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE resources(id TEXT PRIMARY KEY, machine TEXT NOT NULL,"
+    " state TEXT NOT NULL, op TEXT, op_id TEXT, origin TEXT, owner TEXT,"
+    " lease_expires INTEGER, lease_ttl INTEGER NOT NULL DEFAULT 0,"
+    " since INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, version INTEGER NOT NULL);"
+    "CREATE INDEX resources_machine_state ON resources(machine, state);"
+    "CREATE INDEX resources_lease ON resources(lease_expires)"
+    " WHERE op IS NOT NULL;"
+    "CREATE TABLE history(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " resource TEXT NOT NULL, version INTEGER NOT NULL,"
+    " machine TEXT NOT NULL, kind TEXT NOT NULL, op TEXT, op_id TEXT,"
+    " from_state TEXT NOT NULL, to_state TEXT NOT NULL, owner TEXT,"
+    " at INTEGER NOT NULL, request_id TEXT, reason TEXT,"
+    " UNIQUE(resource, version));"
+    "CREATE INDEX history_request ON history(resource, request_id)"
+    " WHERE request_id IS NOT NULL;"
+    "CREATE TABLE machines(name TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+    " hash TEXT NOT NULL, definition TEXT NOT NULL,"
+    " pinned_at INTEGER NOT NULL);";
+
+static int exec_sql(struct sqlite_conn *c, const char *sql,
+                    struct vse_error *err, const char *what)
+{
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+    if (rc != SQLITE_OK)
+        return db_fail(c, rc, err, "%s", what);
+    return 0;
+}
+
+/* Version 0 is "no schema at all": creating the store is migration 0. */
+static int migrate_0_to_1(struct sqlite_conn *c, struct vse_error *err)
+{
+    char sql[256];
+    int rc = exec_sql(c, schema_v1, err, "create the schema");
+
+    if (rc < 0)
+        return rc;
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO vse_meta(key, value) VALUES ('format', 'vse'), "
+             "('created', '%lld')",
+             (long long)vse_now_us());
+    return exec_sql(c, sql, err, "create the schema");
+}
+
+/*
+ * migrations[v] takes the schema from version v to v + 1.  All run in one
+ * transaction, so a store is at one version or the next, never between.
+ * A new schema version appends a function here and bumps SCHEMA_VERSION;
+ * the PostgreSQL store keeps the same table.
+ */
+typedef int migrate_fn(struct sqlite_conn *c, struct vse_error *err);
+static migrate_fn *const migrations[SCHEMA_VERSION] = {
+    migrate_0_to_1,
+};
+
+/* What the file holds, found without writing anything. */
+struct inspection {
+    int objects; /* schema objects other than SQLite's own */
+    int has_meta;
+    int version; /* 0: empty */
+    char format[32];
+};
+
+static int not_vse(struct sqlite_conn *c, struct vse_error *err,
+                   const char *why)
+{
+    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", c->path, why);
+    vse__err_hint(err, "give the path of a vse store, or of a file that "
+                       "does not exist yet");
+    return VSE_ESCHEMA;
+}
+
+static int inspect_fail(struct sqlite_conn *c, int rc, struct vse_error *err)
+{
+    if ((rc & 0xff) == SQLITE_NOTADB)
+        return not_vse(c, err, "not an SQLite database");
+    return db_fail(c, rc, err, "read the schema");
+}
+
+static int inspect(struct sqlite_conn *c, struct inspection *in,
+                   struct vse_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    memset(in, 0, sizeof(*in));
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT count(*), coalesce(sum(type = 'table' "
+                            "AND name = 'vse_meta'), 0) FROM sqlite_master "
+                            "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return inspect_fail(c, rc, err);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = inspect_fail(c, rc, err);
+        sqlite3_finalize(st);
+        return rc;
+    }
+    in->objects = sqlite3_column_int(st, 0);
+    in->has_meta = sqlite3_column_int(st, 1);
+    sqlite3_finalize(st);
+    if (!in->has_meta)
+        return 0;
+
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT key, value FROM vse_meta "
+                            "WHERE key IN ('format', 'schema_version')",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return inspect_fail(c, rc, err);
+    for (;;) {
+        const char *k;
+        const char *v;
+
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        k = (const char *)sqlite3_column_text(st, 0);
+        v = (const char *)sqlite3_column_text(st, 1);
+        if (k == NULL || v == NULL)
+            continue;
+        if (strcmp(k, "format") == 0)
+            vse__strlcpy(in->format, v, sizeof(in->format));
+        else
+            in->version = atoi(v);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = inspect_fail(c, rc, err);
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Refuse what this vse cannot use; 0 if the store is empty or vse's. */
+static int judge(struct sqlite_conn *c, const struct inspection *in,
+                 struct vse_error *err)
+{
+    char why[96];
+
+    if (in->objects == 0)
+        return 0;
+    if (!in->has_meta)
+        return not_vse(c, err, "it holds other tables");
+    if (strcmp(in->format, "vse") != 0) {
+        snprintf(why, sizeof(why), "its vse_meta format is '%.40s'",
+                 in->format);
+        return not_vse(c, err, why);
+    }
+    if (in->version > SCHEMA_VERSION) {
+        vse__err(err, VSE_ESCHEMA,
+                 "store '%s' has schema version %d, newer than this vse "
+                 "understands (%d)",
+                 c->path, in->version, SCHEMA_VERSION);
+        vse__err_hint(err, "upgrade vse (this is %s) to a release that "
+                           "knows schema version %d",
+                      VSE_VERSION_STRING, in->version);
+        return VSE_ESCHEMA;
+    }
+    if (in->version < 1)
+        return not_vse(c, err, "its schema_version is missing or invalid");
+    return 0;
+}
+
+/*
+ * Bring an empty or older store to SCHEMA_VERSION.  BEGIN IMMEDIATE takes
+ * the write lock first and the state is judged again under it, so two
+ * processes opening one new file create the schema once.
+ */
+static int migrate(struct sqlite_conn *c, struct vse_error *err)
+{
+    struct inspection in;
+    char sql[128];
+    int rc = run(c, ST_BEGIN, err, "begin the schema transaction");
+
+    if (rc < 0)
+        return rc;
+    rc = inspect(c, &in, err);
+    if (rc == 0)
+        rc = judge(c, &in, err);
+    for (int v = in.version; rc == 0 && v < SCHEMA_VERSION; v++) {
+        rc = migrations[v](c, err);
+        if (rc == 0) {
+            snprintf(sql, sizeof(sql),
+                     "INSERT OR REPLACE INTO vse_meta(key, value) "
+                     "VALUES ('schema_version', '%d')",
+                     v + 1);
+            rc = exec_sql(c, sql, err, "record the schema version");
+        }
+    }
+    if (rc == 0)
+        rc = run(c, ST_COMMIT, err, "commit the schema");
+    if (rc < 0)
+        rollback(c);
+    return rc;
+}
+
+static int set_pragmas(struct sqlite_conn *c, struct vse_error *err)
+{
+    return exec_sql(c,
+                    c->synchronous_full ? "PRAGMA synchronous = FULL"
+                                        : "PRAGMA synchronous = NORMAL",
+                    err, "set synchronous");
+}
+
+/*
+ * WAL is persistent: set only once the file is known to be ours.  While
+ * a new file is still in rollback mode, processes opening it at once can
+ * each hold the shared lock the other's switch waits for; SQLite then
+ * answers SQLITE_BUSY at once, without the busy handler, so that one of
+ * them backs off.  Retry here, paced and bounded by the busy handler.
+ */
+static int set_wal(struct sqlite_conn *c, struct vse_error *err)
+{
+    sqlite3_stmt *st;
+    const char *mode;
+    int tries = 0;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st,
+                                NULL);
+
+    if (rc != SQLITE_OK)
+        return db_fail(c, rc, err, "switch to WAL mode");
+    for (;;) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW || (rc & 0xff) != SQLITE_BUSY ||
+            !busy_handler(c, tries++))
+            break;
+        sqlite3_reset(st);
+    }
+    if (rc != SQLITE_ROW) {
+        rc = db_fail(c, rc, err, "switch to WAL mode");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    mode = (const char *)sqlite3_column_text(st, 0);
+    if (mode == NULL || strcasecmp(mode, "wal") != 0) {
+        vse__err(err, VSE_ESTORE, "cannot switch store '%s' to WAL mode",
+                 c->path);
+        vse__err_detail(err, "journal_mode stayed '%s'",
+                        mode ? mode : "unknown");
+        vse__err_hint(err, "WAL needs shared memory: keep the store on a "
+                           "local file system");
+        sqlite3_finalize(st);
+        return VSE_ESTORE;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and close                                                      */
+/* ------------------------------------------------------------------ */
+
+static void close_conn(struct sqlite_conn *c)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(c->st[i]);
+        c->st[i] = NULL;
+    }
+    for (int i = 0; i < LF_COUNT; i++) {
+        sqlite3_finalize(c->list_st[i]);
+        c->list_st[i] = NULL;
+    }
+    /* The last connection to close checkpoints the WAL into the file and
+     * removes it. */
+    sqlite3_close(c->db);
+    c->db = NULL;
+    free(c->path);
+    c->path = NULL;
+}
+
+static int cannot_open(struct sqlite_conn *c, int rc, struct vse_error *err)
+{
+    int e = c->db ? sqlite3_system_errno(c->db) : 0;
+    const char *slash = strrchr(c->path, '/');
+
+    vse__err(err, VSE_ESTORE, "cannot open store '%s'", c->path);
+    if (e != 0)
+        vse__err_detail(err, "open: %s", strerror(e));
+    else
+        vse__err_detail(err, "sqlite: %s", sqlite3_errstr(rc));
+    if (e == ENOENT && slash != NULL)
+        vse__err_hint(err, "create the directory '%.*s' first",
+                      (int)(slash - c->path), c->path);
+    else if (e == EACCES || e == EPERM || e == EROFS)
+        vse__err_hint(err, "check the permissions of '%s' and its "
+                           "directory", c->path);
+    else
+        vse__err_hint(err, "give the path of a file (it is created if it "
+                           "does not exist)");
+    return VSE_ESTORE;
+}
+
+static int sqlite_open(struct vse_store *s, const char *rest,
+                       struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    struct inspection in;
+    int rc;
+
+    rc = parse_url(c, rest, err);
+    if (rc < 0)
+        goto fail;
+    rc = sqlite3_open_v2(c->path, &c->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                             SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        rc = rc == SQLITE_NOMEM ? vse__err(err, VSE_ENOMEM, "out of memory")
+                                : cannot_open(c, rc, err);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    rng_seed(&c->rng);
+    sqlite3_busy_handler(c->db, busy_handler, c);
+    sqlite3_wal_hook(c->db, wal_hook, c);
+    /* Nothing before set_wal() writes to the file: a refusal leaves it
+     * exactly as it was.  inspect() comes first, as it is the first read
+     * and so the one that finds a file that is not a database. */
+    rc = inspect(c, &in, err);
+    if (rc == 0)
+        rc = judge(c, &in, err);
+    if (rc == 0)
+        rc = set_pragmas(c, err);
+    if (rc == 0)
+        rc = set_wal(c, err);
+    if (rc == 0 && in.version < SCHEMA_VERSION)
+        rc = migrate(c, err);
+    if (rc < 0)
+        goto fail;
+    return 0;
+fail:
+    if (c->path != NULL)
+        close_conn(c);
+    return rc;
+}
+
+static void sqlite_close(struct vse_store *s)
+{
+    close_conn((struct sqlite_conn *)s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Resources: the hot path                                             */
+/* ------------------------------------------------------------------ */
+
+/* One SELECT by primary key; 0 with the row, or VSE_ENOTFOUND. */
+static int read_resource(struct sqlite_conn *c, const char *id,
+                         struct vse_resource *out, struct vse_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, ST_GET, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = bind_text(st, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_row(st, out);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = VSE_ENOTFOUND;
+    } else {
+        rc = db_fail(c, rc, err, "read resource '%s'", id);
+    }
+    put_stmt(c, ST_GET, st);
+    return rc;
+}
+
+static int sqlite_get(struct vse_store *s, const char *id,
+                      struct vse_resource *out, struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    int rc = read_resource(c, id, out, err);
+
+    if (rc == VSE_ENOTFOUND)
+        return vse__err(err, VSE_ENOTFOUND, "resource '%s' not found", id);
+    return rc;
+}
+
+/* Write the row: 1 if written, 0 if the CAS lost, or a VSE_E* code. */
+static int write_row(struct sqlite_conn *c, const struct vse_change *ch,
+                     struct vse_error *err)
+{
+    enum stmt_id id = ch->expect_version == 0 ? ST_INSERT : ST_UPDATE;
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, id, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = bind_row(st, ch->row);
+    if (rc == SQLITE_OK && id == ST_UPDATE)
+        rc = sqlite3_bind_int64(st, 14, ch->expect_version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        rc = sqlite3_changes(c->db) > 0;
+    else
+        rc = db_fail(c, rc, err, "write resource '%s'", ch->row->id);
+    put_stmt(c, id, st);
+    return rc;
+}
+
+static int append_history(struct sqlite_conn *c, const struct vse_event *ev,
+                          int64_t *seq, struct vse_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, ST_HIST_INSERT, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = bind_event(st, ev);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        *seq = sqlite3_last_insert_rowid(c->db);
+        rc = 0;
+    } else {
+        /* UNIQUE(resource, version) failing means history and row
+         * disagree: a damaged store, not a lost race. */
+        rc = db_fail(c, rc, err, "append history of '%s' version %lld",
+                     ev->resource, (long long)ev->version);
+    }
+    put_stmt(c, ST_HIST_INSERT, st);
+    return rc;
+}
+
+/*
+ * The current row when the CAS lost, read inside the same transaction so
+ * it is exactly the row that was in the way.
+ */
+static int conflict(struct sqlite_conn *c, const struct vse_change *ch,
+                    struct vse_resource *cur, struct vse_error *err)
+{
+    struct vse_resource tmp;
+    struct vse_resource *r = cur ? cur : &tmp;
+    int rc = read_resource(c, ch->row->id, r, err);
+
+    if (rc == VSE_ENOTFOUND) {
+        memset(r, 0, sizeof(*r));
+        vse__strlcpy(r->id, ch->row->id, sizeof(r->id));
+        vse__err(err, VSE_ECONFLICT, "resource '%s' does not exist",
+                 ch->row->id);
+        return VSE_ECONFLICT;
+    }
+    if (rc < 0)
+        return rc;
+    vse__err(err, VSE_ECONFLICT,
+             "resource '%s' is at version %lld, not %lld", ch->row->id,
+             (long long)r->version, (long long)ch->expect_version);
+    return VSE_ECONFLICT;
+}
+
+static int sqlite_apply(struct vse_store *s, const struct vse_change *ch,
+                        struct vse_resource *cur, int64_t *seq,
+                        struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    int64_t got = 0;
+    int rc = run(c, ST_BEGIN, err, "begin a transaction");
+
+    if (rc < 0)
+        return rc;
+    rc = write_row(c, ch, err);
+    if (rc == 0)
+        rc = conflict(c, ch, cur, err);
+    else if (rc == 1)
+        rc = append_history(c, ch->ev, &got, err);
+    if (rc == 0)
+        rc = run(c, ST_COMMIT, err, "commit");
+    if (rc < 0) {
+        /* A failed COMMIT in SQLite leaves the transaction open or rolled
+         * back, never committed: after this, nothing was written. */
+        rollback(c);
+        return rc;
+    }
+    if (seq != NULL)
+        *seq = got;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading many                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Step st, calling cb per row; the callback may stop early. */
+static int each_resource(struct sqlite_conn *c, sqlite3_stmt *st,
+                         vse_resource_cb cb, void *ctx,
+                         struct vse_error *err, const char *what)
+{
+    struct vse_resource r;
+    int rc;
+
+    for (;;) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        read_row(st, &r);
+        if (cb(ctx, &r) != 0)
+            return 0;
+    }
+    if (rc != SQLITE_DONE)
+        return db_fail(c, rc, err, "%s", what);
+    return 0;
+}
+
+static int each_event(struct sqlite_conn *c, sqlite3_stmt *st,
+                      vse_event_cb cb, void *ctx, struct vse_error *err)
+{
+    struct vse_event *e = vse__malloc(sizeof(*e));
+    int rc;
+
+    if (e == NULL)
+        return vse__err(err, VSE_ENOMEM, "out of memory");
+    for (;;) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        read_event(st, e);
+        if (cb(ctx, e) != 0)
+            break;
+    }
+    free(e);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return db_fail(c, rc, err, "read history");
+    return 0;
+}
+
+static void list_sql(unsigned mask, char *buf, size_t size)
+{
+    size_t n = 0;
+    const char *and = " WHERE ";
+
+#define ADD(cond)                                                 \
+    do {                                                          \
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", and, cond); \
+        and = " AND ";                                            \
+    } while (0)
+    n += (size_t)snprintf(buf, size, "SELECT %s FROM resources",
+                          VSE_SQL_RESOURCE_COLS);
+    if (mask & LF_MACHINE)
+        ADD("machine = ?1");
+    if (mask & LF_STATE)
+        ADD("state = ?2");
+    if (mask & (LF_BUSY | LF_STUCK))
+        ADD("op IS NOT NULL");
+    if (mask & LF_STUCK)
+        ADD("lease_expires < ?3");
+    if (mask & LF_AFTER)
+        ADD("id > ?4");
+#undef ADD
+    snprintf(buf + n, size - n, " ORDER BY id LIMIT ?5");
+}
+
+static int sqlite_list(struct vse_store *s, const struct vse_filter *f,
+                       int64_t now, vse_resource_cb cb, void *ctx,
+                       struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    static const struct vse_filter all;
+    unsigned mask = 0;
+    char sql[512];
+    sqlite3_stmt *st;
+    int rc;
+
+    if (f == NULL)
+        f = &all;
+    if (f->machine != NULL && f->machine[0] != '\0')
+        mask |= LF_MACHINE;
+    if (f->state != NULL && f->state[0] != '\0')
+        mask |= LF_STATE;
+    if (f->busy)
+        mask |= LF_BUSY;
+    if (f->stuck)
+        mask |= LF_STUCK;
+    if (f->after_id != NULL && f->after_id[0] != '\0')
+        mask |= LF_AFTER;
+    list_sql(mask, sql, sizeof(sql));
+    rc = acquire(c, &c->list_st[mask], sql, &st, err);
+    if (rc < 0)
+        return rc;
+    /* Parameters a condition does not use are left unbound (NULL). */
+    rc = SQLITE_OK;
+    if (mask & LF_MACHINE)
+        rc = bind_text(st, 1, f->machine);
+    if (rc == SQLITE_OK && (mask & LF_STATE))
+        rc = bind_text(st, 2, f->state);
+    if (rc == SQLITE_OK && (mask & LF_STUCK))
+        rc = sqlite3_bind_int64(st, 3, now);
+    if (rc == SQLITE_OK && (mask & LF_AFTER))
+        rc = bind_text(st, 4, f->after_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, sql_limit(f->limit));
+    if (rc != SQLITE_OK)
+        rc = db_fail(c, rc, err, "list resources");
+    else
+        rc = each_resource(c, st, cb, ctx, err, "list resources");
+    release(&c->list_st[mask], st);
+    return rc;
+}
+
+static int sqlite_history(struct vse_store *s, const char *id,
+                          int64_t after_seq, size_t limit, vse_event_cb cb,
+                          void *ctx, struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    enum stmt_id which = id ? ST_HIST_ONE : ST_HIST_ALL;
+    sqlite3_stmt *st;
+    int p = 1;
+    int rc = get_stmt(c, which, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = SQLITE_OK;
+    if (id != NULL)
+        rc = bind_text(st, p++, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, p++, after_seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, p, sql_limit(limit));
+    if (rc != SQLITE_OK)
+        rc = db_fail(c, rc, err, "read history");
+    else
+        rc = each_event(c, st, cb, ctx, err);
+    put_stmt(c, which, st);
+    return rc;
+}
+
+/* Cold path (idempotency checks after a refusal): prepared per call. */
+static int sqlite_find_event(struct vse_store *s,
+                             const struct vse_event_query *q,
+                             struct vse_event *out, struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    char sql[512];
+    sqlite3_stmt *st;
+    int rc;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM history WHERE resource = ?1%s%s%s%s "
+             "ORDER BY version DESC LIMIT 1",
+             VSE_SQL_HISTORY_COLS, q->op_id ? " AND op_id = ?2" : "",
+             q->request_id ? " AND request_id = ?3" : "",
+             q->kind ? " AND kind = ?4" : "",
+             q->to ? " AND to_state = ?5" : "");
+    rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(c, rc, err, "prepare a statement");
+    rc = bind_text(st, 1, q->resource);
+    /* Bound as given: "" matches nothing, as NULL columns hold "". */
+    if (rc == SQLITE_OK && q->op_id)
+        rc = sqlite3_bind_text(st, 2, q->op_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && q->request_id)
+        rc = sqlite3_bind_text(st, 3, q->request_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && q->kind)
+        rc = bind_text(st, 4, vse_kind_name(q->kind));
+    if (rc == SQLITE_OK && q->to)
+        rc = sqlite3_bind_text(st, 5, q->to, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_event(st, out);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = vse__err(err, VSE_ENOTFOUND, "no matching history row for '%s'",
+                      q->resource);
+    } else {
+        rc = db_fail(c, rc, err, "read history of '%s'", q->resource);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sqlite_expired(struct vse_store *s, int64_t now, size_t limit,
+                          vse_resource_cb cb, void *ctx,
+                          struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, ST_EXPIRED, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_bind_int64(st, 1, now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, sql_limit(limit));
+    if (rc != SQLITE_OK)
+        rc = db_fail(c, rc, err, "list expired leases");
+    else
+        rc = each_resource(c, st, cb, ctx, err, "list expired leases");
+    put_stmt(c, ST_EXPIRED, st);
+    return rc;
+}
+
+static int sqlite_last_seq(struct vse_store *s, int64_t *seq,
+                           struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, ST_LAST_SEQ, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else {
+        rc = db_fail(c, rc, err, "read the last sequence number");
+    }
+    put_stmt(c, ST_LAST_SEQ, st);
+    return rc;
+}
+
+/* Run a one-off statement with up to three parameters; counts changes. */
+static int purge_step(struct sqlite_conn *c, const char *sql, int64_t before,
+                      const struct vse_state_ref *t, int64_t *count,
+                      struct vse_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+
+    if (rc != SQLITE_OK)
+        return db_fail(c, rc, err, "prepare a statement");
+    rc = sqlite3_bind_int64(st, 1, before);
+    if (rc == SQLITE_OK && t != NULL)
+        rc = bind_text(st, 2, t->machine);
+    if (rc == SQLITE_OK && t != NULL)
+        rc = bind_text(st, 3, t->state);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        *count += sqlite3_changes(c->db);
+        rc = 0;
+    } else {
+        rc = db_fail(c, rc, err, "purge history");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sqlite_purge(struct vse_store *s, int64_t before,
+                        const struct vse_state_ref *terminal, size_t n,
+                        struct vse_purge_stats *stats, struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    struct vse_purge_stats st = {0, 0};
+    int rc = run(c, ST_BEGIN, err, "begin a transaction");
+
+    if (rc < 0)
+        return rc;
+    /* The latest row of a resource stays: it is what its row agrees
+     * with, and what the UNIQUE(resource, version) max lookup finds. */
+    rc = purge_step(c,
+                    "DELETE FROM history WHERE at < ?1 AND version < "
+                    "(SELECT max(h.version) FROM history h "
+                    "WHERE h.resource = history.resource)",
+                    before, NULL, &st.history_rows, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = purge_step(c,
+                        "DELETE FROM history WHERE resource IN "
+                        "(SELECT id FROM resources WHERE updated < ?1 AND "
+                        "machine = ?2 AND state = ?3 AND op IS NULL)",
+                        before, &terminal[i], &st.history_rows, err);
+        if (rc == 0)
+            rc = purge_step(c,
+                            "DELETE FROM resources WHERE updated < ?1 AND "
+                            "machine = ?2 AND state = ?3 AND op IS NULL",
+                            before, &terminal[i], &st.resources, err);
+    }
+    if (rc == 0)
+        rc = run(c, ST_COMMIT, err, "commit");
+    if (rc < 0) {
+        rollback(c);
+        return rc;
+    }
+    if (stats != NULL)
+        *stats = st;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Machine pins                                                        */
+/* ------------------------------------------------------------------ */
+
+static int sqlite_pin_get(struct vse_store *s, const char *machine,
+                          struct vse_pin *out, struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, ST_PIN_GET, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = bind_text(st, 1, machine);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *def = (const char *)sqlite3_column_text(st, 2);
+
+        memset(out, 0, sizeof(*out));
+        vse__strlcpy(out->machine, machine, sizeof(out->machine));
+        out->version = sqlite3_column_int(st, 0);
+        col_text(st, 1, out->hash, sizeof(out->hash));
+        out->pinned_at = sqlite3_column_int64(st, 3);
+        out->definition = vse__strdup(def ? def : "");
+        rc = out->definition ? 0
+                             : vse__err(err, VSE_ENOMEM, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        rc = vse__err(err, VSE_ENOTFOUND, "machine '%s' is not pinned",
+                      machine);
+    } else {
+        rc = db_fail(c, rc, err, "read the pin of machine '%s'", machine);
+    }
+    put_stmt(c, ST_PIN_GET, st);
+    return rc;
+}
+
+static int sqlite_pin_put(struct vse_store *s, const struct vse_pin *p,
+                          struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    sqlite3_stmt *st;
+    int rc = get_stmt(c, ST_PIN_PUT, &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = bind_text(st, 1, p->machine);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 2, p->version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 4, p->definition ? p->definition : "",
+                               -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, p->pinned_at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        rc = 0;
+    else
+        rc = db_fail(c, rc, err, "pin machine '%s'", p->machine);
+    put_stmt(c, ST_PIN_PUT, st);
+    return rc;
+}
+
+/*
+ * No wait method: the core polls last_seq.  A cheaper poll would be
+ * PRAGMA data_version, which changes on this connection whenever another
+ * connection commits; polling it costs no table read.  SQLite has no
+ * cross-process notification to block on, so either way it is a poll.
+ */
+const struct vse_store_methods vse__store_sqlite = {
+    .version = 1,
+    .scheme = "sqlite",
+    .conn_size = sizeof(struct sqlite_conn),
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .get = sqlite_get,
+    .apply = sqlite_apply,
+    .list = sqlite_list,
+    .history = sqlite_history,
+    .find_event = sqlite_find_event,
+    .expired = sqlite_expired,
+    .last_seq = sqlite_last_seq,
+    .purge = sqlite_purge,
+    .pin_get = sqlite_pin_get,
+    .pin_put = sqlite_pin_put,
+    .wait = NULL,
+};

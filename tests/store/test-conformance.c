@@ -1,0 +1,758 @@
+/*
+ * test-conformance.c - the enforcer's contract (DESIGN.md section 4),
+ * checked through the public API against one store.  The same suite runs
+ * once per store: VSE_TEST_STORE=sqlite (default: a fresh file per test)
+ * or postgresql (VSE_TEST_PG_URL, a fresh database per run).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vse.h"
+
+struct fx {
+    char dir[64];
+    char url[256];
+    vse_db *db;
+    struct vse_error err;
+};
+
+/* The one switch between stores. */
+static int store_url(struct fx *f)
+{
+    const char *which = getenv("VSE_TEST_STORE");
+
+    if (which == NULL || which[0] == '\0' || strcmp(which, "sqlite") == 0) {
+        strcpy(f->dir, "/tmp/vse-conf-XXXXXX");
+        if (mkdtemp(f->dir) == NULL)
+            return -1;
+        snprintf(f->url, sizeof(f->url), "sqlite:%s/store.db", f->dir);
+        return 0;
+    }
+    if (strcmp(which, "postgresql") == 0) {
+        const char *u = getenv("VSE_TEST_PG_URL");
+
+        if (u == NULL || u[0] == '\0')
+            return 1; /* skipped */
+        snprintf(f->url, sizeof(f->url), "%s", u);
+        return 0;
+    }
+    fprintf(stderr, "VSE_TEST_STORE must be sqlite or postgresql\n");
+    return -1;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    int rc;
+
+    if (f == NULL)
+        return -1;
+    *state = f;
+    rc = store_url(f);
+    if (rc != 0)
+        return -1;
+    if (vse_open(f->url, &f->db, &f->err) != 0) {
+        fprintf(stderr, "vse_open %s: %s (%s)\n", f->url, f->err.msg,
+                f->err.detail);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+
+    vse_close(f->db);
+    if (f->dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    free(f);
+    return 0;
+}
+
+#define OK(call)                                                      \
+    do {                                                              \
+        int rc_ = (call);                                             \
+        if (rc_ != 0)                                                 \
+            fail_msg("%s = %s: %s", #call, vse_err_name(rc_),        \
+                     f->err.msg);                                     \
+    } while (0)
+
+static struct vse_opts owner_opts(const char *owner)
+{
+    struct vse_opts o = {0};
+
+    o.owner = owner;
+    return o;
+}
+
+/* A volume through the whole create flow, ending in `available`. */
+static void make_available(struct fx *f, const char *id,
+                           struct vse_resource *out)
+{
+    struct vse_opts o = owner_opts("api@h1");
+    struct vse_resource r;
+
+    OK(vse_create(f->db, "volume", id, &o, &r, &f->err));
+    OK(vse_step(f->db, id, r.op_id, "scheduling", NULL, &r, &f->err));
+    OK(vse_step(f->db, id, r.op_id, "creating_vol", NULL, &r, &f->err));
+    OK(vse_finish(f->db, id, r.op_id, "available", NULL, &r, &f->err));
+    if (out != NULL)
+        *out = r;
+}
+
+/* Begin attach on an available volume: in `reserved`, owned by w1. */
+static void begin_attach(struct fx *f, const char *id, int64_t ttl_ms,
+                         struct vse_resource *out)
+{
+    struct vse_opts o = owner_opts("w1");
+
+    o.ttl_ms = ttl_ms;
+    OK(vse_begin(f->db, id, "attach", &o, out, &f->err));
+}
+
+static int64_t version_of(struct fx *f, const char *id)
+{
+    struct vse_resource r;
+
+    OK(vse_get(f->db, id, &r, &f->err));
+    return r.version;
+}
+
+/* Wait, without sleeping a fixed time, until the clock is past t. */
+static void wait_past(int64_t t)
+{
+    while (vse_now_us() <= t)
+        ; /* the lease is in ms: a few ms of spinning */
+}
+
+static void test_create_flow_to_available(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("api@h1");
+    struct vse_resource r;
+    char first[VSE_OPID_LEN + 1];
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    assert_string_equal(r.state, "creating_db");
+    assert_string_equal(r.op, "create");
+    assert_string_equal(r.owner, "api@h1");
+    assert_int_equal(strlen(r.op_id), VSE_OPID_LEN);
+    assert_int_equal(r.version, 1);
+    assert_true(r.lease_expires > r.since);
+    strcpy(first, r.op_id);
+    OK(vse_step(f->db, "v1", r.op_id, "scheduling", NULL, &r, &f->err));
+    OK(vse_step(f->db, "v1", r.op_id, "creating_vol", NULL, &r, &f->err));
+    OK(vse_finish(f->db, "v1", r.op_id, "available", NULL, &r, &f->err));
+    OK(vse_get(f->db, "v1", &r, &f->err));
+    assert_string_equal(r.state, "available");
+    assert_string_equal(r.op, "");
+    assert_string_equal(r.op_id, "");
+    assert_string_equal(r.owner, "");
+    assert_int_equal(r.lease_expires, 0);
+    assert_int_equal(r.version, 4);
+    (void)first;
+}
+
+static void test_begin_refused_while_busy(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, cur;
+    struct vse_opts o = owner_opts("w2");
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    assert_int_equal(vse_begin(f->db, "v1", "delete", &o, &cur, &f->err),
+                     VSE_ECONFLICT);
+    /* The refusal carries the current row: no second read needed. */
+    assert_int_equal(cur.version, r.version);
+    assert_string_equal(cur.op, "attach");
+    assert_string_equal(cur.op_id, r.op_id);
+    assert_string_equal(cur.owner, "w1");
+    assert_non_null(strstr(f->err.msg, "attach"));
+    assert_non_null(strstr(f->err.msg, "w1"));
+    assert_non_null(strstr(f->err.msg, "since"));
+    assert_non_null(strstr(f->err.hint, "step to attaching"));
+    assert_non_null(strstr(f->err.hint, "fail"));
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_begin_not_allowed_from_rest_state(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, cur;
+    struct vse_opts o = owner_opts("w1");
+
+    make_available(f, "v1", &r);
+    assert_int_equal(vse_begin(f->db, "v1", "detach", &o, &cur, &f->err),
+                     VSE_ECONFLICT);
+    assert_string_equal(cur.state, "available");
+    assert_non_null(strstr(f->err.msg, "detach"));
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_step_along_edge(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    OK(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &r, &f->err));
+    assert_string_equal(r.state, "attaching");
+    assert_string_equal(r.op, "attach");
+    OK(vse_finish(f->db, "v1", r.op_id, NULL, NULL, &r, &f->err));
+    assert_string_equal(r.state, "in_use");
+}
+
+static void test_step_off_edge_refused(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, cur;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    /* deleting is another op's step; in_use is a rest state. */
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "deleting", NULL, &cur,
+                              &f->err),
+                     VSE_ECONFLICT);
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "in_use", NULL, &cur,
+                              &f->err),
+                     VSE_ECONFLICT);
+    assert_string_equal(cur.state, "reserved");
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_finish_to_non_success_refused(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, cur;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    OK(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &r, &f->err));
+    assert_int_equal(vse_finish(f->db, "v1", r.op_id, "error", NULL, &cur,
+                                &f->err),
+                     VSE_ECONFLICT);
+    assert_int_equal(vse_finish(f->db, "v1", r.op_id, "available", NULL,
+                                &cur, &f->err),
+                     VSE_ECONFLICT);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_fail_needs_reason(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r;
+    struct vse_opts o = {0};
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    assert_int_equal(vse_fail(f->db, "v1", r.op_id, NULL, NULL, &f->err),
+                     VSE_EINVAL);
+    assert_int_equal(vse_fail(f->db, "v1", r.op_id, &o, NULL, &f->err),
+                     VSE_EINVAL);
+    assert_int_equal(version_of(f, "v1"), r.version);
+    o.reason = "no path to host";
+    OK(vse_fail(f->db, "v1", r.op_id, &o, &r, &f->err));
+    assert_string_equal(r.state, "available"); /* attach's failure state */
+}
+
+static void test_wrong_op_id_fenced(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, cur;
+    const char *other = "00000000-0000-4000-8000-000000000000";
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    assert_int_equal(vse_step(f->db, "v1", other, "attaching", NULL, &cur,
+                              &f->err),
+                     VSE_EFENCED);
+    assert_string_equal(cur.op_id, r.op_id);
+    assert_int_equal(vse_finish(f->db, "v1", other, NULL, NULL, &cur,
+                                &f->err),
+                     VSE_EFENCED);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_repeated_step(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, again;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    OK(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &r, &f->err));
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "attaching", NULL,
+                              &again, &f->err),
+                     VSE_REPEATED);
+    assert_int_equal(again.version, r.version);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_repeated_finish(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, again;
+    char op_id[VSE_OPID_LEN + 1];
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    strcpy(op_id, r.op_id);
+    OK(vse_step(f->db, "v1", op_id, "attaching", NULL, &r, &f->err));
+    OK(vse_finish(f->db, "v1", op_id, "in_use", NULL, &r, &f->err));
+    assert_int_equal(vse_finish(f->db, "v1", op_id, "in_use", NULL, &again,
+                                &f->err),
+                     VSE_REPEATED);
+    assert_int_equal(again.version, r.version);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_repeated_fail(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, again;
+    struct vse_opts o = {.reason = "driver error"};
+    char op_id[VSE_OPID_LEN + 1];
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    strcpy(op_id, r.op_id);
+    OK(vse_fail(f->db, "v1", op_id, &o, &r, &f->err));
+    assert_int_equal(vse_fail(f->db, "v1", op_id, &o, &again, &f->err),
+                     VSE_REPEATED);
+    assert_int_equal(again.version, r.version);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_create_existing_id(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r, cur;
+
+    make_available(f, "v1", &r);
+    assert_int_equal(vse_create(f->db, "volume", "v1", NULL, &cur, &f->err),
+                     VSE_EEXIST);
+    assert_string_equal(cur.state, "available");
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_create_repeated_request_id(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "api@h1", .request_id = "req-1"};
+    struct vse_resource r, again;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    assert_int_equal(vse_create(f->db, "volume", "v1", &o, &again, &f->err),
+                     VSE_REPEATED);
+    assert_string_equal(again.op_id, r.op_id);
+    assert_int_equal(version_of(f, "v1"), 1);
+}
+
+static void test_begin_repeated_request_id(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "w1", .request_id = "req-7"};
+    struct vse_resource r, again;
+
+    make_available(f, "v1", NULL);
+    OK(vse_begin(f->db, "v1", "attach", &o, &r, &f->err));
+    assert_int_equal(vse_begin(f->db, "v1", "attach", &o, &again, &f->err),
+                     VSE_REPEATED);
+    assert_string_equal(again.op_id, r.op_id);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_claim_unowned_rotates_op_id(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("api@h1");
+    struct vse_opts rel = {.release = 1};
+    struct vse_opts sched = owner_opts("sched@h2");
+    struct vse_resource r, c, cur;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    OK(vse_step(f->db, "v1", r.op_id, "scheduling", &rel, &r, &f->err));
+    assert_string_equal(r.owner, "");
+    OK(vse_claim(f->db, "v1", r.op_id, &sched, &c, &f->err));
+    assert_string_equal(c.owner, "sched@h2");
+    assert_int_equal(strlen(c.op_id), VSE_OPID_LEN);
+    assert_string_not_equal(c.op_id, r.op_id);
+    /* The hand-off's old token is dead. */
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "creating_vol", NULL,
+                              &cur, &f->err),
+                     VSE_EFENCED);
+    assert_int_equal(version_of(f, "v1"), c.version);
+    OK(vse_step(f->db, "v1", c.op_id, "creating_vol", NULL, &r, &f->err));
+}
+
+static void test_claim_refused_while_lease_live(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("api@h1");
+    struct vse_opts other = owner_opts("sched@h2");
+    struct vse_resource r, cur;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    OK(vse_step(f->db, "v1", r.op_id, "scheduling", NULL, &r, &f->err));
+    assert_int_equal(vse_claim(f->db, "v1", r.op_id, &other, &cur, &f->err),
+                     VSE_ECONFLICT);
+    assert_string_equal(cur.owner, "api@h1");
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_renew_extends_lease(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.ttl_ms = 60000};
+    struct vse_resource r, n;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 60000, &r);
+    wait_past(r.updated + 1000);
+    OK(vse_renew(f->db, "v1", r.op_id, &o, &n, &f->err));
+    assert_true(n.lease_expires > r.lease_expires);
+    assert_string_equal(n.op_id, r.op_id);
+    assert_int_equal(n.version, r.version + 1);
+    OK(vse_get(f->db, "v1", &r, &f->err));
+    assert_int_equal(r.lease_expires, n.lease_expires);
+}
+
+static void test_reset_state_fences_op(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "admin", .reason = "host lost"};
+    struct vse_resource r, cur;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    OK(vse_reset_state(f->db, "v1", "error", &o, &cur, &f->err));
+    assert_string_equal(cur.state, "error");
+    assert_string_equal(cur.op, "");
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &cur,
+                              &f->err),
+                     VSE_EFENCED);
+    assert_string_equal(cur.state, "error");
+}
+
+static void test_reset_state_needs_reason(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "admin"};
+    struct vse_resource r;
+
+    make_available(f, "v1", &r);
+    assert_int_equal(vse_reset_state(f->db, "v1", "error", &o, NULL,
+                                     &f->err),
+                     VSE_EINVAL);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+static void test_reap_retry_hands_back(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "sched@h2", .ttl_ms = 20};
+    struct vse_reap_stats st;
+    struct vse_resource r, cur;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    OK(vse_step(f->db, "v1", r.op_id, "scheduling", NULL, &r, &f->err));
+    wait_past(r.lease_expires);
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.retried, 1);
+    OK(vse_get(f->db, "v1", &cur, &f->err));
+    assert_string_equal(cur.state, "scheduling");
+    assert_string_equal(cur.op, "create");
+    assert_string_equal(cur.owner, "");
+    assert_string_not_equal(cur.op_id, r.op_id);
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "creating_vol", NULL,
+                              NULL, &f->err),
+                     VSE_EFENCED);
+    /* Waiting unowned is a queue, not an expired lease. */
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.retried + st.failed + st.reverted, 0);
+}
+
+static void test_reap_fail(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "api@h1", .ttl_ms = 20};
+    struct vse_reap_stats st;
+    struct vse_resource r, cur;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    wait_past(r.lease_expires);
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.failed, 1);
+    OK(vse_get(f->db, "v1", &cur, &f->err));
+    assert_string_equal(cur.state, "error");
+    assert_string_equal(cur.op, "");
+}
+
+static void test_reap_revert(void **state)
+{
+    struct fx *f = *state;
+    struct vse_reap_stats st;
+    struct vse_resource r, cur;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 20, &r);
+    wait_past(r.lease_expires);
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.reverted, 1);
+    OK(vse_get(f->db, "v1", &cur, &f->err));
+    assert_string_equal(cur.state, "available");
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "attaching", NULL, NULL,
+                              &f->err),
+                     VSE_EFENCED);
+}
+
+static void test_reap_leaves_live_leases(void **state)
+{
+    struct fx *f = *state;
+    struct vse_reap_stats st;
+    struct vse_resource r;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 60000, &r);
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.examined, 0);
+    assert_int_equal(version_of(f, "v1"), r.version);
+}
+
+struct evlog {
+    int n;
+    int64_t seq[64];
+    int64_t version[64];
+    char resource[64][16];
+};
+
+static int log_event(void *ctx, const struct vse_event *e)
+{
+    struct evlog *l = ctx;
+
+    if (l->n < 64) {
+        l->seq[l->n] = e->seq;
+        l->version[l->n] = e->version;
+        snprintf(l->resource[l->n], sizeof(l->resource[0]), "%s",
+                 e->resource);
+        l->n++;
+    }
+    return 0;
+}
+
+static void test_history_versions_contiguous(void **state)
+{
+    struct fx *f = *state;
+    struct evlog l = {0};
+    struct vse_resource r;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    OK(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &r, &f->err));
+    OK(vse_finish(f->db, "v1", r.op_id, NULL, NULL, &r, &f->err));
+    OK(vse_history(f->db, "v1", 0, 0, log_event, &l, &f->err));
+    assert_int_equal(l.n, r.version);
+    for (int i = 0; i < l.n; i++) {
+        assert_int_equal(l.version[i], i + 1);
+        if (i > 0)
+            assert_true(l.seq[i] > l.seq[i - 1]);
+    }
+}
+
+static void test_history_of_unknown_resource(void **state)
+{
+    struct fx *f = *state;
+    struct evlog l = {0};
+
+    assert_int_equal(vse_history(f->db, "nope", 0, 0, log_event, &l,
+                                 &f->err),
+                     VSE_ENOTFOUND);
+}
+
+static void test_events_global_order_from_seq(void **state)
+{
+    struct fx *f = *state;
+    struct evlog all = {0}, tail = {0};
+    struct vse_resource a, b;
+    int64_t last;
+
+    /* Interleave two resources so seq order differs from per-resource. */
+    make_available(f, "va", NULL);
+    make_available(f, "vb", NULL);
+    begin_attach(f, "va", 0, &a);
+    begin_attach(f, "vb", 0, &b);
+    OK(vse_step(f->db, "va", a.op_id, "attaching", NULL, &a, &f->err));
+    OK(vse_events(f->db, 0, 0, log_event, &all, &f->err));
+    assert_int_equal(all.n, 4 + 4 + 2 + 1);
+    for (int i = 1; i < all.n; i++)
+        assert_true(all.seq[i] > all.seq[i - 1]);
+    assert_string_equal(all.resource[all.n - 1], "va");
+    assert_string_equal(all.resource[all.n - 2], "vb");
+    OK(vse_last_seq(f->db, &last, &f->err));
+    assert_int_equal(last, all.seq[all.n - 1]);
+    OK(vse_events(f->db, all.seq[7], 0, log_event, &tail, &f->err));
+    assert_int_equal(tail.n, all.n - 8);
+    assert_int_equal(tail.seq[0], all.seq[8]);
+    tail.n = 0;
+    OK(vse_events(f->db, 0, 3, log_event, &tail, &f->err));
+    assert_int_equal(tail.n, 3);
+}
+
+static void test_purge(void **state)
+{
+    struct fx *f = *state;
+    struct vse_resource r;
+    struct vse_purge_policy p = {0};
+    struct vse_purge_stats st;
+    struct evlog l = {0};
+    int64_t last_before, last_after;
+
+    make_available(f, "keep", NULL);
+    make_available(f, "gone", NULL);
+    OK(vse_begin(f->db, "gone", "delete", NULL, &r, &f->err));
+    OK(vse_finish(f->db, "gone", r.op_id, NULL, NULL, &r, &f->err));
+    assert_string_equal(r.state, "deleted");
+    OK(vse_last_seq(f->db, &last_before, &f->err));
+    wait_past(vse_now_us());
+    p.before = vse_now_us();
+    p.drop_terminal = 1;
+    OK(vse_purge(f->db, &p, &st, &f->err));
+    assert_int_equal(st.resources, 1);
+    assert_int_equal(st.history_rows, 3 + 6);
+    assert_int_equal(vse_get(f->db, "gone", &r, &f->err), VSE_ENOTFOUND);
+    /* The latest row of a kept resource stays, and seq never goes back. */
+    OK(vse_history(f->db, "keep", 0, 0, log_event, &l, &f->err));
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.version[0], 4);
+    OK(vse_last_seq(f->db, &last_after, &f->err));
+    assert_int_equal(last_after, last_before);
+}
+
+static void count_violation(void *ctx, const char *id, const char *msg)
+{
+    fprintf(stderr, "violation: '%s': %s\n", id, msg);
+    ++*(int *)ctx;
+}
+
+static void test_check_finds_no_violations(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts why = {.reason = "test"};
+    struct vse_resource r;
+    int64_t n = -1;
+    int seen = 0;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 0, &r);
+    OK(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &r, &f->err));
+    OK(vse_finish(f->db, "v1", r.op_id, NULL, NULL, &r, &f->err));
+    make_available(f, "v2", NULL);
+    begin_attach(f, "v2", 0, &r);
+    OK(vse_fail(f->db, "v2", r.op_id, &why, &r, &f->err));
+    OK(vse_check(f->db, NULL, count_violation, &seen, &n, &f->err));
+    assert_int_equal(n, 0);
+    assert_int_equal(seen, 0);
+}
+
+static int count_row(void *ctx, const struct vse_resource *r)
+{
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static void test_bad_ids_rejected(void **state)
+{
+    struct fx *f = *state;
+    char big[VSE_ID_MAX + 2];
+    const char *bad[] = {"", big, "a\x01z", "tab\there", "del\x7f"};
+    int64_t last;
+    int rows = 0;
+
+    memset(big, 'x', VSE_ID_MAX + 1);
+    big[VSE_ID_MAX + 1] = '\0';
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        assert_int_equal(vse_create(f->db, "volume", bad[i], NULL, NULL,
+                                    &f->err),
+                         VSE_EINVAL);
+    assert_int_equal(vse_begin(f->db, "", "attach", NULL, NULL, &f->err),
+                     VSE_EINVAL);
+    OK(vse_list(f->db, NULL, count_row, &rows, &f->err));
+    assert_int_equal(rows, 0);
+    OK(vse_last_seq(f->db, &last, &f->err));
+    assert_int_equal(last, 0);
+}
+
+static void test_longest_id_accepted(void **state)
+{
+    struct fx *f = *state;
+    char id[VSE_ID_MAX + 1];
+    struct vse_resource r;
+
+    memset(id, 'x', VSE_ID_MAX);
+    id[VSE_ID_MAX] = '\0';
+    OK(vse_create(f->db, "volume", id, NULL, NULL, &f->err));
+    OK(vse_get(f->db, id, &r, &f->err));
+    assert_string_equal(r.id, id);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_create_flow_to_available),
+        T(test_begin_refused_while_busy),
+        T(test_begin_not_allowed_from_rest_state),
+        T(test_step_along_edge),
+        T(test_step_off_edge_refused),
+        T(test_finish_to_non_success_refused),
+        T(test_fail_needs_reason),
+        T(test_wrong_op_id_fenced),
+        T(test_repeated_step),
+        T(test_repeated_finish),
+        T(test_repeated_fail),
+        T(test_create_existing_id),
+        T(test_create_repeated_request_id),
+        T(test_begin_repeated_request_id),
+        T(test_claim_unowned_rotates_op_id),
+        T(test_claim_refused_while_lease_live),
+        T(test_renew_extends_lease),
+        T(test_reset_state_fences_op),
+        T(test_reset_state_needs_reason),
+        T(test_reap_retry_hands_back),
+        T(test_reap_fail),
+        T(test_reap_revert),
+        T(test_reap_leaves_live_leases),
+        T(test_history_versions_contiguous),
+        T(test_history_of_unknown_resource),
+        T(test_events_global_order_from_seq),
+        T(test_purge),
+        T(test_check_finds_no_violations),
+        T(test_bad_ids_rejected),
+        T(test_longest_id_accepted),
+#undef T
+    };
+    const char *which = getenv("VSE_TEST_STORE");
+
+    if (which != NULL && strcmp(which, "postgresql") == 0 &&
+        getenv("VSE_TEST_PG_URL") == NULL) {
+        printf("skipped: VSE_TEST_STORE=postgresql needs VSE_TEST_PG_URL\n");
+        return 0;
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
