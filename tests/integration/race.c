@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +118,7 @@ static void drive(struct worker *w, const char *id, char *op_id,
     while (next_call(state, &kind, &to, w) && w->n < attempts) {
         struct vse_opts o = {.ttl_ms = ttl_ms};
 
-        if (chance(w, 15)) {
+        if (chance(w, 25)) {
             /* Stall past the lease: the reaper hands the op on or ends
              * it, and this worker's next call must be fenced. */
             sleep_ms(ttl_ms * 2);
@@ -150,6 +151,23 @@ static void drive(struct worker *w, const char *id, char *op_id,
         logcall(w, kind, id, op_id, rc);
         if (rc < 0)
             return;
+        if (rc == 0 && chance(w, 40)) {
+            /* Re-delivery of the same call: must be answered "repeated"
+             * (or fenced, if the reaper got there first), never applied
+             * twice. */
+            struct vse_resource again;
+            int rc2 = strcmp(kind, "step") == 0
+                          ? vse_step(w->db, id, op_id, to, &o, &again, &e)
+                          : vse_finish(w->db, id, op_id, to, &o, &again, &e);
+
+            check_rc(rc2, &e);
+            logcall(w, kind, id, op_id, rc2);
+            if (rc2 == 0) {
+                fprintf(stderr, "race: a re-delivered %s was applied "
+                                "twice\n", kind);
+                exit(3);
+            }
+        }
         snprintf(state, sizeof(state), "%s", r.state);
         if (strcmp(kind, "finish") == 0)
             snprintf(w->stale, sizeof(w->stale), "%s", op_id);
@@ -224,7 +242,20 @@ static void worker_main(int k)
             logcall(&w, "reset", id, "-", rc);
             continue;
         }
-        rc = vse_begin(w.db, id, ops[rand_r(&w.seed) % 6], &o, &r, &e);
+        /* Mostly an op the state allows, sometimes any: both the
+         * races between workers and plain wrong requests get refused. */
+        const char *op = ops[rand_r(&w.seed) % 6];
+
+        if (chance(&w, 800) && vse_get(w.db, id, &r, &e) == 0) {
+            if (strcmp(r.state, "in_use") == 0)
+                op = "detach";
+            else if (strcmp(r.state, "available") == 0)
+                op = chance(&w, 100) ? "delete"
+                                     : (chance(&w, 500) ? "attach" : "extend");
+            else if (r.op[0] == '\0')
+                op = "delete";
+        }
+        rc = vse_begin(w.db, id, op, &o, &r, &e);
         check_rc(rc, &e);
         logcall(&w, "begin", id, rc == 0 ? r.op_id : "-", rc);
         if (rc == 0) {
@@ -253,14 +284,15 @@ static void reaper_main(int stop_fd)
         die("reaper open", &e);
     for (;;) {
         struct vse_reap_stats st;
-        char c;
+        struct pollfd pfd = {.fd = stop_fd, .events = POLLIN};
         int rc = vse_reap(db, &st, &e);
 
         if (rc < 0)
             die("reap", &e);
         expired += st.retried + st.failed + st.reverted;
-        /* The parent closes the pipe when the workers are done. */
-        if (read(stop_fd, &c, 1) == 0)
+        /* Reap every 10 ms until the parent closes the pipe (the workers
+         * are done): POLLHUP then ends the loop. */
+        if (poll(&pfd, 1, 10) > 0)
             break;
     }
     fprintf(log, "expired %lld\n", expired);
@@ -476,11 +508,11 @@ int main(int argc, char **argv)
            kinds[VSE_KIND_EXPIRE], kinds[VSE_KIND_RESET],
            (long long)violations);
     /* The race must really have happened, or it proves nothing. */
-    if (calls < (long long)attempts * nprocs || by_rc[4] == 0 ||
-        by_rc[5] == 0 || kinds[VSE_KIND_EXPIRE] == 0 ||
+    if (calls < (long long)attempts * nprocs || by_rc[1] == 0 ||
+        by_rc[4] == 0 || by_rc[5] == 0 || kinds[VSE_KIND_EXPIRE] == 0 ||
         kinds[VSE_KIND_CLAIM] == 0 || kinds[VSE_KIND_RESET] == 0) {
-        fprintf(stderr, "race: the run did not exercise refusals, fencing, "
-                        "expiry, claims and resets\n");
+        fprintf(stderr, "race: the run did not exercise repeats, refusals, "
+                        "fencing, expiry, claims and resets\n");
         failed = 1;
     }
     if (violations != 0)
