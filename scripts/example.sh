@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # example.sh - the worked example `make run` plays, live, with vsectl on
 # sqlite:./var/vse.db: the proposal's create_volume flow handed from the
-# API to the scheduler to a volume host, then a delete with a concurrent
-# extend that is refused at once, and the history that records it all.
+# API to the scheduler to a volume host, then an extend with a concurrent
+# delete that is refused at once, and the history that records it all.
 set -u
 
 B=${1:?usage: scripts/example.sh BUILD_DIR}
@@ -68,20 +68,21 @@ say "The API's old op_id was fenced by the claim: a late call with it is" \
 run step "$vol" "$op" creating_vol
 echo "exit status: $?"
 
-say "5. volume@host2 begins deleting the volume."
-del=$(run begin "$vol" delete --owner volume@host2) || die "begin failed"
-echo "$del"
+say "5. volume@host2 begins extending the volume."
+ext=$(run begin "$vol" extend --owner volume@host2) || die "begin failed"
+echo "$ext"
 
-say "6. At the same time api@host1 asks to extend it.  There is no lock to" \
-    "wait on: the extend is refused at once, and the refusal says what is" \
+say "6. At the same time api@host1 asks to delete it.  There is no lock to" \
+    "wait on: the delete is refused at once, and the refusal says what is" \
     "in the way and what is allowed now (exit status 3)."
-run begin "$vol" extend --owner api@host1
+run begin "$vol" delete --owner api@host1
 st=$?
 echo "exit status: $st"
-[ "$st" -eq 3 ] || die "the concurrent extend was not refused"
+[ "$st" -eq 3 ] || die "the concurrent delete was not refused"
 
-say "7. The delete ends in deleted."
-run finish "$vol" "$del" deleted || die "finish failed"
+say "7. The extend ends; the volume is available again, and a delete" \
+    "asked for now would be allowed."
+run finish "$vol" "$ext" available || die "finish failed"
 
 say "8. Every transition is in the history, with who made it and when; the" \
     "refused calls left no trace."
