@@ -52,7 +52,8 @@ extern "C" {
     XX(ETOOBIG, -11, 2, 413, "input too large")                             \
     XX(EBUSY, -12, 1, 503, "store busy")                                    \
     XX(EINTERNAL, -13, 1, 500, "internal error")                            \
-    XX(EIO, -14, 1, 500, "i/o error")
+    XX(EIO, -14, 1, 500, "i/o error")                                       \
+    XX(EUNKNOWN, -15, 1, 503, "outcome unknown")
 
 enum vse_errno {
     VSE_OK = 0,
@@ -278,6 +279,12 @@ struct vse_opts {
     const char *op;         /* create: the creating op (NULL = the one) */
     int release;            /* step: hand the op off (owner cleared), so
                                that another worker claims it */
+    /* A row of this resource the caller has just read (to choose what to
+     * do): the call decides against it instead of reading it again, which
+     * saves a store round trip.  If it is stale, the compare-and-swap
+     * fails and the call reads the current row and decides again, so
+     * correctness never depends on it.  NULL = read it. */
+    const struct vse_resource *seen;
 };
 
 /*
@@ -292,7 +299,10 @@ struct vse_opts {
  * the first call made, even if that op has ended since); VSE_ECONFLICT when the machine or the current state does
  * not allow it; VSE_EFENCED when op_id is not the resource's current
  * op_id; VSE_EEXIST (create of an existing id); VSE_ENOTFOUND;
- * VSE_EINVAL (unknown machine, op or state; bad id); VSE_ESTORE, VSE_EBUSY.
+ * VSE_EINVAL (unknown machine, op or state; bad id); VSE_ESTORE, VSE_EBUSY
+ * (nothing was written); VSE_EUNKNOWN (the store was lost while the write
+ * was in flight and did not come back in time: the transition happened
+ * if and only if the history holds the version err->hint names).
  * On VSE_ECONFLICT and VSE_EFENCED, *out holds the current row, err->msg
  * says what is in the way ("volume 'v1' is busy: delete, step deleting,
  * owner volume@host2, since ...") and err->hint what is allowed now.

@@ -584,11 +584,17 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         return VSE_EEXIST;
     }
 
-    rc = vse__store_get(db->store, c->id, &cur, err);
-    if (rc == VSE_ENOTFOUND)
-        return vse__err(err, VSE_ENOTFOUND, "resource '%s' not found", c->id);
-    if (rc < 0)
-        return rc;
+    if (c->o->seen != NULL && c->o->seen->version > 0 &&
+        strcmp(c->o->seen->id, c->id) == 0) {
+        cur = *c->o->seen;
+    } else {
+        rc = vse__store_get(db->store, c->id, &cur, err);
+        if (rc == VSE_ENOTFOUND)
+            return vse__err(err, VSE_ENOTFOUND, "resource '%s' not found",
+                            c->id);
+        if (rc < 0)
+            return rc;
+    }
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         m = vse__db_machine(db, cur.machine, err);
         if (m == NULL)

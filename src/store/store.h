@@ -77,7 +77,8 @@ typedef int vse_store_get_fn(struct vse_store *s, const char *id,
  * it does not exist, has cur->version == 0.  Nothing was written.
  * VSE_ESTORE / VSE_EBUSY: nothing was written (a store that cannot tell
  * must find out, e.g. by re-reading the history row named by
- * (resource, version), before it answers).
+ * (resource, version), before it answers).  VSE_EUNKNOWN: it could not
+ * find out in time; err->hint names the version to look for.
  */
 typedef int vse_store_apply_fn(struct vse_store *s, const struct vse_change *c,
                                struct vse_resource *cur, int64_t *seq,
