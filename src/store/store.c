@@ -10,8 +10,14 @@
 #include "store.h"
 #include "vse-int.h"
 
+/* store-pg.c; "postgres:" is libpq's other spelling of the scheme. */
+extern const struct vse_store_methods vse__store_pg;
+extern const struct vse_store_methods vse__store_postgres;
+
 static const struct vse_store_methods *const backends[] = {
     &vse__store_sqlite,
+    &vse__store_pg,
+    &vse__store_postgres,
 };
 
 static int methods_ok(const struct vse_store_methods *m)
@@ -68,7 +74,7 @@ int vse__store_open(const char *url, struct vse_store **out,
     }
     vse__err(err, VSE_EINVAL, "store URL '%s' has an unknown scheme '%.*s'",
              url, (int)slen, url);
-    vse__err_hint(err, "known schemes: sqlite");
+    vse__err_hint(err, "known schemes: sqlite, postgresql");
     return VSE_EINVAL;
 }
 

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -412,6 +414,8 @@ int main(int argc, char **argv)
         die("pipe", NULL);
     reaper = fork();
     if (reaper == 0) {
+        /* Die with the parent: a worker must never outlive its test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(fds[1]);
         reaper_main(fds[0]);
     }
@@ -420,6 +424,7 @@ int main(int argc, char **argv)
         pid_t p = fork();
 
         if (p == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             close(fds[1]);
             worker_main(k);
         }

@@ -2,7 +2,7 @@
  * test-conformance.c - the enforcer's contract (DESIGN.md section 4),
  * checked through the public API against one store.  The same suite runs
  * once per store: VSE_TEST_STORE=sqlite (default: a fresh file per test)
- * or postgresql (VSE_TEST_PG_URL, a fresh database per run).
+ * or postgresql (VSE_TEST_PG_URL; a fresh schema per test, dropped after).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,15 +14,43 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "vse.h"
 
 struct fx {
     char dir[64];
-    char url[256];
+    char schema[64]; /* postgresql: this test's own schema */
+    char url[1024];
     vse_db *db;
     struct vse_error err;
 };
+
+static int serial;
+
+/* Run "VERB schema" on the server at url (schema names are ours). */
+static int pg_exec(const char *url, const char *verb, const char *schema)
+{
+    char sql[160];
+    PGconn *c = PQconnectdb(url);
+    PGresult *r;
+    int ok;
+
+    snprintf(sql, sizeof(sql), "%s %s%s", verb, schema,
+             strcmp(verb, "DROP SCHEMA") == 0 ? " CASCADE" : "");
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "%s: %s", url, PQerrorMessage(c));
+        PQfinish(c);
+        return -1;
+    }
+    r = PQexec(c, sql);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
 
 /* The one switch between stores. */
 static int store_url(struct fx *f)
@@ -41,7 +69,14 @@ static int store_url(struct fx *f)
 
         if (u == NULL || u[0] == '\0')
             return 1; /* skipped */
-        snprintf(f->url, sizeof(f->url), "%s", u);
+        /* Tests reuse resource ids: each gets its own empty schema, which
+         * the store creates its tables in (the first in search_path). */
+        snprintf(f->schema, sizeof(f->schema), "conf_%d_%d", (int)getpid(),
+                 ++serial);
+        if (pg_exec(u, "CREATE SCHEMA", f->schema) != 0)
+            return -1;
+        snprintf(f->url, sizeof(f->url), "%s%soptions=-csearch_path%%3D%s",
+                 u, strchr(u, '?') ? "&" : "?", f->schema);
         return 0;
     }
     fprintf(stderr, "VSE_TEST_STORE must be sqlite or postgresql\n");
@@ -73,6 +108,9 @@ static int teardown(void **state)
     char cmd[128];
 
     vse_close(f->db);
+    if (f->schema[0] != '\0' &&
+        pg_exec(getenv("VSE_TEST_PG_URL"), "DROP SCHEMA", f->schema) != 0)
+        return -1;
     if (f->dir[0] != '\0') {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
         if (system(cmd) != 0)

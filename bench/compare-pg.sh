@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# compare-pg.sh - vse on PostgreSQL against raw libpq sending the same SQL
+# (raw-pg.c), same throwaway server, same run: transitions per second and
+# their ratio at 1, 4 and 16 clients; then the contention shapes of the
+# classic Cinder measurement (100 resources x 3 workers, 5 x 100) with
+# acquire/release latency.  Usage: bench/compare-pg.sh BUILD [SECONDS]
+# (VSE_PG_URL set: use that server instead of a throwaway one.)
+set -eu
+B=${1:?usage: compare-pg.sh BUILD [SECONDS]}
+S=${2:-5}
+if [ -z "${VSE_PG_URL:-}" ]; then
+    . "$(dirname "$0")/../tests/pg.sh"
+    pg_start
+fi
+U=$VSE_PG_URL
+"$B/vsectl" --store "$U" list >/dev/null # creates the schema
+tps() { sed -n 's/.*"transitions_per_s":\([0-9.]*\).*/\1/p'; }
+printf '%-8s %12s %12s %7s\n' clients vse/s raw/s ratio
+for n in 1 4 16; do
+    v=$("$B/vsectl" --store "$U" bench --clients $n --resources 64 \
+        --seconds "$S" --json | tps)
+    r=$("$B/bench/raw-pg" --url "$U" --clients $n --resources 64 \
+        --seconds "$S" --json | tps)
+    printf '%-8s %12.0f %12.0f %7.2f\n' $n "$v" "$r" \
+        "$(echo "$v / $r" | bc -l)"
+done
+"$B/bench/raw-pg" --url "$U" --contention 100:3 --seconds "$S"
+"$B/bench/raw-pg" --url "$U" --contention 5:100 --seconds "$S"

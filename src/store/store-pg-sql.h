@@ -1,0 +1,130 @@
+/*
+ * store-pg-sql.h - the SQL text of the PostgreSQL store: its schema (with
+ * the server-side apply function) and its hot-path statements.  Only
+ * string and number macros: the store (store-pg.c) and the raw-libpq
+ * benchmark (bench/raw-pg.c) include it so that both send the same SQL.
+ */
+#ifndef VSE_STORE_PG_SQL_H
+#define VSE_STORE_PG_SQL_H
+
+/* Same tables, columns and meaning as the SQLite store (store-sqlite.c);
+ * "" is stored as NULL there and here. */
+#define VSE_PG_RESOURCE_COLS                                                 \
+    "id, machine, state, op, op_id, origin, owner, lease_expires, "          \
+    "lease_ttl, since, updated, created, version"
+
+#define VSE_PG_HISTORY_COLS                                                  \
+    "seq, resource, version, machine, kind, op, op_id, from_state, "         \
+    "to_state, owner, at, request_id, reason"
+
+/* LISTEN/NOTIFY channel: a wake-up only, the payload is the seq. */
+#define VSE_PG_CHANNEL "vse_events"
+
+/*
+ * Schema version 1.  Ids sort by bytes (COLLATE "C"), as in SQLite,
+ * whatever the database's locale.
+ *
+ * vse_seq is a one-row counter: the next history seq is taken by
+ * updating it, and its row lock is held until COMMIT, so transactions
+ * take seqs in the order they commit and a watcher reading `seq > N`
+ * cannot miss a row that commits later with a lower seq (a plain
+ * sequence hands out numbers at INSERT time, not in commit order).  It
+ * also keeps the highest seq ever committed after purge removed rows, as
+ * sqlite_sequence does.  The lock is taken last in the transaction, in
+ * the server, with no client round trip while it is held: the serialised
+ * tail is the history insert and the commit (WAL flush) only.
+ *
+ * vse_apply() is one transition in one round trip: the CAS on the row
+ * (INSERT ... ON CONFLICT DO NOTHING when expect = 0), then seq, history
+ * row and NOTIFY; or, if the CAS lost, the current row with o_seq = 0
+ * (no row at all: it does not exist).  Each statement of a PL/pgSQL
+ * function takes a fresh snapshot under READ COMMITTED, so the row
+ * returned is the one that won, not one from before the wait.
+ */
+#define VSE_PG_SCHEMA_V1                                                     \
+    "CREATE TABLE vse_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"      \
+    "CREATE TABLE resources(id TEXT COLLATE \"C\" PRIMARY KEY,"              \
+    " machine TEXT NOT NULL, state TEXT NOT NULL, op TEXT, op_id TEXT,"      \
+    " origin TEXT, owner TEXT, lease_expires BIGINT,"                        \
+    " lease_ttl BIGINT NOT NULL DEFAULT 0, since BIGINT NOT NULL,"           \
+    " updated BIGINT NOT NULL, created BIGINT NOT NULL,"                     \
+    " version BIGINT NOT NULL);"                                             \
+    "CREATE INDEX resources_machine_state ON resources(machine, state);"     \
+    "CREATE INDEX resources_lease ON resources(lease_expires)"               \
+    " WHERE op IS NOT NULL;"                                                 \
+    "CREATE TABLE history(seq BIGINT PRIMARY KEY,"                           \
+    " resource TEXT COLLATE \"C\" NOT NULL, version BIGINT NOT NULL,"        \
+    " machine TEXT NOT NULL, kind TEXT NOT NULL, op TEXT, op_id TEXT,"       \
+    " from_state TEXT NOT NULL, to_state TEXT NOT NULL, owner TEXT,"         \
+    " at BIGINT NOT NULL, request_id TEXT, reason TEXT,"                     \
+    " UNIQUE(resource, version));"                                           \
+    "CREATE INDEX history_request ON history(resource, request_id)"          \
+    " WHERE request_id IS NOT NULL;"                                         \
+    "CREATE TABLE machines(name TEXT PRIMARY KEY, version INTEGER NOT NULL," \
+    " hash TEXT NOT NULL, definition TEXT NOT NULL,"                         \
+    " pinned_at BIGINT NOT NULL);"                                           \
+    "CREATE TABLE vse_seq(one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one)," \
+    " seq BIGINT NOT NULL) WITH (fillfactor = 20);"                          \
+    "INSERT INTO vse_seq(one, seq) VALUES (true, 0);"                        \
+    "CREATE FUNCTION vse_apply(p_expect BIGINT,"                             \
+    " p_id TEXT, p_machine TEXT, p_state TEXT, p_op TEXT, p_op_id TEXT,"     \
+    " p_origin TEXT, p_owner TEXT, p_lease_expires BIGINT,"                  \
+    " p_lease_ttl BIGINT, p_since BIGINT, p_updated BIGINT,"                 \
+    " p_created BIGINT, p_version BIGINT,"                                   \
+    " h_resource TEXT, h_version BIGINT, h_machine TEXT, h_kind TEXT,"       \
+    " h_op TEXT, h_op_id TEXT, h_from TEXT, h_to TEXT, h_owner TEXT,"        \
+    " h_at BIGINT, h_request_id TEXT, h_reason TEXT)"                        \
+    " RETURNS TABLE(o_seq BIGINT, o_id TEXT, o_machine TEXT, o_state TEXT,"  \
+    " o_op TEXT, o_op_id TEXT, o_origin TEXT, o_owner TEXT,"                 \
+    " o_lease_expires BIGINT, o_lease_ttl BIGINT, o_since BIGINT,"           \
+    " o_updated BIGINT, o_created BIGINT, o_version BIGINT)"                 \
+    " LANGUAGE plpgsql AS $vse$\n"                                           \
+    "DECLARE n BIGINT;\n"                                                    \
+    "BEGIN\n"                                                                \
+    "  IF p_expect = 0 THEN\n"                                               \
+    "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS ")\n"                  \
+    "    VALUES (p_id, p_machine, p_state, p_op, p_op_id, p_origin,"         \
+    " p_owner, p_lease_expires, p_lease_ttl, p_since, p_updated,"            \
+    " p_created, p_version)\n"                                               \
+    "    ON CONFLICT (id) DO NOTHING;\n"                                     \
+    "  ELSE\n"                                                               \
+    "    UPDATE resources r SET machine = p_machine, state = p_state,"       \
+    " op = p_op, op_id = p_op_id, origin = p_origin, owner = p_owner,"       \
+    " lease_expires = p_lease_expires, lease_ttl = p_lease_ttl,"             \
+    " since = p_since, updated = p_updated, created = p_created,"            \
+    " version = p_version\n"                                                 \
+    "    WHERE r.id = p_id AND r.version = p_expect;\n"                      \
+    "  END IF;\n"                                                            \
+    "  IF NOT FOUND THEN\n"                                                  \
+    "    RETURN QUERY SELECT 0::BIGINT, r.id::TEXT, r.machine, r.state,"     \
+    " r.op, r.op_id, r.origin, r.owner, r.lease_expires, r.lease_ttl,"       \
+    " r.since, r.updated, r.created, r.version"                              \
+    " FROM resources r WHERE r.id = p_id;\n"                                 \
+    "    RETURN;\n"                                                          \
+    "  END IF;\n"                                                            \
+    "  UPDATE vse_seq s SET seq = s.seq + 1 RETURNING s.seq INTO n;\n"       \
+    "  INSERT INTO history(" VSE_PG_HISTORY_COLS ")\n"                       \
+    "  VALUES (n, h_resource, h_version, h_machine, h_kind, h_op, h_op_id,"  \
+    " h_from, h_to, h_owner, h_at, h_request_id, h_reason);\n"               \
+    "  PERFORM pg_notify('" VSE_PG_CHANNEL "', n::TEXT);\n"                  \
+    "  o_seq := n;\n"                                                        \
+    "  RETURN NEXT;\n"                                                       \
+    "END\n"                                                                  \
+    "$vse$;"
+
+/* $1 id */
+#define VSE_PG_GET                                                           \
+    "SELECT " VSE_PG_RESOURCE_COLS " FROM resources WHERE id = $1"
+
+/*
+ * $1 expected version, $2..$14 the row in VSE_PG_RESOURCE_COLS order,
+ * $15..$26 the history row in VSE_PG_HISTORY_COLS order less seq.
+ * Parameter types: VSE_PG_APPLY_TYPES ('i' BIGINT, 't' TEXT).
+ */
+#define VSE_PG_APPLY                                                         \
+    "SELECT * FROM vse_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"  \
+    " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25," \
+    " $26)"
+#define VSE_PG_APPLY_TYPES "itttttttiiiiiititttttttitt"
+
+#endif /* VSE_STORE_PG_SQL_H */

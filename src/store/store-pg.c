@@ -1,0 +1,1427 @@
+/*
+ * store-pg.c - the "postgresql:" store: one PostgreSQL database shared by
+ * vse processes on many hosts.  Same tables and meaning as the SQLite
+ * store; each transition is one round trip to a server-side function
+ * (store-pg-sql.h), history seqs are handed out in commit order, and a
+ * connection lost mid-call is settled by re-reading the history row the
+ * call would have written before anything is answered (FIELD-NOTES.md).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "store-pg-sql.h"
+#include "store.h"
+#include "vse-int.h"
+
+#define SCHEMA_VERSION 1
+/* How long a call keeps trying to reach a server that went away, in
+ * total, before it answers; VSE_PG_RECONNECT_MS overrides (tests). */
+#define RECONNECT_MS 10000
+#define BACKOFF_MIN_MS 20
+#define BACKOFF_MAX_MS 1000
+/* How long settling an unknown outcome waits for the old session to end. */
+#define TERMINATE_WAIT_MS 5000
+/* history() reads the whole log in pages of this many rows. */
+#define HISTORY_PAGE 2000
+/* Any constant: all vse processes on one database serialise migrations. */
+#define MIGRATION_LOCK "7600533" /* "vse" */
+
+#define OID_INT8 20
+#define OID_TEXT 25
+
+enum stmt_id {
+    ST_GET,
+    ST_APPLY,
+    ST_HIST_AT,
+    ST_HIST_ONE,
+    ST_HIST_ALL,
+    ST_EXPIRED,
+    ST_LAST_SEQ,
+    ST_PIN_GET,
+    ST_PIN_PUT,
+    ST_COUNT
+};
+
+struct stmt {
+    const char *name;
+    const char *sql;
+    const char *types; /* one letter per parameter: 'i' BIGINT, 't' TEXT */
+};
+
+static const struct stmt stmts[ST_COUNT] = {
+    [ST_GET] = {"vse_get", VSE_PG_GET, "t"},
+    [ST_APPLY] = {"vse_apply", VSE_PG_APPLY, VSE_PG_APPLY_TYPES},
+    [ST_HIST_AT] = {"vse_hist_at",
+                    "SELECT " VSE_PG_HISTORY_COLS " FROM history "
+                    "WHERE resource = $1 AND version = $2",
+                    "ti"},
+    [ST_HIST_ONE] = {"vse_hist_one",
+                     "SELECT " VSE_PG_HISTORY_COLS " FROM history "
+                     "WHERE resource = $1 AND seq > $2 "
+                     "ORDER BY version LIMIT $3",
+                     "tii"},
+    [ST_HIST_ALL] = {"vse_hist_all",
+                     "SELECT " VSE_PG_HISTORY_COLS " FROM history "
+                     "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                     "ii"},
+    /* Unowned ops wait in a queue for a claim and never expire. */
+    [ST_EXPIRED] = {"vse_expired",
+                    "SELECT " VSE_PG_RESOURCE_COLS " FROM resources "
+                    "WHERE op IS NOT NULL AND owner IS NOT NULL "
+                    "AND lease_expires < $1 "
+                    "ORDER BY lease_expires LIMIT $2",
+                    "ii"},
+    [ST_LAST_SEQ] = {"vse_last_seq", "SELECT seq FROM vse_seq", ""},
+    [ST_PIN_GET] = {"vse_pin_get",
+                    "SELECT version, hash, definition, pinned_at "
+                    "FROM machines WHERE name = $1",
+                    "t"},
+    [ST_PIN_PUT] = {"vse_pin_put",
+                    "INSERT INTO machines"
+                    "(name, version, hash, definition, pinned_at) "
+                    "VALUES ($1, $2, $3, $4, $5) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    "titti"},
+};
+
+struct pg_conn {
+    struct vse_store base; /* must be first */
+    PGconn *conn;
+    char *uri;        /* as libpq takes it; may hold a password */
+    char where[300];  /* user@host:port/db, for messages: no password */
+    unsigned prepared; /* bit per enum stmt_id, for this session */
+    int listening;     /* LISTEN again after a reconnect */
+    int reconnect_ms;
+    /* Which server session this is, so that after losing it we can make
+     * sure it is gone before judging what it did. */
+    char backend_pid[16];
+    char backend_start[32]; /* us since the epoch, as text */
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* The first line of a libpq message, without "ERROR:  " noise. */
+static void first_line(const char *msg, char *buf, size_t size)
+{
+    size_t n;
+
+    if (msg == NULL)
+        msg = "";
+    n = strcspn(msg, "\n");
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, msg, n);
+    buf[n] = '\0';
+}
+
+static int conn_ok(const struct pg_conn *c)
+{
+    return c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
+}
+
+/*
+ * Report a failed call.  A dropped connection and a server that cannot
+ * take more work are told apart from an error in the statement; none of
+ * them is ever a conflict.
+ */
+static int pg_fail(struct pg_conn *c, const PGresult *res,
+                   struct vse_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int pg_fail(struct pg_conn *c, const PGresult *res,
+                   struct vse_error *err, const char *fmt, ...)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : 0;
+    const char *primary =
+        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char what[256], line[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (primary != NULL)
+        first_line(primary, line, sizeof(line));
+    else
+        first_line(c->conn ? PQerrorMessage(c->conn) : "out of memory", line,
+                   sizeof(line));
+    if (!conn_ok(c)) {
+        vse__err(err, VSE_ESTORE, "lost the connection to store '%s' while "
+                 "trying to %s", c->where, what);
+        vse__err_detail(err, "postgresql: %s", line);
+        vse__err_hint(err, "the next call reconnects; check that the "
+                           "server is running");
+        return VSE_ESTORE;
+    }
+    if (state != NULL && (strncmp(state, "53", 2) == 0 ||
+                          strcmp(state, "40001") == 0 ||
+                          strcmp(state, "40P01") == 0 ||
+                          strcmp(state, "55P03") == 0 ||
+                          strcmp(state, "57P03") == 0)) {
+        vse__err(err, VSE_EBUSY, "store '%s' is busy: cannot %s", c->where,
+                 what);
+        vse__err_detail(err, "postgresql: %s (SQLSTATE %s)", line, state);
+        vse__err_hint(err, "retry later");
+        return VSE_EBUSY;
+    }
+    vse__err(err, VSE_ESTORE, "cannot %s in store '%s'", what, c->where);
+    vse__err_detail(err, "postgresql: %s%s%s%s", line,
+                    state ? " (SQLSTATE " : "", state ? state : "",
+                    state ? ")" : "");
+    if (state != NULL && strcmp(state, "42501") == 0)
+        vse__err_hint(err, "the role needs CREATE on the schema and "
+                           "SELECT/INSERT/UPDATE/DELETE on vse's tables");
+    else if (state != NULL && strcmp(state, "23505") == 0)
+        vse__err_hint(err, "history and resources disagree: run "
+                           "'vsectl check'");
+    return VSE_ESTORE;
+}
+
+static const char *txt(const char *s)
+{
+    return s == NULL || s[0] == '\0' ? NULL : s; /* "" is stored as NULL */
+}
+
+static void col_text(const PGresult *r, int row, int col, char *dst,
+                     size_t size)
+{
+    vse__strlcpy(dst, PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col),
+                 size);
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return (int64_t)strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* Read a row in VSE_PG_RESOURCE_COLS order, starting at column `at`. */
+static void read_row(const PGresult *r, int row, int at,
+                     struct vse_resource *out)
+{
+    memset(out, 0, sizeof(*out));
+    col_text(r, row, at + 0, out->id, sizeof(out->id));
+    col_text(r, row, at + 1, out->machine, sizeof(out->machine));
+    col_text(r, row, at + 2, out->state, sizeof(out->state));
+    col_text(r, row, at + 3, out->op, sizeof(out->op));
+    col_text(r, row, at + 4, out->op_id, sizeof(out->op_id));
+    col_text(r, row, at + 5, out->origin, sizeof(out->origin));
+    col_text(r, row, at + 6, out->owner, sizeof(out->owner));
+    out->lease_expires = col_i64(r, row, at + 7);
+    out->lease_ttl = col_i64(r, row, at + 8);
+    out->since = col_i64(r, row, at + 9);
+    out->updated = col_i64(r, row, at + 10);
+    out->created = col_i64(r, row, at + 11);
+    out->version = col_i64(r, row, at + 12);
+}
+
+static void read_event(const PGresult *r, int row, struct vse_event *e)
+{
+    char kind[16];
+
+    memset(e, 0, sizeof(*e));
+    e->seq = col_i64(r, row, 0);
+    col_text(r, row, 1, e->resource, sizeof(e->resource));
+    e->version = col_i64(r, row, 2);
+    col_text(r, row, 3, e->machine, sizeof(e->machine));
+    col_text(r, row, 4, kind, sizeof(kind));
+    e->kind = vse_kind_parse(kind);
+    col_text(r, row, 5, e->op, sizeof(e->op));
+    col_text(r, row, 6, e->op_id, sizeof(e->op_id));
+    col_text(r, row, 7, e->from, sizeof(e->from));
+    col_text(r, row, 8, e->to, sizeof(e->to));
+    col_text(r, row, 9, e->owner, sizeof(e->owner));
+    e->at = col_i64(r, row, 10);
+    col_text(r, row, 11, e->request_id, sizeof(e->request_id));
+    col_text(r, row, 12, e->reason, sizeof(e->reason));
+}
+
+/* Parameters as text; numbers are formatted into `nums`. */
+struct params {
+    int n;
+    const char *v[32];
+    char nums[32][24];
+};
+
+static void p_text(struct params *p, const char *s)
+{
+    p->v[p->n++] = txt(s);
+}
+
+static void p_i64(struct params *p, int64_t x)
+{
+    snprintf(p->nums[p->n], sizeof(p->nums[0]), "%" PRId64, x);
+    p->v[p->n] = p->nums[p->n];
+    p->n++;
+}
+
+/* 0 means "none" for lease_expires, as "" does for text columns. */
+static void p_opt_i64(struct params *p, int64_t x)
+{
+    if (x == 0)
+        p->v[p->n++] = NULL;
+    else
+        p_i64(p, x);
+}
+
+/* LIMIT NULL is no limit. */
+static void p_limit(struct params *p, size_t limit)
+{
+    if (limit == 0 || limit > (size_t)INT64_MAX)
+        p->v[p->n++] = NULL;
+    else
+        p_i64(p, (int64_t)limit);
+}
+
+/* ------------------------------------------------------------------ */
+/* The connection                                                      */
+/* ------------------------------------------------------------------ */
+
+static int exec_ok(PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* Run plain SQL (no parameters); 0 or a reported error. */
+static int exec_sql(struct pg_conn *c, const char *sql,
+                    struct vse_error *err, const char *what)
+{
+    PGresult *r = PQexec(c->conn, sql);
+    int rc = 0;
+
+    if (!exec_ok(r))
+        rc = pg_fail(c, r, err, "%s", what);
+    PQclear(r);
+    return rc;
+}
+
+/* Server notices (a shutdown's WARNING) are not ours to print. */
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/*
+ * Set up a fresh session: note which backend it is, and LISTEN again if
+ * this handle was listening.  Prepared statements are per session.
+ */
+static int session_init(struct pg_conn *c, struct vse_error *err)
+{
+    PGresult *r;
+    int rc = 0;
+
+    c->prepared = 0;
+    PQsetNoticeProcessor(c->conn, quiet, NULL);
+    r = PQexec(c->conn,
+               "SELECT pg_backend_pid(), "
+               "(extract(epoch FROM backend_start) * 1000000)::BIGINT "
+               "FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        col_text(r, 0, 0, c->backend_pid, sizeof(c->backend_pid));
+        col_text(r, 0, 1, c->backend_start, sizeof(c->backend_start));
+    } else {
+        rc = pg_fail(c, r, err, "identify the session");
+    }
+    PQclear(r);
+    if (rc == 0 && c->listening)
+        rc = exec_sql(c, "LISTEN " VSE_PG_CHANNEL, err, "listen for events");
+    return rc;
+}
+
+static void describe_target(struct pg_conn *c)
+{
+    const char *host = c->conn ? PQhost(c->conn) : NULL;
+    const char *port = c->conn ? PQport(c->conn) : NULL;
+    const char *user = c->conn ? PQuser(c->conn) : NULL;
+    const char *db = c->conn ? PQdb(c->conn) : NULL;
+
+    snprintf(c->where, sizeof(c->where), "postgresql://%s%s%s%s%s/%s",
+             user && *user ? user : "", user && *user ? "@" : "",
+             host && *host ? host : "", port && *port ? ":" : "",
+             port && *port ? port : "", db ? db : "");
+}
+
+static int cannot_connect(struct pg_conn *c, struct vse_error *err)
+{
+    char line[256];
+
+    first_line(c->conn ? PQerrorMessage(c->conn) : "out of memory", line,
+               sizeof(line));
+    vse__err(err, VSE_ESTORE, "cannot connect to store '%s'", c->where);
+    vse__err_detail(err, "postgresql: %s", line);
+    if (strstr(line, "password") != NULL ||
+        strstr(line, "authentication") != NULL)
+        vse__err_hint(err, "give the password in the URL "
+                           "(postgresql://USER:PASSWORD@HOST/DB), in "
+                           "PGPASSWORD or in ~/.pgpass");
+    else if (strstr(line, "does not exist") != NULL)
+        vse__err_hint(err, "create the database and role first "
+                           "(createdb, createuser)");
+    else
+        vse__err_hint(err, "check that PostgreSQL is running and accepts "
+                           "connections at that host and port");
+    return VSE_ESTORE;
+}
+
+static int connect_first(struct pg_conn *c, struct vse_error *err)
+{
+    /* Defaults first: what the URI says wins (expand_dbname). */
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {"5", c->uri, NULL};
+    int rc;
+
+    c->conn = PQconnectdbParams(keys, vals, 1);
+    describe_target(c);
+    if (!conn_ok(c))
+        return cannot_connect(c, err);
+    rc = session_init(c, err);
+    if (rc < 0)
+        return rc;
+    return 0;
+}
+
+/*
+ * Make sure the connection works, reconnecting with backoff for up to
+ * reconnect_ms in total.  The caller re-sends its statement: the session
+ * is new, with nothing prepared.
+ */
+static int reconnect(struct pg_conn *c, struct vse_error *err)
+{
+    int64_t deadline = mono_ms() + c->reconnect_ms;
+    int64_t backoff = BACKOFF_MIN_MS;
+
+    for (;;) {
+        PQreset(c->conn);
+        if (conn_ok(c) && session_init(c, NULL) == 0)
+            return 0;
+        if (mono_ms() + backoff > deadline)
+            break;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    cannot_connect(c, err);
+    vse__err_hint(err, "the store was unreachable for %d ms; the next call "
+                       "tries again", c->reconnect_ms);
+    return VSE_ESTORE;
+}
+
+static int ensure(struct pg_conn *c, struct vse_error *err)
+{
+    if (conn_ok(c))
+        return 0;
+    return reconnect(c, err);
+}
+
+static int prepare(struct pg_conn *c, enum stmt_id id, struct vse_error *err)
+{
+    const struct stmt *s = &stmts[id];
+    Oid types[32];
+    int n = (int)strlen(s->types);
+    PGresult *r;
+    int rc = 0;
+
+    if (c->prepared & (1u << id))
+        return 0;
+    for (int i = 0; i < n; i++)
+        types[i] = s->types[i] == 'i' ? OID_INT8 : OID_TEXT;
+    r = PQprepare(c->conn, s->name, s->sql, n, types);
+    if (!exec_ok(r))
+        rc = pg_fail(c, r, err, "prepare a statement");
+    else
+        c->prepared |= 1u << id;
+    PQclear(r);
+    return rc;
+}
+
+/*
+ * Run a prepared read.  Reads are safe to repeat, so a connection found
+ * dropped (the server restarted while we were idle) is re-established and
+ * the statement sent once more.  Returns the result (caller clears) or
+ * NULL with err set.
+ */
+static int run_read(struct pg_conn *c, enum stmt_id id,
+                    const struct params *p, PGresult **out,
+                    struct vse_error *err, const char *what)
+{
+    for (int attempt = 0;; attempt++) {
+        PGresult *r;
+        int rc = ensure(c, err);
+
+        if (rc == 0)
+            rc = prepare(c, id, err);
+        if (rc == 0) {
+            r = PQexecPrepared(c->conn, stmts[id].name, p ? p->n : 0,
+                               p ? p->v : NULL, NULL, NULL, 0);
+            if (exec_ok(r)) {
+                *out = r;
+                return 0;
+            }
+            rc = pg_fail(c, r, err, "%s", what);
+            PQclear(r);
+        }
+        if (conn_ok(c) || attempt > 0)
+            return rc;
+    }
+}
+
+/* The same for ad-hoc statements (cold paths), with retry. */
+static int run_adhoc(struct pg_conn *c, const char *sql,
+                     const struct params *p, PGresult **out,
+                     struct vse_error *err, const char *what)
+{
+    for (int attempt = 0;; attempt++) {
+        PGresult *r;
+        int rc = ensure(c, err);
+
+        if (rc == 0) {
+            r = PQexecParams(c->conn, sql, p ? p->n : 0, NULL,
+                             p ? p->v : NULL, NULL, NULL, 0);
+            if (exec_ok(r)) {
+                *out = r;
+                return 0;
+            }
+            rc = pg_fail(c, r, err, "%s", what);
+            PQclear(r);
+        }
+        if (conn_ok(c) || attempt > 0)
+            return rc;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* URL                                                                 */
+/* ------------------------------------------------------------------ */
+
+static int parse_url(struct pg_conn *c, const char *rest,
+                     struct vse_error *err)
+{
+    const char *env = getenv("VSE_PG_RECONNECT_MS");
+    PQconninfoOption *opts;
+    char *msg = NULL;
+    size_t n;
+
+    c->reconnect_ms = RECONNECT_MS;
+    if (env != NULL && atoi(env) >= 0)
+        c->reconnect_ms = atoi(env);
+    if (strncmp(rest, "//", 2) != 0) {
+        vse__err(err, VSE_EINVAL, "store URL 'postgresql:%s' is not a "
+                 "connection URI", rest);
+        vse__err_hint(err, "write it as postgresql://USER[:PASSWORD]@HOST"
+                           "[:PORT]/DB[?PARAM=VALUE...]");
+        return VSE_EINVAL;
+    }
+    n = strlen("postgresql:") + strlen(rest) + 1;
+    c->uri = vse__malloc(n);
+    if (c->uri == NULL)
+        return vse__err(err, VSE_ENOMEM, "out of memory");
+    snprintf(c->uri, n, "postgresql:%s", rest);
+    /* Syntax first, so that a typo is "bad input", not "store down". */
+    opts = PQconninfoParse(c->uri, &msg);
+    if (opts == NULL) {
+        char line[256];
+
+        first_line(msg ? msg : "out of memory", line, sizeof(line));
+        PQfreemem(msg);
+        vse__err(err, VSE_EINVAL, "store URL is not a valid PostgreSQL "
+                 "connection URI");
+        vse__err_detail(err, "postgresql: %s", line);
+        vse__err_hint(err, "write it as postgresql://USER[:PASSWORD]@HOST"
+                           "[:PORT]/DB[?PARAM=VALUE...]");
+        return VSE_EINVAL;
+    }
+    PQconninfoFree(opts);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Schema and migrations                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * migrations[v] takes the schema from version v to v + 1 (0 is "no
+ * schema": creating the store is migration 0).  They run in one
+ * transaction, so a store is at one version or the next, never between.
+ * The SQLite store keeps the same numbering.
+ */
+static const char *const migrations[SCHEMA_VERSION] = {
+    VSE_PG_SCHEMA_V1,
+};
+
+struct inspection {
+    int has_meta;
+    int has_other; /* a resources or history table without vse_meta */
+    int version;   /* 0: empty */
+    char format[32];
+};
+
+/* What the schema on the search path holds, without writing anything. */
+static int inspect(struct pg_conn *c, struct inspection *in,
+                   struct vse_error *err)
+{
+    PGresult *r;
+    int rc = 0;
+
+    memset(in, 0, sizeof(*in));
+    r = PQexec(c->conn, "SELECT to_regclass('vse_meta') IS NOT NULL, "
+                        "to_regclass('resources') IS NOT NULL OR "
+                        "to_regclass('history') IS NOT NULL");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        rc = pg_fail(c, r, err, "read the schema");
+        PQclear(r);
+        return rc;
+    }
+    in->has_meta = PQgetvalue(r, 0, 0)[0] == 't';
+    in->has_other = PQgetvalue(r, 0, 1)[0] == 't';
+    PQclear(r);
+    if (!in->has_meta)
+        return 0;
+    r = PQexec(c->conn, "SELECT key, value FROM vse_meta "
+                        "WHERE key IN ('format', 'schema_version')");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_fail(c, r, err, "read the schema version");
+        PQclear(r);
+        return rc;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *k = PQgetvalue(r, i, 0);
+        const char *v = PQgetvalue(r, i, 1);
+
+        if (strcmp(k, "format") == 0)
+            vse__strlcpy(in->format, v, sizeof(in->format));
+        else
+            in->version = atoi(v);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int not_vse(struct pg_conn *c, struct vse_error *err, const char *why)
+{
+    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", c->where, why);
+    vse__err_hint(err, "use an empty database, or put vse in its own "
+                       "schema: ?options=-csearch_path%%3DSCHEMA");
+    return VSE_ESCHEMA;
+}
+
+static int judge(struct pg_conn *c, const struct inspection *in,
+                 struct vse_error *err)
+{
+    char why[96];
+
+    if (!in->has_meta) {
+        if (in->has_other)
+            return not_vse(c, err, "it has a resources or history table "
+                                   "but no vse_meta");
+        return 0;
+    }
+    if (strcmp(in->format, "vse") != 0) {
+        snprintf(why, sizeof(why), "its vse_meta format is '%.40s'",
+                 in->format);
+        return not_vse(c, err, why);
+    }
+    if (in->version > SCHEMA_VERSION) {
+        vse__err(err, VSE_ESCHEMA, "store '%s' has schema version %d, newer "
+                 "than this vse understands (%d)", c->where, in->version,
+                 SCHEMA_VERSION);
+        vse__err_hint(err, "upgrade vse (this is %s) to a release that "
+                           "knows schema version %d",
+                      VSE_VERSION_STRING, in->version);
+        return VSE_ESCHEMA;
+    }
+    if (in->version < 1)
+        return not_vse(c, err, "its schema_version is missing or invalid");
+    return 0;
+}
+
+/*
+ * Bring an empty or older store to SCHEMA_VERSION.  The advisory lock is
+ * taken before the schema is judged again, so two processes opening a
+ * new database at once create it once; the lock ends with the
+ * transaction.
+ */
+static int migrate(struct pg_conn *c, struct vse_error *err)
+{
+    struct inspection in;
+    char sql[256];
+    int rc = exec_sql(c, "BEGIN", err, "begin the schema transaction");
+
+    if (rc < 0)
+        return rc;
+    rc = exec_sql(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", err,
+                  "lock the schema");
+    if (rc == 0)
+        rc = inspect(c, &in, err);
+    if (rc == 0)
+        rc = judge(c, &in, err);
+    for (int v = in.version; rc == 0 && v < SCHEMA_VERSION; v++) {
+        rc = exec_sql(c, migrations[v], err, "migrate the schema");
+        if (rc == 0 && v == 0) {
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO vse_meta(key, value) VALUES "
+                     "('format', 'vse'), ('created', '%" PRId64 "')",
+                     vse_now_us());
+            rc = exec_sql(c, sql, err, "create the schema");
+        }
+        if (rc == 0) {
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO vse_meta(key, value) VALUES "
+                     "('schema_version', '%d') ON CONFLICT (key) "
+                     "DO UPDATE SET value = excluded.value",
+                     v + 1);
+            rc = exec_sql(c, sql, err, "record the schema version");
+        }
+    }
+    if (rc == 0)
+        rc = exec_sql(c, "COMMIT", err, "commit the schema");
+    if (rc < 0 && conn_ok(c))
+        exec_sql(c, "ROLLBACK", NULL, "roll back");
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and close                                                      */
+/* ------------------------------------------------------------------ */
+
+static void close_conn(struct pg_conn *c)
+{
+    PQfinish(c->conn);
+    c->conn = NULL;
+    free(c->uri);
+    c->uri = NULL;
+}
+
+static int pg_open(struct vse_store *s, const char *rest,
+                   struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct inspection in;
+    int rc = parse_url(c, rest, err);
+
+    if (rc == 0)
+        rc = connect_first(c, err);
+    /* Judged once without a lock (the common case: a store at this
+     * version), and again under the lock if it needs migrating. */
+    if (rc == 0)
+        rc = inspect(c, &in, err);
+    if (rc == 0)
+        rc = judge(c, &in, err);
+    if (rc == 0 && in.version < SCHEMA_VERSION)
+        rc = migrate(c, err);
+    if (rc < 0)
+        close_conn(c);
+    return rc;
+}
+
+static void pg_close(struct vse_store *s)
+{
+    close_conn((struct pg_conn *)s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Resources: the hot path                                             */
+/* ------------------------------------------------------------------ */
+
+static int pg_get(struct vse_store *s, const char *id,
+                  struct vse_resource *out, struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct params p = {0};
+    PGresult *r;
+    int rc = 0;
+
+    p_text(&p, id);
+    rc = run_read(c, ST_GET, &p, &r, err, "read a resource");
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = vse__err(err, VSE_ENOTFOUND, "resource '%s' not found", id);
+    else
+        read_row(r, 0, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static void apply_params(struct params *p, const struct vse_change *ch)
+{
+    const struct vse_resource *r = ch->row;
+    const struct vse_event *e = ch->ev;
+
+    p_i64(p, ch->expect_version);
+    p_text(p, r->id);
+    p_text(p, r->machine);
+    p_text(p, r->state);
+    p_text(p, r->op);
+    p_text(p, r->op_id);
+    p_text(p, r->origin);
+    p_text(p, r->owner);
+    p_opt_i64(p, r->lease_expires);
+    p_i64(p, r->lease_ttl);
+    p_i64(p, r->since);
+    p_i64(p, r->updated);
+    p_i64(p, r->created);
+    p_i64(p, r->version);
+    p_text(p, e->resource);
+    p_i64(p, e->version);
+    p_text(p, e->machine);
+    p_text(p, vse_kind_name(e->kind));
+    p_text(p, e->op);
+    p_text(p, e->op_id);
+    p_text(p, e->from);
+    p_text(p, e->to);
+    p_text(p, e->owner);
+    p_i64(p, e->at);
+    p_text(p, e->request_id);
+    p_text(p, e->reason);
+}
+
+/*
+ * The answer of vse_apply(): 0 with *seq, or VSE_ECONFLICT with the row
+ * that was in the way (cur->version 0: there is none).
+ */
+static int apply_result(const PGresult *r, const struct vse_change *ch,
+                        struct vse_resource *cur, int64_t *seq,
+                        struct vse_error *err)
+{
+    struct vse_resource tmp;
+
+    if (PQntuples(r) == 1 && col_i64(r, 0, 0) > 0) {
+        if (seq != NULL)
+            *seq = col_i64(r, 0, 0);
+        return 0;
+    }
+    if (cur == NULL)
+        cur = &tmp;
+    if (PQntuples(r) == 0) {
+        memset(cur, 0, sizeof(*cur));
+        vse__strlcpy(cur->id, ch->row->id, sizeof(cur->id));
+        return vse__err(err, VSE_ECONFLICT, "resource '%s' does not exist",
+                        ch->row->id);
+    }
+    read_row(r, 0, 1, cur);
+    return vse__err(err, VSE_ECONFLICT,
+                    "resource '%s' is at version %" PRId64 ", not %" PRId64,
+                    ch->row->id, cur->version, ch->expect_version);
+}
+
+/*
+ * Make sure the server session we lost can no longer commit anything:
+ * after a crash it is gone; after a network cut it may still be running
+ * our statement, so end it and wait.  1 gone, 0 still there, < 0 error.
+ */
+static int old_session_gone(struct pg_conn *c, const char *pid,
+                            const char *start, struct vse_error *err)
+{
+    struct params p = {0};
+    char sql[256];
+    PGresult *r;
+    int gone;
+
+    p_text(&p, pid);
+    p_text(&p, start);
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid, %d) FROM pg_stat_activity "
+             "WHERE pid = $1::INT AND (extract(epoch FROM backend_start) "
+             "* 1000000)::BIGINT = $2::BIGINT",
+             TERMINATE_WAIT_MS);
+    r = PQexecParams(c->conn, sql, p.n, NULL, p.v, NULL, NULL, 0);
+    if (!exec_ok(r)) {
+        pg_fail(c, r, err, "end the lost session");
+        PQclear(r);
+        return VSE_ESTORE;
+    }
+    gone = PQntuples(r) == 0 || PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return gone;
+}
+
+/*
+ * The connection dropped after vse_apply() may have been sent, so it may
+ * or may not have committed.  The history row it would have written is
+ * named by (resource, version): once the old session is surely gone,
+ * that row, with our kind, op_id and time, says which.  Returns 0 (it
+ * landed: *seq set), 1 (nothing was written) or VSE_ESTORE (still
+ * unknown: the store stayed unreachable).
+ */
+static int settle(struct pg_conn *c, const struct vse_change *ch,
+                  int64_t *seq, const char *lost, struct vse_error *err)
+{
+    char pid[sizeof(c->backend_pid)], start[sizeof(c->backend_start)];
+    const struct vse_event *e = ch->ev;
+    struct vse_event got;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    memcpy(pid, c->backend_pid, sizeof(pid));
+    memcpy(start, c->backend_start, sizeof(start));
+    rc = reconnect(c, NULL);
+    if (rc == 0)
+        rc = old_session_gone(c, pid, start, NULL);
+    if (rc == 1) {
+        p_text(&p, e->resource);
+        p_i64(&p, e->version);
+        rc = prepare(c, ST_HIST_AT, NULL);
+        r = rc < 0 ? NULL
+                   : PQexecPrepared(c->conn, stmts[ST_HIST_AT].name, p.n,
+                                    p.v, NULL, NULL, 0);
+        if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK) {
+            rc = 1;
+            if (PQntuples(r) == 1) {
+                read_event(r, 0, &got);
+                if (got.kind == e->kind && got.at == e->at &&
+                    strcmp(got.op_id, e->op_id) == 0) {
+                    if (seq != NULL)
+                        *seq = got.seq;
+                    rc = 0;
+                }
+            }
+        } else {
+            rc = VSE_ESTORE;
+        }
+        PQclear(r);
+        if (rc >= 0)
+            return rc;
+    }
+    vse__err(err, VSE_EUNKNOWN, "outcome unknown until the store is back: "
+             "re-read resource '%s'", ch->row->id);
+    vse__err_detail(err, "lost the connection to '%s' during the "
+                    "transition to version %" PRId64 " (postgresql: %s)",
+                    c->where, ch->row->version, lost);
+    vse__err_hint(err, "the transition happened if the history of '%s' "
+                       "has version %" PRId64 " with op_id %s",
+                  ch->row->id, ch->row->version,
+                  e->op_id[0] ? e->op_id : "-");
+    return VSE_EUNKNOWN;
+}
+
+static int pg_apply(struct vse_store *s, const struct vse_change *ch,
+                    struct vse_resource *cur, int64_t *seq,
+                    struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct params p = {0};
+    char lost[256] = "";
+    int rc;
+
+    apply_params(&p, ch);
+    /* A second attempt only after settle() proved the first wrote
+     * nothing: the CAS on expect_version still guards it, so a call
+     * happens once or not at all. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *r;
+
+        rc = ensure(c, err);
+        if (rc < 0) {
+            vse__err_detail(err, "nothing was sent: the transition was not "
+                                 "applied");
+            return rc;
+        }
+        rc = prepare(c, ST_APPLY, err);
+        if (rc < 0 && conn_ok(c))
+            return rc;
+        if (rc < 0)
+            continue; /* dropped before anything was sent */
+        r = PQexecPrepared(c->conn, stmts[ST_APPLY].name, p.n, p.v, NULL,
+                           NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            rc = apply_result(r, ch, cur, seq, err);
+            PQclear(r);
+            return rc;
+        }
+        if (conn_ok(c)) {
+            /* The server answered with an error: the function's
+             * transaction was rolled back. */
+            rc = pg_fail(c, r, err, "apply a transition to '%s'",
+                         ch->row->id);
+            PQclear(r);
+            return rc;
+        }
+        first_line(PQerrorMessage(c->conn), lost, sizeof(lost));
+        PQclear(r);
+        rc = settle(c, ch, seq, lost, err);
+        if (rc <= 0)
+            return rc;
+    }
+    vse__err(err, VSE_ESTORE, "connection lost; the transition was not "
+             "applied");
+    vse__err_detail(err, "lost the connection to '%s' twice while applying "
+                    "version %" PRId64 " of '%s' (postgresql: %s)",
+                    c->where, ch->row->version, ch->row->id, lost);
+    vse__err_hint(err, "retry: nothing was written");
+    return VSE_ESTORE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading many                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Callbacks run after the result is in memory, so they may call the
+ * store again.
+ */
+static int each_resource(PGresult *r, vse_resource_cb cb, void *ctx)
+{
+    struct vse_resource row;
+
+    for (int i = 0; i < PQntuples(r); i++) {
+        read_row(r, i, 0, &row);
+        if (cb(ctx, &row) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int pg_list(struct vse_store *s, const struct vse_filter *f,
+                   int64_t now, vse_resource_cb cb, void *ctx,
+                   struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    static const struct vse_filter all;
+    struct params p = {0};
+    char sql[512];
+    size_t n;
+    const char *and = " WHERE ";
+    PGresult *r;
+    int rc;
+
+    if (f == NULL)
+        f = &all;
+    n = (size_t)snprintf(sql, sizeof(sql), "SELECT %s FROM resources",
+                         VSE_PG_RESOURCE_COLS);
+#define ADD(...)                                                            \
+    do {                                                                    \
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s", and);         \
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, __VA_ARGS__);       \
+        and = " AND ";                                                      \
+    } while (0)
+    if (f->machine != NULL && f->machine[0] != '\0') {
+        p_text(&p, f->machine);
+        ADD("machine = $%d", p.n);
+    }
+    if (f->state != NULL && f->state[0] != '\0') {
+        p_text(&p, f->state);
+        ADD("state = $%d", p.n);
+    }
+    if (f->busy || f->stuck)
+        ADD("op IS NOT NULL");
+    if (f->stuck) {
+        p_i64(&p, now);
+        ADD("lease_expires < $%d", p.n);
+    }
+    if (f->after_id != NULL && f->after_id[0] != '\0') {
+        p_text(&p, f->after_id);
+        ADD("id > $%d", p.n);
+    }
+#undef ADD
+    p_limit(&p, f->limit);
+    snprintf(sql + n, sizeof(sql) - n, " ORDER BY id LIMIT $%d::BIGINT", p.n);
+    rc = run_adhoc(c, sql, &p, &r, err, "list resources");
+    if (rc < 0)
+        return rc;
+    each_resource(r, cb, ctx);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_history(struct vse_store *s, const char *id, int64_t after_seq,
+                      size_t limit, vse_event_cb cb, void *ctx,
+                      struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct vse_event *e = vse__malloc(sizeof(*e));
+    size_t left = limit;
+    int rc = 0;
+
+    if (e == NULL)
+        return vse__err(err, VSE_ENOMEM, "out of memory");
+    /* One resource's history comes in one result; the whole log in
+     * pages by seq, so that memory stays bounded on a long history. */
+    for (;;) {
+        struct params p = {0};
+        size_t page = id ? limit : (left == 0 || left > HISTORY_PAGE
+                                        ? HISTORY_PAGE : left);
+        PGresult *r;
+        int rows, stop = 0;
+
+        if (id != NULL)
+            p_text(&p, id);
+        p_i64(&p, after_seq);
+        p_limit(&p, page);
+        rc = run_read(c, id ? ST_HIST_ONE : ST_HIST_ALL, &p, &r, err,
+                      "read history");
+        if (rc < 0)
+            break;
+        rows = PQntuples(r);
+        for (int i = 0; i < rows && !stop; i++) {
+            read_event(r, i, e);
+            after_seq = e->seq;
+            stop = cb(ctx, e) != 0;
+        }
+        PQclear(r);
+        if (id != NULL || stop || (size_t)rows < page)
+            break;
+        if (limit != 0) {
+            left -= (size_t)rows;
+            if (left == 0)
+                break;
+        }
+    }
+    free(e);
+    return rc;
+}
+
+/* Cold path (idempotency checks after a refusal): one ad-hoc query. */
+static int pg_find_event(struct vse_store *s, const struct vse_event_query *q,
+                         struct vse_event *out, struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct params p = {0};
+    char sql[512];
+    size_t n;
+    PGresult *r;
+    int rc = 0;
+
+    p_text(&p, q->resource);
+    n = (size_t)snprintf(sql, sizeof(sql),
+                         "SELECT %s FROM history WHERE resource = $1",
+                         VSE_PG_HISTORY_COLS);
+    /* Bound as given: "" matches nothing, as NULL columns hold "". */
+    if (q->op_id != NULL) {
+        p.v[p.n++] = q->op_id;
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND op_id = $%d",
+                              p.n);
+    }
+    if (q->request_id != NULL) {
+        p.v[p.n++] = q->request_id;
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+                              " AND request_id = $%d", p.n);
+    }
+    if (q->kind != 0) {
+        p_text(&p, vse_kind_name(q->kind));
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND kind = $%d",
+                              p.n);
+    }
+    if (q->to != NULL) {
+        p.v[p.n++] = q->to;
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+                              " AND to_state = $%d", p.n);
+    }
+    snprintf(sql + n, sizeof(sql) - n, " ORDER BY version DESC LIMIT 1");
+    rc = run_adhoc(c, sql, &p, &r, err, "read history");
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = vse__err(err, VSE_ENOTFOUND, "no matching history row for '%s'",
+                      q->resource);
+    else
+        read_event(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_expired(struct vse_store *s, int64_t now, size_t limit,
+                      vse_resource_cb cb, void *ctx, struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    p_i64(&p, now);
+    p_limit(&p, limit);
+    rc = run_read(c, ST_EXPIRED, &p, &r, err, "list expired leases");
+    if (rc < 0)
+        return rc;
+    each_resource(r, cb, ctx);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_last_seq(struct vse_store *s, int64_t *seq,
+                       struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    PGresult *r;
+    int rc = run_read(c, ST_LAST_SEQ, NULL, &r, err,
+                      "read the last sequence number");
+
+    if (rc < 0)
+        return rc;
+    *seq = PQntuples(r) == 1 ? col_i64(r, 0, 0) : 0;
+    PQclear(r);
+    return 0;
+}
+
+/*
+ * One statement, so one transaction: history older than `before` (but
+ * never a resource's latest row), then each terminal resource with its
+ * history.  Resources are deleted first and their history through
+ * RETURNING, so a resource that a concurrent transition just moved out of
+ * its terminal state keeps both (the DELETE re-checks the row it waited
+ * for).
+ */
+static int pg_purge(struct vse_store *s, int64_t before,
+                    const struct vse_state_ref *terminal, size_t n,
+                    struct vse_purge_stats *stats, struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct vse_purge_stats st = {0, 0};
+    struct params p = {0};
+    PGresult *r;
+    int rc = ensure(c, err);
+
+    if (rc < 0)
+        return rc;
+    rc = exec_sql(c, "BEGIN", err, "begin a transaction");
+    if (rc < 0)
+        return rc;
+    p_i64(&p, before);
+    r = PQexecParams(c->conn,
+                     "DELETE FROM history h WHERE at < $1::BIGINT AND "
+                     "version < (SELECT max(h2.version) FROM history h2 "
+                     "WHERE h2.resource = h.resource)",
+                     p.n, NULL, p.v, NULL, NULL, 0);
+    if (!exec_ok(r))
+        rc = pg_fail(c, r, err, "purge history");
+    else
+        st.history_rows += strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        p.n = 1;
+        p_text(&p, terminal[i].machine);
+        p_text(&p, terminal[i].state);
+        r = PQexecParams(c->conn,
+                         "WITH d AS (DELETE FROM resources WHERE "
+                         "updated < $1::BIGINT AND machine = $2 AND "
+                         "state = $3 AND op IS NULL RETURNING id), "
+                         "h AS (DELETE FROM history WHERE resource IN "
+                         "(SELECT id FROM d) RETURNING 1) "
+                         "SELECT (SELECT count(*) FROM d), "
+                         "(SELECT count(*) FROM h)",
+                         p.n, NULL, p.v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = pg_fail(c, r, err, "purge terminal resources");
+        } else {
+            st.resources += col_i64(r, 0, 0);
+            st.history_rows += col_i64(r, 0, 1);
+        }
+        PQclear(r);
+    }
+    if (rc == 0)
+        rc = exec_sql(c, "COMMIT", err, "commit the purge");
+    if (rc < 0) {
+        /* A purge lost with its connection is simply not done: it is
+         * idempotent, the caller runs it again. */
+        if (conn_ok(c))
+            exec_sql(c, "ROLLBACK", NULL, "roll back");
+        return rc;
+    }
+    if (stats != NULL)
+        *stats = st;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Machine pins                                                        */
+/* ------------------------------------------------------------------ */
+
+static int pg_pin_get(struct vse_store *s, const char *machine,
+                      struct vse_pin *out, struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct params p = {0};
+    PGresult *r;
+    int rc = 0;
+
+    p_text(&p, machine);
+    rc = run_read(c, ST_PIN_GET, &p, &r, err, "read a machine pin");
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = vse__err(err, VSE_ENOTFOUND, "machine '%s' is not pinned",
+                      machine);
+    } else {
+        memset(out, 0, sizeof(*out));
+        vse__strlcpy(out->machine, machine, sizeof(out->machine));
+        out->version = (int)col_i64(r, 0, 0);
+        col_text(r, 0, 1, out->hash, sizeof(out->hash));
+        out->pinned_at = col_i64(r, 0, 3);
+        out->definition = vse__strdup(PQgetvalue(r, 0, 2));
+        if (out->definition == NULL)
+            rc = vse__err(err, VSE_ENOMEM, "out of memory");
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* INSERT ... ON CONFLICT DO NOTHING is idempotent: safe to resend. */
+static int pg_pin_put(struct vse_store *s, const struct vse_pin *pin,
+                      struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    p_text(&p, pin->machine);
+    p_i64(&p, pin->version);
+    p.v[p.n++] = pin->hash;
+    p.v[p.n++] = pin->definition ? pin->definition : "";
+    p_i64(&p, pin->pinned_at);
+    rc = run_read(c, ST_PIN_PUT, &p, &r, err, "pin a machine");
+    if (rc < 0)
+        return rc;
+    PQclear(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting for events                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Consume queued notifications: 1 if one names a seq > after_seq. */
+static int drain(struct pg_conn *c, int64_t after_seq)
+{
+    PGnotify *n;
+    int hit = 0;
+
+    while ((n = PQnotifies(c->conn)) != NULL) {
+        /* No payload (someone's bare NOTIFY) is a wake-up too. */
+        if (n->extra == NULL || n->extra[0] == '\0' ||
+            strtoll(n->extra, NULL, 10) > after_seq)
+            hit = 1;
+        PQfreemem(n);
+    }
+    return hit;
+}
+
+/*
+ * LISTEN is set up on the first wait only: a listening session that
+ * never reads would pile notifications up in memory.  It is set up
+ * before last_seq is read, so a commit in between is seen either way.
+ */
+static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
+                   struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t last = 0;
+    int rc = ensure(c, err);
+
+    if (rc < 0)
+        return rc;
+    if (!c->listening) {
+        rc = exec_sql(c, "LISTEN " VSE_PG_CHANNEL, err, "listen for events");
+        if (rc < 0)
+            return rc;
+        c->listening = 1;
+    }
+    PQconsumeInput(c->conn);
+    if (drain(c, after_seq))
+        return 1;
+    rc = pg_last_seq(s, &last, err);
+    if (rc < 0)
+        return rc;
+    if (last > after_seq)
+        return 1;
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        struct pollfd pfd;
+
+        if (left <= 0)
+            return 0;
+        pfd.fd = PQsocket(c->conn);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (pfd.fd < 0)
+            return pg_fail(c, NULL, err, "wait for events");
+        rc = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+        if (rc < 0 && errno != EINTR)
+            return vse__err(err, VSE_ESTORE, "cannot wait for events: %s",
+                            strerror(errno));
+        if (rc <= 0)
+            continue;
+        if (!PQconsumeInput(c->conn)) {
+            /* Lost the session: notifications sent meanwhile are gone,
+             * the history is not; reconnect and look there. */
+            rc = ensure(c, err);
+            if (rc < 0)
+                return rc;
+            rc = pg_last_seq(s, &last, err);
+            if (rc < 0)
+                return rc;
+            if (last > after_seq)
+                return 1;
+            continue;
+        }
+        if (drain(c, after_seq))
+            return 1;
+    }
+}
+
+const struct vse_store_methods vse__store_pg = {
+    .version = 1,
+    .scheme = "postgresql",
+    .conn_size = sizeof(struct pg_conn),
+    .open = pg_open,
+    .close = pg_close,
+    .get = pg_get,
+    .apply = pg_apply,
+    .list = pg_list,
+    .history = pg_history,
+    .find_event = pg_find_event,
+    .expired = pg_expired,
+    .last_seq = pg_last_seq,
+    .purge = pg_purge,
+    .pin_get = pg_pin_get,
+    .pin_put = pg_pin_put,
+    .wait = pg_wait,
+};
+
+/* libpq accepts both URI schemes; so does vse. */
+const struct vse_store_methods vse__store_postgres = {
+    .version = 1,
+    .scheme = "postgres",
+    .conn_size = sizeof(struct pg_conn),
+    .open = pg_open,
+    .close = pg_close,
+    .get = pg_get,
+    .apply = pg_apply,
+    .list = pg_list,
+    .history = pg_history,
+    .find_event = pg_find_event,
+    .expired = pg_expired,
+    .last_seq = pg_last_seq,
+    .purge = pg_purge,
+    .pin_get = pg_pin_get,
+    .pin_put = pg_pin_put,
+    .wait = pg_wait,
+};
