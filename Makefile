@@ -1,7 +1,9 @@
 # vse - one non-recursive GNU Makefile (see docs/internals/build.md).
 #
 #   make            build/libvse.a, build/libvse.so, build/vsectl
-#   make run        the worked example, live, on sqlite:./var/vse.db
+#   make run        vsed all-in-one on sqlite:./var/vse.db, in the
+#                   foreground, with etc/vsed-dev.yaml (loopback, noauth)
+#   make example    the worked example, live, on sqlite:./var/vse.db
 #   make check      install what is missing, build with -Werror, run every
 #                   test; then again under AddressSanitizer + UBSan
 #   make bench      vse against raw SQLite, same SQL, same run
@@ -13,14 +15,17 @@
 BUILD   ?= build
 OPT     ?= -O2 -g
 SAN     ?=
-PKGS    := sqlite3 libfyaml jansson
+PKGS    := sqlite3 libfyaml jansson libpq
 TESTPKGS := cmocka
+# vsed (HTTP server, token hashes) and vsectl --url (HTTP client) only.
+SVCPKGS := libmicrohttpd nettle libcurl
 
 ifeq ($(VSE_DEPS_OK),)
 # ---- entry points: install dependencies, then re-enter -----------------
 .DEFAULT_GOAL := all
-.PHONY: all run check check-asan check-style bench deps clean tests docs
-all run check check-asan bench tests docs check-style:
+.PHONY: all run example check check-asan check-style bench bench-http deps \
+        clean tests docs
+all run example check check-asan bench bench-http tests docs check-style:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory VSE_DEPS_OK=1 $@
 deps:
@@ -33,18 +38,24 @@ else
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
 TEST_LIBS  := $(shell pkg-config --libs $(TESTPKGS))
+SVC_CFLAGS := $(shell pkg-config --cflags $(SVCPKGS))
+SVC_LIBS   := $(shell pkg-config --libs $(SVCPKGS)) -lpthread
 
 # Messages are cut to fixed buffers on purpose (struct vse_error), hence
 # -Wno-format-truncation.
 CFLAGS  := -std=c17 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror \
            -Wno-unused-parameter -Wno-format-truncation -fPIC -Iinclude -Isrc/lib -Isrc/store \
-           $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
+           -Isrc/common $(PKG_CFLAGS) $(SVC_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 
 LIB_SRC    := $(sort $(wildcard src/lib/*.c src/store/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 VSECTL_SRC := $(sort $(wildcard src/vsectl/*.c))
 VSECTL_OBJ := $(VSECTL_SRC:%.c=$(BUILD)/obj/%.o)
+COMMON_SRC := $(sort $(wildcard src/common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+VSED_SRC   := $(sort $(wildcard src/vsed/*.c))
+VSED_OBJ   := $(VSED_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c tests/store/test-*.c))
 UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
 HELPER_SRC := $(sort $(wildcard tests/integration/*.c))
@@ -53,7 +64,7 @@ BENCH_SRC  := $(sort $(wildcard bench/*.c))
 BENCH_BIN  := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 
 .PHONY: all run check check-asan check-style bench tests docs
-all: $(BUILD)/libvse.a $(BUILD)/libvse.so $(BUILD)/vsectl
+all: $(BUILD)/libvse.a $(BUILD)/libvse.so $(BUILD)/vsectl $(BUILD)/vsed
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -69,8 +80,13 @@ $(BUILD)/libvse.a: $(LIB_OBJ)
 $(BUILD)/libvse.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libvse.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/vsectl: $(VSECTL_OBJ) $(BUILD)/libvse.a
-	$(CC) $(LDFLAGS) -o $@ $(VSECTL_OBJ) $(BUILD)/libvse.a $(PKG_LIBS)
+$(BUILD)/vsectl: $(VSECTL_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a
+	$(CC) $(LDFLAGS) -o $@ $(VSECTL_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a \
+	    $(PKG_LIBS) $(SVC_LIBS)
+
+$(BUILD)/vsed: $(VSED_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a
+	$(CC) $(LDFLAGS) -o $@ $(VSED_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a \
+	    $(PKG_LIBS) $(SVC_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
@@ -85,7 +101,18 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(LDFLAGS)
 
-tests: all $(UNIT_BIN) $(HELPER_BIN) $(BENCH_BIN)
+# The libFuzzer target over vsed's request path needs clang; it is
+# always built with ASan+UBSan (tests/integration/t-vsed-fuzz.sh).
+FUZZ_SRC := tests/fuzz/fuzz-api.c src/vsed/api-v1.c src/vsed/metrics.c \
+            src/vsed/auth.c src/vsed/config.c $(COMMON_SRC) $(LIB_SRC)
+$(BUILD)/tests/fuzz-api: $(FUZZ_SRC) $(wildcard machines/*.yaml)
+	@mkdir -p $(dir $@)
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc/lib -Isrc/store \
+	    -Isrc/common -Isrc/vsed $(PKG_CFLAGS) $(SVC_CFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -o $@ $(FUZZ_SRC) \
+	    $(PKG_LIBS) $(SVC_LIBS)
+
+tests: all $(UNIT_BIN) $(HELPER_BIN) $(BENCH_BIN) $(BUILD)/tests/fuzz-api
 
 ASAN := SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" OPT="-O1 -g"
 
@@ -101,7 +128,14 @@ check-style:
 	clang-format --dry-run --Werror include/*.h src/*/*.[ch]
 
 run: all
+	@mkdir -p var
+	exec $(BUILD)/vsed --config etc/vsed-dev.yaml
+
+example: all
 	scripts/example.sh $(BUILD)
+
+bench-http: all
+	bench/http.sh $(BUILD)
 
 bench: all $(BENCH_BIN)
 	bench/compare-sqlite.sh $(BUILD)

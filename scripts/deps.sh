@@ -4,7 +4,8 @@
 # (or sudo) only when something must be installed.
 set -eu
 pkgs="gcc make pkg-config libsqlite3-dev libfyaml-dev libjansson-dev
-libcmocka-dev graphviz"
+libcmocka-dev graphviz libpq-dev postgresql
+libmicrohttpd-dev nettle-dev libcurl4-openssl-dev wrk clang curl python3"
 missing=
 for p in $pkgs; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

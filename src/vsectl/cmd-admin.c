@@ -46,7 +46,7 @@ int cmd_reap(int argc, char **argv, struct ctx *ctx)
         return st;
     memset(&s, 0, sizeof(s));
     vse_error_clear(&err);
-    rc = vse_reap(ctx->db, &s, &err);
+    rc = ctx->ops->reap(ctx, &s, &err);
     if (rc < 0)
         return report(rc, &err);
     if (json)
@@ -73,7 +73,6 @@ int cmd_purge(int argc, char **argv, struct ctx *ctx)
         {"older-than", required_argument, NULL, OPT_OLDER},
         {"keep-terminal", no_argument, NULL, OPT_KEEP},
         {NULL, 0, NULL, 0}};
-    struct vse_purge_policy p;
     struct vse_purge_stats s;
     struct vse_error err;
     int64_t older_ms = PURGE_DEFAULT_MS;
@@ -100,12 +99,9 @@ int cmd_purge(int argc, char **argv, struct ctx *ctx)
         st = ctx_open(ctx);
     if (st != 0)
         return st;
-    memset(&p, 0, sizeof(p));
     memset(&s, 0, sizeof(s));
-    p.before = vse_now_us() - older_ms * 1000;
-    p.drop_terminal = !keep;
     vse_error_clear(&err);
-    rc = vse_purge(ctx->db, &p, &s, &err);
+    rc = ctx->ops->purge(ctx, older_ms, keep, &s, &err);
     if (rc < 0)
         return report(rc, &err);
     if (json)
@@ -152,6 +148,8 @@ int cmd_check(int argc, char **argv, struct ctx *ctx)
         id = argv[optind];
         st = check_id(ctx, "resource id", id);
     }
+    if (st == 0)
+        st = ctx_need_store(ctx);
     if (st == 0)
         st = ctx_open(ctx);
     if (st != 0)

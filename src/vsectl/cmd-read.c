@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 
 #include "vsectl.h"
 
@@ -37,6 +36,7 @@ int cmd_get(int argc, char **argv, struct ctx *ctx)
         {NULL, 0, NULL, 0}};
     struct vse_resource r;
     struct vse_error err;
+    char status[VSE_STATUS_MAX + 1];
     int json = 0, st, rc;
 
     for (;;) {
@@ -57,13 +57,13 @@ int cmd_get(int argc, char **argv, struct ctx *ctx)
     if (st != 0)
         return st;
     vse_error_clear(&err);
-    rc = vse_get(ctx->db, argv[optind], &r, &err);
+    rc = ctx->ops->get(ctx, argv[optind], &r, status, &err);
     if (rc < 0)
         return report(rc, &err);
     if (json)
-        print_json(resource_json(ctx->db, &r));
+        print_json(resource_json(status, &r));
     else
-        print_resource(ctx->db, &r);
+        print_resource(status, &r);
     return EXIT_DONE;
 }
 
@@ -126,8 +126,8 @@ int cmd_history(int argc, char **argv, struct ctx *ctx)
     if (st != 0)
         return st;
     vse_error_clear(&err);
-    rc = vse_history(ctx->db, argv[optind], since, (size_t)limit, history_row,
-                     &w, &err);
+    rc = ctx->ops->history(ctx, argv[optind], since, (size_t)limit,
+                           history_row, &w, &err);
     if (rc < 0)
         return report(rc, &err);
     if (!w.json && w.n == 0)
@@ -135,14 +135,15 @@ int cmd_history(int argc, char **argv, struct ctx *ctx)
     return EXIT_DONE;
 }
 
-static int list_row(void *arg, const struct vse_resource *r)
+static int list_row(void *arg, const struct vse_resource *r,
+                    const char *status)
 {
     struct rows *w = arg;
 
     if (w->json)
-        print_json(resource_json(w->ctx->db, r));
+        print_json(resource_json(status, r));
     else
-        print_list_row(w->ctx->db, r);
+        print_list_row(status, r);
     w->n++;
     return out_failed();
 }
@@ -211,7 +212,7 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
     if (!w.json)
         print_list_header();
     vse_error_clear(&err);
-    rc = vse_list(ctx->db, &f, list_row, &w, &err);
+    rc = ctx->ops->list(ctx, &f, list_row, &w, &err);
     if (rc < 0)
         return report(rc, &err);
     return EXIT_DONE;
@@ -219,7 +220,7 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
 
 /* ---- watch ------------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_signal;
+static volatile int stop_signal;
 
 static void on_stop(int sig)
 {
@@ -227,9 +228,7 @@ static void on_stop(int sig)
 }
 
 struct watch {
-    int64_t last;  /* highest seq printed */
     int64_t count; /* events still wanted; -1 = no limit */
-    int64_t got;   /* events in this batch */
 };
 
 static int watch_event(void *arg, const struct vse_event *e)
@@ -237,23 +236,10 @@ static int watch_event(void *arg, const struct vse_event *e)
     struct watch *w = arg;
 
     print_json(event_json(e));
-    w->last = e->seq;
-    w->got++;
     if (w->count > 0)
         w->count--;
     return w->count == 0 || out_failed() || stop_signal;
 }
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-#define WATCH_BATCH 512
-#define WATCH_WAIT_MS 1000
 
 int cmd_watch(int argc, char **argv, struct ctx *ctx)
 {
@@ -263,11 +249,10 @@ int cmd_watch(int argc, char **argv, struct ctx *ctx)
         {"count", required_argument, NULL, OPT_COUNT},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {NULL, 0, NULL, 0}};
-    struct watch w = {0, -1, 0};
+    struct watch w = {-1};
     struct sigaction sa;
     struct vse_error err;
-    int64_t timeout_ms = 0, deadline = 0;
-    int woken = 0;
+    int64_t timeout_ms = 0, since = 0;
     int st = 0, rc;
 
     for (;;) {
@@ -278,7 +263,7 @@ int cmd_watch(int argc, char **argv, struct ctx *ctx)
         if (c < -1)
             return stop_status(c);
         if (c == OPT_SINCE)
-            st = parse_int(ctx, "--since", optarg, 0, SEQ_MAX, &w.last);
+            st = parse_int(ctx, "--since", optarg, 0, SEQ_MAX, &since);
         else if (c == OPT_COUNT)
             st = parse_int(ctx, "--count", optarg, 1, INT64_MAX, &w.count);
         else if (c == OPT_TIMEOUT)
@@ -298,42 +283,10 @@ int cmd_watch(int argc, char **argv, struct ctx *ctx)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (timeout_ms > 0)
-        deadline = mono_ms() + timeout_ms;
-
-    while (!stop_signal) {
-        int64_t wait_ms = WATCH_WAIT_MS;
-
-        w.got = 0;
-        vse_error_clear(&err);
-        rc = vse_events(ctx->db, w.last, WATCH_BATCH, watch_event, &w, &err);
-        if (rc < 0 && !stop_signal)
-            return report(rc, &err);
-        if (w.count == 0 || out_failed() || stop_signal)
-            break;
-        if (w.got == WATCH_BATCH)
-            continue; /* more are waiting: no need to sleep */
-        fflush(stdout); /* a follower reads line by line */
-        if (deadline != 0) {
-            int64_t left = deadline - mono_ms();
-
-            if (left <= 0)
-                break;
-            if (left < wait_ms)
-                wait_ms = left;
-        }
-        if (w.got == 0 && woken) {
-            /* The last wake-up found nothing: a store whose wait is
-             * only a hint must still not make this loop spin. */
-            struct timespec ts = {0, 50 * 1000 * 1000};
-
-            nanosleep(&ts, NULL);
-        }
-        vse_error_clear(&err);
-        rc = vse_wait(ctx->db, w.last, (int)wait_ms, &err);
-        if (rc < 0 && !stop_signal)
-            return report(rc, &err);
-        woken = rc == 1;
-    }
+    vse_error_clear(&err);
+    rc = ctx->ops->watch(ctx, since, timeout_ms, &stop_signal, watch_event,
+                         &w, &err);
+    if (rc < 0 && !stop_signal)
+        return report(rc, &err);
     return EXIT_DONE;
 }

@@ -107,6 +107,29 @@ static int parse(struct ctx *ctx, int argc, char **argv,
     return want_args(ctx, a->npos, min, max);
 }
 
+/* The visible status of the last transition's resource (one command per
+ * process: one transition). */
+static char status[VSE_STATUS_MAX + 1];
+
+/* One transition through the client: libvse or vsed alike. */
+static int run(struct ctx *ctx, enum vse_kind kind, const char *machine,
+               const char *id, const char *op, const char *op_id,
+               const char *to, const struct vse_opts *o,
+               struct vse_resource *out, struct vse_error *err)
+{
+    struct tr t;
+
+    memset(&t, 0, sizeof(t));
+    t.kind = kind;
+    t.machine = machine;
+    t.id = id;
+    t.op = op;
+    t.op_id = op_id;
+    t.to = to;
+    t.o = *o;
+    return ctx->ops->transition(ctx, &t, out, status, err);
+}
+
 static struct vse_opts opts_of(const struct targs *a)
 {
     struct vse_opts o;
@@ -137,7 +160,7 @@ static int done(struct ctx *ctx, int rc, const struct vse_error *err,
         fprintf(stderr, "vsectl: already done (repeated): %s\n", what);
     }
     if (a->json)
-        print_json(resource_json(ctx->db, out));
+        print_json(resource_json(status, out));
     else if (print_op_id)
         printf("%s\n", out->op_id);
     return EXIT_DONE;
@@ -165,7 +188,8 @@ int cmd_create(int argc, char **argv, struct ctx *ctx)
         return exit_of(st);
     o = opts_of(&a);
     vse_error_clear(&err);
-    rc = vse_create(ctx->db, a.pos[0], a.pos[1], &o, &out, &err);
+    rc = run(ctx, VSE_KIND_CREATE, a.pos[0], a.pos[1], NULL, NULL, NULL, &o,
+             &out, &err);
     snprintf(what, sizeof(what), "create %s '%s'", a.pos[0], a.pos[1]);
     return done(ctx, rc, &err, &out, &a, 1, what);
 }
@@ -192,7 +216,8 @@ int cmd_begin(int argc, char **argv, struct ctx *ctx)
         return exit_of(st);
     o = opts_of(&a);
     vse_error_clear(&err);
-    rc = vse_begin(ctx->db, a.pos[0], a.pos[1], &o, &out, &err);
+    rc = run(ctx, VSE_KIND_BEGIN, NULL, a.pos[0], a.pos[1], NULL, NULL, &o,
+             &out, &err);
     snprintf(what, sizeof(what), "begin %s on '%s'", a.pos[1], a.pos[0]);
     return done(ctx, rc, &err, &out, &a, 1, what);
 }
@@ -229,7 +254,8 @@ int cmd_step(int argc, char **argv, struct ctx *ctx)
         return exit_of(st);
     o = opts_of(&a);
     vse_error_clear(&err);
-    rc = vse_step(ctx->db, a.pos[0], a.pos[1], a.pos[2], &o, &out, &err);
+    rc = run(ctx, VSE_KIND_STEP, NULL, a.pos[0], NULL, a.pos[1], a.pos[2],
+             &o, &out, &err);
     snprintf(what, sizeof(what), "step '%s' to %s", a.pos[0], a.pos[2]);
     return done(ctx, rc, &err, &out, &a, 0, what);
 }
@@ -256,7 +282,8 @@ int cmd_finish(int argc, char **argv, struct ctx *ctx)
     to = a.npos > 2 ? a.pos[2] : NULL;
     o = opts_of(&a);
     vse_error_clear(&err);
-    rc = vse_finish(ctx->db, a.pos[0], a.pos[1], to, &o, &out, &err);
+    rc = run(ctx, VSE_KIND_FINISH, NULL, a.pos[0], NULL, a.pos[1], to, &o,
+             &out, &err);
     snprintf(what, sizeof(what), "finish '%s'%s%s", a.pos[0],
              to ? " in " : "", to ? to : "");
     return done(ctx, rc, &err, &out, &a, 0, what);
@@ -284,7 +311,8 @@ int cmd_fail(int argc, char **argv, struct ctx *ctx)
         return exit_of(st);
     o = opts_of(&a);
     vse_error_clear(&err);
-    rc = vse_fail(ctx->db, a.pos[0], a.pos[1], &o, &out, &err);
+    rc = run(ctx, VSE_KIND_FAIL, NULL, a.pos[0], NULL, a.pos[1], NULL, &o,
+             &out, &err);
     snprintf(what, sizeof(what), "fail '%s'", a.pos[0]);
     return done(ctx, rc, &err, &out, &a, 0, what);
 }
@@ -311,7 +339,8 @@ int cmd_claim(int argc, char **argv, struct ctx *ctx)
         return exit_of(st);
     o = opts_of(&a);
     vse_error_clear(&err);
-    rc = vse_claim(ctx->db, a.pos[0], a.pos[1], &o, &out, &err);
+    rc = run(ctx, VSE_KIND_CLAIM, NULL, a.pos[0], NULL, a.pos[1], NULL, &o,
+             &out, &err);
     snprintf(what, sizeof(what), "claim '%s' by %s", a.pos[0], a.owner);
     return done(ctx, rc, &err, &out, &a, 1, what);
 }
@@ -336,7 +365,8 @@ int cmd_renew(int argc, char **argv, struct ctx *ctx)
         return exit_of(st);
     o = opts_of(&a);
     vse_error_clear(&err);
-    rc = vse_renew(ctx->db, a.pos[0], a.pos[1], &o, &out, &err);
+    rc = run(ctx, VSE_KIND_RENEW, NULL, a.pos[0], NULL, a.pos[1], NULL, &o,
+             &out, &err);
     snprintf(what, sizeof(what), "renew '%s'", a.pos[0]);
     return done(ctx, rc, &err, &out, &a, 0, what);
 }
@@ -389,7 +419,8 @@ int cmd_reset_state(int argc, char **argv, struct ctx *ctx)
     o = opts_of(&a);
     o.owner = a.actor;
     vse_error_clear(&err);
-    rc = vse_reset_state(ctx->db, a.pos[0], a.pos[1], &o, &out, &err);
+    rc = run(ctx, VSE_KIND_RESET, NULL, a.pos[0], NULL, NULL, a.pos[1], &o,
+             &out, &err);
     snprintf(what, sizeof(what), "reset-state '%s' to %s", a.pos[0],
              a.pos[1]);
     return done(ctx, rc, &err, &out, &a, 0, what);

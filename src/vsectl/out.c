@@ -234,34 +234,12 @@ range:
 
 json_t *jstr(const char *s)
 {
-    json_t *j;
-    char *copy;
-
-    if (s == NULL || s[0] == '\0')
-        return json_null();
-    j = json_string(s);
-    if (j != NULL)
-        return j;
-    /* Not UTF-8 (a reason written by an older client, say): keep the
-     * ASCII, mark the rest, rather than drop the whole field. */
-    copy = strdup(s);
-    if (copy == NULL)
-        return json_null();
-    for (char *p = copy; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j != NULL ? j : json_null();
+    return vse__jstr(s);
 }
 
 json_t *jtime(int64_t us)
 {
-    char buf[40];
-
-    if (us == 0)
-        return json_null();
-    return json_string(vse_time_format(us, buf, sizeof(buf)));
+    return vse__jtime(us);
 }
 
 const char *resource_status(vse_db *db, const struct vse_resource *r)
@@ -272,34 +250,15 @@ const char *resource_status(vse_db *db, const struct vse_resource *r)
     return st != NULL ? st : "";
 }
 
-json_t *resource_json(vse_db *db, const struct vse_resource *r)
+/* The shapes are src/common/json.c's: vsed serves the same. */
+json_t *resource_json(const char *status, const struct vse_resource *r)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-                     "s:I, s:I, s:o, s:o}",
-                     "id", jstr(r->id), "machine", jstr(r->machine), "state",
-                     jstr(r->state), "status", jstr(resource_status(db, r)),
-                     "op", jstr(r->op), "op_id", jstr(r->op_id), "owner",
-                     jstr(r->owner), "origin", jstr(r->origin),
-                     "lease_expires", jtime(r->lease_expires), "since",
-                     jtime(r->since), "lease_ttl_ms",
-                     (json_int_t)(r->lease_ttl / 1000), "version",
-                     (json_int_t)r->version, "created", jtime(r->created),
-                     "updated", jtime(r->updated));
+    return vse__json_resource(r, status);
 }
 
 json_t *event_json(const struct vse_event *e)
 {
-    const char *kind = vse_kind_name(e->kind);
-
-    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-                     "s:o, s:I, s:o}",
-                     "seq", (json_int_t)e->seq, "resource", jstr(e->resource),
-                     "machine", jstr(e->machine), "op", jstr(e->op), "op_id",
-                     jstr(e->op_id), "from", jstr(e->from), "to", jstr(e->to),
-                     "owner", jstr(e->owner), "at", jtime(e->at), "reason",
-                     jstr(e->reason), "kind", jstr(kind ? kind : ""),
-                     "version", (json_int_t)e->version, "request_id",
-                     jstr(e->request_id));
+    return vse__json_event(e);
 }
 
 void print_json(json_t *j)
@@ -370,14 +329,14 @@ static const char *fmt_time(int64_t us, char *buf, size_t size)
     return vse_time_format(us, buf, size);
 }
 
-void print_resource(vse_db *db, const struct vse_resource *r)
+void print_resource(const char *status, const struct vse_resource *r)
 {
     char since[40], lease[40], created[40], updated[40], version[24];
     const char *rows[][2] = {
         {"id", r->id},
         {"machine", r->machine},
         {"state", r->state},
-        {"status", resource_status(db, r)},
+        {"status", status},
         {"op", r->op},
         {"op_id", r->op_id},
         {"owner", r->owner},
@@ -437,14 +396,14 @@ void print_list_header(void)
     end_row("VER");
 }
 
-void print_list_row(vse_db *db, const struct vse_resource *r)
+void print_list_row(const char *status, const struct vse_resource *r)
 {
     char lease[40], ver[24];
 
     print_col(r->id, 24);
     print_col(r->machine, 10);
     print_col(r->state, 14);
-    print_col(resource_status(db, r), 12);
+    print_col(status, 12);
     print_col(r->op, 12);
     print_col(r->owner, 20);
     print_col(fmt_time(r->lease_expires, lease, sizeof(lease)), 27);

@@ -243,7 +243,8 @@ static const struct cmd_doc *find_doc(const char *name)
 static void print_main_help(FILE *f)
 {
     fprintf(f,
-            "Usage: vsectl [--store URL] [--machines FILE] COMMAND [ARGS]\n"
+            "Usage: vsectl [--store URL | --url URL] [--machines FILE] COMMAND "
+            "[ARGS]\n"
             "\n"
             "vsectl reads and changes the state of resources kept by the "
             "volume state\nenforcer.  Every change is one atomic transition "
@@ -257,6 +258,8 @@ static void print_main_help(FILE *f)
             "      --store URL      the store (default: $VSE_STORE, else "
             "%s)\n"
             "      --machines FILE  load another machine file (repeatable)\n"
+            "      --url URL        speak to vsed at URL instead of a store\n"
+            "      --token T        vsed token (default: $VSE_TOKEN)\n"
             "  -h, --help           show help ('vsectl help COMMAND' for a "
             "command's)\n"
             "      --version        print the version\n"
@@ -277,6 +280,8 @@ void print_cmd_help(const char *name)
     printf("      --store URL      the store (default: $VSE_STORE, else "
            "%s)\n"
            "      --machines FILE  load another machine file (repeatable)\n"
+           "      --url URL        speak to vsed at URL instead of a store\n"
+           "      --token T        vsed token (default: $VSE_TOKEN)\n"
            "  -h, --help           show this help\n",
            VSECTL_DEFAULT_STORE);
     printf("\nExit status: %s\n\nExample:\n  %s\n", d->exits, d->example);
@@ -345,6 +350,12 @@ int next_opt(struct ctx *ctx, int argc, char **argv, const char *shortopts,
         case OPT_MACHINES:
             if (add_machine_file(ctx, optarg) != 0)
                 return OPT_STOP_USAGE;
+            continue;
+        case OPT_URL:
+            ctx->url = optarg;
+            continue;
+        case OPT_TOKEN:
+            ctx->token = optarg;
             continue;
         case 'h':
             print_cmd_help(ctx->cmd);
@@ -418,6 +429,13 @@ int ctx_open(struct ctx *ctx)
     struct vse_error err;
     int st, rc;
 
+    if (ctx->url != NULL) {
+        if (ctx->nmachine_files > 0)
+            return usage_error(ctx, "--machines works with --store only: "
+                                    "vsed has its own machines");
+        return client_http_open(ctx);
+    }
+    ctx->ops = &client_lib;
     /* Machine files first: a bad file must not even open the store. */
     st = ctx_load_machines(ctx);
     if (st != 0)
@@ -452,8 +470,20 @@ void ctx_close(struct ctx *ctx)
     for (int i = 0; i < ctx->nmachines; i++)
         vse_machine_free(ctx->machines[i]);
     ctx->nmachines = 0;
+    if (ctx->ops != NULL)
+        ctx->ops->close(ctx);
     vse_close(ctx->db);
     ctx->db = NULL;
+    free(ctx->url_buf);
+    ctx->url_buf = NULL;
+}
+
+int ctx_need_store(struct ctx *ctx)
+{
+    if (ctx->url != NULL)
+        return usage_error(ctx, "%s works with --store only, not --url",
+                           ctx->cmd);
+    return 0;
 }
 
 /* `vsectl help [CMD [SUB]]` */
@@ -489,16 +519,27 @@ static int global_opts(struct ctx *ctx, int argc, char **argv)
 
         if (strcmp(a, "--") == 0)
             return i + 1;
-        if (strcmp(a, "--store") == 0 || strcmp(a, "--machines") == 0) {
+        if (strcmp(a, "--store") == 0 || strcmp(a, "--machines") == 0 ||
+            strcmp(a, "--url") == 0 || strcmp(a, "--token") == 0) {
             if (i + 1 >= argc) {
                 usage_error(ctx, "option '%s' needs a value", a);
                 return -1 - EXIT_USAGE;
             }
             if (a[2] == 's')
                 ctx->store_url = argv[i + 1];
+            else if (a[2] == 'u')
+                ctx->url = argv[i + 1];
+            else if (a[2] == 't')
+                ctx->token = argv[i + 1];
             else if (add_machine_file(ctx, argv[i + 1]) != 0)
                 return -1 - EXIT_USAGE;
             i += 2;
+        } else if (strncmp(a, "--url=", 6) == 0) {
+            ctx->url = a + 6;
+            i++;
+        } else if (strncmp(a, "--token=", 8) == 0) {
+            ctx->token = a + 8;
+            i++;
         } else if (strncmp(a, "--store=", 8) == 0) {
             ctx->store_url = a + 8;
             i++;
@@ -532,6 +573,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     memset(&ctx, 0, sizeof(ctx));
     ctx.store_url = env != NULL && env[0] != '\0' ? env : VSECTL_DEFAULT_STORE;
+    env = getenv("VSE_TOKEN");
+    ctx.token = env != NULL && env[0] != '\0' ? env : NULL;
 
     i = global_opts(&ctx, argc, argv);
     if (i < 0)

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "client.h"
 #include "vse.h"
 
 #define VSECTL_DEFAULT_STORE "sqlite:./var/vse.db"
@@ -36,6 +37,13 @@ struct ctx {
     vse_machine *machines[VSECTL_MACHINE_FILES_MAX];
     int nmachines;
     vse_db *db;
+    /* --url: vsed's API instead of a store (client-http.c). */
+    const char *url;
+    char *url_buf;
+    const char *token; /* --token, else $VSE_TOKEN */
+    void *http;        /* CURL * */
+    /* How commands reach the enforcer; set by ctx_open(). */
+    const struct client_ops *ops;
 };
 
 struct cmd {
@@ -75,12 +83,16 @@ enum {
     OPT_STORE = 0x100,
     OPT_MACHINES,
     OPT_HELP,
+    OPT_URL,
+    OPT_TOKEN,
     OPT_FIRST_LOCAL = 0x200 /* commands number their own from here */
 };
 
 #define COMMON_LONGOPTS                                                  \
     {"store", required_argument, NULL, OPT_STORE},                      \
         {"machines", required_argument, NULL, OPT_MACHINES},            \
+        {"url", required_argument, NULL, OPT_URL},                      \
+        {"token", required_argument, NULL, OPT_TOKEN},                  \
         {"help", no_argument, NULL, 'h'}
 
 /* next_opt() results that end the command: --help was printed (exit 0),
@@ -123,6 +135,9 @@ int ctx_load_machines(struct ctx *ctx);
  * status (after printing the error). */
 int ctx_open(struct ctx *ctx);
 void ctx_close(struct ctx *ctx);
+/* Commands that need a store itself (check, bench): usage error with
+ * --url.  0 or exit status. */
+int ctx_need_store(struct ctx *ctx);
 
 /* ---- argument checks (out.c): 0 or exit status, message printed ---- */
 
@@ -156,16 +171,16 @@ int out_finish(int status);
 json_t *jstr(const char *s);
 /* RFC 3339 string, or null for 0. */
 json_t *jtime(int64_t us);
-json_t *resource_json(vse_db *db, const struct vse_resource *r);
+json_t *resource_json(const char *status, const struct vse_resource *r);
 json_t *event_json(const struct vse_event *e);
 /* Print one compact JSON value and a newline; steals j. */
 void print_json(json_t *j);
 /* Human forms. */
-void print_resource(vse_db *db, const struct vse_resource *r);
+void print_resource(const char *status, const struct vse_resource *r);
 void print_history_header(void);
 void print_history_row(const struct vse_event *e);
 void print_list_header(void);
-void print_list_row(vse_db *db, const struct vse_resource *r);
+void print_list_row(const char *status, const struct vse_resource *r);
 /* Status of r per its machine ("" when unknown). */
 const char *resource_status(vse_db *db, const struct vse_resource *r);
 /* Print s padded with spaces to `width` display columns, then a space. */

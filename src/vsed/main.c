@@ -1,0 +1,257 @@
+/*
+ * main.c - vsed, the enforcer as a service: options and config, the
+ * safety checks made before listening (no noauth off loopback), the
+ * threads (HTTP pool, event notifier, reaper), and the graceful shutdown
+ * on SIGTERM or SIGINT.  `vsed hash-token` makes a config's token hash.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "vsed.h"
+
+#define GRACE_MS 10000
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: vsed [--store URL] [--listen ADDR:PORT] [--config FILE]\n"
+"            [--auth token|noauth] [--reaper-interval SECONDS]\n"
+"       vsed hash-token < TOKEN_FILE\n"
+"\n"
+"vsed serves the volume state enforcer over HTTP/JSON: resources, their\n"
+"transitions, history, machines, an event stream (server-sent events),\n"
+"Prometheus metrics and a health check.  It also runs the reaper, which\n"
+"applies each machine's expiry policy to leases that ran out.\n"
+"\n"
+"Options (each overrides the config file):\n"
+"      --store URL        the store (default %s)\n"
+"      --listen ADDR:PORT where to listen (default %s; port 0 picks a\n"
+"                         free one, printed at start)\n"
+"      --config FILE      YAML: listen, store, auth, reaper_interval,\n"
+"                         limits, tokens (see docs/api.md)\n"
+"      --auth MODE        token (default): every route but /healthz needs\n"
+"                         a configured token; noauth: everyone is admin,\n"
+"                         refused unless listening on loopback\n"
+"      --reaper-interval S  seconds between reaper runs (default 10;\n"
+"                         0 turns the reaper off)\n"
+"  -h, --help             this help\n"
+"      --version          print the version\n"
+"\n"
+"Tokens: the config lists {name, hash, role}; hash is 'sha256:HEX' of the\n"
+"token, printed by 'vsed hash-token' from the token on stdin.  Roles:\n"
+"reader (GET), member (transitions), admin (reset-state, reap, purge).\n"
+"Clients send 'Authorization: Bearer TOKEN' or 'X-Auth-Token: TOKEN'.\n"
+"\n"
+"Signals: SIGTERM or SIGINT stop accepting connections, let requests in\n"
+"flight finish (up to %d s), end event streams and close the store.\n"
+"\n"
+"Exit status: 0 stopped by a signal, 1 cannot start (store, address),\n"
+"2 usage or bad config.\n"
+"\n"
+"Example:\n"
+"  vsed --store sqlite:./var/vse.db --listen 127.0.0.1:8776 \\\n"
+"       --config /etc/vse/vsed.yaml\n",
+            VSED_DEFAULT_STORE, VSED_DEFAULT_LISTEN, GRACE_MS / 1000);
+}
+
+static int hash_token(void)
+{
+    char buf[4096], out[80];
+    size_t n = fread(buf, 1, sizeof(buf), stdin);
+
+    if (!feof(stdin)) {
+        fprintf(stderr, "vsed: token on stdin is too long (over %zu "
+                        "bytes)\n", sizeof(buf) - 1);
+        return 2;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n == 0) {
+        fprintf(stderr, "vsed: no token on stdin\n");
+        return 2;
+    }
+    vsed_hash_token(buf, n, out, sizeof(out));
+    printf("%s\n", out);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* 1000 concurrent connections need more descriptors than the usual 1024
+ * soft limit leaves once the store and the pool have theirs. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+enum { O_STORE = 0x100, O_LISTEN, O_CONFIG, O_AUTH, O_REAPER, O_VERSION };
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"store", required_argument, NULL, O_STORE},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"config", required_argument, NULL, O_CONFIG},
+        {"auth", required_argument, NULL, O_AUTH},
+        {"reaper-interval", required_argument, NULL, O_REAPER},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0}};
+    const char *store = NULL, *listen = NULL, *config = NULL, *auth = NULL;
+    const char *reaper = NULL;
+    struct vsed_config c;
+    struct vse_error err;
+    char msg[1024];
+    sigset_t set;
+    vse_db *db;
+    int64_t seq = 0;
+    int loopback = 0, sig = 0, opt;
+
+    if (argc >= 2 && strcmp(argv[1], "hash-token") == 0)
+        return hash_token();
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        switch (opt) {
+        case O_STORE: store = optarg; break;
+        case O_LISTEN: listen = optarg; break;
+        case O_CONFIG: config = optarg; break;
+        case O_AUTH: auth = optarg; break;
+        case O_REAPER: reaper = optarg; break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case O_VERSION:
+            printf("vsed %s\n", VSE_VERSION_STRING);
+            return 0;
+        case ':':
+            fprintf(stderr, "vsed: option '%s' needs a value\nTry 'vsed "
+                            "--help'.\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "vsed: unknown option '%s'\nTry 'vsed "
+                            "--help'.\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vsed: unexpected argument '%s'\nTry 'vsed "
+                        "--help'.\n", argv[optind]);
+        return 2;
+    }
+
+    vsed_config_init(&c);
+    if (config != NULL && vsed_config_load(&c, config, msg, sizeof(msg))) {
+        fprintf(stderr, "vsed: %s\n", msg);
+        vsed_config_release(&c);
+        return 2;
+    }
+    if (store != NULL)
+        snprintf(c.store, sizeof(c.store), "%s", store);
+    if (listen != NULL)
+        snprintf(c.listen, sizeof(c.listen), "%s", listen);
+    if (auth != NULL) {
+        if (strcmp(auth, "token") != 0 && strcmp(auth, "noauth") != 0) {
+            fprintf(stderr, "vsed: --auth must be token or noauth\n");
+            vsed_config_release(&c);
+            return 2;
+        }
+        c.auth = strcmp(auth, "token") == 0;
+    }
+    if (reaper != NULL) {
+        char *end;
+        long v = strtol(reaper, &end, 10);
+
+        if (reaper[0] < '0' || reaper[0] > '9' || *end != '\0' || v > 86400) {
+            fprintf(stderr, "vsed: --reaper-interval '%s' must be 0 to 86400 "
+                            "seconds\n", reaper);
+            vsed_config_release(&c);
+            return 2;
+        }
+        c.reaper_interval = (int)v;
+    }
+    if (vsed_listen_is_loopback(c.listen, &loopback) != 0) {
+        fprintf(stderr, "vsed: listen address '%s' is not ADDR:PORT\n",
+                c.listen);
+        vsed_config_release(&c);
+        return 2;
+    }
+    if (!c.auth && !loopback) {
+        fprintf(stderr, "vsed: refusing to listen on '%s' with noauth: "
+                        "anyone who can connect would be admin\n  hint: "
+                        "listen on 127.0.0.1, or use --auth token with "
+                        "tokens in the config\n", c.listen);
+        vsed_config_release(&c);
+        return 2;
+    }
+
+    /* Every thread inherits this mask: only sigwait() below sees them. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+
+    if (config != NULL)
+        vsed_log("config %s", config);
+    if (!c.auth)
+        vsed_log("authentication is OFF (--auth noauth): every caller is "
+                 "admin; loopback only");
+    else
+        vsed_log("authentication: token (%d token%s configured%s)",
+                 c.ntokens, c.ntokens == 1 ? "" : "s",
+                 c.ntokens == 0 ? "; every route but /healthz answers 401"
+                                : "");
+    /* Open once first: a bad store fails the start, not the first
+     * request, and a new SQLite file gets its schema from one handle. */
+    vse_error_clear(&err);
+    if (vse_open(c.store, &db, &err) < 0) {
+        fprintf(stderr, "vsed: %s\n", err.msg);
+        if (err.detail[0])
+            fprintf(stderr, "  detail: %s\n", err.detail);
+        if (err.hint[0])
+            fprintf(stderr, "  hint: %s\n", err.hint);
+        vsed_config_release(&c);
+        return 1;
+    }
+    vse_close(db);
+    vsed_store_url = c.store;
+    vsed_log("store %s", c.store);
+    if (vsed_events_start(c.store, &seq) != 0 ||
+        vsed_reaper_start(c.store, c.reaper_interval) != 0) {
+        vsed_events_stop();
+        vsed_config_release(&c);
+        return 1;
+    }
+    if (c.reaper_interval > 0)
+        vsed_log("reaper every %d s", c.reaper_interval);
+    if (vsed_http_start(&c) != 0) {
+        vsed_reaper_stop();
+        vsed_events_stop();
+        vsed_config_release(&c);
+        return 1;
+    }
+
+    sigwait(&set, &sig);
+    vsed_http_quiesce();
+    vsed_log("%s: stopping: no new connections; finishing requests in "
+             "flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    vsed_stopping = 1;
+    /* Event streams never finish by themselves: end them first. */
+    vsed_events_stop();
+    vsed_http_drain(GRACE_MS);
+    vsed_http_stop();
+    vsed_reaper_stop();
+    vsed_metrics_release();
+    vsed_config_release(&c);
+    vsed_log("stopped; store closed");
+    return 0;
+}

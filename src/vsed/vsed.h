@@ -1,0 +1,191 @@
+/*
+ * vsed.h - what the parts of vsed share: the configuration, the roles of
+ * callers, the request and response that api-v1.c works on (kept free of
+ * libmicrohttpd so that the fuzzer can drive it), metrics and the threads
+ * that run beside the HTTP pool (event notifier, reaper).
+ */
+#ifndef VSED_H
+#define VSED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vse.h"
+
+#define VSED_DEFAULT_LISTEN "127.0.0.1:8776"
+#define VSED_DEFAULT_STORE "sqlite:./var/vse.db"
+
+enum vsed_role {
+    ROLE_NONE = 0, /* no valid token */
+    ROLE_READER,   /* GET */
+    ROLE_MEMBER,   /* transitions */
+    ROLE_ADMIN     /* reset-state, reap, purge */
+};
+
+#define VSED_TOKEN_NAME_MAX 63
+
+struct vsed_token {
+    char name[VSED_TOKEN_NAME_MAX + 1];
+    uint8_t hash[32]; /* SHA-256 of the token */
+    enum vsed_role role;
+};
+
+struct vsed_config {
+    char listen[128];     /* ADDR:PORT */
+    char store[1024];     /* store URL */
+    int auth;             /* 1 = token (default), 0 = noauth */
+    int reaper_interval;  /* seconds; 0 = no reaper */
+    size_t body_max;      /* bytes; bigger bodies are answered 413 */
+    int idle_timeout;     /* seconds a connection may stay silent */
+    int request_timeout;  /* seconds for one request's body to arrive */
+    unsigned conn_max;    /* concurrent connections */
+    int threads;          /* MHD worker threads */
+    struct vsed_token *tokens;
+    int ntokens;
+};
+
+/* Defaults: loopback, token auth, reaper every 10 s. */
+void vsed_config_init(struct vsed_config *c);
+void vsed_config_release(struct vsed_config *c);
+/* Read a YAML config file over *c; 0, or -1 with a message in err. */
+int vsed_config_load(struct vsed_config *c, const char *path, char *err,
+                     size_t size);
+/* "reader" ... "admin"; ROLE_NONE if unknown. */
+enum vsed_role vsed_role_parse(const char *s);
+const char *vsed_role_name(enum vsed_role r);
+
+/* ---- auth.c ---------------------------------------------------------- */
+
+/* "sha256:HEX" of token into buf (72 bytes). */
+void vsed_hash_token(const char *token, size_t len, char *buf, size_t size);
+/* Parse "sha256:HEX"; 0 or -1. */
+int vsed_parse_hash(const char *s, uint8_t out[32]);
+/* The role of a presented token (ROLE_NONE if none matches); *name gets
+ * the token's name. */
+enum vsed_role vsed_auth(const struct vsed_config *c, const char *token,
+                         const char **name);
+
+/* ---- the request as api-v1.c sees it ------------------------------- */
+
+#define VSED_ARGS_MAX 16
+
+struct vsed_kv {
+    const char *key;
+    const char *value;
+};
+
+struct vsed_req {
+    const char *method;
+    const char *path;
+    struct vsed_kv args[VSED_ARGS_MAX]; /* query arguments */
+    int nargs;
+    int too_many_args;
+    const char *content_type; /* NULL if none */
+    const char *body;         /* NUL-terminated, may be NULL */
+    size_t body_len;
+    const char *request_id;  /* always set: logged and echoed */
+    /* The client's X-Request-Id, or NULL: only an id the client knows
+     * can make a retry idempotent, so only that one is recorded. */
+    const char *client_request_id;
+    int authenticated;       /* a token was presented and matched, or
+                                noauth */
+    int token_presented;
+    enum vsed_role role;
+    const char *actor;       /* token name, or "anonymous" */
+    vse_db *db;              /* NULL when the store cannot be opened */
+    const char *db_error;
+};
+
+struct vsed_resp {
+    int status;
+    char *body; /* malloc'd */
+    size_t len;
+    const char *content_type;
+    int retry_after; /* seconds; 0 = no header */
+    int repeated;    /* X-Vse-Repeated: true */
+    const char *allow; /* Allow header for a 405 */
+    int route;       /* enum vsed_route, for metrics and logs */
+};
+
+enum vsed_route {
+    R_UNKNOWN = 0,
+    R_HEALTHZ,
+    R_METRICS,
+    R_MACHINES,
+    R_MACHINE,
+    R_RESOURCES,
+    R_RESOURCE,
+    R_TRANSITION,
+    R_RESET,
+    R_HISTORY,
+    R_REAP,
+    R_PURGE,
+    R_EVENTS,
+    R_COUNT
+};
+const char *vsed_route_name(int route);
+
+/* Route of (method, path), before the body: used to answer the events
+ * route outside api-v1.c and to pick the role a request needs. */
+int vsed_api_route(const char *path);
+/* Handle one complete request; fills *p (p->body to be freed). */
+void vsed_api_handle(const struct vsed_req *q, struct vsed_resp *p);
+/* Fill *p with the one error shape. */
+void vsed_api_error(struct vsed_resp *p, int status, const char *code,
+                    const char *msg, const char *detail, const char *hint);
+/* Check the caller may use a route needing `need`; 0, or fills *p. */
+int vsed_api_allow(const struct vsed_req *q, enum vsed_role need,
+                   struct vsed_resp *p);
+/* noauth: every caller is admin.  Set once at start. */
+extern int vsed_noauth;
+
+/* ---- metrics.c ------------------------------------------------------- */
+
+void vsed_metrics_http(int route, int status);
+void vsed_metrics_store(int64_t us);
+void vsed_metrics_refusal(int rc);
+void vsed_metrics_event(const struct vse_event *e);
+/* Prometheus text of every metric; in-flight read from db. */
+char *vsed_metrics_render(vse_db *db, size_t *len);
+void vsed_metrics_release(void);
+
+/* ---- events.c -------------------------------------------------------- */
+
+struct MHD_Connection;
+struct MHD_Response;
+/* Start the notifier thread on its own handle; 0 or -1. */
+int vsed_events_start(const char *store, int64_t *start_seq);
+/* Wake every watcher to end its stream, then stop the notifier. */
+void vsed_events_stop(void);
+/* A response streaming events after `since` on conn. */
+struct MHD_Response *vsed_events_response(struct MHD_Connection *conn,
+                                          int64_t since);
+/* Open watchers (for logs and tests). */
+int vsed_events_watchers(void);
+
+/* ---- reaper.c -------------------------------------------------------- */
+
+int vsed_reaper_start(const char *store, int interval_s);
+void vsed_reaper_stop(void);
+
+/* ---- http.c ---------------------------------------------------------- */
+
+int vsed_http_start(struct vsed_config *c);
+/* 0 and *loopback set if `listen` is ADDR:PORT, else -1. */
+int vsed_listen_is_loopback(const char *listen, int *loopback);
+/* Stop accepting connections. */
+void vsed_http_quiesce(void);
+/* Wait for requests in flight to finish, up to grace_ms. */
+void vsed_http_drain(int grace_ms);
+void vsed_http_stop(void);
+/* The handle of the calling worker thread (opened lazily); NULL on
+ * failure with err filled. */
+vse_db *vsed_thread_db(struct vse_error *err);
+extern const char *vsed_store_url;
+/* Set when a shutdown began: event streams end. */
+extern volatile int vsed_stopping;
+
+/* One line on stderr, prefixed by the time. */
+void vsed_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* VSED_H */

@@ -1,0 +1,92 @@
+# vsed-lib.sh - sourced by the t-vsed-*.sh tests: start vsed on a free
+# port (port 0, read back from its log), wait for /healthz with a
+# deadline (never a bare sleep), and stop every server on exit.
+B=${VSE_BUILD:?VSE_BUILD names the build directory}
+VSED=$B/vsed
+VSECTL=$B/vsectl
+T=$(mktemp -d)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+not_ok() {
+    failed=$((failed + 1))
+    echo "FAIL $1"
+    shift
+    for l in "$@"; do printf '     | %s\n' "$l"; done
+}
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+# start_vsed LOG ARGS...: sets PID and URL; 1 if it did not come up.
+start_vsed() {
+    local log=$1 i port
+    shift
+    "$VSED" --listen 127.0.0.1:0 "$@" 2>"$log" &
+    PID=$!
+    PIDS+=("$PID")
+    for i in $(seq 1 500); do
+        port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' \
+            "$log" | head -1)
+        if [ -n "$port" ]; then
+            URL=http://127.0.0.1:$port
+            curl -fs -m 2 "$URL/healthz" >/dev/null && return 0
+        fi
+        kill -0 "$PID" 2>/dev/null || return 1
+        sleep 0.02
+    done
+    return 1
+}
+
+# stop_vsed: SIGTERM, then wait for the exit; sets STOP_RC.
+stop_vsed() {
+    kill -TERM "$PID" 2>/dev/null
+    wait "$PID"
+    STOP_RC=$?
+}
+
+# req METHOD PATH [BODY [CURL ARGS...]]: CODE, BODY, HDRS.
+req() {
+    local m=$1 p=$2 body=${3-}
+    shift 3 2>/dev/null || shift $#
+    if [ -n "$body" ]; then
+        CODE=$(curl -s -m 10 -o "$T/.body" -D "$T/.hdrs" -w '%{http_code}' \
+            -X "$m" -H 'Content-Type: application/json' --data-binary "$body" \
+            "$@" "$URL$p")
+    else
+        CODE=$(curl -s -m 10 -o "$T/.body" -D "$T/.hdrs" -w '%{http_code}' \
+            -X "$m" "$@" "$URL$p")
+    fi
+    BODY=$(cat "$T/.body")
+    HDRS=$(tr -d '\r' <"$T/.hdrs")
+}
+
+# expect NAME CODE [JQ-LIKE PYTHON EXPRESSION on j]
+expect() {
+    local name=$1 code=$2 expr=${3-}
+    if [ "$CODE" != "$code" ]; then
+        not_ok "$name" "want $code, got $CODE" "$BODY"
+        return
+    fi
+    if [ -n "$expr" ] && ! printf '%s' "$BODY" | python3 -c "
+import json, sys
+j = json.load(sys.stdin)
+sys.exit(0 if ($expr) else 1)" 2>/dev/null; then
+        not_ok "$name" "body fails: $expr" "$BODY"
+        return
+    fi
+    ok "$name"
+}
+
+jget() {
+    printf '%s' "$BODY" | python3 -c "import json,sys; print($1)"
+}
