@@ -211,7 +211,7 @@ static int apply(struct client *c, const struct row *n, int64_t expect,
                  const char *op_id)
 {
     char num[10][24];
-    const char *v[26];
+    const char *v[27];
     PGresult *r;
     int k = 0, rc;
 
@@ -230,20 +230,21 @@ static int apply(struct client *c, const struct row *n, int64_t expect,
     v[11] = NUM(n->updated);
     v[12] = NUM(n->created);
     v[13] = NUM(n->version);
-    v[14] = nz(n->id);
-    v[15] = NUM(n->version);
-    v[16] = nz(n->machine);
-    v[17] = kind;
-    v[18] = nz(op);
-    v[19] = nz(op_id);
-    v[20] = from;
-    v[21] = n->state;
-    v[22] = c->owner;
-    v[23] = NUM(n->updated);
-    v[24] = NULL;
+    v[14] = "{}"; /* attrs */
+    v[15] = nz(n->id);
+    v[16] = NUM(n->version);
+    v[17] = nz(n->machine);
+    v[18] = kind;
+    v[19] = nz(op);
+    v[20] = nz(op_id);
+    v[21] = from;
+    v[22] = n->state;
+    v[23] = c->owner;
+    v[24] = NUM(n->updated);
     v[25] = NULL;
+    v[26] = NULL;
 #undef NUM
-    r = PQexecPrepared(c->pg, "vse_apply", 26, v, NULL, NULL, 0);
+    r = PQexecPrepared(c->pg, "vse_apply", 27, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         rc = fail(c, r, "apply");
     else
@@ -438,7 +439,7 @@ static void setup(const struct opts *o, const char *prefix, int n)
         r = PQexecParams(c.pg,
                          "INSERT INTO resources(" VSE_PG_RESOURCE_COLS ") "
                          "VALUES ($1, 'volume', 'available', NULL, NULL, "
-                         "NULL, NULL, NULL, 0, $2, $2, $2, 1) "
+                         "NULL, NULL, NULL, 0, $2, $2, $2, 1, '{}') "
                          "ON CONFLICT (id) DO NOTHING",
                          2, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {

@@ -261,6 +261,7 @@ static void bind_row(sqlite3_stmt *st, const struct row *r)
     sqlite3_bind_int64(st, 11, r->updated);
     sqlite3_bind_int64(st, 12, r->created);
     sqlite3_bind_int64(st, 13, r->version);
+    sqlite3_bind_text(st, 14, "{}", -1, SQLITE_STATIC); /* attrs */
 }
 
 static void done(sqlite3_stmt *st)
@@ -331,7 +332,7 @@ static int apply(struct client *c, const struct row *next, int64_t expect,
     if (step_simple(c, c->begin, "begin") < 0)
         return -1;
     bind_row(c->update, next);
-    sqlite3_bind_int64(c->update, 14, expect);
+    sqlite3_bind_int64(c->update, 15, expect);
     rc = sqlite3_step(c->update);
     done(c->update);
     if (rc != SQLITE_DONE) {

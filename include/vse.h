@@ -26,7 +26,9 @@
 extern "C" {
 #endif
 
-#define VSE_VERSION_STRING "0.1.0"
+#define VSE_VERSION_STRING "0.2.0"
+/* The store schema this libvse writes; older ones are migrated on open. */
+#define VSE_SCHEMA_VERSION 2
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -104,6 +106,7 @@ void vse_free(void *p);
 #define VSE_NAME_MAX 63     /* machine, state and operation names */
 #define VSE_OPID_LEN 36     /* op_id: a random UUID, 8-4-4-4-12 hex */
 #define VSE_REASON_MAX 1023 /* reason text recorded in history */
+#define VSE_ATTRS_MAX 8191   /* a resource's attrs, JSON text, bytes */
 #define VSE_MACHINE_FILE_MAX (1024 * 1024) /* machine file, bytes */
 #define VSE_MACHINE_STATES_MAX 64
 #define VSE_MACHINE_OPS_MAX 64
@@ -193,6 +196,11 @@ struct vse_resource {
     int64_t updated;                /* last transition */
     int64_t created;
     int64_t version;                /* number of history rows written */
+    /* The caller's data about the resource (a volume's size, host,
+     * project...): a JSON object, "{}" when empty, changed only together
+     * with a transition or by vse_update(), so it is never out of step
+     * with the state. */
+    char attrs[VSE_ATTRS_MAX + 1];
 };
 
 /* What a history row records. */
@@ -205,7 +213,8 @@ enum vse_kind {
     VSE_KIND_CLAIM,
     VSE_KIND_RENEW,
     VSE_KIND_EXPIRE, /* the reaper applied the step's expiry policy */
-    VSE_KIND_RESET   /* an operator's reset-state */
+    VSE_KIND_RESET,  /* an operator's reset-state */
+    VSE_KIND_UPDATE  /* attrs changed, state and op untouched */
 };
 /* "create", "begin", ...; NULL for an unknown kind. */
 const char *vse_kind_name(enum vse_kind k);
@@ -285,6 +294,11 @@ struct vse_opts {
      * fails and the call reads the current row and decides again, so
      * correctness never depends on it.  NULL = read it. */
     const struct vse_resource *seen;
+    /* A JSON merge patch (RFC 7396: members set, null removes) applied
+     * to the resource's attrs in the same atomic transition; it must be
+     * an object, and the result at most VSE_ATTRS_MAX bytes.  NULL
+     * leaves attrs as they are. */
+    const char *attrs;
 };
 
 /*
@@ -344,6 +358,15 @@ int vse_renew(vse_db *db, const char *id, const char *op_id,
 int vse_reset_state(vse_db *db, const char *id, const char *state,
                     const struct vse_opts *o, struct vse_resource *out,
                     struct vse_error *err);
+
+/*
+ * Apply o->attrs (required) to the resource's attrs in any state, with
+ * no change of state or op: one history row of kind "update".  Used for
+ * data that may change at any time (a volume's name); data that belongs
+ * to a step (the host a volume is created on) goes with that step.
+ */
+int vse_update(vse_db *db, const char *id, const struct vse_opts *o,
+               struct vse_resource *out, struct vse_error *err);
 
 struct vse_reap_stats {
     int64_t examined; /* expired leases seen */

@@ -68,10 +68,18 @@ int64_t vse__time_parse(const char *s)
     return (int64_t)timegm(&tm) * 1000000 + usec;
 }
 
+/* A resource's attrs as JSON: the object itself ({} when empty). */
+static json_t *attrs_json(const char *attrs)
+{
+    json_t *a = json_loads(attrs[0] ? attrs : "{}", 0, NULL);
+
+    return a != NULL ? a : json_object();
+}
+
 json_t *vse__json_resource(const struct vse_resource *r, const char *status)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-                     "s:I, s:I, s:o, s:o}",
+                     "s:I, s:I, s:o, s:o, s:o}",
                      "id", vse__jstr(r->id), "machine", vse__jstr(r->machine),
                      "state", vse__jstr(r->state), "status",
                      vse__jstr(status), "op", vse__jstr(r->op), "op_id",
@@ -82,7 +90,7 @@ json_t *vse__json_resource(const struct vse_resource *r, const char *status)
                      (json_int_t)(r->lease_ttl / 1000), "version",
                      (json_int_t)r->version, "created",
                      vse__jtime(r->created), "updated",
-                     vse__jtime(r->updated));
+                     vse__jtime(r->updated), "attrs", attrs_json(r->attrs));
 }
 
 json_t *vse__json_event(const struct vse_event *e)
@@ -165,6 +173,17 @@ int vse__json_to_resource(const json_t *j, struct vse_resource *r,
     bad |= get_int(j, "version", &r->version);
     bad |= get_time(j, "created", &r->created);
     bad |= get_time(j, "updated", &r->updated);
+    {
+        const json_t *a = json_object_get(j, "attrs");
+        char *s = json_is_object(a) ? json_dumps(a, JSON_COMPACT) : NULL;
+
+        if (s != NULL && strlen(s) <= VSE_ATTRS_MAX)
+            memcpy(r->attrs, s, strlen(s) + 1);
+        else
+            memcpy(r->attrs, "{}", 3);
+        bad |= a != NULL && (s == NULL || strlen(s) > VSE_ATTRS_MAX);
+        free(s);
+    }
     r->lease_ttl *= 1000;
     if (status != NULL)
         memcpy(status, st, sizeof(st));

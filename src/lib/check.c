@@ -118,6 +118,13 @@ static void replay(struct checker *ck, const vse_machine *m,
                       e->to);
             return;
         }
+        if (e->kind == VSE_KIND_UPDATE) {
+            if (from != to)
+                violation(ck, id, "version %lld: update changed the state",
+                          v);
+            vse__strlcpy(state, e->to, sizeof(state));
+            continue;
+        }
         if (e->kind != VSE_KIND_RESET && op == NULL) {
             violation(ck, id, "version %lld (%s) names unknown op '%s'", v,
                       vse_kind_name(e->kind), e->op);

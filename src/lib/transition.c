@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "store.h"
 #include "vse-int.h"
 
@@ -196,6 +198,88 @@ static int fenced(struct vse_error *err, const vse_machine *m,
     return VSE_EFENCED;
 }
 
+/* ---- attrs ------------------------------------------------------- */
+
+/* RFC 7396 merge of patch into target (both objects). */
+static void merge_patch(json_t *target, json_t *patch)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(patch, k, v) {
+        if (json_is_null(v)) {
+            json_object_del(target, k);
+        } else if (json_is_object(v)) {
+            json_t *t = json_object_get(target, k);
+
+            if (!json_is_object(t)) {
+                t = json_object();
+                json_object_set_new(target, k, t);
+            }
+            merge_patch(t, v);
+        } else {
+            json_object_set(target, k, v);
+        }
+    }
+}
+
+/* Check a patch from outside: a JSON object of bounded size. */
+static int attrs_check(const char *patch, struct vse_error *err)
+{
+    json_error_t je;
+    json_t *p;
+    size_t n = strlen(patch);
+
+    if (n > VSE_ATTRS_MAX)
+        return vse__err(err, VSE_ETOOBIG, "attrs patch is %zu bytes long, "
+                        "the limit is %d", n, VSE_ATTRS_MAX);
+    p = json_loadb(patch, n, JSON_REJECT_DUPLICATES, &je);
+    if (p == NULL)
+        return vse__err(err, VSE_EINVAL, "attrs patch is not valid JSON: "
+                        "%s at character %d", je.text, je.position);
+    if (!json_is_object(p)) {
+        json_decref(p);
+        return vse__err(err, VSE_EINVAL, "attrs patch must be a JSON "
+                        "object");
+    }
+    json_decref(p);
+    return 0;
+}
+
+/* next->attrs = merge(cur, patch), or an error if it outgrows the row. */
+static int attrs_apply(const char *cur, const char *patch,
+                       struct vse_resource *next, struct vse_error *err)
+{
+    json_t *t = json_loads(cur[0] ? cur : "{}", 0, NULL);
+    json_t *p = json_loads(patch, 0, NULL);
+    char *s = NULL;
+    int rc = 0;
+
+    if (t == NULL || !json_is_object(t) || p == NULL) {
+        rc = vse__err(err, VSE_EINTERNAL, "attrs of '%s' are not a JSON "
+                      "object", next->id);
+        goto out;
+    }
+    merge_patch(t, p);
+    s = json_dumps(t, JSON_COMPACT);
+    if (s == NULL) {
+        rc = vse__err(err, VSE_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (strlen(s) > VSE_ATTRS_MAX) {
+        rc = vse__err(err, VSE_ETOOBIG, "attrs of '%s' would be %zu bytes "
+                      "long, the limit is %d", next->id, strlen(s),
+                      VSE_ATTRS_MAX);
+        goto out;
+    }
+    vse__strlcpy(next->attrs, s, sizeof(next->attrs));
+out:
+    free(s);
+    json_decref(t);
+    json_decref(p);
+    return rc;
+}
+
 /* ---- deciding ------------------------------------------------------ */
 
 static void ev_init(struct vse_event *ev, const struct call *c,
@@ -294,6 +378,7 @@ static int decide_create(const struct call *c, const vse_machine *m,
     vse__strlcpy(next->id, c->id, sizeof(next->id));
     vse__strlcpy(next->machine, m->name, sizeof(next->machine));
     vse__strlcpy(next->origin, VSE_STATE_NEW, sizeof(next->origin));
+    vse__strlcpy(next->attrs, "{}", sizeof(next->attrs));
     next->created = c->now;
     next->updated = c->now;
     next->version = 1;
@@ -354,6 +439,8 @@ static int decide(const struct call *c, const vse_machine *m,
         to_rest(next, c->to, c->now);
         return 0;
     }
+    case VSE_KIND_UPDATE:
+        return 0; /* attrs only: run() applies the patch */
     default:
         break;
     }
@@ -503,6 +590,10 @@ static int check_inputs(const struct call *c, struct vse_error *err)
     if (c->o->reason != NULL && strlen(c->o->reason) > VSE_REASON_MAX)
         return vse__err(err, VSE_EINVAL, "reason is %zu bytes long, the "
                         "limit is %d", strlen(c->o->reason), VSE_REASON_MAX);
+    if (c->o->attrs != NULL && attrs_check(c->o->attrs, err) < 0)
+        return err ? err->code : VSE_EINVAL;
+    if (c->kind == VSE_KIND_UPDATE && c->o->attrs == NULL)
+        return vse__err(err, VSE_EINVAL, "update needs attrs");
     if (c->o->ttl_ms < 0)
         return vse__err(err, VSE_EINVAL, "lease ttl is negative");
     if (c->o->ttl_ms > INT64_C(1000) * 86400 * 365)
@@ -558,6 +649,8 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
     if (c->kind == VSE_KIND_CREATE) {
         c->now = vse_now_us();
         rc = decide_create(c, m, &next, err);
+        if (rc == 0 && c->o->attrs != NULL)
+            rc = attrs_apply("{}", c->o->attrs, &next, err);
         if (rc < 0)
             return rc;
         ev_init(&ev, c, NULL, &next);
@@ -610,9 +703,18 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
             }
             return rc;
         }
+        if (rc == 0 && c->o->attrs != NULL)
+            rc = attrs_apply(cur.attrs, c->o->attrs, &next, err);
         if (rc < 0)
             return rc;
         ev_init(&ev, c, &cur, &next);
+        if (c->kind == VSE_KIND_UPDATE) {
+            /* Not a step of the op in flight: no op, and the actor. */
+            ev.op[0] = '\0';
+            ev.op_id[0] = '\0';
+            vse__strlcpy(ev.owner, has(c->o->owner) ? c->o->owner : "",
+                         sizeof(ev.owner));
+        }
         if (c->kind == VSE_KIND_RESET) {
             /* Record the op (and token) that the reset fenced. */
             vse__strlcpy(ev.op, cur.op, sizeof(ev.op));
@@ -733,6 +835,14 @@ int vse_reset_state(vse_db *db, const char *id, const char *state,
 
     if (state == NULL || state[0] == '\0')
         return vse__err(err, VSE_EINVAL, "reset-state needs a state");
+    return run(db, &c, out, err);
+}
+
+int vse_update(vse_db *db, const char *id, const struct vse_opts *o,
+               struct vse_resource *out, struct vse_error *err)
+{
+    struct call c = {.kind = VSE_KIND_UPDATE, .id = id, .o = o};
+
     return run(db, &c, out, err);
 }
 

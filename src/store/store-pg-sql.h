@@ -11,6 +11,12 @@
  * "" is stored as NULL there and here. */
 #define VSE_PG_RESOURCE_COLS                                                 \
     "id, machine, state, op, op_id, origin, owner, lease_expires, "          \
+    "lease_ttl, since, updated, created, version, attrs"
+
+/* The columns of schema version 1, frozen: its migration must create
+ * exactly what it did when it shipped. */
+#define VSE_PG_RESOURCE_COLS_V1                                              \
+    "id, machine, state, op, op_id, origin, owner, lease_expires, "          \
     "lease_ttl, since, updated, created, version"
 
 #define VSE_PG_HISTORY_COLS                                                  \
@@ -82,7 +88,7 @@
     "DECLARE n BIGINT;\n"                                                    \
     "BEGIN\n"                                                                \
     "  IF p_expect = 0 THEN\n"                                               \
-    "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS ")\n"                  \
+    "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS_V1 ")\n"                  \
     "    VALUES (p_id, p_machine, p_state, p_op, p_op_id, p_origin,"         \
     " p_owner, p_lease_expires, p_lease_ttl, p_since, p_updated,"            \
     " p_created, p_version)\n"                                               \
@@ -112,19 +118,72 @@
     "END\n"                                                                  \
     "$vse$;"
 
+/*
+ * Schema version 2: resources carry attrs (the caller's JSON object), and
+ * vse_apply() writes and returns them.  Same function otherwise.
+ */
+#define VSE_PG_SCHEMA_V2                                                     \
+    "ALTER TABLE resources ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';"     \
+    "DROP FUNCTION vse_apply;"                                               \
+    "CREATE FUNCTION vse_apply(p_expect BIGINT,"                             \
+    " p_id TEXT, p_machine TEXT, p_state TEXT, p_op TEXT, p_op_id TEXT,"     \
+    " p_origin TEXT, p_owner TEXT, p_lease_expires BIGINT,"                  \
+    " p_lease_ttl BIGINT, p_since BIGINT, p_updated BIGINT,"                 \
+    " p_created BIGINT, p_version BIGINT, p_attrs TEXT,"                     \
+    " h_resource TEXT, h_version BIGINT, h_machine TEXT, h_kind TEXT,"       \
+    " h_op TEXT, h_op_id TEXT, h_from TEXT, h_to TEXT, h_owner TEXT,"        \
+    " h_at BIGINT, h_request_id TEXT, h_reason TEXT)"                        \
+    " RETURNS TABLE(o_seq BIGINT, o_id TEXT, o_machine TEXT, o_state TEXT,"  \
+    " o_op TEXT, o_op_id TEXT, o_origin TEXT, o_owner TEXT,"                 \
+    " o_lease_expires BIGINT, o_lease_ttl BIGINT, o_since BIGINT,"           \
+    " o_updated BIGINT, o_created BIGINT, o_version BIGINT, o_attrs TEXT)"   \
+    " LANGUAGE plpgsql AS $vse$\n"                                           \
+    "DECLARE n BIGINT;\n"                                                    \
+    "BEGIN\n"                                                                \
+    "  IF p_expect = 0 THEN\n"                                               \
+    "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS ")\n"                  \
+    "    VALUES (p_id, p_machine, p_state, p_op, p_op_id, p_origin,"         \
+    " p_owner, p_lease_expires, p_lease_ttl, p_since, p_updated,"            \
+    " p_created, p_version, p_attrs)\n"                                      \
+    "    ON CONFLICT (id) DO NOTHING;\n"                                     \
+    "  ELSE\n"                                                               \
+    "    UPDATE resources r SET machine = p_machine, state = p_state,"       \
+    " op = p_op, op_id = p_op_id, origin = p_origin, owner = p_owner,"       \
+    " lease_expires = p_lease_expires, lease_ttl = p_lease_ttl,"             \
+    " since = p_since, updated = p_updated, created = p_created,"            \
+    " version = p_version, attrs = p_attrs\n"                                \
+    "    WHERE r.id = p_id AND r.version = p_expect;\n"                      \
+    "  END IF;\n"                                                            \
+    "  IF NOT FOUND THEN\n"                                                  \
+    "    RETURN QUERY SELECT 0::BIGINT, r.id::TEXT, r.machine, r.state,"     \
+    " r.op, r.op_id, r.origin, r.owner, r.lease_expires, r.lease_ttl,"       \
+    " r.since, r.updated, r.created, r.version, r.attrs"                     \
+    " FROM resources r WHERE r.id = p_id;\n"                                 \
+    "    RETURN;\n"                                                          \
+    "  END IF;\n"                                                            \
+    "  UPDATE vse_seq s SET seq = s.seq + 1 RETURNING s.seq INTO n;\n"       \
+    "  INSERT INTO history(" VSE_PG_HISTORY_COLS ")\n"                       \
+    "  VALUES (n, h_resource, h_version, h_machine, h_kind, h_op, h_op_id,"  \
+    " h_from, h_to, h_owner, h_at, h_request_id, h_reason);\n"               \
+    "  PERFORM pg_notify('" VSE_PG_CHANNEL "', n::TEXT);\n"                  \
+    "  o_seq := n;\n"                                                        \
+    "  RETURN NEXT;\n"                                                       \
+    "END\n"                                                                  \
+    "$vse$;"
+
 /* $1 id */
 #define VSE_PG_GET                                                           \
     "SELECT " VSE_PG_RESOURCE_COLS " FROM resources WHERE id = $1"
 
 /*
- * $1 expected version, $2..$14 the row in VSE_PG_RESOURCE_COLS order,
- * $15..$26 the history row in VSE_PG_HISTORY_COLS order less seq.
+ * $1 expected version, $2..$15 the row in VSE_PG_RESOURCE_COLS order,
+ * $16..$27 the history row in VSE_PG_HISTORY_COLS order less seq.
  * Parameter types: VSE_PG_APPLY_TYPES ('i' BIGINT, 't' TEXT).
  */
 #define VSE_PG_APPLY                                                         \
     "SELECT * FROM vse_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"  \
     " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25," \
-    " $26)"
-#define VSE_PG_APPLY_TYPES "itttttttiiiiiititttttttitt"
+    " $26, $27)"
+#define VSE_PG_APPLY_TYPES "itttttttiiiiiittitttttttitt"
 
 #endif /* VSE_STORE_PG_SQL_H */

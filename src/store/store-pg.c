@@ -20,7 +20,7 @@
 #include "store.h"
 #include "vse-int.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION VSE_SCHEMA_VERSION
 /* How long a call keeps trying to reach a server that went away, in
  * total, before it answers; VSE_PG_RECONNECT_MS overrides (tests). */
 #define RECONNECT_MS 10000
@@ -238,6 +238,9 @@ static void read_row(const PGresult *r, int row, int at,
     out->updated = col_i64(r, row, at + 10);
     out->created = col_i64(r, row, at + 11);
     out->version = col_i64(r, row, at + 12);
+    col_text(r, row, at + 13, out->attrs, sizeof(out->attrs));
+    if (out->attrs[0] == '\0')
+        vse__strlcpy(out->attrs, "{}", sizeof(out->attrs));
 }
 
 static void read_event(const PGresult *r, int row, struct vse_event *e)
@@ -573,6 +576,7 @@ static int parse_url(struct pg_conn *c, const char *rest,
  */
 static const char *const migrations[SCHEMA_VERSION] = {
     VSE_PG_SCHEMA_V1,
+    VSE_PG_SCHEMA_V2,
 };
 
 struct inspection {
@@ -788,6 +792,7 @@ static void apply_params(struct params *p, const struct vse_change *ch)
     p_i64(p, r->updated);
     p_i64(p, r->created);
     p_i64(p, r->version);
+    p_text(p, r->attrs[0] ? r->attrs : "{}");
     p_text(p, e->resource);
     p_i64(p, e->version);
     p_text(p, e->machine);

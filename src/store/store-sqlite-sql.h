@@ -9,7 +9,7 @@
 
 #define VSE_SQL_RESOURCE_COLS                                                \
     "id, machine, state, op, op_id, origin, owner, lease_expires, "          \
-    "lease_ttl, since, updated, created, version"
+    "lease_ttl, since, updated, created, version, attrs"
 
 #define VSE_SQL_HISTORY_COLS                                                 \
     "seq, resource, version, machine, kind, op, op_id, from_state, "         \
@@ -19,17 +19,17 @@
 #define VSE_SQL_GET                                                          \
     "SELECT " VSE_SQL_RESOURCE_COLS " FROM resources WHERE id = ?1"
 
-/* ?1..?13 the row in VSE_SQL_RESOURCE_COLS order, ?14 expected version */
+/* ?1..?14 the row in VSE_SQL_RESOURCE_COLS order, ?15 expected version */
 #define VSE_SQL_UPDATE                                                       \
     "UPDATE resources SET machine = ?2, state = ?3, op = ?4, op_id = ?5, "   \
     "origin = ?6, owner = ?7, lease_expires = ?8, lease_ttl = ?9, "          \
-    "since = ?10, updated = ?11, created = ?12, version = ?13 "              \
-    "WHERE id = ?1 AND version = ?14"
+    "since = ?10, updated = ?11, created = ?12, version = ?13, "             \
+    "attrs = ?14 WHERE id = ?1 AND version = ?15"
 
-/* ?1..?13 the row; an existing id changes nothing (changes() == 0) */
+/* ?1..?14 the row; an existing id changes nothing (changes() == 0) */
 #define VSE_SQL_INSERT                                                       \
     "INSERT INTO resources(" VSE_SQL_RESOURCE_COLS ") "                      \
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "       \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "  \
     "ON CONFLICT(id) DO NOTHING"
 
 /* ?1..?12 the history row without seq, in VSE_SQL_HISTORY_COLS order */

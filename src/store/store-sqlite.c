@@ -19,7 +19,7 @@
 #include "store.h"
 #include "vse-int.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION VSE_SCHEMA_VERSION
 #define DEFAULT_BUSY_MS 5000
 #define MAX_BUSY_MS (24 * 3600 * 1000)
 
@@ -324,7 +324,7 @@ static void col_text(sqlite3_stmt *st, int i, char *dst, size_t size)
     vse__strlcpy(dst, t ? (const char *)t : "", size);
 }
 
-/* Bind a row as ?1..?13, in VSE_SQL_RESOURCE_COLS order. */
+/* Bind a row as ?1..?14, in VSE_SQL_RESOURCE_COLS order. */
 static int bind_row(sqlite3_stmt *st, const struct vse_resource *r)
 {
     int rc = bind_text(st, 1, r->id);
@@ -353,6 +353,9 @@ static int bind_row(sqlite3_stmt *st, const struct vse_resource *r)
         rc = sqlite3_bind_int64(st, 12, r->created);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 13, r->version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 14, r->attrs[0] ? r->attrs : "{}", -1,
+                               SQLITE_STATIC);
     return rc;
 }
 
@@ -372,6 +375,9 @@ static void read_row(sqlite3_stmt *st, struct vse_resource *r)
     r->updated = sqlite3_column_int64(st, 10);
     r->created = sqlite3_column_int64(st, 11);
     r->version = sqlite3_column_int64(st, 12);
+    col_text(st, 13, r->attrs, sizeof(r->attrs));
+    if (r->attrs[0] == '\0')
+        vse__strlcpy(r->attrs, "{}", sizeof(r->attrs));
 }
 
 /* Bind a history row as ?1..?12, in VSE_SQL_HISTORY_COLS order less seq. */
@@ -571,9 +577,19 @@ static int migrate_0_to_1(struct sqlite_conn *c, struct vse_error *err)
  * A new schema version appends a function here and bumps SCHEMA_VERSION;
  * the PostgreSQL store keeps the same table.
  */
+/* Version 2: resources carry attrs, the caller's JSON object. */
+static int migrate_1_to_2(struct sqlite_conn *c, struct vse_error *err)
+{
+    return exec_sql(c,
+                    "ALTER TABLE resources ADD COLUMN attrs TEXT NOT NULL "
+                    "DEFAULT '{}'",
+                    err, "migrate the schema to version 2");
+}
+
 typedef int migrate_fn(struct sqlite_conn *c, struct vse_error *err);
 static migrate_fn *const migrations[SCHEMA_VERSION] = {
     migrate_0_to_1,
+    migrate_1_to_2,
 };
 
 /* What the file holds, found without writing anything. */
@@ -916,7 +932,7 @@ static int write_row(struct sqlite_conn *c, const struct vse_change *ch,
         return rc;
     rc = bind_row(st, ch->row);
     if (rc == SQLITE_OK && id == ST_UPDATE)
-        rc = sqlite3_bind_int64(st, 14, ch->expect_version);
+        rc = sqlite3_bind_int64(st, 15, ch->expect_version);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)

@@ -175,7 +175,7 @@ static int http_transition(struct ctx *ctx, const struct tr *t,
         [VSE_KIND_BEGIN] = "/begin", [VSE_KIND_STEP] = "/step",
         [VSE_KIND_FINISH] = "/finish", [VSE_KIND_FAIL] = "/fail",
         [VSE_KIND_CLAIM] = "/claim", [VSE_KIND_RENEW] = "/renew",
-        [VSE_KIND_RESET] = "/reset-state"};
+        [VSE_KIND_RESET] = "/reset-state", [VSE_KIND_UPDATE] = "/update"};
     json_t *body = json_object(), *res = NULL;
     char path[1024];
     int repeated, rc;
@@ -203,6 +203,18 @@ static int http_transition(struct ctx *ctx, const struct tr *t,
         json_object_set_new(body, "ttl_ms", json_integer(t->o.ttl_ms));
     if (t->o.release)
         json_object_set_new(body, "release", json_true());
+    if (t->o.attrs != NULL) {
+        json_t *a = json_loads(t->o.attrs, 0, NULL);
+
+        if (!json_is_object(a)) {
+            json_decref(a);
+            json_decref(body);
+            snprintf(err->msg, sizeof(err->msg), "attrs must be a JSON "
+                     "object");
+            return VSE_EINVAL;
+        }
+        json_object_set_new(body, "attrs", a);
+    }
     rc = request(ctx, "POST", path, body, t->o.request_id, &res, &repeated,
                  out, err);
     json_decref(body);

@@ -37,6 +37,9 @@ static int lib_transition(struct ctx *ctx, const struct tr *t,
     case VSE_KIND_RENEW:
         rc = vse_renew(ctx->db, t->id, t->op_id, &t->o, out, err);
         break;
+    case VSE_KIND_UPDATE:
+        rc = vse_update(ctx->db, t->id, &t->o, out, err);
+        break;
     default:
         rc = vse_reset_state(ctx->db, t->id, t->to, &t->o, out, err);
         break;

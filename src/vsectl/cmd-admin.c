@@ -170,3 +170,31 @@ int cmd_check(int argc, char **argv, struct ctx *ctx)
     }
     return n > 0 ? EXIT_ERROR : EXIT_DONE;
 }
+
+/*
+ * `vsectl migrate`: opening a store brings an older schema up to date
+ * (in one transaction) or refuses a newer one, so this opens it and says
+ * where it stands.
+ */
+int cmd_migrate(int argc, char **argv, struct ctx *ctx)
+{
+    int json = 0, st;
+
+    st = json_only(ctx, argc, argv, &json);
+    if (st != 0)
+        return exit_of(st);
+    st = want_args(ctx, argc - optind, 0, 0);
+    if (st == 0)
+        st = ctx_need_store(ctx);
+    if (st == 0)
+        st = ctx_open(ctx);
+    if (st != 0)
+        return st;
+    if (json)
+        print_json(json_pack("{s:s, s:i}", "store", ctx->store_url,
+                             "schema_version", VSE_SCHEMA_VERSION));
+    else
+        printf("migrate: the store is at schema version %d, the current "
+               "one\n", VSE_SCHEMA_VERSION);
+    return EXIT_DONE;
+}

@@ -19,7 +19,8 @@ enum {
     OPT_REASON,
     OPT_ACTOR,
     OPT_JSON,
-    OPT_RELEASE
+    OPT_RELEASE,
+    OPT_ATTRS
 };
 
 #define LOPT(name, has, val) {name, has, NULL, val}
@@ -31,6 +32,7 @@ enum {
 #define L_ACTOR LOPT("actor", required_argument, OPT_ACTOR)
 #define L_JSON LOPT("json", no_argument, OPT_JSON)
 #define L_RELEASE LOPT("release", no_argument, OPT_RELEASE)
+#define L_ATTRS LOPT("attrs", required_argument, OPT_ATTRS)
 #define L_END {NULL, 0, NULL, 0}
 
 struct targs {
@@ -42,6 +44,7 @@ struct targs {
     int64_t ttl_ms;
     int json;
     int release;
+    const char *attrs;
     char **pos; /* positional arguments */
     int npos;
 };
@@ -95,6 +98,19 @@ static int parse(struct ctx *ctx, int argc, char **argv,
         case OPT_RELEASE:
             a->release = 1;
             break;
+        case OPT_ATTRS: {
+            json_error_t je;
+            json_t *j = json_loads(optarg, JSON_REJECT_DUPLICATES, &je);
+
+            a->attrs = optarg;
+            if (j == NULL)
+                st = usage_error(ctx, "--attrs is not valid JSON: %s",
+                                 je.text);
+            else if (!json_is_object(j))
+                st = usage_error(ctx, "--attrs must be a JSON object");
+            json_decref(j);
+            break;
+        }
         default:
             st = usage_error(ctx, "unexpected option");
             break;
@@ -141,6 +157,7 @@ static struct vse_opts opts_of(const struct targs *a)
     o.reason = a->reason;
     o.op = a->op;
     o.release = a->release;
+    o.attrs = a->attrs;
     return o;
 }
 
@@ -169,7 +186,7 @@ static int done(struct ctx *ctx, int rc, const struct vse_error *err,
 int cmd_create(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_OWNER, L_TTL, L_OP,
-                                       L_REQID, L_JSON, L_END};
+                                       L_REQID, L_JSON, L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -197,7 +214,7 @@ int cmd_create(int argc, char **argv, struct ctx *ctx)
 int cmd_begin(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_OWNER, L_TTL,
-                                       L_REQID, L_JSON, L_END};
+                                       L_REQID, L_JSON, L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -237,7 +254,7 @@ static int check_id_opid(struct ctx *ctx, struct targs *a, int nstate)
 int cmd_step(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_RELEASE, L_REQID,
-                                       L_JSON, L_END};
+                                       L_JSON, L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -263,7 +280,7 @@ int cmd_step(int argc, char **argv, struct ctx *ctx)
 int cmd_finish(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_REQID, L_JSON,
-                                       L_END};
+                                       L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -292,7 +309,7 @@ int cmd_finish(int argc, char **argv, struct ctx *ctx)
 int cmd_fail(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_REASON, L_REQID,
-                                       L_JSON, L_END};
+                                       L_JSON, L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -320,7 +337,7 @@ int cmd_fail(int argc, char **argv, struct ctx *ctx)
 int cmd_claim(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_OWNER, L_TTL,
-                                       L_REQID, L_JSON, L_END};
+                                       L_REQID, L_JSON, L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -348,7 +365,7 @@ int cmd_claim(int argc, char **argv, struct ctx *ctx)
 int cmd_renew(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_TTL, L_REQID,
-                                       L_JSON, L_END};
+                                       L_JSON, L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -391,7 +408,7 @@ static void default_actor(char *buf, size_t size)
 int cmd_reset_state(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS, L_REASON, L_ACTOR,
-                                       L_REQID, L_JSON, L_END};
+                                       L_REQID, L_JSON, L_ATTRS, L_END};
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
@@ -423,5 +440,33 @@ int cmd_reset_state(int argc, char **argv, struct ctx *ctx)
              &out, &err);
     snprintf(what, sizeof(what), "reset-state '%s' to %s", a.pos[0],
              a.pos[1]);
+    return done(ctx, rc, &err, &out, &a, 0, what);
+}
+
+int cmd_update(int argc, char **argv, struct ctx *ctx)
+{
+    static const struct option lo[] = {COMMON_LONGOPTS, L_REQID, L_JSON,
+                                       L_ATTRS, L_END};
+    struct vse_resource out;
+    struct vse_error err;
+    struct vse_opts o;
+    struct targs a;
+    char what[512];
+    int st, rc;
+
+    st = parse(ctx, argc, argv, lo, 1, 1, &a);
+    if (st == 0)
+        st = check_id(ctx, "resource id", a.pos[0]);
+    if (st == 0 && a.attrs == NULL)
+        st = usage_error(ctx, "update needs --attrs");
+    if (st == 0)
+        st = ctx_open(ctx);
+    if (st != 0)
+        return exit_of(st);
+    o = opts_of(&a);
+    vse_error_clear(&err);
+    rc = run(ctx, VSE_KIND_UPDATE, NULL, a.pos[0], NULL, NULL, NULL, &o,
+             &out, &err);
+    snprintf(what, sizeof(what), "update '%s'", a.pos[0]);
     return done(ctx, rc, &err, &out, &a, 0, what);
 }

@@ -346,6 +346,7 @@ void print_resource(const char *status, const struct vse_resource *r)
         {"version", version},
         {"created", fmt_time(r->created, created, sizeof(created))},
         {"updated", fmt_time(r->updated, updated, sizeof(updated))},
+        {"attrs", r->attrs[0] ? r->attrs : "{}"},
     };
 
     snprintf(version, sizeof(version), "%" PRId64, r->version);

@@ -31,7 +31,9 @@ struct cmd_doc {
 #define EXITS_READ "0 done, 1 store error, 2 bad input, 4 no such resource."
 #define OPT_REQID                                                        \
     "      --request-id R   idempotency key: a repeat with the same R is " \
-    "done\n"
+    "done\n"                                                             \
+    "      --attrs JSON     merge patch for the resource's attrs, applied " \
+    "in the\n                       same atomic change\n"
 #define OPT_JSON_RES                                                     \
     "      --json           print the resulting resource as one JSON "   \
     "object\n"
@@ -124,6 +126,21 @@ static const struct cmd_doc docs[] = {
          OPT_JSON_RES,
      EXITS_TRANSITION,
      "vsectl reset-state vol-1 error --reason 'host1 lost its disk'"},
+    {"vsectl update ID --attrs JSON [--request-id R] [--json]",
+     "Change the attrs of resource ID (a JSON object kept with it) in any "
+     "state, with\nno change of state or operation: --attrs is a JSON merge "
+     "patch (RFC 7396):\nmembers are set, a null removes one.  One history "
+     "row of kind update.  Every\ntransition also takes --attrs, applied in "
+     "the same atomic change.",
+     OPT_REQID OPT_JSON_RES,
+     EXITS_TRANSITION, "vsectl update vol-1 --attrs '{\"name\":\"db\"}'"},
+    {"vsectl migrate [--json]",
+     "Bring the store's schema up to date (opening a store does that, in "
+     "one\ntransaction; a newer schema is refused, unchanged) and print the "
+     "schema version.",
+     "      --json           print one JSON object\n",
+     "0 done, 1 store error or newer schema, 2 bad input.",
+     "vsectl --store postgresql://vse@db1/vse migrate"},
     {"vsectl reap [--json]",
      "Apply each expired lease's expiry policy once (retry: hand the step "
      "back for a\nclaim; fail; revert) and print what was done on one line.",
@@ -210,6 +227,8 @@ static const struct cmd cmds[] = {
     {"renew", cmd_renew, "extend an operation's lease", NULL},
     {"reset-state", cmd_reset_state, "force a resource into a state (admin)",
      NULL},
+    {"update", cmd_update, "change a resource's attrs, in any state", NULL},
+    {"migrate", cmd_migrate, "bring the store's schema up to date", NULL},
     {"reap", cmd_reap, "apply the expiry policy of expired leases", NULL},
     {"purge", cmd_purge, "remove old history and terminal resources", NULL},
     {"check", cmd_check, "check the store's invariants", NULL},

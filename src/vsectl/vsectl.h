@@ -68,6 +68,8 @@ int cmd_claim(int argc, char **argv, struct ctx *ctx);
 int cmd_renew(int argc, char **argv, struct ctx *ctx);
 int cmd_reset_state(int argc, char **argv, struct ctx *ctx);
 int cmd_reap(int argc, char **argv, struct ctx *ctx);
+int cmd_update(int argc, char **argv, struct ctx *ctx);
+int cmd_migrate(int argc, char **argv, struct ctx *ctx);
 int cmd_purge(int argc, char **argv, struct ctx *ctx);
 int cmd_check(int argc, char **argv, struct ctx *ctx);
 int cmd_get(int argc, char **argv, struct ctx *ctx);

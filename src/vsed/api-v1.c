@@ -38,7 +38,8 @@ const char *vsed_route_name(int route)
 
 static const char *const actions[] = {"begin", "step",  "finish",
                                       "fail",  "claim", "renew",
-                                      "reset-state", "history", NULL};
+                                      "reset-state", "history", "update",
+                                      NULL};
 
 /* A parsed path: the route, and the resource id or machine name in it. */
 struct path {
@@ -439,16 +440,21 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
                        const struct path *pa)
 {
     static const char *const f_create[] = {"machine", "id", "owner", "ttl",
-                                           "ttl_ms", "op", NULL};
+                                           "ttl_ms", "op", "attrs", NULL};
     static const char *const f_begin[] = {"op", "owner", "ttl", "ttl_ms",
-                                          NULL};
-    static const char *const f_step[] = {"op_id", "to", "release", NULL};
-    static const char *const f_finish[] = {"op_id", "to", NULL};
-    static const char *const f_fail[] = {"op_id", "reason", NULL};
+                                          "attrs", NULL};
+    static const char *const f_step[] = {"op_id", "to", "release", "attrs",
+                                         NULL};
+    static const char *const f_finish[] = {"op_id", "to", "attrs", NULL};
+    static const char *const f_fail[] = {"op_id", "reason", "attrs", NULL};
     static const char *const f_claim[] = {"op_id", "owner", "ttl", "ttl_ms",
+                                          "attrs", NULL};
+    static const char *const f_renew[] = {"op_id", "ttl", "ttl_ms", "attrs",
                                           NULL};
-    static const char *const f_renew[] = {"op_id", "ttl", "ttl_ms", NULL};
-    static const char *const f_reset[] = {"to", "reason", "owner", NULL};
+    static const char *const f_reset[] = {"to", "reason", "owner", "attrs",
+                                          NULL};
+    static const char *const f_update[] = {"attrs", NULL};
+    char *attrs = NULL;
     const char *a = pa->action != NULL ? pa->action : "create";
     const char *machine = NULL, *id = pa->name, *op_id = NULL, *to = NULL;
     const char *op = NULL;
@@ -474,6 +480,8 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
         allowed = f_claim;
     else if (strcmp(a, "renew") == 0)
         allowed = f_renew;
+    else if (strcmp(a, "update") == 0)
+        allowed = f_update;
     else
         allowed = f_reset;
     j = body_object(q, p, allowed);
@@ -482,7 +490,30 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
     memset(&o, 0, sizeof(o));
     memset(&out, 0, sizeof(out));
     o.request_id = q->client_request_id;
-    if (allowed == f_create) {
+    {
+        /* attrs: a JSON object, handed on as a merge patch. */
+        json_t *av = json_object_get(j, "attrs");
+
+        if (av != NULL && !json_is_object(av)) {
+            vsed_api_error(p, 422, "unprocessable",
+                           "field 'attrs' must be a JSON object", NULL,
+                           NULL);
+            json_decref(j);
+            return;
+        }
+        if (av != NULL) {
+            attrs = json_dumps(av, JSON_COMPACT);
+            o.attrs = attrs;
+        } else if (allowed == f_update) {
+            vsed_api_error(p, 422, "unprocessable",
+                           "field 'attrs' is required", NULL, NULL);
+            json_decref(j);
+            return;
+        }
+    }
+    if (allowed == f_update) {
+        /* attrs only */
+    } else if (allowed == f_create) {
         bad = field_str(j, p, "machine", 1, &machine) ||
               field_str(j, p, "id", 1, &id) ||
               field_str(j, p, "owner", 0, &o.owner) ||
@@ -513,6 +544,7 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
     }
     if (bad) {
         json_decref(j);
+        free(attrs);
         return;
     }
     vse_error_clear(&err);
@@ -531,10 +563,13 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
         rc = vse_claim(q->db, id, op_id, &o, &out, &err);
     else if (allowed == f_renew)
         rc = vse_renew(q->db, id, op_id, &o, &out, &err);
+    else if (allowed == f_update)
+        rc = vse_update(q->db, id, &o, &out, &err);
     else
         rc = vse_reset_state(q->db, id, to, &o, &out, &err);
     vsed_metrics_store(mono_us() - t0);
     json_decref(j);
+    free(attrs);
     if (rc < 0) {
         lib_error(q, p, rc, &err, &out);
         return;

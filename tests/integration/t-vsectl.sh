@@ -252,7 +252,8 @@ since:         TIME
 lease_expires: TIME
 version:       1
 created:       TIME
-updated:       TIME"
+updated:       TIME
+attrs:         {}"
 vs get v1 --json
 py "get --json" '
 assert j["id"] == "v1" and j["machine"] == "volume", j
@@ -675,6 +676,38 @@ c.close()' newer.db
     is_rc "newer schema: says so" 1 "newer"
 else
     skip "other-program and newer-schema stores" "no python3"
+fi
+
+# ---- attrs: set with transitions, changed by update, bad ones refused ----
+vs create volume at1 --owner api@host1 --attrs '{"size":1,"name":"db"}'
+is_opid "create --attrs prints the op_id"
+aop=$OUT
+vs step at1 "$aop" scheduling --attrs '{"host":"h2","name":null}' --json
+py "step --attrs merges (RFC 7396)" '
+assert j["attrs"] == {"size": 1, "host": "h2"}, j["attrs"]
+assert j["state"] == "scheduling" and j["version"] == 2, j'
+vs update at1 --attrs '{"name":"renamed"}' --json
+py "update changes attrs only" '
+assert j["attrs"] == {"size": 1, "host": "h2", "name": "renamed"}, j
+assert j["state"] == "scheduling" and j["op"] == "create", j
+assert j["version"] == 3, j'
+vs history at1 --json
+py "update is in the history" '
+assert [l["kind"] for l in lines] == ["create", "step", "update"], lines
+assert lines[2]["from"] == lines[2]["to"] == "scheduling", lines[2]'
+vs update at1 --attrs '[1]'
+is_rc "update: --attrs must be an object" 2 "JSON object"
+vs update at1 --attrs '{oops'
+is_rc "update: --attrs must be JSON" 2 "not valid JSON"
+vs update at1
+is_rc "update needs --attrs" 2 "needs --attrs"
+vs get at1 --json
+py "refused updates changed nothing" 'assert j["version"] == 3, j'
+vs migrate
+if [ "$RC" = 0 ] && [[ $OUT == *"schema version 2"* ]]; then
+    ok "migrate reports the schema version"
+else
+    not_ok "migrate" "$(show_run)"
 fi
 
 echo "$passed passed, $failed failed"

@@ -749,6 +749,70 @@ static void test_longest_id_accepted(void **state)
     assert_string_equal(r.id, id);
 }
 
+/* attrs go in with the transition that sets them, as one change. */
+static void test_attrs_set_with_transitions(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("api@h1");
+    struct vse_resource r;
+
+    o.attrs = "{\"size\":1,\"name\":\"db\"}";
+    OK(vse_create(f->db, "volume", "a1", &o, &r, &f->err));
+    assert_string_equal(r.attrs, "{\"size\":1,\"name\":\"db\"}");
+    o = (struct vse_opts){.attrs = "{\"host\":\"h2\",\"name\":null}"};
+    OK(vse_step(f->db, "a1", r.op_id, "scheduling", &o, &r, &f->err));
+    OK(vse_get(f->db, "a1", &r, &f->err));
+    assert_string_equal(r.attrs, "{\"size\":1,\"host\":\"h2\"}");
+    assert_string_equal(r.state, "scheduling");
+    assert_int_equal(r.version, 2);
+}
+
+/* update changes attrs only, in any state, and is in the history. */
+static void test_update_attrs_any_state(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.attrs = "{\"name\":\"renamed\"}"};
+    struct vse_resource r, u;
+    int64_t violations = -1;
+
+    make_available(f, "a2", NULL);
+    begin_attach(f, "a2", 60000, &r);
+    OK(vse_update(f->db, "a2", &o, &u, &f->err));
+    assert_string_equal(u.state, "reserved");
+    assert_string_equal(u.op_id, r.op_id);
+    assert_string_equal(u.attrs, "{\"name\":\"renamed\"}");
+    assert_int_equal(u.version, r.version + 1);
+    /* The op goes on under its token: update fenced nothing. */
+    OK(vse_step(f->db, "a2", r.op_id, "attaching", NULL, &r, &f->err));
+    OK(vse_check(f->db, "a2", NULL, NULL, &violations, &f->err));
+    assert_int_equal(violations, 0);
+}
+
+/* Bad attrs change nothing. */
+static void test_bad_attrs_rejected(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {0};
+    struct vse_resource r;
+    char big[VSE_ATTRS_MAX + 64], xs[VSE_ATTRS_MAX];
+
+    make_available(f, "a3", NULL);
+    o.attrs = "{not json";
+    assert_int_equal(vse_update(f->db, "a3", &o, &r, &f->err), VSE_EINVAL);
+    o.attrs = "[1,2]";
+    assert_int_equal(vse_update(f->db, "a3", &o, &r, &f->err), VSE_EINVAL);
+    o.attrs = NULL;
+    assert_int_equal(vse_update(f->db, "a3", &o, &r, &f->err), VSE_EINVAL);
+    /* Each patch fits, but together they outgrow the row. */
+    memset(xs, 'x', sizeof(xs));
+    snprintf(big, sizeof(big), "{\"k\":\"%.*s\"}", VSE_ATTRS_MAX / 2, xs);
+    o.attrs = big;
+    OK(vse_update(f->db, "a3", &o, &r, &f->err));
+    big[2] = 'j';
+    assert_int_equal(vse_update(f->db, "a3", &o, &r, &f->err), VSE_ETOOBIG);
+    assert_int_equal(version_of(f, "a3"), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +847,9 @@ int main(void)
         T(test_check_finds_no_violations),
         T(test_bad_ids_rejected),
         T(test_longest_id_accepted),
+        T(test_attrs_set_with_transitions),
+        T(test_update_attrs_any_state),
+        T(test_bad_attrs_rejected),
 #undef T
     };
     const char *which = getenv("VSE_TEST_STORE");

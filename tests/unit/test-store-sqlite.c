@@ -121,7 +121,7 @@ static void test_new_file_gets_schema(void **state)
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0),
-                        "format=vse,schema_version=1");
+                        "format=vse,schema_version=2");
     sqlite3_finalize(st);
     sqlite3_close(db);
     /* A second open of an existing store changes nothing either. */
@@ -173,6 +173,46 @@ static void test_newer_schema_refused(void **state)
     sql(f->path, "UPDATE vse_meta SET value = '7' "
                  "WHERE key = 'schema_version'");
     refused_unchanged(f, VSE_ESCHEMA, "schema version 7, newer");
+}
+
+/*
+ * A store written by vse 0.1 (schema 1: no attrs) is migrated on open,
+ * its rows kept, never reinterpreted.
+ */
+static void test_schema_1_migrated(void **state)
+{
+    struct fx *f = *state;
+    struct vse_store *s;
+    struct vse_resource r;
+    struct vse_error err;
+
+    sql(f->path,
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE vse_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO vse_meta VALUES ('format','vse'),"
+        " ('schema_version','1'), ('created','1');"
+        "CREATE TABLE resources(id TEXT PRIMARY KEY, machine TEXT NOT NULL,"
+        " state TEXT NOT NULL, op TEXT, op_id TEXT, origin TEXT, owner TEXT,"
+        " lease_expires INTEGER, lease_ttl INTEGER NOT NULL DEFAULT 0,"
+        " since INTEGER NOT NULL, updated INTEGER NOT NULL,"
+        " created INTEGER NOT NULL, version INTEGER NOT NULL);"
+        "CREATE TABLE history(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " resource TEXT NOT NULL, version INTEGER NOT NULL,"
+        " machine TEXT NOT NULL, kind TEXT NOT NULL, op TEXT, op_id TEXT,"
+        " from_state TEXT NOT NULL, to_state TEXT NOT NULL, owner TEXT,"
+        " at INTEGER NOT NULL, request_id TEXT, reason TEXT,"
+        " UNIQUE(resource, version));"
+        "CREATE TABLE machines(name TEXT PRIMARY KEY, version INTEGER NOT"
+        " NULL, hash TEXT NOT NULL, definition TEXT NOT NULL,"
+        " pinned_at INTEGER NOT NULL);"
+        "INSERT INTO resources VALUES ('old', 'volume', 'available', NULL,"
+        " NULL, NULL, NULL, NULL, 0, 5, 5, 5, 1);");
+    assert_int_equal(vse__store_open(f->url, &s, &err), 0);
+    assert_int_equal(vse__store_get(s, "old", &r, &err), 0);
+    assert_string_equal(r.state, "available");
+    assert_int_equal(r.version, 1);
+    assert_string_equal(r.attrs, "{}");
+    vse__store_close(s);
 }
 
 static void test_other_format_refused(void **state)
@@ -459,6 +499,7 @@ int main(void)
         T(test_not_a_database_refused),
         T(test_foreign_database_refused),
         T(test_newer_schema_refused),
+        T(test_schema_1_migrated),
         T(test_other_format_refused),
         T(test_missing_directory),
         T(test_url_parameters),

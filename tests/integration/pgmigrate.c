@@ -1,0 +1,87 @@
+/*
+ * pgmigrate.c - a PostgreSQL store made by vse 0.1 (schema version 1,
+ * written here with that version's own SQL) is migrated when vse opens
+ * it: its rows are kept and read as they were meant, and work goes on.
+ *
+ * usage: pgmigrate URL
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "store-pg-sql.h"
+#include "vse.h"
+
+#define OPID "0b6f7c8e-1111-4222-8333-444455556666"
+
+static int exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+             PQresultStatus(r) == PGRES_TUPLES_OK;
+
+    if (!ok)
+        fprintf(stderr, "pgmigrate: %s", PQerrorMessage(c));
+    PQclear(r);
+    return ok ? 0 : 1;
+}
+
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "pgmigrate: " __VA_ARGS__);                      \
+            fputc('\n', stderr);                                             \
+            return 1;                                                        \
+        }                                                                    \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    struct vse_resource r;
+    struct vse_error e;
+    int64_t violations = -1;
+    vse_db *db;
+    PGconn *c;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: pgmigrate URL\n");
+        return 2;
+    }
+    c = PQconnectdb(argv[1]);
+    CHECK(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    /* What vse 0.1 left behind: schema 1, one volume at rest, its row
+     * and its history. */
+    if (exec(c, "BEGIN") || exec(c, VSE_PG_SCHEMA_V1) ||
+        exec(c, "INSERT INTO vse_meta VALUES ('format', 'vse'), "
+                "('created', '1'), ('schema_version', '1')") ||
+        exec(c, "INSERT INTO resources VALUES ('old', 'volume', "
+                "'creating_db', 'create', '" OPID "', 'new', 'api', "
+                "99999999999999999, 60000000, 5, 5, 5, 1)") ||
+        exec(c, "INSERT INTO history VALUES (1, 'old', 1, 'volume', "
+                "'create', 'create', '" OPID "', 'new', 'creating_db', "
+                "'api', 5, NULL, NULL)") ||
+        exec(c, "UPDATE vse_seq SET seq = 1") || exec(c, "COMMIT"))
+        return 1;
+    PQfinish(c);
+
+    CHECK(vse_open(argv[1], &db, &e) == 0, "open: %s (%s)", e.msg,
+          e.detail);
+    CHECK(vse_get(db, "old", &r, &e) == 0, "get: %s", e.msg);
+    CHECK(strcmp(r.state, "creating_db") == 0 && r.version == 1 &&
+              strcmp(r.op_id, OPID) == 0 && strcmp(r.attrs, "{}") == 0,
+          "the old row was not kept: %s v%lld %s", r.state,
+          (long long)r.version, r.attrs);
+    /* The op in flight goes on under the token vse 0.1 gave it. */
+    CHECK(vse_step(db, "old", OPID, "scheduling",
+                   &(struct vse_opts){.attrs = "{\"size\":2}"}, &r,
+                   &e) == 0,
+          "step after migration: %s", e.msg);
+    CHECK(strcmp(r.attrs, "{\"size\":2}") == 0, "attrs: %s", r.attrs);
+    CHECK(vse_check(db, NULL, NULL, NULL, &violations, &e) == 0 &&
+              violations == 0,
+          "check: %lld violations", (long long)violations);
+    vse_close(db);
+    printf("pgmigrate: schema 1 store migrated; its rows kept\n");
+    return 0;
+}
