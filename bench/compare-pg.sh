@@ -22,7 +22,7 @@ for n in 1 4 16; do
     r=$("$B/bench/raw-pg" --url "$U" --clients $n --resources 64 \
         --seconds "$S" --json | tps)
     printf '%-8s %12.0f %12.0f %7.2f\n' $n "$v" "$r" \
-        "$(echo "$v / $r" | bc -l)"
+        "$(awk -v v="$v" -v r="$r" 'BEGIN { print (r > 0 ? v / r : 0) }')"
 done
 "$B/bench/raw-pg" --url "$U" --contention 100:3 --seconds "$S"
 "$B/bench/raw-pg" --url "$U" --contention 5:100 --seconds "$S"
