@@ -767,64 +767,55 @@ int vse_begin(vse_db *db, const char *id, const char *op,
     return run(db, &c, out, err);
 }
 
+/* The transitions made under an op's token share one shape. */
+static int by_op(vse_db *db, enum vse_kind kind, const char *id,
+                 const char *op_id, const char *to, const struct vse_opts *o,
+                 struct vse_resource *out, struct vse_error *err)
+{
+    struct call c = {.kind = kind, .id = id, .op_id = op_id, .to = to,
+                     .o = o};
+
+    if (op_id == NULL)
+        return vse__err(err, VSE_EINVAL, "%s needs an op_id",
+                        vse_kind_name(kind));
+    return run(db, &c, out, err);
+}
+
 int vse_step(vse_db *db, const char *id, const char *op_id, const char *to,
              const struct vse_opts *o, struct vse_resource *out,
              struct vse_error *err)
 {
-    struct call c = {.kind = VSE_KIND_STEP, .id = id, .op_id = op_id,
-                     .to = to, .o = o};
-
-    if (op_id == NULL || to == NULL || to[0] == '\0')
-        return vse__err(err, VSE_EINVAL, "step needs an op_id and a state");
-    return run(db, &c, out, err);
+    if (to == NULL || to[0] == '\0')
+        return vse__err(err, VSE_EINVAL, "step needs a state");
+    return by_op(db, VSE_KIND_STEP, id, op_id, to, o, out, err);
 }
 
 int vse_finish(vse_db *db, const char *id, const char *op_id, const char *to,
                const struct vse_opts *o, struct vse_resource *out,
                struct vse_error *err)
 {
-    struct call c = {.kind = VSE_KIND_FINISH, .id = id, .op_id = op_id,
-                     .to = to, .o = o};
-
-    if (op_id == NULL)
-        return vse__err(err, VSE_EINVAL, "finish needs an op_id");
-    return run(db, &c, out, err);
+    return by_op(db, VSE_KIND_FINISH, id, op_id, to, o, out, err);
 }
 
 int vse_fail(vse_db *db, const char *id, const char *op_id,
              const struct vse_opts *o, struct vse_resource *out,
              struct vse_error *err)
 {
-    struct call c = {.kind = VSE_KIND_FAIL, .id = id, .op_id = op_id,
-                     .o = o};
-
-    if (op_id == NULL)
-        return vse__err(err, VSE_EINVAL, "fail needs an op_id");
-    return run(db, &c, out, err);
+    return by_op(db, VSE_KIND_FAIL, id, op_id, NULL, o, out, err);
 }
 
 int vse_claim(vse_db *db, const char *id, const char *op_id,
               const struct vse_opts *o, struct vse_resource *out,
               struct vse_error *err)
 {
-    struct call c = {.kind = VSE_KIND_CLAIM, .id = id, .op_id = op_id,
-                     .o = o};
-
-    if (op_id == NULL)
-        return vse__err(err, VSE_EINVAL, "claim needs an op_id");
-    return run(db, &c, out, err);
+    return by_op(db, VSE_KIND_CLAIM, id, op_id, NULL, o, out, err);
 }
 
 int vse_renew(vse_db *db, const char *id, const char *op_id,
               const struct vse_opts *o, struct vse_resource *out,
               struct vse_error *err)
 {
-    struct call c = {.kind = VSE_KIND_RENEW, .id = id, .op_id = op_id,
-                     .o = o};
-
-    if (op_id == NULL)
-        return vse__err(err, VSE_EINVAL, "renew needs an op_id");
-    return run(db, &c, out, err);
+    return by_op(db, VSE_KIND_RENEW, id, op_id, NULL, o, out, err);
 }
 
 int vse_reset_state(vse_db *db, const char *id, const char *state,
