@@ -5,7 +5,8 @@
 set -eu
 pkgs="gcc make pkg-config libsqlite3-dev libfyaml-dev libjansson-dev
 libcmocka-dev graphviz libpq-dev postgresql
-libmicrohttpd-dev nettle-dev libcurl4-openssl-dev wrk clang curl python3"
+libmicrohttpd-dev nettle-dev libcurl4-openssl-dev wrk clang libclang-rt-14-dev
+curl python3"
 missing=
 for p in $pkgs; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
