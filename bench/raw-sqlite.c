@@ -19,6 +19,7 @@
 
 /* SQL text and busy parameters shared with src/store/store-sqlite.c:
  * string and number macros only, so no vse code runs here. */
+#include "sqlite-gate.h"
 #include "store-sqlite-sql.h"
 
 #define BUSY_MS 5000
@@ -57,6 +58,7 @@ struct row {
 
 struct client {
     sqlite3 *db;
+    struct vse_sqlite_gate *gate;
     sqlite3_stmt *get, *update, *insert, *hist, *begin, *commit, *rollback;
     uint64_t rng;
     int64_t busy_deadline;
@@ -186,6 +188,7 @@ static sqlite3 *open_db(const struct opts *o, struct client *c)
                         NULL) != SQLITE_OK)
         die_db(db, o->db);
     sqlite3_extended_result_codes(db, 1);
+    c->gate = o->full ? vse_sqlite_gate_open(o->db) : NULL; /* as vse */
     sqlite3_busy_handler(db, busy_handler, c);
     sqlite3_wal_hook(db, wal_hook, c);
     if (sqlite3_exec(db, o->full ? "PRAGMA synchronous = FULL"
@@ -323,9 +326,29 @@ static int step_simple(struct client *c, sqlite3_stmt *st, const char *what)
  * The store's apply for an update: 1 committed, 0 lost CAS (rolled
  * back), -1 error.  `kind`, `from` fill the history row.
  */
+static int apply_locked(struct client *c, const struct row *next,
+                        int64_t expect, const char *kind, const char *from,
+                        const char *op, const char *op_id);
+
+/* Writers queue at the store's gate first, exactly as the store does. */
 static int apply(struct client *c, const struct row *next, int64_t expect,
                  const char *kind, const char *from, const char *op,
                  const char *op_id)
+{
+    uint64_t t = 0;
+    int rc;
+
+    if (c->gate != NULL)
+        t = vse_sqlite_gate_enter(c->gate);
+    rc = apply_locked(c, next, expect, kind, from, op, op_id);
+    if (c->gate != NULL)
+        vse_sqlite_gate_leave(c->gate, t);
+    return rc;
+}
+
+static int apply_locked(struct client *c, const struct row *next,
+                        int64_t expect, const char *kind, const char *from,
+                        const char *op, const char *op_id)
 {
     int rc;
 

@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "sqlite-gate.h"
 #include "store-sqlite-sql.h"
 #include "store.h"
 #include "vse-int.h"
@@ -90,6 +91,7 @@ struct sqlite_conn {
     int64_t busy_deadline; /* CLOCK_MONOTONIC us; set on the first retry */
     int in_checkpoint;     /* the busy handler uses the short deadline */
     uint64_t rng;
+    struct vse_sqlite_gate *gate; /* NULL: busy handler only */
     sqlite3_stmt *st[ST_COUNT];
     sqlite3_stmt *list_st[LF_COUNT];
 };
@@ -794,6 +796,8 @@ static int set_wal(struct sqlite_conn *c, struct vse_error *err)
 
 static void close_conn(struct sqlite_conn *c)
 {
+    vse_sqlite_gate_close(c->gate);
+    c->gate = NULL;
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(c->st[i]);
         c->st[i] = NULL;
@@ -869,6 +873,13 @@ static int sqlite_open(struct vse_store *s, const char *rest,
         rc = migrate(c, err);
     if (rc < 0)
         goto fail;
+    /* Only now, with the file known to be a vse store: the gate file is
+     * the one thing besides SQLite's own that vse puts beside it.  With
+     * synchronous=NORMAL a commit takes ~30 us, less than a futex
+     * hand-off, and the gate halved throughput at 4 writers; with FULL a
+     * commit waits for fsync and the queue cut p99 by 4x at no cost. */
+    if (c->synchronous_full)
+        c->gate = vse_sqlite_gate_open(c->path);
     return 0;
 fail:
     if (c->path != NULL)
@@ -993,11 +1004,34 @@ static int conflict(struct sqlite_conn *c, const struct vse_change *ch,
     return VSE_ECONFLICT;
 }
 
+static int apply_locked(struct sqlite_conn *c, const struct vse_change *ch,
+                        struct vse_resource *cur, int64_t *seq,
+                        struct vse_error *err);
+
 static int sqlite_apply(struct vse_store *s, const struct vse_change *ch,
                         struct vse_resource *cur, int64_t *seq,
                         struct vse_error *err)
 {
     struct sqlite_conn *c = (struct sqlite_conn *)s;
+    int64_t got = 0;
+    uint64_t ticket = 0;
+    int rc;
+
+    if (c->gate != NULL)
+        ticket = vse_sqlite_gate_enter(c->gate);
+    rc = apply_locked(c, ch, cur, &got, err);
+    if (c->gate != NULL)
+        vse_sqlite_gate_leave(c->gate, ticket);
+    if (rc == 0 && seq != NULL)
+        *seq = got;
+    return rc;
+}
+
+/* The transaction itself; the writer's turn at the gate is held. */
+static int apply_locked(struct sqlite_conn *c, const struct vse_change *ch,
+                        struct vse_resource *cur, int64_t *seq,
+                        struct vse_error *err)
+{
     int64_t got = 0;
     int rc = run(c, ST_BEGIN, err, "begin a transaction");
 

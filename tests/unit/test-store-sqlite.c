@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "sqlite-gate.h"
 #include "store.h"
 #include "vse-int.h"
 
@@ -490,6 +491,39 @@ static void test_busy_gives_ebusy(void **state)
     vse__store_close(s);
 }
 
+/*
+ * Writers queue at the gate in ticket order; a ticket whose holder died
+ * without letting the next one in is skipped, so the queue cannot stall
+ * the store.
+ */
+static void test_gate_skips_dead_holder(void **state)
+{
+    struct fx *f = *state;
+    struct vse_db *db;
+    struct vse_resource r;
+    struct vse_error err;
+    struct vse_sqlite_gate *g;
+    int64_t t0, waited;
+
+    assert_int_equal(vse_open(f->url, &db, &err), 0);
+    g = vse_sqlite_gate_open(f->path);
+    assert_non_null(g);
+    /* A writer takes its turn and dies holding it. */
+    (void)vse_sqlite_gate_enter(g);
+    t0 = vse_sqlite_gate_now();
+    assert_int_equal(vse_create(db, "volume", "g1", NULL, &r, &err), 0);
+    waited = vse_sqlite_gate_now() - t0;
+    assert_true(waited >= VSE_SQLITE_GATE_SKIP_US / 2);
+    assert_true(waited < 20 * VSE_SQLITE_GATE_SKIP_US);
+    /* And the queue flows again: the next writer does not wait. */
+    t0 = vse_sqlite_gate_now();
+    assert_int_equal(vse_step(db, "g1", r.op_id, "scheduling", NULL, &r,
+                              &err), 0);
+    assert_true(vse_sqlite_gate_now() - t0 < VSE_SQLITE_GATE_SKIP_US / 2);
+    vse_sqlite_gate_close(g);
+    vse_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +534,7 @@ int main(void)
         T(test_foreign_database_refused),
         T(test_newer_schema_refused),
         T(test_schema_1_migrated),
+        T(test_gate_skips_dead_holder),
         T(test_other_format_refused),
         T(test_missing_directory),
         T(test_url_parameters),
