@@ -183,62 +183,6 @@ static int done(struct ctx *ctx, int rc, const struct vse_error *err,
     return EXIT_DONE;
 }
 
-int cmd_create(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_OWNER, L_TTL, L_OP,
-                                       L_REQID, L_JSON, L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    char what[512];
-    int st, rc;
-
-    st = parse(ctx, argc, argv, lo, 2, 2, &a);
-    if (st == 0)
-        st = check_name(ctx, "machine name", a.pos[0]);
-    if (st == 0)
-        st = check_id(ctx, "resource id", a.pos[1]);
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_CREATE, a.pos[0], a.pos[1], NULL, NULL, NULL, &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "create %s '%s'", a.pos[0], a.pos[1]);
-    return done(ctx, rc, &err, &out, &a, 1, what);
-}
-
-int cmd_begin(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_OWNER, L_TTL,
-                                       L_REQID, L_JSON, L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    char what[512];
-    int st, rc;
-
-    st = parse(ctx, argc, argv, lo, 2, 2, &a);
-    if (st == 0)
-        st = check_id(ctx, "resource id", a.pos[0]);
-    if (st == 0)
-        st = check_name(ctx, "operation", a.pos[1]);
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_BEGIN, NULL, a.pos[0], a.pos[1], NULL, NULL, &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "begin %s on '%s'", a.pos[1], a.pos[0]);
-    return done(ctx, rc, &err, &out, &a, 1, what);
-}
-
 /* ID OP_ID [STATE]: the shape of step, finish, fail, claim and renew. */
 static int check_id_opid(struct ctx *ctx, struct targs *a, int nstate)
 {
@@ -249,143 +193,6 @@ static int check_id_opid(struct ctx *ctx, struct targs *a, int nstate)
     if (st == 0 && nstate && a->npos > 2)
         st = check_name(ctx, "state", a->pos[2]);
     return st;
-}
-
-int cmd_step(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_RELEASE, L_REQID,
-                                       L_JSON, L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    char what[512];
-    int st, rc;
-
-    st = parse(ctx, argc, argv, lo, 3, 3, &a);
-    if (st == 0)
-        st = check_id_opid(ctx, &a, 1);
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_STEP, NULL, a.pos[0], NULL, a.pos[1], a.pos[2],
-             &o, &out, &err);
-    snprintf(what, sizeof(what), "step '%s' to %s", a.pos[0], a.pos[2]);
-    return done(ctx, rc, &err, &out, &a, 0, what);
-}
-
-int cmd_finish(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_REQID, L_JSON,
-                                       L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    const char *to;
-    char what[512];
-    int st, rc;
-
-    st = parse(ctx, argc, argv, lo, 2, 3, &a);
-    if (st == 0)
-        st = check_id_opid(ctx, &a, 1);
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    to = a.npos > 2 ? a.pos[2] : NULL;
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_FINISH, NULL, a.pos[0], NULL, a.pos[1], to, &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "finish '%s'%s%s", a.pos[0],
-             to ? " in " : "", to ? to : "");
-    return done(ctx, rc, &err, &out, &a, 0, what);
-}
-
-int cmd_fail(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_REASON, L_REQID,
-                                       L_JSON, L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    char what[512];
-    int st, rc;
-
-    st = parse(ctx, argc, argv, lo, 2, 2, &a);
-    if (st == 0)
-        st = check_id_opid(ctx, &a, 0);
-    if (st == 0 && a.reason == NULL)
-        st = usage_error(ctx, "fail needs --reason");
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_FAIL, NULL, a.pos[0], NULL, a.pos[1], NULL, &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "fail '%s'", a.pos[0]);
-    return done(ctx, rc, &err, &out, &a, 0, what);
-}
-
-int cmd_claim(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_OWNER, L_TTL,
-                                       L_REQID, L_JSON, L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    char what[512];
-    int st, rc;
-
-    st = parse(ctx, argc, argv, lo, 2, 2, &a);
-    if (st == 0)
-        st = check_id_opid(ctx, &a, 0);
-    if (st == 0 && a.owner == NULL)
-        st = usage_error(ctx, "claim needs --owner");
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_CLAIM, NULL, a.pos[0], NULL, a.pos[1], NULL, &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "claim '%s' by %s", a.pos[0], a.owner);
-    return done(ctx, rc, &err, &out, &a, 1, what);
-}
-
-int cmd_renew(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_TTL, L_REQID,
-                                       L_JSON, L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    char what[512];
-    int st, rc;
-
-    st = parse(ctx, argc, argv, lo, 2, 2, &a);
-    if (st == 0)
-        st = check_id_opid(ctx, &a, 0);
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_RENEW, NULL, a.pos[0], NULL, a.pos[1], NULL, &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "renew '%s'", a.pos[0]);
-    return done(ctx, rc, &err, &out, &a, 0, what);
 }
 
 /* "$USER@hostname": who pressed the escape hatch, for the history. */
@@ -405,26 +212,98 @@ static void default_actor(char *buf, size_t size)
     snprintf(buf, size, "%s@%s", user, host);
 }
 
-int cmd_reset_state(int argc, char **argv, struct ctx *ctx)
+/*
+ * What a transition command takes: its options, how many positional
+ * arguments, and the option it cannot do without.  The positional
+ * arguments mean, by kind: create MACHINE ID; begin ID OP; step ID OP_ID
+ * STATE; finish ID OP_ID [STATE]; fail, claim, renew ID OP_ID;
+ * reset-state ID STATE; update ID.
+ */
+struct tcmd {
+    const char *name;
+    enum vse_kind kind;
+    const struct option *lo;
+    int min, max;
+    const char *needs; /* "reason", "owner", "attrs" or NULL */
+    int print_op_id;   /* a new op_id is the output */
+};
+
+static int check_positional(struct ctx *ctx, const struct tcmd *t,
+                            struct targs *a)
 {
-    static const struct option lo[] = {COMMON_LONGOPTS, L_REASON, L_ACTOR,
-                                       L_REQID, L_JSON, L_ATTRS, L_END};
+    int st;
+
+    switch (t->kind) {
+    case VSE_KIND_CREATE:
+        st = check_name(ctx, "machine name", a->pos[0]);
+        return st != 0 ? st : check_id(ctx, "resource id", a->pos[1]);
+    case VSE_KIND_BEGIN:
+        st = check_id(ctx, "resource id", a->pos[0]);
+        return st != 0 ? st : check_name(ctx, "operation", a->pos[1]);
+    case VSE_KIND_RESET:
+        st = check_id(ctx, "resource id", a->pos[0]);
+        return st != 0 ? st : check_name(ctx, "state", a->pos[1]);
+    case VSE_KIND_UPDATE:
+        return check_id(ctx, "resource id", a->pos[0]);
+    default:
+        return check_id_opid(ctx, a, t->kind == VSE_KIND_STEP ||
+                                         t->kind == VSE_KIND_FINISH);
+    }
+}
+
+/* The subject of the "already done" note. */
+static void describe(const struct tcmd *t, const struct targs *a,
+                     char *what, size_t size)
+{
+    const char *third = a->npos > 2 ? a->pos[2] : NULL;
+
+    switch (t->kind) {
+    case VSE_KIND_CREATE:
+        snprintf(what, size, "create %s '%s'", a->pos[0], a->pos[1]);
+        break;
+    case VSE_KIND_BEGIN:
+        snprintf(what, size, "begin %s on '%s'", a->pos[1], a->pos[0]);
+        break;
+    case VSE_KIND_STEP:
+        snprintf(what, size, "step '%s' to %s", a->pos[0], third);
+        break;
+    case VSE_KIND_FINISH:
+        snprintf(what, size, "finish '%s'%s%s", a->pos[0],
+                 third ? " in " : "", third ? third : "");
+        break;
+    case VSE_KIND_CLAIM:
+        snprintf(what, size, "claim '%s' by %s", a->pos[0], a->owner);
+        break;
+    case VSE_KIND_RESET:
+        snprintf(what, size, "reset-state '%s' to %s", a->pos[0],
+                 a->pos[1]);
+        break;
+    default:
+        snprintf(what, size, "%s '%s'", t->name, a->pos[0]);
+        break;
+    }
+}
+
+static int transition_cmd(int argc, char **argv, struct ctx *ctx,
+                          const struct tcmd *t)
+{
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
     struct targs a;
-    char actor[VSE_ID_MAX + 300];
-    char what[512];
+    char actor[VSE_ID_MAX + 300], what[512];
+    const char *first = NULL, *id, *op = NULL, *op_id = NULL, *to = NULL;
     int st, rc;
 
-    st = parse(ctx, argc, argv, lo, 2, 2, &a);
+    st = parse(ctx, argc, argv, t->lo, t->min, t->max, &a);
     if (st == 0)
-        st = check_id(ctx, "resource id", a.pos[0]);
-    if (st == 0)
-        st = check_name(ctx, "state", a.pos[1]);
-    if (st == 0 && a.reason == NULL)
-        st = usage_error(ctx, "reset-state needs --reason");
-    if (st == 0 && a.actor == NULL) {
+        st = check_positional(ctx, t, &a);
+    if (st == 0 && t->needs != NULL &&
+        ((strcmp(t->needs, "reason") == 0 && a.reason == NULL) ||
+         (strcmp(t->needs, "owner") == 0 && a.owner == NULL) ||
+         (strcmp(t->needs, "attrs") == 0 && a.attrs == NULL)))
+        st = usage_error(ctx, "%s needs --%s", t->name, t->needs);
+    if (st == 0 && t->kind == VSE_KIND_RESET && a.actor == NULL) {
         default_actor(actor, sizeof(actor));
         a.actor = actor;
         st = check_id(ctx, "actor", actor);
@@ -434,39 +313,52 @@ int cmd_reset_state(int argc, char **argv, struct ctx *ctx)
     if (st != 0)
         return exit_of(st);
     o = opts_of(&a);
-    o.owner = a.actor;
+    if (t->kind == VSE_KIND_RESET)
+        o.owner = a.actor;
+    id = a.pos[0];
+    switch (t->kind) {
+    case VSE_KIND_CREATE:
+        first = a.pos[0]; /* the machine */
+        id = a.pos[1];
+        break;
+    case VSE_KIND_BEGIN:
+        op = a.pos[1];
+        break;
+    case VSE_KIND_RESET:
+        to = a.pos[1];
+        break;
+    case VSE_KIND_UPDATE:
+        break;
+    default:
+        op_id = a.pos[1];
+        to = a.npos > 2 ? a.pos[2] : NULL;
+        break;
+    }
     vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_RESET, NULL, a.pos[0], NULL, NULL, a.pos[1], &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "reset-state '%s' to %s", a.pos[0],
-             a.pos[1]);
-    return done(ctx, rc, &err, &out, &a, 0, what);
+    rc = run(ctx, t->kind, first, id, op, op_id, to, &o, &out, &err);
+    describe(t, &a, what, sizeof(what));
+    return done(ctx, rc, &err, &out, &a, t->print_op_id, what);
 }
 
-int cmd_update(int argc, char **argv, struct ctx *ctx)
-{
-    static const struct option lo[] = {COMMON_LONGOPTS, L_REQID, L_JSON,
-                                       L_ATTRS, L_END};
-    struct vse_resource out;
-    struct vse_error err;
-    struct vse_opts o;
-    struct targs a;
-    char what[512];
-    int st, rc;
+#define TCMD(fn, name_, kind_, min_, max_, needs_, print_, ...)              \
+    int fn(int argc, char **argv, struct ctx *ctx)                            \
+    {                                                                         \
+        static const struct option lo[] = {COMMON_LONGOPTS, L_REQID, L_JSON,  \
+                                           L_ATTRS, __VA_ARGS__ L_END};       \
+        static const struct tcmd t = {name_, kind_, lo,    min_,              \
+                                      max_,  needs_, print_};                 \
+        return transition_cmd(argc, argv, ctx, &t);                           \
+    }
 
-    st = parse(ctx, argc, argv, lo, 1, 1, &a);
-    if (st == 0)
-        st = check_id(ctx, "resource id", a.pos[0]);
-    if (st == 0 && a.attrs == NULL)
-        st = usage_error(ctx, "update needs --attrs");
-    if (st == 0)
-        st = ctx_open(ctx);
-    if (st != 0)
-        return exit_of(st);
-    o = opts_of(&a);
-    vse_error_clear(&err);
-    rc = run(ctx, VSE_KIND_UPDATE, NULL, a.pos[0], NULL, NULL, NULL, &o,
-             &out, &err);
-    snprintf(what, sizeof(what), "update '%s'", a.pos[0]);
-    return done(ctx, rc, &err, &out, &a, 0, what);
-}
+/* Each command's own options, each followed by a comma. */
+TCMD(cmd_create, "create", VSE_KIND_CREATE, 2, 2, NULL, 1, L_OWNER, L_TTL,
+     L_OP, )
+TCMD(cmd_begin, "begin", VSE_KIND_BEGIN, 2, 2, NULL, 1, L_OWNER, L_TTL, )
+TCMD(cmd_step, "step", VSE_KIND_STEP, 3, 3, NULL, 0, L_RELEASE, )
+TCMD(cmd_finish, "finish", VSE_KIND_FINISH, 2, 3, NULL, 0, )
+TCMD(cmd_fail, "fail", VSE_KIND_FAIL, 2, 2, "reason", 0, L_REASON, )
+TCMD(cmd_claim, "claim", VSE_KIND_CLAIM, 2, 2, "owner", 1, L_OWNER, L_TTL, )
+TCMD(cmd_renew, "renew", VSE_KIND_RENEW, 2, 2, NULL, 0, L_TTL, )
+TCMD(cmd_reset_state, "reset-state", VSE_KIND_RESET, 2, 2, "reason", 0,
+     L_REASON, L_ACTOR, )
+TCMD(cmd_update, "update", VSE_KIND_UPDATE, 1, 1, "attrs", 0, )
