@@ -539,8 +539,9 @@ static int decide(const struct call *c, const vse_machine *m,
 static int find_repeat(vse_db *db, const struct call *c,
                        struct vse_event *ev, struct vse_error *err)
 {
+    struct vse_error e2;
+    int rc;
     struct vse_event_query q;
-    struct vse_error ignored;
 
     memset(&q, 0, sizeof(q));
     q.resource = c->id;
@@ -560,8 +561,12 @@ static int find_repeat(vse_db *db, const struct call *c,
             return VSE_ENOTFOUND;
         }
     }
-    (void)err;
-    return vse__store_find_event(db->store, &q, ev, &ignored);
+    rc = vse__store_find_event(db->store, &q, ev, &e2);
+    /* A failed lookup is a store failure, never "not a repeat": the
+     * caller must not answer a refusal it could not check. */
+    if (rc < 0 && rc != VSE_ENOTFOUND && err != NULL)
+        *err = e2;
+    return rc;
 }
 
 static int repeated(const struct call *c, const struct vse_event *ev,
@@ -637,7 +642,11 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
     }
     /* A request id names one request: if it is already in the history
      * the request was carried out, even if the state has moved on. */
-    if (has(c->o->request_id) && find_repeat(db, c, &ev, err) == 0) {
+    rc = has(c->o->request_id) ? find_repeat(db, c, &ev, err)
+                               : VSE_ENOTFOUND;
+    if (rc < 0 && rc != VSE_ENOTFOUND)
+        return rc;
+    if (rc == 0) {
         rc = vse__store_get(db->store, c->id, &cur, err);
         if (rc < 0)
             return rc;
@@ -665,8 +674,12 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
             return rc;
         if (out)
             *out = cur;
-        if (has(c->o->request_id) && find_repeat(db, c, &ev, err) == 0)
+        rc = has(c->o->request_id) ? find_repeat(db, c, &ev, err)
+                                   : VSE_ENOTFOUND;
+        if (rc == 0)
             return repeated(c, &ev, out);
+        if (rc != VSE_ENOTFOUND)
+            return rc;
         {
             char what[VSE_ERROR_MSG_SIZE];
 
@@ -697,11 +710,13 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         if (rc == VSE_ECONFLICT || rc == VSE_EFENCED) {
             if (out)
                 *out = cur;
-            if (find_repeat(db, c, &ev, err) == 0) {
+            int fr = find_repeat(db, c, &ev, err);
+
+            if (fr == 0) {
                 vse_error_clear(err);
                 return repeated(c, &ev, out);
             }
-            return rc;
+            return fr == VSE_ENOTFOUND ? rc : fr;
         }
         if (rc == 0 && c->o->attrs != NULL)
             rc = attrs_apply(cur.attrs, c->o->attrs, &next, err);

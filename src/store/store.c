@@ -20,6 +20,30 @@ static const struct vse_store_methods *const backends[] = {
     &vse__store_postgres,
 };
 
+/* Backends registered at run time: test shims (tests/store/). */
+#define EXTRA_MAX 4
+static const struct vse_store_methods *extra[EXTRA_MAX];
+
+int vse__store_register(const struct vse_store_methods *m)
+{
+    for (int i = 0; i < EXTRA_MAX; i++) {
+        if (extra[i] == NULL || extra[i] == m) {
+            extra[i] = m;
+            return 0;
+        }
+    }
+    return VSE_EINVAL;
+}
+
+static const struct vse_store_methods *backend(size_t i)
+{
+    size_t nb = sizeof(backends) / sizeof(*backends);
+
+    if (i < nb)
+        return backends[i];
+    return i - nb < EXTRA_MAX ? extra[i - nb] : NULL;
+}
+
 static int methods_ok(const struct vse_store_methods *m)
 {
     return m->version >= 1 && m->conn_size >= sizeof(struct vse_store) &&
@@ -46,9 +70,12 @@ int vse__store_open(const char *url, struct vse_store **out,
         return VSE_EINVAL;
     }
     slen = (size_t)(colon - url);
-    for (size_t i = 0; i < sizeof(backends) / sizeof(*backends); i++) {
-        const struct vse_store_methods *m = backends[i];
+    for (size_t i = 0; i < sizeof(backends) / sizeof(*backends) + EXTRA_MAX;
+         i++) {
+        const struct vse_store_methods *m = backend(i);
 
+        if (m == NULL)
+            continue;
         if (strlen(m->scheme) != slen || strncmp(m->scheme, url, slen) != 0)
             continue;
         if (!methods_ok(m))

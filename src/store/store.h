@@ -163,6 +163,13 @@ struct vse_store_methods {
 extern const struct vse_store_methods vse__store_sqlite;
 
 /*
+ * Make a backend known at run time, after the built-ins; for test shims
+ * such as the fault-injecting wrapper of tests/store/test-faults.c.  Not
+ * thread-safe: call before opening stores.  0, or VSE_EINVAL when full.
+ */
+int vse__store_register(const struct vse_store_methods *m);
+
+/*
  * Core-side wrappers: the only way the core reaches a store.  open picks
  * the backend by the URL's scheme, allocates it and validates its
  * methods.
