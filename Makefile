@@ -1,7 +1,8 @@
 # vse - one non-recursive GNU Makefile (see docs/internals/build.md).
 #
 #   make            build/libvse.a, build/libvse.so, build/vsectl
-#   make run        vsed all-in-one on sqlite:./var/vse.db, in the
+#   make run        vsed --all-in-one (api, scheduler, one volume host on
+#                   ./var/pool, reaper) on sqlite:./var/vse.db, in the
 #                   foreground, with etc/vsed-dev.yaml (loopback, noauth)
 #   make example    the worked example, live, on sqlite:./var/vse.db
 #   make check      install what is missing, build with -Werror, run every
@@ -45,7 +46,7 @@ SVC_LIBS   := $(shell pkg-config --libs $(SVCPKGS)) -lpthread
 # -Wno-format-truncation.
 CFLAGS  := -std=c17 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror \
            -Wno-unused-parameter -Wno-format-truncation -fPIC -Iinclude -Isrc/lib -Isrc/store \
-           -Isrc/common $(PKG_CFLAGS) $(SVC_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
+           -Isrc/common -Isrc/driver $(PKG_CFLAGS) $(SVC_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 
 LIB_SRC    := $(sort $(wildcard src/lib/*.c src/store/*.c))
@@ -54,7 +55,7 @@ VSECTL_SRC := $(sort $(wildcard src/vsectl/*.c))
 VSECTL_OBJ := $(VSECTL_SRC:%.c=$(BUILD)/obj/%.o)
 COMMON_SRC := $(sort $(wildcard src/common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
-VSED_SRC   := $(sort $(wildcard src/vsed/*.c))
+VSED_SRC   := $(sort $(wildcard src/vsed/*.c src/driver/*.c))
 VSED_OBJ   := $(VSED_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c tests/store/test-*.c))
 UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
@@ -72,6 +73,7 @@ $(BUILD)/obj/%.o: %.c
 
 # The built-in machines are compiled in from machines/*.yaml.
 $(BUILD)/obj/src/lib/builtin.o: $(wildcard machines/*.yaml)
+# vsed's own machine (heartbeats), compiled in the same way.
 
 $(BUILD)/libvse.a: $(LIB_OBJ)
 	@rm -f $@
@@ -88,6 +90,10 @@ $(BUILD)/vsed: $(VSED_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a
 	$(CC) $(LDFLAGS) -o $@ $(VSED_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a \
 	    $(PKG_LIBS) $(SVC_LIBS)
 
+# The driver is vsed's, not libvse's: its test links it directly.
+$(BUILD)/tests/test-driver: tests/unit/test-driver.c src/driver/driver.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(TEST_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
@@ -129,7 +135,7 @@ check-style:
 
 run: all
 	@mkdir -p var
-	exec $(BUILD)/vsed --config etc/vsed-dev.yaml
+	exec $(BUILD)/vsed --all-in-one --config etc/vsed-dev.yaml
 
 example: all
 	scripts/example.sh $(BUILD)

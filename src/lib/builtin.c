@@ -28,10 +28,12 @@
     ".popsection\n"
 
 __asm__(BUILTIN_BLOB(vse__builtin_volume, "machines/volume.yaml")
-            BUILTIN_BLOB(vse__builtin_snapshot, "machines/snapshot.yaml"));
+            BUILTIN_BLOB(vse__builtin_snapshot, "machines/snapshot.yaml")
+                BUILTIN_BLOB(vse__builtin_service, "machines/service.yaml"));
 
 extern const char vse__builtin_volume[], vse__builtin_volume_end[];
 extern const char vse__builtin_snapshot[], vse__builtin_snapshot_end[];
+extern const char vse__builtin_service[], vse__builtin_service_end[];
 
 struct builtin {
     const char *name;
@@ -45,9 +47,13 @@ static const struct builtin builtins[] = {
      vse__builtin_volume_end},
     {"snapshot", "machines/snapshot.yaml", vse__builtin_snapshot,
      vse__builtin_snapshot_end},
+    /* The volume service's heartbeats: built in, so that every tool that
+     * opens a volume-service store (vsectl check) knows the machine. */
+    {"service", "machines/service.yaml", vse__builtin_service,
+     vse__builtin_service_end},
 };
 
-static const char *const names[] = {"volume", "snapshot", NULL};
+static const char *const names[] = {"volume", "snapshot", "service", NULL};
 
 const char *const *vse_machine_builtin_names(void)
 {

@@ -29,7 +29,7 @@ int vsed_noauth;
 static const char *const route_names[R_COUNT] = {
     "unknown",  "healthz",    "metrics",    "machines", "machine",
     "resources", "resource",  "transition", "reset-state", "history",
-    "reap",     "purge",      "events"};
+    "reap",     "purge",      "events",   "cinder"};
 
 const char *vsed_route_name(int route)
 {

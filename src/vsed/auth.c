@@ -58,7 +58,7 @@ int vsed_parse_hash(const char *s, uint8_t out[32])
 }
 
 enum vsed_role vsed_auth(const struct vsed_config *c, const char *token,
-                         const char **name)
+                         const char **name, const char **project)
 {
     enum vsed_role role = ROLE_NONE;
     uint8_t h[32];
@@ -76,6 +76,7 @@ enum vsed_role vsed_auth(const struct vsed_config *c, const char *token,
         if (diff == 0 && role == ROLE_NONE) {
             role = c->tokens[i].role;
             *name = c->tokens[i].name;
+            *project = c->tokens[i].project;
         }
     }
     return role;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <libfyaml.h>
 
 #include "vsed.h"
@@ -26,6 +28,13 @@ void vsed_config_init(struct vsed_config *c)
     c->request_timeout = 30;
     c->conn_max = 4096;
     c->threads = 2;
+    c->services = SVC_API | SVC_REAPER;
+    if (gethostname(c->host, sizeof(c->host)) != 0 || c->host[0] == '\0')
+        snprintf(c->host, sizeof(c->host), "localhost");
+    c->host[sizeof(c->host) - 1] = '\0';
+    snprintf(c->pool, sizeof(c->pool), "./var/pool");
+    c->capacity_gb = 1000;
+    c->lease_ms = 30000;
 }
 
 void vsed_config_release(struct vsed_config *c)
@@ -187,6 +196,10 @@ static int token(struct cfgerr *e, struct vsed_config *c, struct fy_node *n)
                 return fail(e, v, "hash must be sha256: and 64 hex digits "
                             "(see 'vsed hash-token')");
             have |= 2;
+        } else if (strcmp(key, "project") == 0) {
+            if (vse_check_id("project", val, NULL) != 0)
+                return fail(e, v, "project '%s' is not valid", val);
+            snprintf(t->project, sizeof(t->project), "%s", val);
         } else if (strcmp(key, "role") == 0) {
             t->role = vsed_role_parse(val);
             if (t->role == ROLE_NONE)

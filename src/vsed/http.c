@@ -45,7 +45,7 @@ vse_db *vsed_thread_db(struct vse_error *err)
 
     if (db != NULL)
         return db;
-    if (vse_open(vsed_store_url, &db, err) < 0)
+    if (vsed_open(vsed_store_url, &db, err) < 0)
         return NULL;
     pthread_mutex_lock(&dbs_mu);
     if (ndbs == DBS_MAX) {
@@ -126,6 +126,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct request *r,
         MHD_add_response_header(resp, "X-Vse-Repeated", "true");
     if (p->allow != NULL)
         MHD_add_response_header(resp, "Allow", p->allow);
+    if (p->api_version[0] != '\0') {
+        MHD_add_response_header(resp, "OpenStack-API-Version",
+                                p->api_version);
+        MHD_add_response_header(resp, "Vary", "OpenStack-API-Version");
+    }
     r->status = p->status;
     r->route = p->route;
     ret = MHD_queue_response(c, (unsigned)p->status, resp);
@@ -166,8 +171,38 @@ static void new_request_id(char *buf, size_t size)
              (unsigned long long)atomic_fetch_add(&reqid_next, 1));
 }
 
-static void authenticate(struct MHD_Connection *c, struct vsed_req *q)
+/* Cinder's noauth: "USER:PROJECT" in X-Auth-Token, or the x-user-id and
+ * x-project-id headers; `buf` holds the split token. */
+static void noauth_identity(struct MHD_Connection *c, struct vsed_req *q,
+                            char *buf, size_t size)
 {
+    const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  "X-Auth-Token");
+    const char *u = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                "X-User-Id");
+    const char *p = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                "X-Project-Id");
+    char *colon;
+
+    if (tok != NULL && strlen(tok) < size) {
+        snprintf(buf, size, "%s", tok);
+        colon = strchr(buf, ':');
+        if (colon != NULL) {
+            *colon = '\0';
+            if (u == NULL)
+                u = buf;
+            if (p == NULL)
+                p = colon + 1;
+        }
+    }
+    q->user = u != NULL && u[0] ? u : "admin";
+    q->project = p != NULL && p[0] ? p : "admin";
+}
+
+static void authenticate(struct MHD_Connection *c, struct vsed_req *q,
+                         char *buf, size_t size)
+{
+    const char *project = "";
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                 "Authorization");
     const char *tok = NULL, *name = "anonymous";
@@ -178,9 +213,19 @@ static void authenticate(struct MHD_Connection *c, struct vsed_req *q)
         tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                           "X-Auth-Token");
     q->token_presented = tok != NULL;
-    q->role = vsed_noauth ? ROLE_ADMIN : vsed_auth(cfg, tok, &name);
+    q->role = vsed_noauth ? ROLE_ADMIN
+                          : vsed_auth(cfg, tok, &name, &project);
     q->authenticated = vsed_noauth || q->role != ROLE_NONE;
     q->actor = vsed_noauth ? "anonymous" : name;
+    if (vsed_noauth) {
+        noauth_identity(c, q, buf, size);
+    } else {
+        q->user = name;
+        q->project = project;
+    }
+    q->api_version = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 "OpenStack-API-Version");
+    q->host_header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 }
 
 static enum MHD_Result events(struct MHD_Connection *c, struct request *r,
@@ -242,6 +287,7 @@ static enum MHD_Result complete(struct MHD_Connection *c, struct request *r,
     struct vsed_resp p;
     struct vse_error err;
     const char *rid;
+    char idbuf[2 * VSE_ID_MAX + 2];
 
     memset(&q, 0, sizeof(q));
     memset(&p, 0, sizeof(p));
@@ -253,7 +299,7 @@ static enum MHD_Result complete(struct MHD_Connection *c, struct request *r,
     q.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  "Content-Type");
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
-    authenticate(c, &q);
+    authenticate(c, &q, idbuf, sizeof(idbuf));
     rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
     q.client_request_id = rid;
     if (rid != NULL && vse_check_id("request id", rid, &err) != 0) {
@@ -265,12 +311,22 @@ static enum MHD_Result complete(struct MHD_Connection *c, struct request *r,
         p.route = vsed_api_route(url);
         return send_resp(c, r, &p);
     }
-    if (vsed_api_route(url) == R_EVENTS)
+    /* A process without the api role serves its health and metrics. */
+    if (!(cfg->services & SVC_API) && r->route != R_HEALTHZ &&
+        r->route != R_METRICS) {
+        vsed_api_error(&p, 404, "not_found", "this vsed does not run the "
+                       "api role", NULL, "start it with --role api");
+        return send_resp(c, r, &p);
+    }
+    if (r->route == R_EVENTS)
         return events(c, r, &q);
     vse_error_clear(&err);
     q.db = vsed_thread_db(&err);
     q.db_error = err.msg;
-    vsed_api_handle(&q, &p);
+    if (r->route == R_CINDER)
+        vsed_cinder_handle(&q, &p);
+    else
+        vsed_api_handle(&q, &p);
     return send_resp(c, r, &p);
 }
 
@@ -298,7 +354,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
             snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
         else
             new_request_id(r->request_id, sizeof(r->request_id));
-        r->route = vsed_api_route(url);
+        r->route = vsed_cinder_route(url) ? R_CINDER : vsed_api_route(url);
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                          "Content-Length");
         if (cl != NULL && strtoull(cl, NULL, 10) > cfg->body_max)

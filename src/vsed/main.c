@@ -21,6 +21,8 @@ static void usage(FILE *f)
     fprintf(f,
 "Usage: vsed [--store URL] [--listen ADDR:PORT] [--config FILE]\n"
 "            [--auth token|noauth] [--reaper-interval SECONDS]\n"
+"            [--role api|scheduler|volume|reaper]... [--all-in-one]\n"
+"            [--host NAME] [--pool DIR] [--capacity-gb N] [--lease-ms MS]\n"
 "       vsed hash-token < TOKEN_FILE\n"
 "\n"
 "vsed serves the volume state enforcer over HTTP/JSON: resources, their\n"
@@ -39,6 +41,17 @@ static void usage(FILE *f)
 "                         refused unless listening on loopback\n"
 "      --reaper-interval S  seconds between reaper runs (default 10;\n"
 "                         0 turns the reaper off)\n"
+"      --role R         run role R (repeat, or a comma list): api (HTTP:\n"
+"                         /v1 and the Cinder v3 API), scheduler, volume (a\n"
+"                         volume host's manager), reaper.  Default: api and\n"
+"                         reaper.  /healthz and /metrics are always served\n"
+"      --all-in-one       every role, one volume host named after this\n"
+"                         machine on ./var/pool\n"
+"      --host NAME        this process's host name in services and in\n"
+"                         volumes' attrs.host (default: the hostname)\n"
+"      --pool DIR         volume role: the pool directory (./var/pool)\n"
+"      --capacity-gb N    volume role: GiB the pool may hold (1000)\n"
+"      --lease-ms MS      lease of a worker's step (default 30000)\n"
 "  -h, --help             this help\n"
 "      --version          print the version\n"
 "\n"
@@ -92,7 +105,49 @@ static void raise_nofile(void)
     }
 }
 
-enum { O_STORE = 0x100, O_LISTEN, O_CONFIG, O_AUTH, O_REAPER, O_VERSION };
+enum { O_STORE = 0x100, O_LISTEN, O_CONFIG, O_AUTH, O_REAPER, O_VERSION,
+       O_ROLE, O_AIO, O_HOST, O_POOL, O_CAPACITY, O_LEASE };
+
+/* "api,volume" into service bits; 0 if a name is unknown. */
+static unsigned parse_roles(const char *s)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"api", SVC_API}, {"scheduler", SVC_SCHEDULER},
+                 {"volume", SVC_VOLUME}, {"reaper", SVC_REAPER}};
+    unsigned bits = 0;
+    char buf[256], *tok, *save = NULL;
+
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        unsigned b = 0;
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (strcmp(tok, names[i].name) == 0)
+                b = names[i].bit;
+        if (b == 0)
+            return 0;
+        bits |= b;
+    }
+    return bits;
+}
+
+static int parse_num(const char *opt, const char *s, long long min,
+                     long long max, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "vsed: %s '%s' must be a number from %lld to %lld\n",
+                opt, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -102,11 +157,20 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, O_CONFIG},
         {"auth", required_argument, NULL, O_AUTH},
         {"reaper-interval", required_argument, NULL, O_REAPER},
+        {"role", required_argument, NULL, O_ROLE},
+        {"all-in-one", no_argument, NULL, O_AIO},
+        {"host", required_argument, NULL, O_HOST},
+        {"pool", required_argument, NULL, O_POOL},
+        {"capacity-gb", required_argument, NULL, O_CAPACITY},
+        {"lease-ms", required_argument, NULL, O_LEASE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0}};
     const char *store = NULL, *listen = NULL, *config = NULL, *auth = NULL;
-    const char *reaper = NULL;
+    const char *reaper = NULL, *host = NULL, *pool = NULL;
+    const char *capacity = NULL, *lease = NULL;
+    unsigned services = 0;
+    int aio = 0;
     struct vsed_config c;
     struct vse_error err;
     char msg[1024];
@@ -125,6 +189,22 @@ int main(int argc, char **argv)
         case O_CONFIG: config = optarg; break;
         case O_AUTH: auth = optarg; break;
         case O_REAPER: reaper = optarg; break;
+        case O_ROLE: {
+            unsigned b = parse_roles(optarg);
+
+            if (b == 0) {
+                fprintf(stderr, "vsed: --role '%s': roles are api, "
+                        "scheduler, volume and reaper\n", optarg);
+                return 2;
+            }
+            services |= b;
+            break;
+        }
+        case O_AIO: aio = 1; break;
+        case O_HOST: host = optarg; break;
+        case O_POOL: pool = optarg; break;
+        case O_CAPACITY: capacity = optarg; break;
+        case O_LEASE: lease = optarg; break;
         case 'h':
             usage(stdout);
             return 0;
@@ -177,6 +257,31 @@ int main(int argc, char **argv)
         }
         c.reaper_interval = (int)v;
     }
+    c.services = aio ? SVC_ALL : services ? services : SVC_API | SVC_REAPER;
+    /* Without --role vsed is the plain enforcer service it was before
+     * roles existed: no service rows of its own in the store. */
+    c.heartbeat = aio || services != 0;
+    if (host != NULL) {
+        if (vse_check_id("host", host, NULL) != 0 ||
+            strlen(host) > VSE_NAME_MAX || strchr(host, '@') != NULL) {
+            fprintf(stderr, "vsed: --host '%s' is not a valid host name\n",
+                    host);
+            vsed_config_release(&c);
+            return 2;
+        }
+        snprintf(c.host, sizeof(c.host), "%s", host);
+    }
+    if (pool != NULL)
+        snprintf(c.pool, sizeof(c.pool), "%s", pool);
+    if ((capacity != NULL && parse_num("--capacity-gb", capacity, 1,
+                                       INT64_C(1) << 40, &c.capacity_gb)) ||
+        (lease != NULL && parse_num("--lease-ms", lease, 100,
+                                    INT64_C(86400000), &c.lease_ms))) {
+        vsed_config_release(&c);
+        return 2;
+    }
+    if (!(c.services & SVC_REAPER))
+        c.reaper_interval = 0;
     if (vsed_listen_is_loopback(c.listen, &loopback) != 0) {
         fprintf(stderr, "vsed: listen address '%s' is not ADDR:PORT\n",
                 c.listen);
@@ -213,7 +318,7 @@ int main(int argc, char **argv)
     /* Open once first: a bad store fails the start, not the first
      * request, and a new SQLite file gets its schema from one handle. */
     vse_error_clear(&err);
-    if (vse_open(c.store, &db, &err) < 0) {
+    if (vsed_open(c.store, &db, &err) < 0) {
         fprintf(stderr, "vsed: %s\n", err.msg);
         if (err.detail[0])
             fprintf(stderr, "  detail: %s\n", err.detail);
@@ -233,7 +338,12 @@ int main(int argc, char **argv)
     }
     if (c.reaper_interval > 0)
         vsed_log("reaper every %d s", c.reaper_interval);
-    if (vsed_http_start(&c) != 0) {
+    vsed_log("roles:%s%s%s%s; host %s", c.services & SVC_API ? " api" : "",
+             c.services & SVC_SCHEDULER ? " scheduler" : "",
+             c.services & SVC_VOLUME ? " volume" : "",
+             c.services & SVC_REAPER ? " reaper" : "", c.host);
+    if (vsed_services_start(&c) != 0 || vsed_http_start(&c) != 0) {
+        vsed_services_stop();
         vsed_reaper_stop();
         vsed_events_stop();
         vsed_config_release(&c);
@@ -249,6 +359,7 @@ int main(int argc, char **argv)
     vsed_events_stop();
     vsed_http_drain(GRACE_MS);
     vsed_http_stop();
+    vsed_services_stop();
     vsed_reaper_stop();
     vsed_metrics_release();
     vsed_config_release(&c);

@@ -58,7 +58,7 @@ int vsed_reaper_start(const char *store, int interval_s)
     if (interval_s <= 0)
         return 0;
     vse_error_clear(&err);
-    if (vse_open(store, &db, &err) < 0) {
+    if (vsed_open(store, &db, &err) < 0) {
         vsed_log("reaper: cannot open store: %s", err.msg);
         return -1;
     }

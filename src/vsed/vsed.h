@@ -8,7 +8,10 @@
 #define VSED_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "vse.h"
 
@@ -28,7 +31,17 @@ struct vsed_token {
     char name[VSED_TOKEN_NAME_MAX + 1];
     uint8_t hash[32]; /* SHA-256 of the token */
     enum vsed_role role;
+    char project[VSE_ID_MAX + 1]; /* the volume API's project; "" none */
 };
+
+/* The services (DESIGN §2) one vsed process runs: --role, as bits. */
+enum vsed_service {
+    SVC_API = 1,       /* HTTP: /v1 and the Cinder v3 API */
+    SVC_SCHEDULER = 2, /* picks a volume host for creates */
+    SVC_VOLUME = 4,    /* a volume host's manager: runs the driver */
+    SVC_REAPER = 8     /* applies expiry policies to dead leases */
+};
+#define SVC_ALL (SVC_API | SVC_SCHEDULER | SVC_VOLUME | SVC_REAPER)
 
 struct vsed_config {
     char listen[128];     /* ADDR:PORT */
@@ -42,6 +55,13 @@ struct vsed_config {
     int threads;          /* MHD worker threads */
     struct vsed_token *tokens;
     int ntokens;
+    unsigned services;    /* enum vsed_service bits */
+    int heartbeat;        /* register the roles as services (--role or
+                             --all-in-one given) */
+    char host[VSE_NAME_MAX + 1]; /* this process's host name */
+    char pool[1024];      /* volume role: the pool directory */
+    int64_t capacity_gb;  /* volume role: what the pool may hold */
+    int64_t lease_ms;     /* leases of workers' steps and heartbeats */
 };
 
 /* Defaults: loopback, token auth, reaper every 10 s. */
@@ -63,7 +83,7 @@ int vsed_parse_hash(const char *s, uint8_t out[32]);
 /* The role of a presented token (ROLE_NONE if none matches); *name gets
  * the token's name. */
 enum vsed_role vsed_auth(const struct vsed_config *c, const char *token,
-                         const char **name);
+                         const char **name, const char **project);
 
 /* ---- the request as api-v1.c sees it ------------------------------- */
 
@@ -92,6 +112,12 @@ struct vsed_req {
     int token_presented;
     enum vsed_role role;
     const char *actor;       /* token name, or "anonymous" */
+    /* The volume API's caller: the token's project, or under noauth the
+     * client's x-project-id / X-Auth-Token USER:PROJECT. */
+    const char *project;
+    const char *user;
+    const char *api_version; /* OpenStack-API-Version header, or NULL */
+    const char *host_header; /* Host, for links; NULL if absent */
     vse_db *db;              /* NULL when the store cannot be opened */
     const char *db_error;
 };
@@ -105,6 +131,7 @@ struct vsed_resp {
     int repeated;    /* X-Vse-Repeated: true */
     const char *allow; /* Allow header for a 405 */
     int route;       /* enum vsed_route, for metrics and logs */
+    char api_version[32]; /* OpenStack-API-Version answer; "" none */
 };
 
 enum vsed_route {
@@ -121,6 +148,7 @@ enum vsed_route {
     R_REAP,
     R_PURGE,
     R_EVENTS,
+    R_CINDER, /* the Cinder v3 API (api-cinder.c) */
     R_COUNT
 };
 const char *vsed_route_name(int route);
@@ -138,6 +166,50 @@ int vsed_api_allow(const struct vsed_req *q, enum vsed_role need,
                    struct vsed_resp *p);
 /* noauth: every caller is admin.  Set once at start. */
 extern int vsed_noauth;
+
+/* ---- api-cinder.c ---------------------------------------------------- */
+
+/* 1 if `path` belongs to the Cinder API ("/", "/v3", "/v3/..."). */
+int vsed_cinder_route(const char *path);
+/* Handle one complete Cinder API request; fills *p. */
+void vsed_cinder_handle(const struct vsed_req *q, struct vsed_resp *p);
+
+/* ---- service.c: roles, heartbeats ------------------------------------ */
+
+/* The service machine's name and the binaries of services. */
+#define VSED_SERVICE_MACHINE "service"
+/* Open a store handle with the machines vsed adds to the built-ins. */
+int vsed_open(const char *url, vse_db **out, struct vse_error *err);
+/* The resource id of a service: "BINARY@HOST". */
+void vsed_service_id(const char *binary, const char *host, char *buf,
+                     size_t size);
+/* Start the heartbeat thread (one service row per role) and the role
+ * threads of c->services; 0 or -1. */
+int vsed_services_start(const struct vsed_config *c);
+void vsed_services_stop(void);
+/* This process's owner name for a role: "ROLE@HOST:PID". */
+void vsed_owner(const char *role, char *buf, size_t size);
+/* The process's config, for the roles. */
+extern const struct vsed_config *vsed_cfg;
+
+/* Wait until an event moves a resource into (or expires a lease in) one
+ * of `states` (NULL-terminated), timeout_ms passes or *stop is set;
+ * *seq follows the events read.  1 when such an event came. */
+int vsed_wait_for(vse_db *db, int64_t *seq, const char *const *states,
+                  int timeout_ms, const atomic_int *stop);
+/* Role threads: run until *stop is set. */
+void *vsed_scheduler_main(void *stop);
+void *vsed_volume_main(void *stop);
+
+/* attrs of a row as a JSON object (an empty one if unparsable); the
+ * caller json_decref()s it. */
+json_t *vsed_attrs(const struct vse_resource *r);
+/* A string member, or "" */
+const char *vsed_attr_str(const json_t *a, const char *key);
+/* An integer member, or def. */
+int64_t vsed_attr_int(const json_t *a, const char *key, int64_t def);
+/* Compact JSON text of j (steals j), malloc'd; NULL on failure. */
+char *vsed_json_text(json_t *j);
 
 /* ---- metrics.c ------------------------------------------------------- */
 

@@ -1,0 +1,258 @@
+/*
+ * driver.c - the file-backed pool of a volume host.  Each change is made
+ * under a temporary name and renamed into place, so a step killed half
+ * way leaves no half-written volume: the final name holds either nothing
+ * or the whole result, and a resumed step simply does it again.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/fs.h>
+
+#include "driver.h"
+
+#define TMP_PREFIX ".tmp-"
+
+static int fail(char *err, size_t size, const char *what, const char *path)
+{
+    snprintf(err, size, "cannot %s '%s': %s", what, path, strerror(errno));
+    return -1;
+}
+
+void vsed_driver_path(const struct vsed_driver *d, const char *kind,
+                      const char *id, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%s-%s", d->pool, kind, id);
+}
+
+static void tmp_path(const struct vsed_driver *d, const char *kind,
+                     const char *id, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/" TMP_PREFIX "%s-%s", d->pool, kind, id);
+}
+
+/* Tests set VSE_DRIVER_PAUSE_MS to hold a step between writing its
+ * temporary file and renaming it, so that a kill -9 lands mid-step. */
+static void test_pause(void)
+{
+    const char *s = getenv("VSE_DRIVER_PAUSE_MS");
+    long ms = s != NULL ? strtol(s, NULL, 10) : 0;
+    struct timespec ts;
+
+    if (ms <= 0)
+        return;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+int vsed_driver_open(struct vsed_driver *d, const char *pool,
+                     int64_t capacity_gb, char *err, size_t size)
+{
+    char path[PATH_MAX + 64];
+    struct dirent *e;
+    DIR *dir;
+
+    memset(d, 0, sizeof(*d));
+    if (mkdir(pool, 0750) != 0 && errno != EEXIST)
+        return fail(err, size, "create pool directory", pool);
+    if (realpath(pool, d->pool) == NULL)
+        return fail(err, size, "resolve pool directory", pool);
+    d->capacity_gb = capacity_gb;
+    dir = opendir(d->pool);
+    if (dir == NULL)
+        return fail(err, size, "open pool directory", d->pool);
+    /* Left by a step killed before its rename: never a volume. */
+    while ((e = readdir(dir)) != NULL) {
+        if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", d->pool, e->d_name);
+        unlink(path);
+    }
+    closedir(dir);
+    return 0;
+}
+
+/* Make `path` durable under its name: the file and its directory. */
+static int sync_dir(const struct vsed_driver *d)
+{
+    int fd = open(d->pool, O_RDONLY | O_DIRECTORY);
+
+    if (fd < 0)
+        return -1;
+    fsync(fd);
+    close(fd);
+    return 0;
+}
+
+int vsed_driver_create(const struct vsed_driver *d, const char *id,
+                       int64_t gb, char *err, size_t size)
+{
+    char path[PATH_MAX + 300], tmp[PATH_MAX + 300];
+    struct stat st;
+    int fd;
+
+    vsed_driver_path(d, "volume", id, path, sizeof(path));
+    if (stat(path, &st) == 0 && st.st_size == gb * VSED_GIB)
+        return 0; /* a resumed step: the rename already happened */
+    tmp_path(d, "volume", id, tmp, sizeof(tmp));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return fail(err, size, "create", tmp);
+    if (ftruncate(fd, gb * VSED_GIB) != 0 || fsync(fd) != 0) {
+        fail(err, size, "size", tmp);
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    test_pause();
+    if (rename(tmp, path) != 0) {
+        fail(err, size, "rename into place", path);
+        unlink(tmp);
+        return -1;
+    }
+    sync_dir(d);
+    return 0;
+}
+
+int vsed_driver_extend(const struct vsed_driver *d, const char *id,
+                       int64_t gb, char *err, size_t size)
+{
+    char path[PATH_MAX + 300];
+    struct stat st;
+    int fd;
+
+    vsed_driver_path(d, "volume", id, path, sizeof(path));
+    /* Growing a sparse file in place is atomic: it only sets the size. */
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, size, "open", path);
+    if (fstat(fd, &st) == 0 && st.st_size >= gb * VSED_GIB) {
+        close(fd);
+        return 0;
+    }
+    if (ftruncate(fd, gb * VSED_GIB) != 0 || fsync(fd) != 0) {
+        fail(err, size, "grow", path);
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int vsed_driver_delete(const struct vsed_driver *d, const char *kind,
+                       const char *id, char *err, size_t size)
+{
+    char path[PATH_MAX + 300];
+
+    vsed_driver_path(d, kind, id, path, sizeof(path));
+    if (unlink(path) != 0 && errno != ENOENT)
+        return fail(err, size, "remove", path);
+    sync_dir(d);
+    return 0;
+}
+
+/* Copy only the data extents, so a sparse volume stays sparse. */
+static int sparse_copy(int in, int out, off_t len)
+{
+    char buf[65536];
+    off_t pos = 0;
+
+    while (pos < len) {
+        off_t data = lseek(in, pos, SEEK_DATA), hole;
+
+        if (data < 0)
+            break; /* ENXIO: only a hole is left */
+        hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0)
+            return -1;
+        while (data < hole) {
+            size_t want = (size_t)(hole - data) < sizeof(buf)
+                              ? (size_t)(hole - data) : sizeof(buf);
+            ssize_t n = pread(in, buf, want, data);
+
+            if (n <= 0 || pwrite(out, buf, (size_t)n, data) != n)
+                return -1;
+            data += n;
+        }
+        pos = hole;
+    }
+    return ftruncate(out, len);
+}
+
+int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
+                         const char *snap, int *reflinked, char *err,
+                         size_t size)
+{
+    char src[PATH_MAX + 300], path[PATH_MAX + 300], tmp[PATH_MAX + 300];
+    struct stat st;
+    int in, out, rc;
+
+    *reflinked = 0;
+    vsed_driver_path(d, "volume", vol, src, sizeof(src));
+    vsed_driver_path(d, "snapshot", snap, path, sizeof(path));
+    if (access(path, F_OK) == 0)
+        return 0; /* renamed into place by an earlier try */
+    tmp_path(d, "snapshot", snap, tmp, sizeof(tmp));
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return fail(err, size, "open", src);
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (out < 0) {
+        close(in);
+        return fail(err, size, "create", tmp);
+    }
+    if (ioctl(out, FICLONE, in) == 0) {
+        *reflinked = 1;
+        rc = 0;
+    } else {
+        rc = fstat(in, &st) == 0 ? sparse_copy(in, out, st.st_size) : -1;
+    }
+    if (rc == 0)
+        rc = fsync(out);
+    if (rc != 0)
+        fail(err, size, "copy to", tmp);
+    close(in);
+    close(out);
+    if (rc == 0) {
+        test_pause();
+        if (rename(tmp, path) != 0)
+            rc = fail(err, size, "rename into place", path);
+    }
+    if (rc != 0)
+        unlink(tmp);
+    else
+        sync_dir(d);
+    return rc;
+}
+
+int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb)
+{
+    char path[PATH_MAX + 300];
+    struct dirent *e;
+    struct stat st;
+    int64_t bytes = 0;
+    DIR *dir = opendir(d->pool);
+
+    if (dir == NULL)
+        return -1;
+    while ((e = readdir(dir)) != NULL) {
+        if (strncmp(e->d_name, "volume-", 7) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", d->pool, e->d_name);
+        if (stat(path, &st) == 0)
+            bytes += st.st_size;
+    }
+    closedir(dir);
+    *gb = (bytes + VSED_GIB - 1) / VSED_GIB;
+    return 0;
+}

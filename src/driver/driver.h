@@ -1,0 +1,47 @@
+/*
+ * driver.h - the file-backed volume driver of a volume host: a pool
+ * directory where a volume is a sparse file of its size and a snapshot a
+ * copy of it.  Every call is idempotent, so a step that a new worker
+ * resumes after a crash is safe to run again.
+ */
+#ifndef VSE_DRIVER_H
+#define VSE_DRIVER_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VSED_GIB (INT64_C(1) << 30)
+
+struct vsed_driver {
+    char pool[PATH_MAX]; /* absolute path of the pool directory */
+    int64_t capacity_gb;
+};
+
+/* Make the pool directory if needed and remove temporary files that a
+ * process killed mid-step left (one manager per pool owns its temp
+ * names).  0, or -1 with a message in err. */
+int vsed_driver_open(struct vsed_driver *d, const char *pool,
+                     int64_t capacity_gb, char *err, size_t size);
+/* The path of a volume's or a snapshot's file, into buf. */
+void vsed_driver_path(const struct vsed_driver *d, const char *kind,
+                      const char *id, char *buf, size_t size);
+/* Create volume `id` of `gb` GiB (sparse).  Done if it already exists
+ * with that size. */
+int vsed_driver_create(const struct vsed_driver *d, const char *id,
+                       int64_t gb, char *err, size_t size);
+/* Grow volume `id` to `gb` GiB; done if it is that large already. */
+int vsed_driver_extend(const struct vsed_driver *d, const char *id,
+                       int64_t gb, char *err, size_t size);
+/* Remove a volume or snapshot file; done if it is gone already. */
+int vsed_driver_delete(const struct vsed_driver *d, const char *kind,
+                       const char *id, char *err, size_t size);
+/* Copy volume `vol` to snapshot `snap` (a reflink where the filesystem
+ * can, else a sparse copy); *reflinked tells which. */
+int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
+                         const char *snap, int *reflinked, char *err,
+                         size_t size);
+/* GiB the pool's volume files take by their size (not their blocks). */
+int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb);
+
+#endif /* VSE_DRIVER_H */

@@ -1,0 +1,235 @@
+/*
+ * role-scheduler.c - the scheduler role: volumes waiting unowned in
+ * `scheduling` are its queue (DESIGN §2).  It claims one, picks the up
+ * volume host with the most free capacity that fits, and steps it to
+ * `creating_vol` with attrs.host set and the op released, which puts it
+ * in that host's queue.  The claim is the only lock there is.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vsed.h"
+
+#define HOSTS_MAX 64
+#define RESCAN_MS 5000
+
+struct host {
+    char name[VSE_NAME_MAX + 1];
+    int64_t capacity, used;
+};
+
+struct waiting {
+    struct vse_resource *rows;
+    size_t n, cap;
+};
+
+struct sched {
+    vse_db *db;
+    char owner[VSE_ID_MAX + 1];
+    struct host hosts[HOSTS_MAX];
+    int nhosts;
+    struct waiting w;
+};
+
+static struct host *find_host(struct sched *s, const char *name)
+{
+    for (int i = 0; i < s->nhosts; i++)
+        if (strcmp(s->hosts[i].name, name) == 0)
+            return &s->hosts[i];
+    return NULL;
+}
+
+/* Volume hosts whose heartbeat is live. */
+static int collect_host(void *arg, const struct vse_resource *r)
+{
+    struct sched *s = arg;
+    json_t *a;
+
+    if (r->owner[0] == '\0' || r->lease_expires < vse_now_us() ||
+        s->nhosts == HOSTS_MAX)
+        return 0;
+    a = vsed_attrs(r);
+    if (strcmp(vsed_attr_str(a, "binary"), "cinder-volume") == 0) {
+        struct host *h = &s->hosts[s->nhosts++];
+
+        snprintf(h->name, sizeof(h->name), "%s", vsed_attr_str(a, "host"));
+        h->capacity = vsed_attr_int(a, "capacity_gb", 0);
+        h->used = 0;
+    }
+    json_decref(a);
+    return 0;
+}
+
+/*
+ * What a volume takes on its host: from the moment the scheduler names
+ * the host until it is deleted, except a create that failed (its file
+ * was removed when the create was reverted).  An extend in flight counts
+ * at its new size.
+ */
+static int collect_volume(void *arg, const struct vse_resource *r)
+{
+    struct sched *s = arg;
+    json_t *a = vsed_attrs(r);
+    struct host *h = find_host(s, vsed_attr_str(a, "host"));
+
+    if (strcmp(r->state, "scheduling") == 0 && r->owner[0] == '\0') {
+        if (s->w.n == s->w.cap) {
+            size_t cap = s->w.cap ? s->w.cap * 2 : 64;
+            struct vse_resource *p = realloc(s->w.rows, cap * sizeof(*p));
+
+            if (p == NULL) {
+                json_decref(a);
+                return 1;
+            }
+            s->w.rows = p;
+            s->w.cap = cap;
+        }
+        s->w.rows[s->w.n++] = *r;
+    }
+    if (h != NULL && strcmp(r->state, "deleted") != 0 &&
+        !(strcmp(r->state, "error") == 0 &&
+          json_object_get(a, "provider_location") == NULL)) {
+        int64_t size = vsed_attr_int(a, "size", 0);
+        int64_t grow = strcmp(r->state, "extending") == 0
+                           ? vsed_attr_int(a, "new_size", size) : size;
+
+        h->used += grow > size ? grow : size;
+    }
+    json_decref(a);
+    return 0;
+}
+
+static void schedule(struct sched *s, const struct vse_resource *r)
+{
+    json_t *a = vsed_attrs(r);
+    json_t *excluded = json_object_get(a, "excluded_hosts"), *x;
+    int64_t size = vsed_attr_int(a, "size", 1);
+    struct host *best = NULL;
+    struct vse_resource out;
+    struct vse_error err;
+    struct vse_opts o;
+    char reason[VSE_REASON_MAX + 1], *patch;
+    size_t n = 0;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    o.owner = s->owner;
+    o.ttl_ms = vsed_cfg->lease_ms;
+    o.seen = r;
+    o.reason = "task schedule: start";
+    vse_error_clear(&err);
+    rc = vse_claim(s->db, r->id, r->op_id, &o, &out, &err);
+    if (rc < 0) {
+        json_decref(a);
+        return; /* another scheduler took it, or it changed: its turn */
+    }
+    for (int i = 0; i < s->nhosts; i++) {
+        struct host *h = &s->hosts[i];
+        int skip = 0;
+        size_t k;
+
+        /* Hosts whose manager handed the volume back (their pool is
+         * fuller than this scheduler knew). */
+        json_array_foreach(excluded, k, x)
+            skip |= json_is_string(x) &&
+                    strcmp(json_string_value(x), h->name) == 0;
+        if (!skip && h->capacity - h->used >= size &&
+            (best == NULL ||
+             h->capacity - h->used > best->capacity - best->used))
+            best = h;
+        n += (size_t)snprintf(reason + n, n < 200 ? 200 - n : 0,
+                              " %s %lld/%lld", h->name,
+                              (long long)(h->capacity - h->used),
+                              (long long)h->capacity);
+    }
+    json_decref(a);
+    memset(&o, 0, sizeof(o));
+    o.seen = &out;
+    if (best == NULL) {
+        char why[VSE_REASON_MAX + 1];
+
+        snprintf(why, sizeof(why), "task schedule: failed: no volume host "
+                 "has %lld GiB free (free/capacity:%s)", (long long)size,
+                 s->nhosts ? reason : " no host up");
+        o.reason = why;
+        rc = vse_fail(s->db, r->id, out.op_id, &o, NULL, &err);
+        vsed_log("scheduler: %s: %s", r->id, why);
+        return;
+    }
+    best->used += size;
+    patch = vsed_json_text(json_pack("{s:s}", "host", best->name));
+    snprintf(reason, sizeof(reason), "task schedule: done: host %s (%lld "
+             "of %lld GiB free before)", best->name,
+             (long long)(best->capacity - best->used + size),
+             (long long)best->capacity);
+    o.reason = reason;
+    o.attrs = patch;
+    o.release = 1;
+    vse_error_clear(&err);
+    rc = vse_step(s->db, r->id, out.op_id, "creating_vol", &o, NULL, &err);
+    if (rc < 0) {
+        best->used -= size;
+        vsed_log("scheduler: %s: step to creating_vol: %s", r->id, err.msg);
+    }
+    free(patch);
+}
+
+/* One pass: the hosts and what they hold, then every waiting volume. */
+static void pass(struct sched *s)
+{
+    struct vse_filter f;
+    struct vse_error err;
+
+    memset(&f, 0, sizeof(f));
+    s->nhosts = 0;
+    s->w.n = 0;
+    vse_error_clear(&err);
+    f.machine = VSED_SERVICE_MACHINE;
+    if (vse_list(s->db, &f, collect_host, s, &err) < 0) {
+        vsed_log("scheduler: %s", err.msg);
+        return;
+    }
+    f.machine = "volume";
+    if (vse_list(s->db, &f, collect_volume, s, &err) < 0) {
+        vsed_log("scheduler: %s", err.msg);
+        return;
+    }
+    /* With no volume host up at all, volumes wait rather than fail: a
+     * cluster that is starting has not registered its hosts yet. */
+    if (s->nhosts == 0 && s->w.n > 0)
+        return;
+    for (size_t i = 0; i < s->w.n; i++)
+        schedule(s, &s->w.rows[i]);
+}
+
+void *vsed_scheduler_main(void *arg)
+{
+    static const char *const wake[] = {"scheduling", NULL};
+    const atomic_int *stop = arg;
+    struct sched *s = calloc(1, sizeof(*s));
+    struct vse_error err;
+    int64_t seq = 0;
+
+    if (s == NULL)
+        return NULL;
+    vse_error_clear(&err);
+    if (vsed_open(vsed_cfg->store, &s->db, &err) < 0) {
+        vsed_log("scheduler: cannot open store: %s", err.msg);
+        free(s);
+        return NULL;
+    }
+    vsed_owner("scheduler", s->owner, sizeof(s->owner));
+    vse_last_seq(s->db, &seq, &err);
+    vsed_log("scheduler: running as %s", s->owner);
+    while (!atomic_load(stop)) {
+        pass(s);
+        /* Woken by a volume entering scheduling; the periodic pass
+         * catches hosts that came up while volumes waited. */
+        vsed_wait_for(s->db, &seq, wake, RESCAN_MS, stop);
+    }
+    free(s->w.rows);
+    vse_close(s->db);
+    free(s);
+    return NULL;
+}

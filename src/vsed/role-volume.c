@@ -1,0 +1,439 @@
+/*
+ * role-volume.c - the volume manager of one host: ops in flight, released
+ * by the scheduler or the API, on volumes and snapshots whose attrs.host
+ * is this host are its queue.  It claims one, runs its tasks (each with
+ * an execute and a revert, as taskflow), and finishes it; on failure it
+ * reverts what was done, in reverse, and fails the op.  Each start, done
+ * and revert is a history row, so `vsectl watch` shows the flow.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "driver.h"
+#include "vsed.h"
+
+#define RESCAN_MS 5000
+#define ERR_SIZE 512
+
+struct job {
+    vse_db *db;
+    const struct vsed_driver *drv;
+    struct vse_resource row; /* as claimed */
+    json_t *attrs;
+    char err[ERR_SIZE];
+    const char *success;  /* rest state to finish in */
+    char *done_attrs;     /* patch written with the finish */
+    const char *fail_attrs; /* patch written with the fail */
+    int reschedule;         /* a failed first task hands the op back to
+                               the schedulers (create's capacity check) */
+};
+
+struct task {
+    const char *name;
+    int (*execute)(struct job *j);
+    void (*revert)(struct job *j); /* NULL: nothing to undo */
+};
+
+/* ---- tasks -------------------------------------------------------------- */
+
+/* The pool's own count is the truth on this host: the scheduler's view
+ * may be stale when several schedulers pick at once. */
+static int fits(struct job *j, int64_t want)
+{
+    char path[PATH_MAX + 300];
+    struct stat st;
+    int64_t used = 0, mine = 0;
+
+    if (vsed_driver_used_gb(j->drv, &used) != 0) {
+        snprintf(j->err, sizeof(j->err), "cannot read pool '%s'",
+                 j->drv->pool);
+        return -1;
+    }
+    vsed_driver_path(j->drv, "volume", j->row.id, path, sizeof(path));
+    if (stat(path, &st) == 0)
+        mine = (st.st_size + VSED_GIB - 1) / VSED_GIB;
+    if (used - mine + want > j->drv->capacity_gb) {
+        snprintf(j->err, sizeof(j->err), "pool '%s' has %lld of %lld GiB "
+                 "free; %lld needed", j->drv->pool,
+                 (long long)(j->drv->capacity_gb - used + mine),
+                 (long long)j->drv->capacity_gb, (long long)want);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_create(struct job *j)
+{
+    return fits(j, vsed_attr_int(j->attrs, "size", 1));
+}
+
+static int check_extend(struct job *j)
+{
+    return fits(j, vsed_attr_int(j->attrs, "new_size", 0));
+}
+
+static int do_create(struct job *j)
+{
+    char path[PATH_MAX + 300];
+
+    if (vsed_driver_create(j->drv, j->row.id,
+                           vsed_attr_int(j->attrs, "size", 1), j->err,
+                           sizeof(j->err)) != 0)
+        return -1;
+    vsed_driver_path(j->drv, "volume", j->row.id, path, sizeof(path));
+    j->done_attrs = vsed_json_text(
+        json_pack("{s:s}", "provider_location", path));
+    return 0;
+}
+
+static void undo_create(struct job *j)
+{
+    char e[ERR_SIZE];
+
+    vsed_driver_delete(j->drv, "volume", j->row.id, e, sizeof(e));
+}
+
+static int do_extend(struct job *j)
+{
+    int64_t gb = vsed_attr_int(j->attrs, "new_size", 0);
+
+    if (gb <= 0) {
+        snprintf(j->err, sizeof(j->err), "no new_size in attrs");
+        return -1;
+    }
+    if (vsed_driver_extend(j->drv, j->row.id, gb, j->err,
+                           sizeof(j->err)) != 0)
+        return -1;
+    j->done_attrs = vsed_json_text(
+        json_pack("{s:I, s:n}", "size", (json_int_t)gb, "new_size"));
+    return 0;
+}
+
+static int do_delete(struct job *j)
+{
+    if (vsed_driver_delete(j->drv, "volume", j->row.id, j->err,
+                           sizeof(j->err)) != 0)
+        return -1;
+    j->done_attrs = vsed_json_text(json_pack("{s:n}", "provider_location"));
+    return 0;
+}
+
+static int do_snapshot(struct job *j)
+{
+    char path[PATH_MAX + 300];
+    int reflinked = 0;
+
+    if (vsed_driver_snapshot(j->drv, vsed_attr_str(j->attrs, "volume_id"),
+                             j->row.id, &reflinked, j->err,
+                             sizeof(j->err)) != 0)
+        return -1;
+    vsed_driver_path(j->drv, "snapshot", j->row.id, path, sizeof(path));
+    j->done_attrs = vsed_json_text(json_pack(
+        "{s:s, s:b}", "provider_location", path, "reflinked", reflinked));
+    return 0;
+}
+
+static void undo_snapshot(struct job *j)
+{
+    char e[ERR_SIZE];
+
+    vsed_driver_delete(j->drv, "snapshot", j->row.id, e, sizeof(e));
+}
+
+static int do_delete_snapshot(struct job *j)
+{
+    return vsed_driver_delete(j->drv, "snapshot", j->row.id, j->err,
+                              sizeof(j->err));
+}
+
+static const struct task create_volume[] = {
+    {"create_volume.check_capacity", check_create, NULL},
+    {"create_volume.driver_create", do_create, undo_create}};
+static const struct task extend_volume[] = {
+    {"extend_volume.check_capacity", check_extend, NULL},
+    {"extend_volume.driver_extend", do_extend, NULL}};
+static const struct task delete_volume[] = {
+    {"delete_volume.driver_delete", do_delete, NULL}};
+static const struct task create_snapshot[] = {
+    {"create_snapshot.driver_copy", do_snapshot, undo_snapshot}};
+static const struct task delete_snapshot[] = {
+    {"delete_snapshot.driver_delete", do_delete_snapshot, NULL}};
+
+/* ---- running a flow ----------------------------------------------------- */
+
+/* A history row for a task event that is not a transition of its own. */
+static void note(struct job *j, const char *reason, const char *patch)
+{
+    struct vse_error err;
+    struct vse_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.reason = reason;
+    o.attrs = patch;
+    vse_error_clear(&err);
+    vse_update(j->db, j->row.id, &o, NULL, &err);
+}
+
+/*
+ * The machine's reschedule edge (creating_vol -> scheduling): this host
+ * cannot take the volume after all (another scheduler filled it), so the
+ * schedulers pick again, without this host.
+ */
+static void reschedule(struct job *j, const char *task)
+{
+    char reason[VSE_REASON_MAX + 1], *patch;
+    json_t *ex = json_deep_copy(json_object_get(j->attrs, "excluded_hosts"));
+    struct vse_error err;
+    struct vse_opts o;
+
+    if (!json_is_array(ex)) {
+        json_decref(ex);
+        ex = json_array();
+    }
+    json_array_append_new(ex, json_string(vsed_cfg->host));
+    patch = vsed_json_text(json_pack("{s:n, s:o}", "host", "excluded_hosts",
+                                     ex));
+    snprintf(reason, sizeof(reason), "task %s: failed: %s; rescheduled "
+             "without host %s", task, j->err, vsed_cfg->host);
+    memset(&o, 0, sizeof(o));
+    o.reason = reason;
+    o.attrs = patch;
+    o.release = 1;
+    vse_error_clear(&err);
+    if (vse_step(j->db, j->row.id, j->row.op_id, "scheduling", &o, NULL,
+                 &err) < 0)
+        vsed_log("volume: %s: reschedule: %s", j->row.id, err.msg);
+    else
+        vsed_log("volume: %s: %s", j->row.id, reason);
+    free(patch);
+}
+
+/*
+ * Our finish was fenced: the lease ran out, or an operator reset the
+ * resource (os-force_delete fences a create in flight, then deletes).
+ * If another worker took the op over, or finished it, the idempotent
+ * step's result is theirs too and stays.  Otherwise nobody will ever use
+ * what this step made: undo it, so that no file outlives its volume.
+ */
+static void fenced(struct job *j, const struct task *t, int n,
+                   const char *why)
+{
+    struct vse_resource cur;
+    struct vse_error err;
+
+    vsed_log("volume: %s: finish refused: %s", j->row.id, why);
+    vse_error_clear(&err);
+    if (vse_get(j->db, j->row.id, &cur, &err) < 0)
+        return;
+    if (strcmp(cur.op, j->row.op) == 0 ||
+        (cur.op[0] == '\0' && strcmp(cur.state, j->success) == 0))
+        return;
+    for (int k = n - 1; k >= 0; k--)
+        if (t[k].revert != NULL)
+            t[k].revert(j);
+    vsed_log("volume: %s: now %s: what the fenced step made is removed",
+             j->row.id, cur.state);
+}
+
+static void run_flow(struct job *j, const struct task *t, int n)
+{
+    char reason[VSE_REASON_MAX + 1], reverted[400] = "";
+    struct vse_error err;
+    struct vse_opts o;
+    int i, rc;
+    size_t len = 0;
+
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            snprintf(reason, sizeof(reason), "task %s: start", t[i].name);
+            note(j, reason, "{\"task\":null}");
+        }
+        if (t[i].execute(j) != 0)
+            break;
+    }
+    memset(&o, 0, sizeof(o));
+    o.seen = &j->row;
+    vse_error_clear(&err);
+    if (i == n) {
+        snprintf(reason, sizeof(reason), "task %s: done", t[n - 1].name);
+        o.reason = reason;
+        o.attrs = j->done_attrs;
+        rc = vse_finish(j->db, j->row.id, j->row.op_id, j->success, &o, NULL,
+                        &err);
+        if (rc == VSE_EFENCED)
+            fenced(j, t, n, err.msg);
+        else if (rc < 0)
+            vsed_log("volume: %s: finish: %s", j->row.id, err.msg);
+        return;
+    }
+    if (i == 0 && j->reschedule) {
+        reschedule(j, t[0].name);
+        return;
+    }
+    /* Undo what was done, last first, each one recorded. */
+    for (int k = i - 1; k >= 0; k--) {
+        if (t[k].revert == NULL)
+            continue;
+        t[k].revert(j);
+        snprintf(reason, sizeof(reason), "task %s: reverted", t[k].name);
+        note(j, reason, "{\"provider_location\":null}");
+        len += (size_t)snprintf(reverted + len,
+                                len < sizeof(reverted) ? sizeof(reverted) - len
+                                                       : 0,
+                                " %s", t[k].name);
+    }
+    snprintf(reason, sizeof(reason), "task %s: failed: %s%s%s", t[i].name,
+             j->err, reverted[0] ? "; reverted:" : "", reverted);
+    o.reason = reason;
+    o.attrs = j->fail_attrs;
+    rc = vse_fail(j->db, j->row.id, j->row.op_id, &o, NULL, &err);
+    vsed_log("volume: %s: %s", j->row.id, reason);
+    if (rc < 0)
+        vsed_log("volume: %s: fail: %s", j->row.id, err.msg);
+}
+
+struct mgr {
+    vse_db *db;
+    struct vsed_driver drv;
+    char owner[VSE_ID_MAX + 1];
+    struct vse_resource *rows;
+    size_t n, cap;
+};
+
+static int collect(void *arg, const struct vse_resource *r)
+{
+    struct mgr *m = arg;
+    json_t *a;
+    int mine;
+
+    if (r->owner[0] != '\0')
+        return 0;
+    a = vsed_attrs(r);
+    mine = strcmp(vsed_attr_str(a, "host"), vsed_cfg->host) == 0;
+    json_decref(a);
+    if (!mine)
+        return 0;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        struct vse_resource *p = realloc(m->rows, cap * sizeof(*p));
+
+        if (p == NULL)
+            return 1;
+        m->rows = p;
+        m->cap = cap;
+    }
+    m->rows[m->n++] = *r;
+    return 0;
+}
+
+static void work(struct mgr *m, const struct vse_resource *r)
+{
+    const struct task *t = NULL;
+    struct job j;
+    struct vse_error err;
+    struct vse_opts o;
+    char reason[VSE_REASON_MAX + 1];
+    int n = 0, vol = strcmp(r->machine, "volume") == 0;
+
+    memset(&j, 0, sizeof(j));
+    if (vol && strcmp(r->state, "creating_vol") == 0) {
+        t = create_volume;
+        n = 2;
+        j.success = "available";
+        j.reschedule = 1;
+    } else if (vol && strcmp(r->state, "extending") == 0) {
+        t = extend_volume;
+        n = 2;
+        j.success = "available";
+        j.fail_attrs = "{\"new_size\":null}";
+    } else if (vol && strcmp(r->state, "deleting") == 0) {
+        t = delete_volume;
+        n = 1;
+        j.success = "deleted";
+    } else if (!vol && strcmp(r->state, "creating") == 0) {
+        t = create_snapshot;
+        n = 1;
+        j.success = "available";
+    } else if (!vol && strcmp(r->state, "deleting") == 0) {
+        t = delete_snapshot;
+        n = 1;
+        j.success = "deleted";
+    } else {
+        return; /* not a driver step: the API drives attach and detach */
+    }
+    memset(&o, 0, sizeof(o));
+    o.owner = m->owner;
+    o.ttl_ms = vsed_cfg->lease_ms;
+    o.seen = r;
+    snprintf(reason, sizeof(reason), "task %s: start", t[0].name);
+    o.reason = reason;
+    vse_error_clear(&err);
+    if (vse_claim(m->db, r->id, r->op_id, &o, &j.row, &err) < 0)
+        return; /* another manager of this host took it */
+    j.db = m->db;
+    j.drv = &m->drv;
+    j.attrs = vsed_attrs(&j.row);
+    run_flow(&j, t, n);
+    json_decref(j.attrs);
+    free(j.done_attrs);
+}
+
+static void pass(struct mgr *m)
+{
+    static const char *const machines[] = {"volume", "snapshot"};
+    struct vse_filter f;
+    struct vse_error err;
+
+    m->n = 0;
+    for (int i = 0; i < 2; i++) {
+        memset(&f, 0, sizeof(f));
+        f.machine = machines[i];
+        f.busy = 1;
+        vse_error_clear(&err);
+        if (vse_list(m->db, &f, collect, m, &err) < 0)
+            vsed_log("volume: %s", err.msg);
+    }
+    for (size_t i = 0; i < m->n; i++)
+        work(m, &m->rows[i]);
+}
+
+void *vsed_volume_main(void *arg)
+{
+    static const char *const wake[] = {"creating_vol", "extending",
+                                       "deleting", "creating", NULL};
+    const atomic_int *stop = arg;
+    struct mgr *m = calloc(1, sizeof(*m));
+    struct vse_error err;
+    char e[ERR_SIZE];
+    int64_t seq = 0;
+
+    if (m == NULL)
+        return NULL;
+    if (vsed_driver_open(&m->drv, vsed_cfg->pool, vsed_cfg->capacity_gb, e,
+                         sizeof(e)) != 0) {
+        vsed_log("volume: %s", e);
+        free(m);
+        return NULL;
+    }
+    vse_error_clear(&err);
+    if (vsed_open(vsed_cfg->store, &m->db, &err) < 0) {
+        vsed_log("volume: cannot open store: %s", err.msg);
+        free(m);
+        return NULL;
+    }
+    vsed_owner("volume", m->owner, sizeof(m->owner));
+    vse_last_seq(m->db, &seq, &err);
+    vsed_log("volume: host %s, pool %s, %lld GiB, running as %s",
+             vsed_cfg->host, m->drv.pool, (long long)m->drv.capacity_gb,
+             m->owner);
+    while (!atomic_load(stop)) {
+        pass(m);
+        vsed_wait_for(m->db, &seq, wake, RESCAN_MS, stop);
+    }
+    free(m->rows);
+    vse_close(m->db);
+    free(m);
+    return NULL;
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# t-vsed-crash.sh - kill -9 a volume manager in the middle of a create's
+# driver step (creating_vol): after its lease and one reap interval the
+# reaper hands the step back (the machine's policy for creating_vol is
+# retry); nothing is left under the volume's name meanwhile; when a
+# manager of that host returns it sweeps the temporary file, resumes the
+# step, and the volume ends available with exactly one file.  Then a
+# host whose pool is fuller than the scheduler knows hands a create back
+# (the machine's reschedule edge) and another host takes it.  Last, a
+# force-delete fences a create in the middle of its driver step: the
+# fenced manager removes what it made, and no file outlives the volume.
+set -u
+. "$(dirname "$0")/vsed-lib.sh"
+M=${VSE_TEST_TIMEOUT_MULTIPLIER:-1}
+S="sqlite:$T/s.db"
+POOL=$T/pool
+LEASE_MS=1500
+
+start_vsed "$T/ctl.log" --auth noauth --store "$S" --role api,scheduler,reaper \
+    --host ctl --reaper-interval 1 || { cat "$T/ctl.log"; exit 1; }
+API=$URL
+# The driver holds its step for 60 s between writing the temporary file
+# and renaming it: the kill lands there.
+VSE_DRIVER_PAUSE_MS=60000 start_vsed "$T/vol1.log" --auth noauth --store "$S" \
+    --role volume --host hx --pool "$POOL" --capacity-gb 10 \
+    --lease-ms $LEASE_MS || { cat "$T/vol1.log"; exit 1; }
+VOL1=$PID
+URL=$API
+
+H=(-H 'X-Auth-Token: u1:p1' -H 'OpenStack-API-Version: volume 3.70')
+req POST /v3/volumes '{"volume": {"size": 2, "name": "crash"}}' "${H[@]}"
+expect "create accepted" 202
+V=$(jget "json.load(sys.stdin)['volume']['id']")
+row() { "$VSECTL" --store "$S" --machines machines/service.yaml get "$V" --json \
+    2>/dev/null | python3 -c "import json,sys; r=json.load(sys.stdin); print(r['state'], r['owner'] or '-')"; }
+# poll NAME DEADLINE_S CMD...: until CMD succeeds.
+poll() {
+    local name=$1 end=$((SECONDS + $2 * M))
+    shift 2
+    until "$@"; do
+        [ $SECONDS -lt $end ] || { not_ok "$name" "$(row)"; return 1; }
+        sleep 0.05
+    done
+    ok "$name"
+}
+in_step() { [ -f "$POOL/.tmp-volume-$V" ] && row | grep -q "^creating_vol volume@hx"; }
+poll "manager of hx is mid-step in creating_vol" 20 in_step
+kill -KILL "$VOL1"
+killed=$(date +%s%N)
+handed_back() { row | grep -q "^creating_vol -$"; }
+poll "reaper hands the step back after the lease" 20 handed_back
+ms=$((($(date +%s%N) - killed) / 1000000))
+[ "$ms" -ge $((LEASE_MS - 200)) ] && ok "not before the lease ran out (${ms} ms)" ||
+    not_ok "handed back too early" "$ms ms"
+"$VSECTL" --store "$S" history "$V" | grep -q "expire .*creating_vol → creating_vol" &&
+    ok "history shows the expiry" || not_ok "expiry in history" \
+    "$("$VSECTL" --store "$S" history "$V")"
+[ ! -e "$POOL/volume-$V" ] && ok "nothing half-written under the volume's name" ||
+    not_ok "no half-written volume" "$(ls -la "$POOL")"
+
+# A manager of the same host returns: it sweeps, claims, resumes.
+start_vsed "$T/vol2.log" --auth noauth --store "$S" --role volume --host hx \
+    --pool "$POOL" --capacity-gb 10 --lease-ms $LEASE_MS ||
+    { cat "$T/vol2.log"; exit 1; }
+URL=$API
+avail() { row | grep -q "^available -$"; }
+poll "the returning manager resumes the create: available" 20 avail
+files=$(ls -A "$POOL")
+[ "$files" = "volume-$V" ] && [ "$(stat -c %s "$POOL/volume-$V")" = 2147483648 ] &&
+    ok "exactly one file, whole; no temporary file left" ||
+    not_ok "pool holds one whole file" "$(ls -la "$POOL")"
+req GET "/v3/volumes/$V" '' "${H[@]}"
+expect "Cinder shows available on host hx" 200 \
+    "j['volume']['status'] == 'available' and j['volume']['os-vol-host-attr:host'] == 'hx'"
+# Reschedule: hx's pool holds a file the store does not know (9 GiB), so
+# the scheduler's count says 8 GiB free there (more than hy's 5) while
+# hx's own count says 0: hx hands the create back, hy takes it.
+start_vsed "$T/voly.log" --auth noauth --store "$S" --role volume --host hy \
+    --pool "$T/pool-y" --capacity-gb 5 || { cat "$T/voly.log"; exit 1; }
+URL=$API
+truncate -s 9G "$POOL/volume-squatter"
+req POST /v3/volumes '{"volume": {"size": 2, "name": "moved"}}' "${H[@]}"
+W=$(jget "json.load(sys.stdin)['volume']['id']")
+on_hy() { "$VSECTL" --store "$S" get "$W" --json 2>/dev/null | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+sys.exit(0 if r["state"] == "available" and r["attrs"]["host"] == "hy" else 1)'; }
+poll "a full host reschedules: the volume ends available on hy" 20 on_hy
+"$VSECTL" --store "$S" history "$W" | grep -q "rescheduled without host hx" &&
+    ok "history shows the reschedule" ||
+    not_ok "history shows the reschedule" "$("$VSECTL" --store "$S" history "$W")"
+[ -f "$T/pool-y/volume-$W" ] && [ ! -e "$POOL/volume-$W" ] &&
+    ok "its file is on hy only" || not_ok "file on hy only" "$(ls "$POOL" "$T/pool-y")"
+
+# Force-delete during a create: hz holds its step 1.5 s; os-force_delete
+# resets the volume (fencing the step) and queues the delete behind it.
+VSE_DRIVER_PAUSE_MS=1500 start_vsed "$T/volz.log" --auth noauth --store "$S" \
+    --role volume --host hz --pool "$T/pool-z" --capacity-gb 100 ||
+    { cat "$T/volz.log"; exit 1; }
+URL=$API
+req POST /v3/volumes '{"volume": {"size": 1, "name": "doomed"}}' "${H[@]}"
+V=$(jget "json.load(sys.stdin)['volume']['id']")
+in_step_z() { [ -f "$T/pool-z/.tmp-volume-$V" ]; }
+poll "hz is mid-step" 20 in_step_z
+req POST "/v3/volumes/$V/action" '{"os-force_delete": {}}' "${H[@]}"
+expect "os-force_delete of a volume being created: 202" 202
+gone() { row | grep -q "^deleted -$"; }
+poll "the volume ends deleted" 20 gone
+[ -z "$(ls -A "$T/pool-z")" ] && ok "the fenced create left no file" ||
+    not_ok "no file left by the fenced create" "$(ls -la "$T/pool-z")"
+grep -q "$V: now .*: what the fenced step made is removed" "$T/volz.log" &&
+    ok "the fenced manager undid its own step" ||
+    not_ok "fenced manager undid its step" "$(tail -5 "$T/volz.log")"
+
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+PIDS=()
+"$VSECTL" check --store "$S" --machines machines/service.yaml >"$T/check" 2>&1 &&
+    ok "vsectl check" || not_ok "vsectl check" "$(cat "$T/check")"
+finish
