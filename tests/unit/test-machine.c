@@ -160,7 +160,17 @@ static void test_builtin_names(void **state)
     (void)state;
     assert_string_equal(n[0], "volume");
     assert_string_equal(n[1], "snapshot");
-    assert_null(n[2]);
+    assert_string_equal(n[2], "service");
+    assert_null(n[3]);
+    /* Each loads, through the same loader as any file. */
+    for (int i = 0; n[i] != NULL; i++) {
+        struct vse_error err;
+        vse_machine *m = NULL;
+
+        assert_int_equal(vse_machine_builtin(n[i], &m, &err), 0);
+        assert_string_equal(vse_machine_name(m), n[i]);
+        vse_machine_free(m);
+    }
 }
 
 static void test_builtin_unknown(void **state)
