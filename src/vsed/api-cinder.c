@@ -688,7 +688,7 @@ static void volume_delete_row(struct ctx *c, struct vse_resource *r,
     struct vse_error err;
     struct vse_opts o;
     char owner[VSE_ID_MAX + 1];
-    int local = vsed_attr_str(a, "host")[0] == '\0', rc;
+    int local = 0, rc;
 
     memset(&l, 0, sizeof(l));
     memset(&f, 0, sizeof(f));
@@ -702,13 +702,27 @@ static void volume_delete_row(struct ctx *c, struct vse_resource *r,
         return;
     }
     vsed_owner("api", owner, sizeof(owner));
-    init_opts(&o, local ? "task delete_volume: start (no host: nothing on "
-                          "disk)"
-                        : "task delete_volume: queued for the host");
-    o.owner = local ? owner : NULL;
+    /* Begun unowned, for the volume's host.  Whether it has a host is read
+     * from the row the begin wrote, never from the earlier read (`a`): a
+     * create that finished in between has put a file on disk, and a
+     * delete done here would leave it there (found by vse-load, #7). */
+    init_opts(&o, "task delete_volume: queued for the host");
     o.ttl_ms = vsed_cfg->lease_ms;
     vse_error_clear(&err);
     rc = vse_begin(c->q->db, r->id, "delete", &o, r, &err);
+    if (rc == 0) {
+        json_t *now = vsed_attrs(r);
+
+        local = vsed_attr_str(now, "host")[0] == '\0';
+        json_decref(now);
+    }
+    if (rc == 0 && local) {
+        init_opts(&o, "task delete_volume: start (no host: nothing on "
+                      "disk)");
+        o.owner = owner;
+        o.ttl_ms = vsed_cfg->lease_ms;
+        rc = vse_claim(c->q->db, r->id, r->op_id, &o, r, &err);
+    }
     if (rc == 0 && local) {
         init_opts(&o, "task delete_volume: done");
         rc = vse_finish(c->q->db, r->id, r->op_id, "deleted", &o, NULL, &err);
