@@ -1,6 +1,7 @@
 # vse - one non-recursive GNU Makefile (see docs/internals/build.md).
 #
-#   make            build/libvse.a, build/libvse.so, build/vsectl
+#   make            build/libvse.a, build/libvse.so, build/vsectl,
+#                   build/vsed, build/vse-load (the load harness)
 #   make run        vsed --all-in-one (api, scheduler, one volume host on
 #                   ./var/pool, reaper) on sqlite:./var/vse.db, in the
 #                   foreground, with etc/vsed-dev.yaml (loopback, noauth)
@@ -57,6 +58,8 @@ COMMON_SRC := $(sort $(wildcard src/common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 VSED_SRC   := $(sort $(wildcard src/vsed/*.c src/driver/*.c))
 VSED_OBJ   := $(VSED_SRC:%.c=$(BUILD)/obj/%.o)
+LOAD_SRC   := $(sort $(wildcard src/load/*.c))
+LOAD_OBJ   := $(LOAD_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c tests/store/test-*.c))
 UNIT_BIN   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRC)))
 HELPER_SRC := $(sort $(wildcard tests/integration/*.c))
@@ -65,7 +68,8 @@ BENCH_SRC  := $(sort $(wildcard bench/*.c))
 BENCH_BIN  := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 
 .PHONY: all run check check-asan check-style bench tests docs
-all: $(BUILD)/libvse.a $(BUILD)/libvse.so $(BUILD)/vsectl $(BUILD)/vsed
+all: $(BUILD)/libvse.a $(BUILD)/libvse.so $(BUILD)/vsectl $(BUILD)/vsed \
+     $(BUILD)/vse-load
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -82,13 +86,21 @@ $(BUILD)/libvse.a: $(LIB_OBJ)
 $(BUILD)/libvse.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libvse.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/vsectl: $(VSECTL_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a
-	$(CC) $(LDFLAGS) -o $@ $(VSECTL_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a \
+# vsectl check --pool reads pools with the driver's own naming.
+$(BUILD)/vsectl: $(VSECTL_OBJ) $(COMMON_OBJ) $(BUILD)/obj/src/driver/driver.o \
+                 $(BUILD)/libvse.a
+	$(CC) $(LDFLAGS) -o $@ $(VSECTL_OBJ) $(COMMON_OBJ) \
+	    $(BUILD)/obj/src/driver/driver.o $(BUILD)/libvse.a \
 	    $(PKG_LIBS) $(SVC_LIBS)
 
 $(BUILD)/vsed: $(VSED_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a
 	$(CC) $(LDFLAGS) -o $@ $(VSED_OBJ) $(COMMON_OBJ) $(BUILD)/libvse.a \
 	    $(PKG_LIBS) $(SVC_LIBS)
+
+# The load harness speaks HTTP only: libcurl and jansson, no libvse.
+$(BUILD)/vse-load: $(LOAD_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $(LOAD_OBJ) $(shell pkg-config --libs jansson) \
+	    $(SVC_LIBS)
 
 # The driver is vsed's, not libvse's: its test links it directly.
 $(BUILD)/tests/test-driver: tests/unit/test-driver.c src/driver/driver.c

@@ -33,6 +33,34 @@ void vsed_driver_path(const struct vsed_driver *d, const char *kind,
     snprintf(buf, size, "%s/%s-%s", d->pool, kind, id);
 }
 
+int vsed_driver_inspect(struct vsed_driver *d, const char *pool,
+                        char *err, size_t size)
+{
+    memset(d, 0, sizeof(*d));
+    if (realpath(pool, d->pool) == NULL)
+        return fail(err, size, "resolve pool directory", pool);
+    return 0;
+}
+
+int vsed_driver_parse(const char *name, char *kind, size_t ksize, char *id,
+                      size_t isize)
+{
+    static const char *const kinds[] = {"volume", "snapshot"};
+
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(kinds[i]);
+
+        /* The inverse of vsed_driver_path(): KIND-ID. */
+        if (strncmp(name, kinds[i], n) == 0 && name[n] == '-' &&
+            name[n + 1] != '\0') {
+            snprintf(kind, ksize, "%s", kinds[i]);
+            snprintf(id, isize, "%s", name + n + 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static void tmp_path(const struct vsed_driver *d, const char *kind,
                      const char *id, char *buf, size_t size)
 {

@@ -23,6 +23,16 @@ struct vsed_driver {
  * names).  0, or -1 with a message in err. */
 int vsed_driver_open(struct vsed_driver *d, const char *pool,
                      int64_t capacity_gb, char *err, size_t size);
+/* Fill d to read a pool (vsectl check): unlike vsed_driver_open(), no
+ * directory is made and no temporary file removed, since a manager may
+ * be using them.  0, or -1 with a message in err. */
+int vsed_driver_inspect(struct vsed_driver *d, const char *pool,
+                        char *err, size_t size);
+/* If `name`, a file name in a pool, is a volume's or a snapshot's file,
+ * put its kind ("volume", "snapshot") and id into the buffers and return
+ * 0; -1 for any other name, temporary files included. */
+int vsed_driver_parse(const char *name, char *kind, size_t ksize, char *id,
+                      size_t isize);
 /* The path of a volume's or a snapshot's file, into buf. */
 void vsed_driver_path(const struct vsed_driver *d, const char *kind,
                       const char *id, char *buf, size_t size);

@@ -8,7 +8,13 @@
 
 #include "vsectl.h"
 
-enum { OPT_JSON = OPT_FIRST_LOCAL, OPT_OLDER, OPT_KEEP };
+enum {
+    OPT_JSON = OPT_FIRST_LOCAL,
+    OPT_OLDER,
+    OPT_KEEP,
+    OPT_POOL,
+    OPT_STUCK
+};
 
 /* Options of a command whose only own option is --json. */
 static int json_only(struct ctx *ctx, int argc, char **argv, int *json)
@@ -132,15 +138,65 @@ static void on_violation(void *arg, const char *id, const char *msg)
         printf("%s: %s\n", id[0] ? id : "(store)", msg);
 }
 
+/* One --pool HOST=DIR into p; 0 or exit status. */
+static int parse_pool(const struct ctx *ctx, char *arg, struct check_pool *p)
+{
+    char *eq = strchr(arg, '='), e[512];
+
+    if (eq == NULL || eq == arg || eq[1] == '\0')
+        return usage_error(ctx, "--pool wants HOST=DIR, not '%s'", arg);
+    *eq = '\0';
+    p->host = arg;
+    if (vsed_driver_inspect(&p->drv, eq + 1, e, sizeof(e)) != 0) {
+        warnx_("%s", e);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int check_opts(struct ctx *ctx, int argc, char **argv,
+                      struct violations *v, struct check_pool *pools,
+                      int *npools, int64_t *stuck_ms)
+{
+    static const struct option lo[] = {
+        COMMON_LONGOPTS,
+        {"json", no_argument, NULL, OPT_JSON},
+        {"pool", required_argument, NULL, OPT_POOL},
+        {"stuck-after", required_argument, NULL, OPT_STUCK},
+        {NULL, 0, NULL, 0}};
+    int st = 0;
+
+    for (;;) {
+        int c = next_opt(ctx, argc, argv, "", lo);
+
+        if (c == -1)
+            return 0;
+        if (c < -1)
+            return c == OPT_STOP_DONE ? PARSE_HELP : EXIT_USAGE;
+        if (c == OPT_JSON)
+            v->json = 1;
+        else if (c == OPT_POOL && *npools == CHECK_POOLS_MAX)
+            st = usage_error(ctx, "too many --pool (the limit is %d)",
+                             CHECK_POOLS_MAX);
+        else if (c == OPT_POOL)
+            st = parse_pool(ctx, optarg, &pools[(*npools)++]);
+        else if (c == OPT_STUCK)
+            st = parse_duration(ctx, "--stuck-after", optarg, 1000, stuck_ms);
+        if (st != 0)
+            return st;
+    }
+}
+
 int cmd_check(int argc, char **argv, struct ctx *ctx)
 {
     struct violations v = {0, NULL};
+    struct check_pool pools[CHECK_POOLS_MAX];
     struct vse_error err;
     const char *id = NULL;
-    int64_t n = 0;
-    int st, rc;
+    int64_t n = 0, more = 0, stuck_ms = 0;
+    int st, rc, npools = 0;
 
-    st = json_only(ctx, argc, argv, &v.json);
+    st = check_opts(ctx, argc, argv, &v, pools, &npools, &stuck_ms);
     if (st != 0)
         return exit_of(st);
     st = want_args(ctx, argc - optind, 0, 1);
@@ -148,6 +204,9 @@ int cmd_check(int argc, char **argv, struct ctx *ctx)
         id = argv[optind];
         st = check_id(ctx, "resource id", id);
     }
+    if (st == 0 && id != NULL && (npools > 0 || stuck_ms > 0))
+        st = usage_error(ctx, "--pool and --stuck-after check the whole "
+                              "store, not one ID");
     if (st == 0)
         st = ctx_need_store(ctx);
     if (st == 0)
@@ -157,10 +216,14 @@ int cmd_check(int argc, char **argv, struct ctx *ctx)
     v.list = json_array();
     vse_error_clear(&err);
     rc = vse_check(ctx->db, id, on_violation, &v, &n, &err);
+    if (rc == 0 && (npools > 0 || stuck_ms > 0))
+        rc = check_pools(ctx->db, pools, npools, stuck_ms, on_violation, &v,
+                         &more, &err);
     if (rc < 0) {
         json_decref(v.list);
         return report(rc, &err);
     }
+    n += more;
     if (v.json)
         print_json(json_pack("{s:o, s:I}", "violations", v.list, "count",
                              (json_int_t)n));

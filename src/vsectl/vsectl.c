@@ -154,15 +154,25 @@ static const struct cmd_doc docs[] = {
      "      --keep-terminal  keep resources in terminal states\n"
      "      --json           print the counts as one JSON object\n",
      "0 done, 1 store error, 2 bad input.", "vsectl purge --older-than 7d"},
-    {"vsectl check [ID] [--json]",
+    {"vsectl check [ID] [--json] [--pool HOST=DIR]... [--stuck-after D]",
      "Check the invariants of every resource (or only ID): its history is a "
      "valid path\nof its machine, operations never overlapped, the version "
-     "counts the history,\nthe row agrees with the last history row.  "
-     "Prints each violation as\n'ID: message' and a summary.",
-     "      --json           print one JSON object: violations and count\n",
+     "counts the history,\nthe row agrees with the last history row.  With "
+     "--pool, also: every volume\navailable or in-use (and every snapshot "
+     "available) on HOST has exactly one\nfile, in DIR, of its size; every "
+     "file in DIR belongs to a volume or snapshot\nof HOST that is not "
+     "deleted.  Prints each violation as 'ID: message' and a\nsummary.",
+     "      --json           print one JSON object: violations and count\n"
+     "      --pool HOST=DIR  the pool directory of volume host HOST "
+     "(repeatable)\n"
+     "      --stuck-after D  also a violation: a volume or snapshot busy "
+     "with no\n"
+     "                       transition for longer than D (lease + reap "
+     "interval;\n"
+     "                       units ms, s, m, h; a bare number is seconds)\n",
      "0 no violation, 1 violations found or store error,\n2 bad input, 4 no "
      "such resource.",
-     "vsectl check vol-1"},
+     "vsectl check --pool node1=/srv/vse-pool --stuck-after 40s"},
     {"vsectl get ID [--json]",
      "Print resource ID: its state, visible status, the operation in "
      "flight, owner,\nlease and version.  Times are RFC 3339 UTC.",

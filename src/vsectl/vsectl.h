@@ -1,7 +1,8 @@
 /*
  * vsectl.h - what vsectl's command files share: the context every command
  * gets, the command table entry, option parsing helpers and the output
- * helpers of out.c.  vsectl uses only the public vse.h, plus jansson.
+ * helpers of out.c.  vsectl uses only the public vse.h, plus jansson,
+ * and the driver's file naming for `check --pool`.
  */
 #ifndef VSECTL_H
 #define VSECTL_H
@@ -13,6 +14,7 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "driver.h"
 #include "vse.h"
 
 #define VSECTL_DEFAULT_STORE "sqlite:./var/vse.db"
@@ -77,6 +79,27 @@ int cmd_history(int argc, char **argv, struct ctx *ctx);
 int cmd_list(int argc, char **argv, struct ctx *ctx);
 int cmd_watch(int argc, char **argv, struct ctx *ctx);
 int cmd_bench(int argc, char **argv, struct ctx *ctx);
+
+/* ---- vsectl check --pool, --stuck-after (check-pool.c) ------------- */
+
+#define CHECK_POOLS_MAX 16
+
+/* One --pool HOST=DIR: the pool of a volume host, read through the
+ * driver's own naming (src/driver/driver.h). */
+struct check_pool {
+    const char *host;
+    struct vsed_driver drv;
+};
+
+/*
+ * Compare the volumes and snapshots in the store with the files in
+ * `pools`, and (stuck_ms > 0) report busy ones whose last transition is
+ * older than stuck_ms.  Each violation goes to cb; *count receives their
+ * number.  0, or a library error code (listing failed).
+ */
+int check_pools(vse_db *db, const struct check_pool *pools, int npools,
+                int64_t stuck_ms, vse_violation_fn cb, void *ctx,
+                int64_t *count, struct vse_error *err);
 
 /* ---- option parsing (vsectl.c) ------------------------------------- */
 

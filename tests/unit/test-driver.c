@@ -184,6 +184,50 @@ static void open_sweeps_temporary_files(void **state)
     assert_true(size_of(f, "volume", "kept", NULL) == VSED_GIB);
 }
 
+/* vsectl check reads pool names back: parse inverts vsed_driver_path(),
+ * and temporary files are nobody's. */
+static void parse_inverts_path(void **state)
+{
+    struct fx *f = *state;
+    char path[PATH_MAX + 300], kind[16], id[64];
+
+    vsed_driver_path(&f->d, "snapshot", "s-1", path, sizeof(path));
+    assert_int_equal(vsed_driver_parse(strrchr(path, '/') + 1, kind,
+                                       sizeof(kind), id, sizeof(id)), 0);
+    assert_string_equal(kind, "snapshot");
+    assert_string_equal(id, "s-1");
+    assert_int_equal(vsed_driver_parse("volume-v9", kind, sizeof(kind), id,
+                                       sizeof(id)), 0);
+    assert_string_equal(kind, "volume");
+    assert_string_equal(id, "v9");
+    assert_int_equal(vsed_driver_parse(".tmp-volume-v9", kind, sizeof(kind),
+                                       id, sizeof(id)), -1);
+    assert_int_equal(vsed_driver_parse("volume-", kind, sizeof(kind), id,
+                                       sizeof(id)), -1);
+    assert_int_equal(vsed_driver_parse("volumes", kind, sizeof(kind), id,
+                                       sizeof(id)), -1);
+}
+
+/* inspect does not touch the pool: a manager may be using it. */
+static void inspect_leaves_temporary_files(void **state)
+{
+    struct fx *f = *state;
+    struct vsed_driver d;
+    char path[PATH_MAX + 300];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/.tmp-volume-live", f->d.pool);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(vsed_driver_inspect(&d, f->pool, f->err,
+                                         sizeof(f->err)), 0);
+    assert_string_equal(d.pool, f->d.pool);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(vsed_driver_inspect(&d, "/nonexistent/pool", f->err,
+                                         sizeof(f->err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +247,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(open_sweeps_temporary_files, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(parse_inverts_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(inspect_leaves_temporary_files,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

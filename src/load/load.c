@@ -1,0 +1,758 @@
+/*
+ * load.c - vse-load: N client threads drive vsed's Cinder v3 API over HTTP
+ * with a contention or a throughput workload, record every request, then
+ * poll every volume or snapshot whose request was answered 202 until it
+ * settles, and hand it all to report.c.  The load and fault harness of
+ * issue 7; docs/reliability.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "load.h"
+
+/* Snapshots a volume of the workload keeps at most; the array has room
+ * for clients that race past the limit, so every snapshot stays known
+ * and is deleted before its volume (else the volume's delete is
+ * refused for the harness's own sake). */
+#define SNAPS_KEPT 3
+#define SLOT_SNAPS 32
+#define SETTLE_DEFAULT_S 60
+
+const char *const load_op_names[OP_COUNT] = {
+    "create", "delete", "extend", "reserve", "attach", "unreserve",
+    "begin_detaching", "detach", "snapshot", "snapshot_delete"};
+
+/* A volume the workload aims at.  The contention workload shares a few
+ * slots among all clients, so that their requests collide; throughput
+ * gives each client slots of its own. */
+struct slot {
+    char id[40];          /* "" = empty: the next pick creates one */
+    int creating;         /* a client is posting the create */
+    int64_t size;         /* GiB, as last accepted */
+    int attached;         /* an attach was accepted, no detach since */
+    int broken;           /* settled in an error status: delete it */
+    int settling;         /* accepted requests not settled yet: the
+                             throughput workload leaves the slot alone */
+    char snaps[SLOT_SNAPS][40];
+    int nsnaps;
+};
+
+/* An accepted request waiting to settle. */
+struct pending {
+    int op;
+    int slot;             /* index in g.slots, -1 for none */
+    int snapshot;         /* poll /snapshots, not /volumes */
+    char id[40];
+    int64_t accepted_us;
+};
+
+static struct {
+    const char *url;
+    const char *workload;
+    const char *project;
+    int clients;
+    double seconds;
+    long requests;        /* 0 = no limit */
+    double settle_s;
+    int contention;
+    int nslots, per_client;
+    struct slot *slots;
+    pthread_mutex_t mu;   /* slots and the pending queue */
+    struct pending *pend;
+    size_t npend, cappend;
+    struct load_outcome *outs;
+    size_t nouts, capouts;
+    atomic_long issued;
+    atomic_int stop;      /* load phase over */
+    atomic_int clients_done;
+    int64_t t0;
+} g = {.project = "load", .settle_s = SETTLE_DEFAULT_S};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+
+    if (q == NULL) {
+        fprintf(stderr, "vse-load: out of memory\n");
+        exit(1);
+    }
+    return q;
+}
+
+/* ---- HTTP ----------------------------------------------------------- */
+
+struct http {
+    CURL *c;
+    struct curl_slist *hdrs;
+    char *body;
+    size_t len;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct http *h = arg;
+
+    h->body = xrealloc(h->body, h->len + size * n + 1);
+    memcpy(h->body + h->len, data, size * n);
+    h->len += size * n;
+    h->body[h->len] = '\0';
+    return size * n;
+}
+
+static void http_init(struct http *h)
+{
+    char tok[200];
+
+    memset(h, 0, sizeof(*h));
+    h->c = curl_easy_init();
+    if (h->c == NULL) {
+        fprintf(stderr, "vse-load: cannot make a curl handle\n");
+        exit(1);
+    }
+    /* noauth as the real client sends it: USER:PROJECT. */
+    snprintf(tok, sizeof(tok), "X-Auth-Token: load:%s", g.project);
+    h->hdrs = curl_slist_append(NULL, tok);
+    h->hdrs = curl_slist_append(h->hdrs, "OpenStack-API-Version: volume 3.70");
+    h->hdrs = curl_slist_append(h->hdrs, "Content-Type: application/json");
+    h->hdrs = curl_slist_append(h->hdrs, "Accept: application/json");
+    curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->hdrs);
+    curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h->c, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(h->c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(h->c, CURLOPT_NOSIGNAL, 1L);
+}
+
+static void http_free(struct http *h)
+{
+    curl_easy_cleanup(h->c);
+    curl_slist_free_all(h->hdrs);
+    free(h->body);
+}
+
+/* One request on /v3/PROJECT/PATH; the status (0: no answer), the body
+ * in h->body. */
+static int http_do(struct http *h, const char *method, const char *path,
+                   const char *payload)
+{
+    char url[1024];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s/v3/%s/%s", g.url, g.project, path);
+    h->len = 0;
+    if (h->body != NULL)
+        h->body[0] = '\0';
+    curl_easy_setopt(h->c, CURLOPT_URL, url);
+    curl_easy_setopt(h->c, CURLOPT_CUSTOMREQUEST, method);
+    if (payload != NULL)
+        curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, payload);
+    else
+        curl_easy_setopt(h->c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h->c, CURLOPT_CUSTOMREQUEST, method);
+    if (curl_easy_perform(h->c) != CURLE_OK)
+        return 0;
+    curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &status);
+    return (int)status;
+}
+
+/* The reason class of a refusal, from Cinder's fault body. */
+static int classify(int status, const char *body)
+{
+    if (status >= 200 && status < 300)
+        return RS_NONE;
+    if (status == 0)
+        return RS_TRANSPORT;
+    if (status == 409)
+        return RS_LOST_RACE;
+    if (status == 404)
+        return RS_NOT_FOUND;
+    if (status >= 500)
+        return RS_SERVER;
+    if (status != 400 || body == NULL)
+        return RS_OTHER;
+    if (strstr(body, "dependent snapshots") != NULL)
+        return RS_SNAPSHOTS;
+    if (strstr(body, "New size for extend") != NULL)
+        return RS_SIZE;
+    if (strstr(body, "in flight") != NULL || strstr(body, "is busy") != NULL)
+        return RS_BUSY;
+    if (strstr(body, "Invalid volume") != NULL ||
+        strstr(body, "Invalid snapshot") != NULL)
+        return RS_STATUS;
+    return RS_BAD_INPUT;
+}
+
+/* ---- per-client state ----------------------------------------------- */
+
+struct client {
+    int n;
+    pthread_t thread;
+    struct http h;
+    uint64_t rng;
+    struct load_rec *recs;
+    size_t nrecs, cap;
+};
+
+static uint32_t rnd(struct client *c, uint32_t n)
+{
+    /* xorshift64*: each client its own stream, no lock. */
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (uint32_t)((c->rng * UINT64_C(2685821657736338717)) >> 33) % n;
+}
+
+static void add_pending(int op, int slot, int snapshot, const char *id,
+                        int64_t at)
+{
+    pthread_mutex_lock(&g.mu);
+    if (g.npend == g.cappend) {
+        g.cappend = g.cappend ? g.cappend * 2 : 256;
+        g.pend = xrealloc(g.pend, g.cappend * sizeof(*g.pend));
+    }
+    if (slot >= 0)
+        g.slots[slot].settling++;
+    g.pend[g.npend].slot = slot;
+    g.pend[g.npend].op = op;
+    g.pend[g.npend].snapshot = snapshot;
+    snprintf(g.pend[g.npend].id, sizeof(g.pend[0].id), "%s", id);
+    g.pend[g.npend].accepted_us = at;
+    g.npend++;
+    pthread_mutex_unlock(&g.mu);
+}
+
+static void add_outcome(const struct pending *p, const char *what,
+                        int64_t at);
+
+/* The status a synchronous action ends in when answered 202: the API
+ * carries attach and detach through their states before it answers, so
+ * the answer is the outcome.  NULL for work a volume host does later. */
+static const char *sync_outcome(int op)
+{
+    switch (op) {
+    case OP_RESERVE: return "reserved";
+    case OP_ATTACH: return "in-use";
+    case OP_UNRESERVE: return "available";
+    case OP_BEGIN_DETACHING: return "detaching";
+    case OP_DETACH: return "available";
+    default: return NULL;
+    }
+}
+
+/* Send one request and record it; the status. */
+static int send_op(struct client *c, int op, const char *method,
+                   const char *path, const char *payload, int slot,
+                   int snapshot, const char *id)
+{
+    int64_t t = now_us();
+    int64_t done;
+    struct load_rec *r;
+    int status;
+
+    atomic_fetch_add(&g.issued, 1);
+    status = http_do(&c->h, method, path, payload);
+    done = now_us();
+
+    if (c->nrecs == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->recs = xrealloc(c->recs, c->cap * sizeof(*c->recs));
+    }
+    r = &c->recs[c->nrecs++];
+    r->start_us = t - g.t0;
+    r->latency_us = (int32_t)(done - t);
+    r->status = (int16_t)status;
+    r->op = (uint8_t)op;
+    r->reason = (uint8_t)classify(status, c->h.body);
+    if (status == 202 && sync_outcome(op) != NULL) {
+        struct pending p = {.op = op, .accepted_us = done};
+
+        add_outcome(&p, sync_outcome(op), done);
+    } else if (status == 202 && id != NULL) {
+        add_pending(op, slot, snapshot, id, done);
+    }
+    return status;
+}
+
+/* The id of the created volume or snapshot in a 202 body, into buf. */
+static int created_id(const struct client *c, const char *key, char *buf,
+                      size_t size)
+{
+    json_t *j = json_loads(c->h.body ? c->h.body : "", 0, NULL);
+    const char *id = json_string_value(
+        json_object_get(json_object_get(j, key), "id"));
+    int rc = id != NULL ? 0 : -1;
+
+    if (id != NULL)
+        snprintf(buf, size, "%s", id);
+    json_decref(j);
+    return rc;
+}
+
+static void do_create(struct client *c, struct slot *s)
+{
+    char id[40] = "";
+    int st = send_op(c, OP_CREATE, "POST", "volumes",
+                     "{\"volume\": {\"size\": 1, \"name\": \"load\"}}", -1,
+                     0, NULL);
+
+    if (st == 202 && created_id(c, "volume", id, sizeof(id)) == 0)
+        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, now_us());
+    pthread_mutex_lock(&g.mu);
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->size = 1;
+    s->attached = 0;
+    s->broken = 0;
+    s->nsnaps = 0;
+    s->creating = 0;
+    pthread_mutex_unlock(&g.mu);
+}
+
+/* The op for a slot that holds a volume, from what was last accepted on
+ * it: the workload means to be valid, and collides only when clients
+ * share the slot. */
+static int pick_op(struct client *c, const struct slot *s)
+{
+    uint32_t r = rnd(c, 100);
+
+    if (s->broken)
+        return s->nsnaps > 0 ? OP_SNAPSHOT_DELETE : OP_DELETE;
+    if (s->attached)
+        return r < 80 || s->nsnaps >= SNAPS_KEPT ? OP_BEGIN_DETACHING
+                                                 : OP_SNAPSHOT;
+    if (r < 12)
+        return s->nsnaps > 0 ? OP_SNAPSHOT_DELETE : OP_DELETE;
+    if (r < 35)
+        return OP_EXTEND;
+    if (r < 60)
+        return OP_RESERVE;
+    if (r < 80)
+        return s->nsnaps < SNAPS_KEPT ? OP_SNAPSHOT : OP_SNAPSHOT_DELETE;
+    return s->nsnaps > 0 ? OP_SNAPSHOT_DELETE : OP_EXTEND;
+}
+
+static void one(struct client *c)
+{
+    int base = g.contention ? 0 : c->n * g.per_client;
+    int n = g.contention ? g.nslots : g.per_client;
+    int si = base + (int)rnd(c, (uint32_t)n);
+    struct slot *s = &g.slots[si];
+    const struct timespec nap = {0, 1000000L};
+    char id[40], snap[40] = "", path[200], body[300];
+    int64_t size;
+    int op, st, attached;
+
+    pthread_mutex_lock(&g.mu);
+    if (s->creating || (!g.contention && s->settling > 0)) {
+        pthread_mutex_unlock(&g.mu);
+        /* Another client is making this slot's volume, or (throughput)
+         * its last request is still being carried out. */
+        nanosleep(&nap, NULL);
+        return;
+    }
+    if (s->id[0] == '\0') {
+        s->creating = 1;
+        pthread_mutex_unlock(&g.mu);
+        do_create(c, s);
+        return;
+    }
+    snprintf(id, sizeof(id), "%s", s->id);
+    size = s->size;
+    attached = s->attached;
+    op = pick_op(c, s);
+    if (op == OP_SNAPSHOT_DELETE)
+        snprintf(snap, sizeof(snap), "%s", s->snaps[rnd(c, (uint32_t)
+                                                        s->nsnaps)]);
+    pthread_mutex_unlock(&g.mu);
+
+    snprintf(path, sizeof(path), "volumes/%s/action", id);
+    switch (op) {
+    case OP_DELETE:
+        snprintf(path, sizeof(path), "volumes/%s", id);
+        if (send_op(c, op, "DELETE", path, NULL, si, 0, id) == 202) {
+            pthread_mutex_lock(&g.mu);
+            if (strcmp(s->id, id) == 0)
+                s->id[0] = '\0';
+            pthread_mutex_unlock(&g.mu);
+        }
+        break;
+    case OP_EXTEND:
+        snprintf(body, sizeof(body),
+                 "{\"os-extend\": {\"new_size\": %lld}}",
+                 (long long)size + 1);
+        if (send_op(c, op, "POST", path, body, si, 0, id) == 202) {
+            pthread_mutex_lock(&g.mu);
+            if (strcmp(s->id, id) == 0 && s->size < size + 1)
+                s->size = size + 1;
+            pthread_mutex_unlock(&g.mu);
+        }
+        break;
+    case OP_RESERVE:
+        /* The legacy attach flow: reserve, then attach; a reserve whose
+         * attach is refused is unreserved, so nothing stays held. */
+        if (send_op(c, op, "POST", path, "{\"os-reserve\": {}}", si, 0,
+                    id) != 202)
+            break;
+        snprintf(body, sizeof(body), "{\"os-attach\": {\"instance_uuid\": "
+                 "\"load-%d\", \"mountpoint\": \"/dev/vdb\", \"mode\": "
+                 "\"rw\"}}", c->n);
+        st = send_op(c, OP_ATTACH, "POST", path, body, si, 0, id);
+        if (st != 202) {
+            send_op(c, OP_UNRESERVE, "POST", path, "{\"os-unreserve\": {}}",
+                    si, 0, id);
+            break;
+        }
+        pthread_mutex_lock(&g.mu);
+        if (strcmp(s->id, id) == 0)
+            s->attached = 1;
+        pthread_mutex_unlock(&g.mu);
+        break;
+    case OP_BEGIN_DETACHING:
+        if (send_op(c, op, "POST", path, "{\"os-begin_detaching\": {}}", si,
+                    0, id) != 202)
+            break;
+        if (send_op(c, OP_DETACH, "POST", path, "{\"os-detach\": {}}", si,
+                    0, id) != 202)
+            break;
+        pthread_mutex_lock(&g.mu);
+        if (strcmp(s->id, id) == 0)
+            s->attached = 0;
+        pthread_mutex_unlock(&g.mu);
+        break;
+    case OP_SNAPSHOT:
+        /* An in-use volume is snapshotted only with force, as Cinder. */
+        snprintf(body, sizeof(body), "{\"snapshot\": {\"volume_id\": \"%s\", "
+                 "\"name\": \"load\", \"force\": %s}}", id,
+                 attached ? "true" : "false");
+        if (send_op(c, op, "POST", "snapshots", body, si, 1, NULL) != 202 ||
+            created_id(c, "snapshot", snap, sizeof(snap)) != 0)
+            break;
+        add_pending(OP_SNAPSHOT, si, 1, snap, now_us());
+        pthread_mutex_lock(&g.mu);
+        if (strcmp(s->id, id) == 0 && s->nsnaps < SLOT_SNAPS)
+            snprintf(s->snaps[s->nsnaps++], sizeof(s->snaps[0]), "%s", snap);
+        pthread_mutex_unlock(&g.mu);
+        break;
+    case OP_SNAPSHOT_DELETE:
+        snprintf(path, sizeof(path), "snapshots/%s", snap);
+        if (send_op(c, op, "DELETE", path, NULL, si, 1, snap) != 202)
+            break;
+        pthread_mutex_lock(&g.mu);
+        for (int i = 0; i < s->nsnaps; i++)
+            if (strcmp(s->snaps[i], snap) == 0) {
+                memmove(s->snaps[i], s->snaps[s->nsnaps - 1],
+                        sizeof(s->snaps[0]));
+                s->nsnaps--;
+                break;
+            }
+        pthread_mutex_unlock(&g.mu);
+        break;
+    }
+}
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    int64_t end = g.t0 + (int64_t)(g.seconds * 1e6);
+
+    while (!atomic_load(&g.stop) && now_us() < end) {
+        /* --requests counts requests sent; a pair such as reserve and
+         * attach is let finish. */
+        if (g.requests > 0 && atomic_load(&g.issued) >= g.requests)
+            break;
+        one(c);
+    }
+    atomic_fetch_add(&g.clients_done, 1);
+    return NULL;
+}
+
+/* ---- settling accepted requests ----------------------------------- */
+
+/* Statuses in which the work a 202 promised is still under way.  reserved
+ * and detaching are not: the API itself carries attach and detach to
+ * them, and the next request of the same client moves them on. */
+static int transient(const char *st)
+{
+    static const char *const t[] = {"creating", "deleting", "extending",
+                                    "attaching", NULL};
+
+    for (int i = 0; t[i] != NULL; i++)
+        if (strcmp(st, t[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void add_outcome(const struct pending *p, const char *what,
+                        int64_t at)
+{
+    struct load_outcome *o;
+
+    pthread_mutex_lock(&g.mu);
+    if (g.nouts == g.capouts) {
+        g.capouts = g.capouts ? g.capouts * 2 : 256;
+        g.outs = xrealloc(g.outs, g.capouts * sizeof(*g.outs));
+    }
+    o = &g.outs[g.nouts++];
+    o->op = (uint8_t)p->op;
+    snprintf(o->outcome, sizeof(o->outcome), "%s", what);
+    o->settle_us = at - p->accepted_us;
+    pthread_mutex_unlock(&g.mu);
+}
+
+/* Poll one pending request; 1 if it settled (outcome recorded, and
+ * copied into what[24]). */
+static int settle_one(struct http *h, const struct pending *p, char *what)
+{
+    char path[200];
+    const char *st;
+    json_t *j;
+    int code, done = 0;
+
+    snprintf(path, sizeof(path), "%s/%s",
+             p->snapshot ? "snapshots" : "volumes", p->id);
+    code = http_do(h, "GET", path, NULL);
+    if (code == 404) {
+        add_outcome(p, "deleted", now_us());
+        snprintf(what, 24, "deleted");
+        return 1;
+    }
+    if (code != 200)
+        return 0;
+    j = json_loads(h->body, 0, NULL);
+    st = json_string_value(json_object_get(
+        json_object_get(j, p->snapshot ? "snapshot" : "volume"), "status"));
+    if (st != NULL && !transient(st)) {
+        add_outcome(p, st, now_us());
+        snprintf(what, 24, "%s", st);
+        done = 1;
+    }
+    json_decref(j);
+    return done;
+}
+
+/*
+ * The settler polls every accepted request until its resource leaves
+ * the transient status, during the run and after it; what has not
+ * settled `settle_s` after the load stopped is recorded "unresolved".
+ */
+static void *settler_main(void *arg)
+{
+    struct http h;
+    struct pending *mine = NULL;
+    size_t n = 0, cap = 0;
+    int64_t deadline = 0;
+    const struct timespec nap = {0, 5 * 1000000L};
+
+    (void)arg;
+    http_init(&h);
+    for (;;) {
+        int load_over = atomic_load(&g.clients_done) == g.clients;
+        size_t k = 0;
+        char what[24];
+
+        pthread_mutex_lock(&g.mu);
+        if (n + g.npend > cap) {
+            cap = (n + g.npend) * 2;
+            mine = xrealloc(mine, cap * sizeof(*mine));
+        }
+        if (g.npend > 0)
+            memcpy(mine + n, g.pend, g.npend * sizeof(*g.pend));
+        n += g.npend;
+        g.npend = 0;
+        pthread_mutex_unlock(&g.mu);
+        for (size_t i = 0; i < n; i++) {
+            if (!settle_one(&h, &mine[i], what)) {
+                mine[k++] = mine[i];
+                continue;
+            }
+            pthread_mutex_lock(&g.mu);
+            if (mine[i].slot >= 0) {
+                struct slot *s = &g.slots[mine[i].slot];
+
+                s->settling--;
+                /* Only a delete moves a volume out of error: say so to
+                 * the clients that pick ops for it. */
+                if (!mine[i].snapshot && strcmp(s->id, mine[i].id) == 0 &&
+                    strncmp(what, "error", 5) == 0)
+                    s->broken = 1;
+            }
+            pthread_mutex_unlock(&g.mu);
+        }
+        n = k;
+        if (load_over && deadline == 0)
+            deadline = now_us() + (int64_t)(g.settle_s * 1e6);
+        if (load_over && n == 0)
+            break;
+        if (deadline != 0 && now_us() >= deadline) {
+            for (size_t i = 0; i < n; i++)
+                add_outcome(&mine[i], "unresolved", now_us());
+            break;
+        }
+        nanosleep(&nap, NULL);
+    }
+    free(mine);
+    http_free(&h);
+    return NULL;
+}
+
+/* ---- main ------------------------------------------------------------ */
+
+static void usage(int st)
+{
+    fprintf(st ? stderr : stdout,
+            "Usage: vse-load --url URL --workload contention|throughput "
+            "--clients N\n"
+            "                --seconds S [--requests K] --out DIR\n"
+            "Drive vsed's Cinder v3 API with N client threads for S seconds "
+            "(or K requests\nin all), wait for every accepted request to "
+            "settle, and write report.json,\nreport.txt and the plots into "
+            "DIR.\n\n"
+            "      --volumes V        volumes aimed at (contention: shared, "
+            "default 4;\n"
+            "                         throughput: per client, default 4)\n"
+            "      --project P        the project sent in X-Auth-Token "
+            "(default load)\n"
+            "      --settle-seconds S how long accepted requests may take "
+            "to settle\n"
+            "                         after the load (default 60)\n"
+            "      --seed N           random seed (default: the time)\n\n"
+            "Exit status: 0 done and every accepted request settled, 1 a "
+            "violation or error,\n2 usage.\n");
+    exit(st);
+}
+
+static double num(const char *what, const char *s, double min)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || v < min) {
+        fprintf(stderr, "vse-load: bad %s '%s'\n", what, s);
+        usage(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"url", required_argument, NULL, 'u'},
+        {"workload", required_argument, NULL, 'w'},
+        {"clients", required_argument, NULL, 'c'},
+        {"seconds", required_argument, NULL, 's'},
+        {"requests", required_argument, NULL, 'r'},
+        {"out", required_argument, NULL, 'o'},
+        {"volumes", required_argument, NULL, 'v'},
+        {"project", required_argument, NULL, 'p'},
+        {"settle-seconds", required_argument, NULL, 'S'},
+        {"seed", required_argument, NULL, 'x'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct load_report rep;
+    struct client *cl;
+    pthread_t settler;
+    const char *out = NULL;
+    uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
+    int volumes = 4, c, violations;
+    size_t total = 0;
+
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'u': g.url = optarg; break;
+        case 'w': g.workload = optarg; break;
+        case 'c': g.clients = (int)num("--clients", optarg, 1); break;
+        case 's': g.seconds = num("--seconds", optarg, 0.1); break;
+        case 'r': g.requests = (long)num("--requests", optarg, 1); break;
+        case 'o': out = optarg; break;
+        case 'v': volumes = (int)num("--volumes", optarg, 1); break;
+        case 'p': g.project = optarg; break;
+        case 'S': g.settle_s = num("--settle-seconds", optarg, 0); break;
+        case 'x': seed = (uint64_t)num("--seed", optarg, 0); break;
+        case 'h': usage(0); break;
+        default: usage(2);
+        }
+    }
+    if (optind != argc || g.url == NULL || g.workload == NULL ||
+        g.clients < 1 || g.seconds <= 0 || out == NULL)
+        usage(2);
+    g.contention = strcmp(g.workload, "contention") == 0;
+    if (!g.contention && strcmp(g.workload, "throughput") != 0) {
+        fprintf(stderr, "vse-load: unknown workload '%s'\n", g.workload);
+        usage(2);
+    }
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "vse-load: cannot create '%s': %s\n", out,
+                strerror(errno));
+        return 1;
+    }
+    g.per_client = volumes;
+    g.nslots = g.contention ? volumes : volumes * g.clients;
+    g.slots = calloc((size_t)g.nslots, sizeof(*g.slots));
+    cl = calloc((size_t)g.clients, sizeof(*cl));
+    if (g.slots == NULL || cl == NULL)
+        return 1;
+    pthread_mutex_init(&g.mu, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    g.t0 = now_us();
+    for (int i = 0; i < g.clients; i++) {
+        cl[i].n = i;
+        cl[i].rng = seed + (uint64_t)i * UINT64_C(0x9E3779B97F4A7C15) + 1;
+        http_init(&cl[i].h);
+        pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
+    }
+    pthread_create(&settler, NULL, settler_main, NULL);
+    for (int i = 0; i < g.clients; i++)
+        pthread_join(cl[i].thread, NULL);
+    memset(&rep, 0, sizeof(rep));
+    rep.elapsed = (double)(now_us() - g.t0) / 1e6;
+    pthread_join(settler, NULL);
+    rep.settle_s = (double)(now_us() - g.t0) / 1e6 - rep.elapsed;
+
+    for (int i = 0; i < g.clients; i++)
+        total += cl[i].nrecs;
+    rep.recs = calloc(total ? total : 1, sizeof(*rep.recs));
+    if (rep.recs == NULL)
+        return 1;
+    for (int i = 0; i < g.clients; i++) {
+        if (cl[i].nrecs > 0)
+            memcpy(rep.recs + rep.nrecs, cl[i].recs,
+                   cl[i].nrecs * sizeof(*rep.recs));
+        rep.nrecs += cl[i].nrecs;
+        free(cl[i].recs);
+        http_free(&cl[i].h);
+    }
+    rep.workload = g.workload;
+    rep.url = g.url;
+    rep.clients = g.clients;
+    rep.seconds = g.seconds;
+    rep.outs = g.outs;
+    rep.nouts = g.nouts;
+    violations = load_report_write(&rep, out);
+    free(rep.recs);
+    free(g.outs);
+    free(g.pend);
+    free(g.slots);
+    free(cl);
+    curl_global_cleanup();
+    pthread_mutex_destroy(&g.mu);
+    return violations == 0 ? 0 : 1;
+}

@@ -1,0 +1,336 @@
+/*
+ * report.c - vse-load's report: per-operation counts and latency
+ * percentiles, refusals by reason, what became of every accepted request,
+ * and a per-second timeline that gnuplot draws as throughput and latency
+ * plots (SVG and PNG).  JSON for machines, a table for people.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "load.h"
+
+const char *const load_reason_names[RS_COUNT] = {
+    "accepted",     "400 busy",      "400 wrong status", "400 snapshots",
+    "400 size",     "400 bad input", "409 lost race",    "404 not found",
+    "5xx server",   "transport",     "other"};
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The p-th percentile (nearest rank) of n sorted values, in ms. */
+static double pct(const int32_t *v, size_t n, double p)
+{
+    size_t k;
+
+    if (n == 0)
+        return 0;
+    k = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    return v[k - 1] / 1000.0;
+}
+
+struct opstat {
+    size_t count, accepted, refused, errors;
+    int32_t *lat;
+};
+
+static json_t *op_json(struct opstat *s)
+{
+    qsort(s->lat, s->count, sizeof(*s->lat), cmp_i32);
+    return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "count",
+                     (json_int_t)s->count, "accepted",
+                     (json_int_t)s->accepted, "refused",
+                     (json_int_t)s->refused, "errors", (json_int_t)s->errors,
+                     "p50_ms", pct(s->lat, s->count, 50), "p95_ms",
+                     pct(s->lat, s->count, 95), "p99_ms",
+                     pct(s->lat, s->count, 99), "max_ms",
+                     pct(s->lat, s->count, 100));
+}
+
+/* Count of accepted requests per op and outcome, and the violations. */
+static json_t *outcomes_json(const struct load_report *r, json_t *viol,
+                             size_t *unresolved)
+{
+    json_t *by = json_object();
+    int32_t *t = calloc(r->nouts ? r->nouts : 1, sizeof(*t));
+    size_t settled = 0;
+
+    *unresolved = 0;
+    for (size_t i = 0; i < r->nouts; i++) {
+        const struct load_outcome *o = &r->outs[i];
+        json_t *m = json_object_get(by, load_op_names[o->op]);
+        json_t *n;
+
+        if (m == NULL) {
+            m = json_object();
+            json_object_set_new(by, load_op_names[o->op], m);
+        }
+        n = json_object_get(m, o->outcome);
+        json_object_set_new(m, o->outcome,
+                            json_integer(json_integer_value(n) + 1));
+        if (strcmp(o->outcome, "unresolved") == 0) {
+            (*unresolved)++;
+            continue;
+        }
+        if (t != NULL) {
+            int64_t us = o->settle_us;
+
+            t[settled] = us > INT32_MAX ? INT32_MAX : (int32_t)us;
+        }
+        settled++;
+    }
+    if (*unresolved > 0)
+        json_array_append_new(
+            viol, json_pack("{s:s, s:I, s:s}", "kind", "unresolved",
+                            "count", (json_int_t)*unresolved, "message",
+                            "accepted requests whose resource never left "
+                            "its transient status"));
+    if (t != NULL)
+        qsort(t, settled, sizeof(*t), cmp_i32);
+    by = json_pack("{s:I, s:I, s:I, s:f, s:f, s:o}", "accepted",
+                   (json_int_t)r->nouts, "settled", (json_int_t)settled,
+                   "unresolved", (json_int_t)*unresolved, "settle_p50_ms",
+                   t ? pct(t, settled, 50) : 0.0, "settle_p99_ms",
+                   t ? pct(t, settled, 99) : 0.0, "by_op", by);
+    free(t);
+    return by;
+}
+
+/* One row per second of the run: requests, accepted, refused, latency
+ * p50/p95/p99 of the requests that started in it. */
+static int write_timeline(const struct load_report *r, const char *dir)
+{
+    char path[4200];
+    size_t secs = (size_t)r->elapsed + 1;
+    size_t *cnt = calloc(secs, sizeof(*cnt));
+    size_t *acc = calloc(secs, sizeof(*acc));
+    int32_t *lat = malloc((r->nrecs ? r->nrecs : 1) * sizeof(*lat));
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/timeline.tsv", dir);
+    f = fopen(path, "w");
+    if (f == NULL || cnt == NULL || acc == NULL || lat == NULL) {
+        if (f != NULL)
+            fclose(f);
+        free(cnt);
+        free(acc);
+        free(lat);
+        return -1;
+    }
+    fprintf(f, "# second\trequests\taccepted\trefused\tp50_ms\tp95_ms\t"
+               "p99_ms\n");
+    for (size_t s = 0; s < secs; s++) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < r->nrecs; i++) {
+            const struct load_rec *x = &r->recs[i];
+
+            if ((size_t)(x->start_us / 1000000) != s)
+                continue;
+            lat[n++] = x->latency_us;
+            cnt[s]++;
+            if (x->reason == RS_NONE)
+                acc[s]++;
+        }
+        qsort(lat, n, sizeof(*lat), cmp_i32);
+        if (n > 0)
+            fprintf(f, "%zu\t%zu\t%zu\t%zu\t%.3f\t%.3f\t%.3f\n", s, cnt[s],
+                    acc[s], cnt[s] - acc[s], pct(lat, n, 50),
+                    pct(lat, n, 95), pct(lat, n, 99));
+    }
+    fclose(f);
+    free(cnt);
+    free(acc);
+    free(lat);
+    return 0;
+}
+
+/* gnuplot draws timeline.tsv; without gnuplot the plots are missing
+ * and the report says so (the numbers are all in report.json). */
+static int plot(const char *dir, const char *workload)
+{
+    static const char *const term[2][2] = {
+        {"svg size 800,400 dynamic", "svg"},
+        {"pngcairo size 800,400", "png"}};
+    char path[4200], cmd[4300];
+    FILE *f;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/plot.gp", dir);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "# Made by vse-load: gnuplot plot.gp (in this directory)\n"
+               "set datafile separator '\\t'\nset grid\nset key top left\n"
+               "set xlabel 'seconds since start'\n");
+    for (int t = 0; t < 2; t++) {
+        fprintf(f, "set terminal %s\nset output 'throughput.%s'\n"
+                   "set title 'vse-load %s: requests per second'\n"
+                   "set ylabel 'requests/s'\n"
+                   "plot 'timeline.tsv' using 1:2 with linespoints title "
+                   "'all', '' using 1:3 with linespoints title 'accepted', "
+                   "'' using 1:4 with linespoints title 'refused'\n",
+                term[t][0], term[t][1], workload);
+        fprintf(f, "set terminal %s\nset output 'latency.%s'\n"
+                   "set title 'vse-load %s: latency of requests started "
+                   "in each second'\nset ylabel 'ms'\n"
+                   "plot 'timeline.tsv' using 1:5 with linespoints title "
+                   "'p50', '' using 1:6 with linespoints title 'p95', "
+                   "'' using 1:7 with linespoints title 'p99'\n",
+                term[t][0], term[t][1], workload);
+    }
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && gnuplot plot.gp 2>gnuplot.err",
+             dir);
+    rc = system(cmd);
+    return rc == 0 ? 0 : -1;
+}
+
+static void text(FILE *f, const struct load_report *r, json_t *rep)
+{
+    json_t *ops = json_object_get(rep, "operations"), *v, *m;
+    json_t *out = json_object_get(rep, "outcomes");
+    const char *k, *k2;
+    size_t i;
+
+    fprintf(f, "vse-load %s: %d clients, %.1f s against %s\n", r->workload,
+            r->clients, r->elapsed, r->url);
+    fprintf(f, "requests %lld, %.1f/s; accepted %lld, refused %lld, "
+               "errors %lld\n\n",
+            (long long)json_integer_value(json_object_get(rep, "requests")),
+            json_real_value(json_object_get(rep, "throughput_rps")),
+            (long long)json_integer_value(json_object_get(rep, "accepted")),
+            (long long)json_integer_value(json_object_get(rep, "refused")),
+            (long long)json_integer_value(json_object_get(rep, "errors")));
+    fprintf(f, "%-16s %7s %8s %7s %6s %8s %8s %8s %8s\n", "OPERATION",
+            "COUNT", "ACCEPTED", "REFUSED", "ERRORS", "P50 ms", "P95 ms",
+            "P99 ms", "MAX ms");
+    json_object_foreach(ops, k, v)
+        fprintf(f, "%-16s %7lld %8lld %7lld %6lld %8.2f %8.2f %8.2f %8.2f\n",
+                k, (long long)json_integer_value(json_object_get(v, "count")),
+                (long long)json_integer_value(json_object_get(v, "accepted")),
+                (long long)json_integer_value(json_object_get(v, "refused")),
+                (long long)json_integer_value(json_object_get(v, "errors")),
+                json_real_value(json_object_get(v, "p50_ms")),
+                json_real_value(json_object_get(v, "p95_ms")),
+                json_real_value(json_object_get(v, "p99_ms")),
+                json_real_value(json_object_get(v, "max_ms")));
+    fprintf(f, "\n%-20s %7s\n", "REFUSED: REASON", "COUNT");
+    json_object_foreach(json_object_get(rep, "refusals"), k, v)
+        fprintf(f, "%-20s %7lld\n", k, (long long)json_integer_value(v));
+    fprintf(f, "\naccepted requests: %lld, settled %lld, unresolved %lld "
+               "(settle p50 %.1f ms, p99 %.1f ms)\n",
+            (long long)json_integer_value(json_object_get(out, "accepted")),
+            (long long)json_integer_value(json_object_get(out, "settled")),
+            (long long)json_integer_value(json_object_get(out, "unresolved")),
+            json_real_value(json_object_get(out, "settle_p50_ms")),
+            json_real_value(json_object_get(out, "settle_p99_ms")));
+    fprintf(f, "%-16s %-16s %7s\n", "OPERATION", "OUTCOME", "COUNT");
+    json_object_foreach(json_object_get(out, "by_op"), k, m)
+        json_object_foreach(m, k2, v)
+            fprintf(f, "%-16s %-16s %7lld\n", k, k2,
+                    (long long)json_integer_value(v));
+    fprintf(f, "\nfaults injected: %zu\nviolations: %zu\n",
+            json_array_size(json_object_get(rep, "faults")),
+            json_array_size(json_object_get(rep, "violations")));
+    json_array_foreach(json_object_get(rep, "violations"), i, v)
+        fprintf(f, "  %s: %lld: %s\n",
+                json_string_value(json_object_get(v, "kind")),
+                (long long)json_integer_value(json_object_get(v, "count")),
+                json_string_value(json_object_get(v, "message")));
+}
+
+int load_report_write(const struct load_report *r, const char *dir)
+{
+    struct opstat st[OP_COUNT];
+    size_t reasons[RS_COUNT] = {0}, acc = 0, ref = 0, errs = 0, unresolved;
+    json_t *rep, *ops = json_object(), *refs = json_object();
+    json_t *viol = json_array(), *outs;
+    char path[4200];
+    size_t nviol;
+    FILE *f;
+    int plotted;
+
+    memset(st, 0, sizeof(st));
+    for (int o = 0; o < OP_COUNT; o++)
+        st[o].lat = malloc((r->nrecs ? r->nrecs : 1) * sizeof(int32_t));
+    for (size_t i = 0; i < r->nrecs; i++) {
+        const struct load_rec *x = &r->recs[i];
+        struct opstat *s = &st[x->op];
+
+        if (s->lat != NULL)
+            s->lat[s->count] = x->latency_us;
+        s->count++;
+        reasons[x->reason]++;
+        if (x->reason == RS_NONE) {
+            s->accepted++;
+            acc++;
+        } else if (x->reason == RS_SERVER || x->reason == RS_TRANSPORT) {
+            s->errors++;
+            errs++;
+        } else {
+            s->refused++;
+            ref++;
+        }
+    }
+    for (int o = 0; o < OP_COUNT; o++) {
+        if (st[o].count > 0 && st[o].lat != NULL)
+            json_object_set_new(ops, load_op_names[o], op_json(&st[o]));
+        free(st[o].lat);
+    }
+    for (int k = 1; k < RS_COUNT; k++)
+        if (reasons[k] > 0)
+            json_object_set_new(refs, load_reason_names[k],
+                                json_integer((json_int_t)reasons[k]));
+    outs = outcomes_json(r, viol, &unresolved);
+    if (errs > 0)
+        json_array_append_new(
+            viol, json_pack("{s:s, s:I, s:s}", "kind", "server_error",
+                            "count", (json_int_t)errs, "message",
+                            "requests answered 5xx or not at all"));
+    if (write_timeline(r, dir) != 0)
+        return -1;
+    plotted = plot(dir, r->workload) == 0;
+    nviol = json_array_size(viol);
+    rep = json_pack(
+        "{s:s, s:s, s:i, s:f, s:f, s:f, s:I, s:f, s:I, s:I, s:I, s:o, s:o, "
+        "s:[], s:o, s:o, s:b}",
+        "workload", r->workload, "url", r->url, "clients", r->clients,
+        "seconds", r->seconds, "elapsed_s", r->elapsed, "settle_s",
+        r->settle_s, "requests", (json_int_t)r->nrecs, "throughput_rps",
+        r->elapsed > 0 ? (double)r->nrecs / r->elapsed : 0.0, "accepted",
+        (json_int_t)acc, "refused", (json_int_t)ref, "errors",
+        (json_int_t)errs, "operations", ops, "refusals", refs, "faults",
+        "violations", viol, "outcomes", outs, "plots", plotted);
+    snprintf(path, sizeof(path), "%s/report.json", dir);
+    if (rep == NULL ||
+        json_dump_file(rep, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
+        fprintf(stderr, "vse-load: cannot write '%s'\n", path);
+        json_decref(rep);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/report.txt", dir);
+    f = fopen(path, "w");
+    if (f == NULL) {
+        json_decref(rep);
+        return -1;
+    }
+    text(f, r, rep);
+    if (!plotted)
+        fprintf(f, "plots: not drawn (gnuplot missing or failed; see "
+                   "gnuplot.err)\n");
+    fclose(f);
+    text(stdout, r, rep);
+    json_decref(rep);
+    return (int)nviol;
+}

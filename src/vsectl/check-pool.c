@@ -1,0 +1,277 @@
+/*
+ * check-pool.c - the checks of `vsectl check` that look past the store:
+ * the files in the volume hosts' pools agree with the volumes and
+ * snapshots the store holds (--pool HOST=DIR), and no operation stays in
+ * flight longer than a lease and a reap interval (--stuck-after).  File
+ * names come from the driver itself (src/driver/driver.h), never a copy.
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "driver.h"
+#include "vsectl.h"
+
+/* What the checks need of one volume or snapshot row. */
+struct item {
+    char id[VSE_ID_MAX + 1];
+    char state[VSE_NAME_MAX + 1];
+    char op[VSE_NAME_MAX + 1];
+    char owner[VSE_ID_MAX + 1];
+    char host[VSE_ID_MAX + 1];
+    int64_t size;
+    int64_t version;
+    int64_t updated;
+};
+
+struct items {
+    struct item *v;
+    size_t n, cap;
+};
+
+struct run {
+    vse_db *db;
+    vse_violation_fn cb;
+    void *ctx;
+    int64_t count;
+    struct items kind[2]; /* volume, snapshot: each in id order */
+};
+
+static const char *const machines[2] = {"volume", "snapshot"};
+
+static void violation(struct run *r, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void violation(struct run *r, const char *id, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    r->cb(r->ctx, id, msg);
+    r->count++;
+}
+
+static void item_of(const struct vse_resource *res, struct item *it)
+{
+    json_t *a = json_loads(res->attrs, 0, NULL);
+    json_t *size = json_object_get(a, "size");
+    const char *host = json_string_value(json_object_get(a, "host"));
+
+    memset(it, 0, sizeof(*it));
+    snprintf(it->id, sizeof(it->id), "%s", res->id);
+    snprintf(it->state, sizeof(it->state), "%s", res->state);
+    snprintf(it->op, sizeof(it->op), "%s", res->op);
+    snprintf(it->owner, sizeof(it->owner), "%s", res->owner);
+    snprintf(it->host, sizeof(it->host), "%s", host ? host : "");
+    it->size = json_is_integer(size) ? json_integer_value(size) : -1;
+    it->version = res->version;
+    it->updated = res->updated;
+    json_decref(a);
+}
+
+static int collect(void *arg, const struct vse_resource *res)
+{
+    struct items *l = arg;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct item *p = realloc(l->v, cap * sizeof(*p));
+
+        if (p == NULL)
+            return 1;
+        l->v = p;
+        l->cap = cap;
+    }
+    item_of(res, &l->v[l->n++]);
+    return 0;
+}
+
+static int by_id(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct item *)elem)->id);
+}
+
+static int cmp_items(const void *a, const void *b)
+{
+    return strcmp(((const struct item *)a)->id, ((const struct item *)b)->id);
+}
+
+/* The pool of `host` among the --pool options, or NULL. */
+static const struct vsed_driver *pool_of(const struct check_pool *p, int n,
+                                         const char *host)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(p[i].host, host) == 0)
+            return &p[i].drv;
+    return NULL;
+}
+
+/* 1 if the row changed since it was listed: a live store moved on, and
+ * what was seen is no evidence of a violation. */
+static int moved_on(struct run *r, const struct item *it)
+{
+    struct vse_resource cur;
+    struct vse_error err;
+
+    vse_error_clear(&err);
+    if (vse_get(r->db, it->id, &cur, &err) < 0)
+        return 1;
+    return cur.version != it->version;
+}
+
+/*
+ * A volume at rest in available or in-use, or a snapshot available, has
+ * exactly one file: in its host's pool, of its size (volumes; a snapshot
+ * may copy a volume whose extend overlapped it, so its size is not
+ * checked), and in no other pool given.
+ */
+static void check_backing(struct run *r, int k, const struct item *it,
+                          const struct check_pool *p, int n)
+{
+    const struct vsed_driver *d = pool_of(p, n, it->host);
+    char path[PATH_MAX + 300];
+    struct stat st;
+
+    if (strcmp(it->state, "available") != 0 &&
+        strcmp(it->state, "in_use") != 0)
+        return;
+    if (d == NULL)
+        return; /* its host's pool was not given: nothing to compare */
+    vsed_driver_path(d, machines[k], it->id, path, sizeof(path));
+    if (stat(path, &st) != 0) {
+        if (!moved_on(r, it))
+            violation(r, it->id, "%s is %s on host %s but its file '%s' "
+                      "is missing", machines[k], it->state, it->host, path);
+    } else if (k == 0 && st.st_size != it->size * VSED_GIB) {
+        if (!moved_on(r, it))
+            violation(r, it->id, "volume file '%s' is %lld bytes; the "
+                      "volume is %lld GiB (%lld bytes)", path,
+                      (long long)st.st_size, (long long)it->size,
+                      (long long)(it->size * VSED_GIB));
+    }
+    for (int i = 0; i < n; i++) {
+        if (&p[i].drv == d)
+            continue;
+        vsed_driver_path(&p[i].drv, machines[k], it->id, path, sizeof(path));
+        if (stat(path, &st) == 0 && !moved_on(r, it))
+            violation(r, it->id, "a second file '%s' in the pool of host "
+                      "%s; the %s is on host %s", path, p[i].host,
+                      machines[k], it->host);
+    }
+}
+
+/* Every volume or snapshot file in a pool belongs to a resource of that
+ * host that is not deleted. */
+static void check_files(struct run *r, const struct check_pool *p)
+{
+    char kind[16], id[VSE_ID_MAX + 1], path[PATH_MAX + 300];
+    struct dirent *e;
+    DIR *dir = opendir(p->drv.pool);
+
+    if (dir == NULL) {
+        violation(r, "", "cannot read the pool of host %s '%s'", p->host,
+                  p->drv.pool);
+        return;
+    }
+    while ((e = readdir(dir)) != NULL) {
+        const struct item *it;
+        struct vse_resource cur;
+        struct vse_error err;
+        int k;
+
+        if (vsed_driver_parse(e->d_name, kind, sizeof(kind), id,
+                              sizeof(id)) != 0)
+            continue; /* temporary files are in-flight steps' own */
+        k = strcmp(kind, "volume") == 0 ? 0 : 1;
+        snprintf(path, sizeof(path), "%s/%s", p->drv.pool, e->d_name);
+        it = bsearch(id, r->kind[k].v, r->kind[k].n, sizeof(struct item),
+                     by_id);
+        /* Read the row now: the file may be newer than the listing. */
+        vse_error_clear(&err);
+        if (vse_get(r->db, id, &cur, &err) < 0 ||
+            strcmp(cur.machine, machines[k]) != 0) {
+            violation(r, id, "file '%s' in the pool of host %s has no %s "
+                      "in the store", path, p->host, kind);
+            continue;
+        }
+        if (it == NULL || it->version != cur.version) {
+            struct item now;
+
+            item_of(&cur, &now);
+            if (strcmp(now.state, "deleted") == 0 && now.op[0] == '\0')
+                violation(r, id, "file '%s' in the pool of host %s belongs "
+                          "to a deleted %s", path, p->host, kind);
+            else if (strcmp(now.host, p->host) != 0)
+                violation(r, id, "file '%s' is in the pool of host %s; the "
+                          "%s is on host '%s'", path, p->host, kind,
+                          now.host);
+            continue;
+        }
+        if (strcmp(it->state, "deleted") == 0 && it->op[0] == '\0')
+            violation(r, id, "file '%s' in the pool of host %s belongs to a "
+                      "deleted %s", path, p->host, kind);
+        else if (strcmp(it->host, p->host) != 0)
+            violation(r, id, "file '%s' is in the pool of host %s; the %s "
+                      "is on host '%s'", path, p->host, kind, it->host);
+    }
+    closedir(dir);
+}
+
+/* A busy volume or snapshot whose last transition is older than the
+ * limit: nobody is carrying its op on, and the reaper did not either. */
+static void check_stuck(struct run *r, int k, const struct item *it,
+                        int64_t stuck_ms, int64_t now)
+{
+    char since[40];
+
+    if (it->op[0] == '\0' || now - it->updated <= stuck_ms * 1000)
+        return;
+    if (moved_on(r, it))
+        return;
+    vse_time_format(it->updated, since, sizeof(since));
+    violation(r, it->id, "%s busy in %s (op %s, owner %s) since %s: "
+              "%.1f s, longer than %.1f s", machines[k], it->state, it->op,
+              it->owner[0] ? it->owner : "none", since,
+              (double)(now - it->updated) / 1e6, (double)stuck_ms / 1000.0);
+}
+
+int check_pools(vse_db *db, const struct check_pool *pools, int npools,
+                int64_t stuck_ms, vse_violation_fn cb, void *ctx,
+                int64_t *count, struct vse_error *err)
+{
+    struct run r;
+    struct vse_filter f;
+    int64_t now = vse_now_us();
+    int rc = 0;
+
+    memset(&r, 0, sizeof(r));
+    r.db = db;
+    r.cb = cb;
+    r.ctx = ctx;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        memset(&f, 0, sizeof(f));
+        f.machine = machines[k];
+        rc = vse_list(db, &f, collect, &r.kind[k], err);
+        /* A store lists in its own collation's order: sort for bsearch. */
+        if (r.kind[k].n > 0)
+            qsort(r.kind[k].v, r.kind[k].n, sizeof(struct item), cmp_items);
+    }
+    for (int k = 0; k < 2 && rc == 0; k++)
+        for (size_t i = 0; i < r.kind[k].n; i++) {
+            check_backing(&r, k, &r.kind[k].v[i], pools, npools);
+            if (stuck_ms > 0)
+                check_stuck(&r, k, &r.kind[k].v[i], stuck_ms, now);
+        }
+    for (int i = 0; i < npools && rc == 0; i++)
+        check_files(&r, &pools[i]);
+    free(r.kind[0].v);
+    free(r.kind[1].v);
+    *count = r.count;
+    return rc;
+}
