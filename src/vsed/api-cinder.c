@@ -690,13 +690,23 @@ static void volume_delete_row(struct ctx *c, struct vse_resource *r,
     char owner[VSE_ID_MAX + 1];
     int local = 0, rc;
 
+    /* Only the states a snapshot lives in, each an indexed (machine,
+     * state) read: deleted snapshots pile up until purge, and scanning
+     * them made every delete slower than the last (seen by vse-load). */
+    static const char *const live[] = {"creating", "available", "deleting",
+                                       "error", "error_deleting", NULL};
+
     memset(&l, 0, sizeof(l));
     memset(&f, 0, sizeof(f));
     l.volume_id = r->id;
     f.machine = "snapshot";
     vse_error_clear(&err);
-    if (vse_list(c->q->db, &f, count_snapshots, &l, &err) == 0 &&
-        l.snapshots > 0) {
+    rc = 0;
+    for (int i = 0; live[i] != NULL && rc == 0; i++) {
+        f.state = live[i];
+        rc = vse_list(c->q->db, &f, count_snapshots, &l, &err);
+    }
+    if (rc == 0 && l.snapshots > 0) {
         fault(c, 400, "Invalid volume: Volume %s still has %lld dependent "
               "snapshots.", r->id, (long long)l.snapshots);
         return;

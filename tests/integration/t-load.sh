@@ -93,7 +93,7 @@ py "all(k in r['operations']['extend'] for k in ('p50_ms', 'p99_ms'))" &&
 # the checker until it is clean, with a deadline.
 STUCK_MS=$((LEASE_MS + REAP_S * 1000 + 1000))
 chk() {
-    "$VSECTL" --store "$S" --machines machines/service.yaml check \
+    "$VSECTL" --store "$S" check \
         --pool "hv=$POOL" --stuck-after "${STUCK_MS}ms" >"$T/check" 2>&1
 }
 end=$((SECONDS + 20 * M))

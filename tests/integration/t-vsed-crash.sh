@@ -31,7 +31,7 @@ H=(-H 'X-Auth-Token: u1:p1' -H 'OpenStack-API-Version: volume 3.70')
 req POST /v3/volumes '{"volume": {"size": 2, "name": "crash"}}' "${H[@]}"
 expect "create accepted" 202
 V=$(jget "json.load(sys.stdin)['volume']['id']")
-row() { "$VSECTL" --store "$S" --machines machines/service.yaml get "$V" --json \
+row() { "$VSECTL" --store "$S" get "$V" --json \
     2>/dev/null | python3 -c "import json,sys; r=json.load(sys.stdin); print(r['state'], r['owner'] or '-')"; }
 # poll NAME DEADLINE_S CMD...: until CMD succeeds.
 poll() {
@@ -115,6 +115,6 @@ grep -q "$V: now .*: what the fenced step made is removed" "$T/volz.log" &&
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 PIDS=()
-"$VSECTL" check --store "$S" --machines machines/service.yaml >"$T/check" 2>&1 &&
+"$VSECTL" check --store "$S" >"$T/check" 2>&1 &&
     ok "vsectl check" || not_ok "vsectl check" "$(cat "$T/check")"
 finish

@@ -102,7 +102,7 @@ rc=0
 for p in "${PIDS[@]}"; do wait "$p" || rc=$?; done
 [ "$rc" = 0 ] && ok "every vsed stopped cleanly" || not_ok "clean stop" "rc $rc"
 PIDS=()
-"$VSECTL" check --store "$VSE_PG_URL" --machines machines/service.yaml \
+"$VSECTL" check --store "$VSE_PG_URL" \
     >"$T/check.out" 2>&1 &&
     ok "vsectl check: every history a valid path" ||
     not_ok "vsectl check" "$(tail -5 "$T/check.out")"
