@@ -62,6 +62,11 @@ pg_start() {
     PG_DIR=$(mktemp -d /tmp/vse-pg.XXXXXX) || return 1
     PG_DATA=$PG_DIR/data
     trap pg_cleanup EXIT
+    # bash runs EXIT traps on exit, not when a signal kills it: make the
+    # runner's timeout (TERM) and ^C (INT) exits, so that no server
+    # outlives its test (a caller's own EXIT trap then runs too).
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
     [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DIR"
     chmod 700 "$PG_DIR"
     printf '%s\n' "$PG_PASSWORD" >"$PG_DIR/pw"
