@@ -1088,6 +1088,33 @@ static void attachment_reply(struct ctx *c, int status, const char *vol,
     json_decref(a);
 }
 
+/*
+ * The preamble of a create that names a volume in its body
+ * ({"MEMBER": {"KEY": "volume id", ...}}): parse the body, require the
+ * id, load the volume.  Returns the member object (owned by *root), or
+ * NULL after answering the error, with nothing left to free.
+ */
+static json_t *body_volume(struct ctx *c, const char *member, const char *key,
+                           json_t **root, struct vse_resource *r, json_t **a)
+{
+    json_t *v;
+
+    if (body(c, root) == NULL)
+        return NULL;
+    v = json_object_get(*root, member);
+    if (json_string_value(json_object_get(v, key)) == NULL) {
+        json_decref(*root);
+        fault(c, 400, "Invalid input received: %s is required", key);
+        return NULL;
+    }
+    if (load(c, "volume", json_string_value(json_object_get(v, key)), r,
+             a) != 0) {
+        json_decref(*root);
+        return NULL;
+    }
+    return v;
+}
+
 static void attachment_create(struct ctx *c)
 {
     struct vse_resource r;
@@ -1098,19 +1125,10 @@ static void attachment_create(struct ctx *c)
     char id[VSE_OPID_LEN + 1], reason[VSE_REASON_MAX + 1], *patch;
     int rc, connect;
 
-    if (body(c, &root) == NULL)
+    v = body_volume(c, "attachment", "volume_uuid", &root, &r, &a);
+    if (v == NULL)
         return;
-    v = json_object_get(root, "attachment");
     vol = json_string_value(json_object_get(v, "volume_uuid"));
-    if (vol == NULL) {
-        json_decref(root);
-        fault(c, 400, "Invalid input received: volume_uuid is required");
-        return;
-    }
-    if (load(c, "volume", vol, &r, &a) != 0) {
-        json_decref(root);
-        return;
-    }
     conn = json_object_get(v, "connector");
     connect = json_is_object(conn) && json_object_size(conn) > 0;
     patch = new_attachment(
@@ -1295,19 +1313,10 @@ static void snapshot_create(struct ctx *c)
     char id[VSE_OPID_LEN + 1], reason[VSE_REASON_MAX + 1], *attrs;
     int rc, force;
 
-    if (body(c, &root) == NULL)
+    v = body_volume(c, "snapshot", "volume_id", &root, &r, &a);
+    if (v == NULL)
         return;
-    v = json_object_get(root, "snapshot");
     vol = json_string_value(json_object_get(v, "volume_id"));
-    if (vol == NULL) {
-        json_decref(root);
-        fault(c, 400, "Invalid input received: volume_id is required");
-        return;
-    }
-    if (load(c, "volume", vol, &r, &a) != 0) {
-        json_decref(root);
-        return;
-    }
     force = json_is_true(json_object_get(v, "force")) ||
             (json_is_string(json_object_get(v, "force")) &&
              strcasecmp(json_string_value(json_object_get(v, "force")),
