@@ -273,11 +273,16 @@ int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb)
 
     if (dir == NULL)
         return -1;
+    /* Volumes take their size.  So does anything else in the pool that
+     * is not ours (another tenant's data, or vse-load's pool-full fault),
+     * as it would on a shared volume group; snapshots (reflinks or
+     * sparse copies) and a step's temporary file do not count. */
     while ((e = readdir(dir)) != NULL) {
-        if (strncmp(e->d_name, "volume-", 7) != 0)
+        if (e->d_name[0] == '.' ||
+            strncmp(e->d_name, "snapshot-", 9) == 0)
             continue;
         snprintf(path, sizeof(path), "%s/%s", d->pool, e->d_name);
-        if (stat(path, &st) == 0)
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
             bytes += st.st_size;
     }
     closedir(dir);

@@ -1,8 +1,10 @@
 /*
  * check-pool.c - the checks of `vsectl check` that look past the store:
  * the files in the volume hosts' pools agree with the volumes and
- * snapshots the store holds (--pool HOST=DIR), and no operation stays in
- * flight longer than a lease and a reap interval (--stuck-after).  File
+ * snapshots the store holds (--pool HOST=DIR), what the store counts as
+ * used on a host agrees with its pool and stays within its capacity, and
+ * no operation stays in flight longer than a lease and a reap interval
+ * (--stuck-after).  File
  * names come from the driver itself (src/driver/driver.h), never a copy.
  */
 #include <dirent.h>
@@ -23,6 +25,7 @@ struct item {
     char owner[VSE_ID_MAX + 1];
     char host[VSE_ID_MAX + 1];
     int64_t size;
+    int located;          /* attrs.provider_location is set */
     int64_t version;
     int64_t updated;
 };
@@ -70,6 +73,7 @@ static void item_of(const struct vse_resource *res, struct item *it)
     snprintf(it->owner, sizeof(it->owner), "%s", res->owner);
     snprintf(it->host, sizeof(it->host), "%s", host ? host : "");
     it->size = json_is_integer(size) ? json_integer_value(size) : -1;
+    it->located = json_is_string(json_object_get(a, "provider_location"));
     it->version = res->version;
     it->updated = res->updated;
     json_decref(a);
@@ -187,7 +191,7 @@ static void check_files(struct run *r, const struct check_pool *p)
 
         if (vsed_driver_parse(e->d_name, kind, sizeof(kind), id,
                               sizeof(id)) != 0)
-            continue; /* temporary files are in-flight steps' own */
+            continue; /* in-flight steps' temporary files; not ours */
         k = strcmp(kind, "volume") == 0 ? 0 : 1;
         snprintf(path, sizeof(path), "%s/%s", p->drv.pool, e->d_name);
         it = bsearch(id, r->kind[k].v, r->kind[k].n, sizeof(struct item),
@@ -221,6 +225,70 @@ static void check_files(struct run *r, const struct check_pool *p)
                       "is on host '%s'", path, p->host, kind, it->host);
     }
     closedir(dir);
+}
+
+/*
+ * Usage and capacity agree.  The store's count is the scheduler's
+ * (role-scheduler.c): every volume of the host from the moment it is
+ * placed until it is deleted, except a create that failed and removed
+ * its file.  On a quiet host (no volume op in flight) it must equal what
+ * the volume files in the pool take, and neither may exceed the capacity
+ * the host's manager announced in its service row.
+ */
+static void check_usage(struct run *r, const struct check_pool *p)
+{
+    char path[PATH_MAX + 300], kind[16], id[VSE_ID_MAX + 1];
+    char svc[VSE_ID_MAX + 1];
+    int64_t store_gb = 0, pool_gb = 0, cap = 0;
+    int quiet = 1;
+    struct vse_resource row;
+    struct vse_error err;
+    struct dirent *e;
+    struct stat st;
+    DIR *dir;
+
+    for (size_t i = 0; i < r->kind[0].n; i++) {
+        const struct item *it = &r->kind[0].v[i];
+
+        if (strcmp(it->host, p->host) != 0)
+            continue;
+        if (it->op[0] != '\0')
+            quiet = 0;
+        if (strcmp(it->state, "deleted") != 0 &&
+            !(strcmp(it->state, "error") == 0 && !it->located))
+            store_gb += it->size > 0 ? it->size : 0;
+    }
+    dir = opendir(p->drv.pool);
+    if (dir == NULL)
+        return; /* check_files reported it */
+    while ((e = readdir(dir)) != NULL) {
+        if (vsed_driver_parse(e->d_name, kind, sizeof(kind), id,
+                              sizeof(id)) != 0 || strcmp(kind, "volume") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", p->drv.pool, e->d_name);
+        if (stat(path, &st) == 0)
+            pool_gb += (st.st_size + VSED_GIB - 1) / VSED_GIB;
+    }
+    closedir(dir);
+    if (quiet && store_gb != pool_gb)
+        violation(r, "", "host %s: the store counts %lld GiB of volumes on "
+                  "it; the volume files in its pool '%s' take %lld GiB",
+                  p->host, (long long)store_gb, p->drv.pool,
+                  (long long)pool_gb);
+    /* The service row of the host's manager (vsed's service.c). */
+    snprintf(svc, sizeof(svc), "cinder-volume@%s", p->host);
+    vse_error_clear(&err);
+    if (vse_get(r->db, svc, &row, &err) == 0) {
+        json_t *a = json_loads(row.attrs, 0, NULL);
+        json_t *c = json_object_get(a, "capacity_gb");
+
+        cap = json_is_integer(c) ? json_integer_value(c) : 0;
+        json_decref(a);
+    }
+    if (cap > 0 && (store_gb > cap || pool_gb > cap))
+        violation(r, "", "host %s: volumes take %lld GiB (store) and %lld "
+                  "GiB (pool), more than its capacity of %lld GiB", p->host,
+                  (long long)store_gb, (long long)pool_gb, (long long)cap);
 }
 
 /* A busy volume or snapshot whose last transition is older than the
@@ -268,8 +336,10 @@ int check_pools(vse_db *db, const struct check_pool *pools, int npools,
             if (stuck_ms > 0)
                 check_stuck(&r, k, &r.kind[k].v[i], stuck_ms, now);
         }
-    for (int i = 0; i < npools && rc == 0; i++)
+    for (int i = 0; i < npools && rc == 0; i++) {
         check_files(&r, &pools[i]);
+        check_usage(&r, &pools[i]);
+    }
     free(r.kind[0].v);
     free(r.kind[1].v);
     *count = r.count;

@@ -163,17 +163,33 @@ static const struct task delete_snapshot[] = {
 
 /* ---- running a flow ----------------------------------------------------- */
 
-/* A history row for a task event that is not a transition of its own. */
-static void note(struct job *j, const char *reason, const char *patch)
+/*
+ * A history row for a task event that is not a transition of its own.
+ * It is a renew under the op's token, not an update: a manager that was
+ * stopped past its lease and woken again is fenced here, before its next
+ * task touches the pool, and writes nothing; and each task boundary
+ * extends the lease.  -1 when the op is no longer ours.
+ */
+static int note(struct job *j, const char *reason, const char *patch)
 {
     struct vse_error err;
     struct vse_opts o;
+    int rc;
 
     memset(&o, 0, sizeof(o));
     o.reason = reason;
     o.attrs = patch;
+    o.ttl_ms = vsed_cfg->lease_ms;
     vse_error_clear(&err);
-    vse_update(j->db, j->row.id, &o, NULL, &err);
+    rc = vse_renew(j->db, j->row.id, j->row.op_id, &o, NULL, &err);
+    if (rc == VSE_EFENCED || rc == VSE_ECONFLICT || rc == VSE_ENOTFOUND) {
+        vsed_log("volume: %s: %s: refused, the op is no longer ours: %s",
+                 j->row.id, reason, err.msg);
+        return -1;
+    }
+    if (rc < 0)
+        vsed_log("volume: %s: %s: %s", j->row.id, reason, err.msg);
+    return 0;
 }
 
 /*
@@ -248,7 +264,8 @@ static void run_flow(struct job *j, const struct task *t, int n)
     for (i = 0; i < n; i++) {
         if (i > 0) {
             snprintf(reason, sizeof(reason), "task %s: start", t[i].name);
-            note(j, reason, "{\"task\":null}");
+            if (note(j, reason, "{\"task\":null}") < 0)
+                return; /* fenced between tasks: leave the pool alone */
         }
         if (t[i].execute(j) != 0)
             break;
