@@ -270,6 +270,24 @@ int vse_open(const char *url, vse_db **out, struct vse_error *err);
 void vse_close(vse_db *db);
 
 /*
+ * How the transitions made through this handle are coordinated.
+ *
+ * VSE_COORD_ENFORCE, the default and the point of vse: each transition is
+ * decided against the row and written only if the row has not changed
+ * since (compare-and-swap); a lost race is decided again, and an op_id
+ * that is no longer the row's is fenced.
+ *
+ * VSE_COORD_BLIND is what vse replaces, kept only so that the two can be
+ * compared under the same load (vsed --coordination local-locks,
+ * docs/reliability.md): a transition is decided against the caller's read
+ * (o->seen if given, else a fresh one) as a status check would be, and
+ * then written over whatever the row holds by then; op_ids fence
+ * nothing.  Never use it on a store that matters.
+ */
+enum vse_coordination { VSE_COORD_ENFORCE, VSE_COORD_BLIND };
+int vse_set_coordination(vse_db *db, enum vse_coordination mode);
+
+/*
  * Add a machine (from a file).  Takes ownership of m, also on failure.
  * A machine with the name of one already added replaces it only if its
  * definition is identical; VSE_EPINNED if the store pinned a different

@@ -420,6 +420,18 @@ static void init_opts(struct vse_opts *o, const char *reason)
     o->reason = reason;
 }
 
+/*
+ * --coordination local-locks: the transition is decided against the row
+ * this request read (a Cinder-style status check) and written whatever
+ * the row holds by then.  The enforcer decides against the row it
+ * writes, so it never needs this.
+ */
+static void status_read(struct vse_opts *o, const struct vse_resource *r)
+{
+    if (vsed_cfg->local_locks)
+        o->seen = r;
+}
+
 /* attrs patch text of j (stolen); NULL on failure. */
 static char *patch_text(json_t *j)
 {
@@ -717,6 +729,7 @@ static void volume_delete_row(struct ctx *c, struct vse_resource *r,
      * create that finished in between has put a file on disk, and a
      * delete done here would leave it there (found by vse-load, #7). */
     init_opts(&o, "task delete_volume: queued for the host");
+    status_read(&o, r);
     o.ttl_ms = vsed_cfg->lease_ms;
     vse_error_clear(&err);
     rc = vse_begin(c->q->db, r->id, "delete", &o, r, &err);
@@ -845,6 +858,7 @@ static void volume_action(struct ctx *c, const char *id)
     vsed_owner("api", owner, sizeof(owner));
     vse_error_clear(&err);
     init_opts(&o, reason);
+    status_read(&o, &r);
     snprintf(reason, sizeof(reason), "%s by %s (project %s)", act, c->user,
              c->project);
     if (strcmp(act, "os-extend") == 0) {
@@ -1141,6 +1155,7 @@ static void attachment_create(struct ctx *c)
     snprintf(reason, sizeof(reason), "attachment %s created by %s", id,
              c->user);
     init_opts(&o, reason);
+    status_read(&o, &r);
     o.attrs = patch;
     vse_error_clear(&err);
     /* Without a connector the volume is only reserved for the instance;
@@ -1216,6 +1231,7 @@ static void attachment_update(struct ctx *c, const char *id)
     a = vsed_attrs(&r);
     patch = attachment_patch(a, id, "attaching", conn);
     init_opts(&o, "attachment update: connector given");
+    status_read(&o, &r);
     o.attrs = patch;
     vse_error_clear(&err);
     rc = vse_step(c->q->db, r.id, r.op_id, "attaching", &o, &r, &err);
@@ -1259,6 +1275,7 @@ static void attachment_action(struct ctx *c, const char *id)
     a = vsed_attrs(&r);
     patch = attachment_patch(a, id, "attached", NULL);
     init_opts(&o, "attachment complete");
+    status_read(&o, &r);
     o.attrs = patch;
     vse_error_clear(&err);
     rc = vse_finish(c->q->db, r.id, r.op_id, "in_use", &o, &r, &err);
@@ -1280,6 +1297,7 @@ static void attachment_delete(struct ctx *c, const char *id)
     if (find_attachment(c, id, &r) != 0)
         return;
     init_opts(&o, "attachment delete");
+    status_read(&o, &r);
     vse_error_clear(&err);
     if (strcmp(r.op, "attach") == 0) {
         /* Not connected yet: the attach op ends, failed, in available. */
@@ -1386,6 +1404,7 @@ static void snapshot_delete(struct ctx *c, const char *id)
         return;
     json_decref(a);
     init_opts(&o, "task delete_snapshot: queued for the host");
+    status_read(&o, &r);
     vse_error_clear(&err);
     rc = vse_begin(c->q->db, id, "delete", &o, &r, &err);
     if (rc < 0)

@@ -35,6 +35,7 @@ void vsed_config_init(struct vsed_config *c)
     snprintf(c->pool, sizeof(c->pool), "./var/pool");
     c->capacity_gb = 1000;
     c->lease_ms = 30000;
+    snprintf(c->lock_dir, sizeof(c->lock_dir), "/run/lock/vsed");
 }
 
 void vsed_config_release(struct vsed_config *c)

@@ -23,6 +23,7 @@ static void usage(FILE *f)
 "            [--auth token|noauth] [--reaper-interval SECONDS]\n"
 "            [--role api|scheduler|volume|reaper]... [--all-in-one]\n"
 "            [--host NAME] [--pool DIR] [--capacity-gb N] [--lease-ms MS]\n"
+"            [--coordination enforcer|local-locks] [--lock-dir DIR]\n"
 "       vsed hash-token < TOKEN_FILE\n"
 "\n"
 "vsed serves the volume state enforcer over HTTP/JSON: resources, their\n"
@@ -52,6 +53,17 @@ static void usage(FILE *f)
 "      --pool DIR         volume role: the pool directory (./var/pool)\n"
 "      --capacity-gb N    volume role: GiB the pool may hold (1000)\n"
 "      --lease-ms MS      lease of a worker's step (default 30000)\n"
+"      --coordination M   enforcer (default): every transition is an\n"
+"                         atomic compare-and-swap checked against the\n"
+"                         machine's table.  local-locks: what vse replaces,\n"
+"                         for side-by-side runs only (docs/reliability.md):\n"
+"                         status read, then written blindly; op_ids fence\n"
+"                         nothing; no reaper; the volume role holds a file\n"
+"                         lock (flock) per volume and manager function in\n"
+"                         --lock-dir, as Cinder does.  Never on a store that\n"
+"                         matters\n"
+"      --lock-dir DIR     local-locks: where the lock files are (default\n"
+"                         /run/lock/vsed; one directory per host)\n"
 "  -h, --help             this help\n"
 "      --version          print the version\n"
 "\n"
@@ -106,7 +118,8 @@ static void raise_nofile(void)
 }
 
 enum { O_STORE = 0x100, O_LISTEN, O_CONFIG, O_AUTH, O_REAPER, O_VERSION,
-       O_ROLE, O_AIO, O_HOST, O_POOL, O_CAPACITY, O_LEASE };
+       O_ROLE, O_AIO, O_HOST, O_POOL, O_CAPACITY, O_LEASE, O_COORD,
+       O_LOCKDIR };
 
 /* "api,volume" into service bits; 0 if a name is unknown. */
 static unsigned parse_roles(const char *s)
@@ -163,12 +176,15 @@ int main(int argc, char **argv)
         {"pool", required_argument, NULL, O_POOL},
         {"capacity-gb", required_argument, NULL, O_CAPACITY},
         {"lease-ms", required_argument, NULL, O_LEASE},
+        {"coordination", required_argument, NULL, O_COORD},
+        {"lock-dir", required_argument, NULL, O_LOCKDIR},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0}};
     const char *store = NULL, *listen = NULL, *config = NULL, *auth = NULL;
     const char *reaper = NULL, *host = NULL, *pool = NULL;
-    const char *capacity = NULL, *lease = NULL;
+    const char *capacity = NULL, *lease = NULL, *coord = NULL;
+    const char *lockdir = NULL;
     unsigned services = 0;
     int aio = 0;
     struct vsed_config c;
@@ -205,6 +221,8 @@ int main(int argc, char **argv)
         case O_POOL: pool = optarg; break;
         case O_CAPACITY: capacity = optarg; break;
         case O_LEASE: lease = optarg; break;
+        case O_COORD: coord = optarg; break;
+        case O_LOCKDIR: lockdir = optarg; break;
         case 'h':
             usage(stdout);
             return 0;
@@ -280,7 +298,34 @@ int main(int argc, char **argv)
         vsed_config_release(&c);
         return 2;
     }
-    if (!(c.services & SVC_REAPER))
+    if (coord != NULL) {
+        if (strcmp(coord, "enforcer") != 0 &&
+            strcmp(coord, "local-locks") != 0) {
+            fprintf(stderr, "vsed: --coordination '%s': it is enforcer or "
+                            "local-locks\n", coord);
+            vsed_config_release(&c);
+            return 2;
+        }
+        c.local_locks = strcmp(coord, "local-locks") == 0;
+    }
+    if (lockdir != NULL) {
+        if (lockdir[0] == '\0' || strlen(lockdir) >= sizeof(c.lock_dir)) {
+            fprintf(stderr, "vsed: --lock-dir '%s' is not a directory "
+                            "path\n", lockdir);
+            vsed_config_release(&c);
+            return 2;
+        }
+        snprintf(c.lock_dir, sizeof(c.lock_dir), "%s", lockdir);
+    }
+    if (c.local_locks && (c.services & SVC_VOLUME) &&
+        vsed_locks_init(c.lock_dir, msg, sizeof(msg)) != 0) {
+        fprintf(stderr, "vsed: %s\n", msg);
+        vsed_config_release(&c);
+        return 1;
+    }
+    /* Cinder has no leases to reap: a crashed manager's volumes stay
+     * where they were until an operator resets them. */
+    if (!(c.services & SVC_REAPER) || c.local_locks)
         c.reaper_interval = 0;
     if (vsed_listen_is_loopback(c.listen, &loopback) != 0) {
         fprintf(stderr, "vsed: listen address '%s' is not ADDR:PORT\n",
@@ -297,6 +342,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    vsed_cfg = &c;
     /* Every thread inherits this mask: only sigwait() below sees them. */
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -307,6 +353,10 @@ int main(int argc, char **argv)
 
     if (config != NULL)
         vsed_log("config %s", config);
+    if (c.local_locks)
+        vsed_log("coordination: LOCAL-LOCKS (for comparison only): status "
+                 "reads and blind writes, no fencing, no reaper; file locks "
+                 "in %s", c.lock_dir);
     if (!c.auth)
         vsed_log("authentication is OFF (--auth noauth): every caller is "
                  "admin; loopback only");

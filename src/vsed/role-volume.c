@@ -6,10 +6,14 @@
  * reverts what was done, in reverse, and fails the op.  Each start, done
  * and revert is a history row, so `vsectl watch` shows the flow.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "driver.h"
 #include "vsed.h"
@@ -311,6 +315,60 @@ static void run_flow(struct job *j, const struct task *t, int n)
         vsed_log("volume: %s: fail: %s", j->row.id, err.msg);
 }
 
+/* ---- local locks (--coordination local-locks) --------------------------- */
+
+/*
+ * The approach vse replaces, for comparison: each manager function runs
+ * under an exclusive file lock named after the volume and the function,
+ * as Cinder's `@synchronized('{volume_id}-delete_volume', external=True)`
+ * does.  The lock holds on this host only, and only against the same
+ * function on the same volume: a delete and an extend of one volume, or
+ * two hosts, do not see each other's locks.
+ */
+int vsed_locks_init(const char *dir, char *err, size_t size)
+{
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, size, "cannot create lock directory '%s': %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    if (access(dir, W_OK) != 0) {
+        snprintf(err, size, "lock directory '%s' is not writable: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The lock's descriptor, -1 if it cannot be taken (logged; the function
+ * then runs unlocked: the comparison is about what the lock cannot see,
+ * not about a lock directory gone missing). */
+static int local_lock(const char *id, const char *function)
+{
+    char path[2048];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/vse-%s-%s", vsed_cfg->lock_dir, id,
+             function);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        vsed_log("volume: %s: cannot lock '%s': %s", id, path,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void local_unlock(int fd)
+{
+    if (fd < 0)
+        return;
+    flock(fd, LOCK_UN);
+    close(fd);
+}
+
 struct mgr {
     vse_db *db;
     struct vsed_driver drv;
@@ -392,7 +450,19 @@ static void work(struct mgr *m, const struct vse_resource *r)
     j.db = m->db;
     j.drv = &m->drv;
     j.attrs = vsed_attrs(&j.row);
-    run_flow(&j, t, n);
+    if (vsed_cfg->local_locks) {
+        /* "create_volume.check_capacity" -> "create_volume" */
+        char fn[64];
+        int fd;
+
+        snprintf(fn, sizeof(fn), "%.*s", (int)strcspn(t[0].name, "."),
+                 t[0].name);
+        fd = local_lock(j.row.id, fn);
+        run_flow(&j, t, n);
+        local_unlock(fd);
+    } else {
+        run_flow(&j, t, n);
+    }
     json_decref(j.attrs);
     free(j.done_attrs);
 }

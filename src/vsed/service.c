@@ -25,7 +25,11 @@ const struct vsed_config *vsed_cfg;
 /* The service machine (heartbeats) is a libvse built-in. */
 int vsed_open(const char *url, vse_db **out, struct vse_error *err)
 {
-    return vse_open(url, out, err);
+    int rc = vse_open(url, out, err);
+
+    if (rc == 0 && vsed_cfg != NULL && vsed_cfg->local_locks)
+        vse_set_coordination(*out, VSE_COORD_BLIND);
+    return rc;
 }
 
 json_t *vsed_attrs(const struct vse_resource *r)

@@ -62,6 +62,9 @@ struct vsed_config {
     char pool[1024];      /* volume role: the pool directory */
     int64_t capacity_gb;  /* volume role: what the pool may hold */
     int64_t lease_ms;     /* leases of workers' steps and heartbeats */
+    int local_locks;      /* --coordination local-locks: the approach vse
+                             replaces, for comparison (issue 7) */
+    char lock_dir[1024];  /* its per-host file locks */
 };
 
 /* Defaults: loopback, token auth, reaper every 10 s. */
@@ -200,6 +203,9 @@ int vsed_wait_for(vse_db *db, int64_t *seq, const char *const *states,
 /* Role threads: run until *stop is set. */
 void *vsed_scheduler_main(void *stop);
 void *vsed_volume_main(void *stop);
+/* --coordination local-locks: make the lock directory; 0, or -1 with a
+ * message. */
+int vsed_locks_init(const char *dir, char *err, size_t size);
 
 /* attrs of a row as a JSON object (an empty one if unparsable); the
  * caller json_decref()s it. */

@@ -707,6 +707,66 @@ static void test_check_finds_no_violations(void **state)
     assert_int_equal(seen, 0);
 }
 
+/*
+ * Two callers read the same available volume; one begins delete, then the
+ * other begins extend deciding from its (now stale) read.  The enforcer
+ * decides again against the row it would write and refuses; nothing
+ * changes.
+ */
+static void test_stale_read_redecided(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts del = {.seen = NULL}, ext;
+    struct vse_resource read, r;
+
+    make_available(f, "v1", &read);
+    OK(vse_begin(f->db, "v1", "delete", &del, &r, &f->err));
+    memset(&ext, 0, sizeof(ext));
+    ext.seen = &read;
+    assert_int_equal(vse_begin(f->db, "v1", "extend", &ext, &r, &f->err),
+                     VSE_ECONFLICT);
+    assert_string_equal(r.op, "delete");
+    assert_int_equal(version_of(f, "v1"), read.version + 1);
+}
+
+/*
+ * The same two calls on a VSE_COORD_BLIND handle (vsed --coordination
+ * local-locks): the extend is written over the delete, as a status check
+ * and a save would, and vse_check says so.
+ */
+static void test_blind_overwrites_and_check_finds_it(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts del, ext, why = {.reason = "test"};
+    struct vse_resource read, d, r;
+    int64_t n = 0;
+    int seen = 0;
+
+    make_available(f, "v1", &read);
+    assert_int_equal(vse_set_coordination(f->db, 7), VSE_EINVAL);
+    OK(vse_set_coordination(f->db, VSE_COORD_BLIND));
+    memset(&del, 0, sizeof(del));
+    del.seen = &read;
+    OK(vse_begin(f->db, "v1", "delete", &del, &d, &f->err));
+    memset(&ext, 0, sizeof(ext));
+    ext.seen = &read;
+    ext.attrs = "{\"new_size\":2}";
+    OK(vse_begin(f->db, "v1", "extend", &ext, &r, &f->err));
+    assert_string_equal(r.state, "extending");
+    assert_string_equal(r.op, "extend");
+    assert_int_equal(r.version, read.version + 2);
+    /* The delete's worker finishes from the row it claimed: its token
+     * fences nothing, the extend in flight is wiped out. */
+    why.seen = &d;
+    OK(vse_finish(f->db, "v1", d.op_id, "deleted", &why, &r, &f->err));
+    assert_string_equal(r.state, "deleted");
+    assert_string_equal(r.op, "");
+    OK(vse_set_coordination(f->db, VSE_COORD_ENFORCE));
+    OK(vse_check(f->db, "v1", count_violation, &seen, &n, &f->err));
+    assert_true(n >= 2);
+    assert_int_equal(seen, n);
+}
+
 static int count_row(void *ctx, const struct vse_resource *r)
 {
     (void)r;
@@ -850,6 +910,8 @@ int main(void)
         T(test_attrs_set_with_transitions),
         T(test_update_attrs_any_state),
         T(test_bad_attrs_rejected),
+        T(test_stale_read_redecided),
+        T(test_blind_overwrites_and_check_finds_it),
 #undef T
     };
     const char *which = getenv("VSE_TEST_STORE");
