@@ -2,8 +2,9 @@
  * load.c - vse-load: N client threads drive vsed's Cinder v3 API over HTTP
  * with a contention or a throughput workload, record every request, then
  * poll every volume or snapshot whose request was answered 202 until it
- * settles, and hand it all to report.c.  The load and fault harness of
- * issue 7; docs/reliability.md.
+ * settles, and hand it all to report.c.  With --manager and --fault it
+ * also runs the volume managers and breaks them on a schedule (fault.c).
+ * The load and fault harness of issue 7; docs/reliability.md.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,6 +29,8 @@
 #define SNAPS_KEPT 3
 #define SLOT_SNAPS 32
 #define SETTLE_DEFAULT_S 60
+#define URLS_MAX 16
+#define MANAGERS_MAX 32
 
 const char *const load_op_names[OP_COUNT] = {
     "create", "delete", "extend", "reserve", "attach", "unreserve",
@@ -55,10 +58,12 @@ struct pending {
     int snapshot;         /* poll /snapshots, not /volumes */
     char id[40];
     int64_t accepted_us;
+    int64_t want_size;    /* extend: the new size asked for */
 };
 
 static struct {
-    const char *url;
+    const char *urls[URLS_MAX];
+    int nurls;
     const char *workload;
     const char *project;
     int clients;
@@ -73,6 +78,8 @@ static struct {
     size_t npend, cappend;
     struct load_outcome *outs;
     size_t nouts, capouts;
+    char (*deletes)[40];  /* see struct load_report */
+    size_t ndeletes, capdeletes;
     atomic_long issued;
     atomic_int stop;      /* load phase over */
     atomic_int clients_done;
@@ -101,6 +108,7 @@ static void *xrealloc(void *p, size_t n)
 /* ---- HTTP ----------------------------------------------------------- */
 
 struct http {
+    const char *url;      /* the API server this handle talks to */
     CURL *c;
     struct curl_slist *hdrs;
     char *body;
@@ -118,11 +126,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static void http_init(struct http *h)
+static void http_init(struct http *h, const char *url)
 {
     char tok[200];
 
     memset(h, 0, sizeof(*h));
+    h->url = url;
     h->c = curl_easy_init();
     if (h->c == NULL) {
         fprintf(stderr, "vse-load: cannot make a curl handle\n");
@@ -156,7 +165,7 @@ static int http_do(struct http *h, const char *method, const char *path,
     char url[1024];
     long status = 0;
 
-    snprintf(url, sizeof(url), "%s/v3/%s/%s", g.url, g.project, path);
+    snprintf(url, sizeof(url), "%s/v3/%s/%s", h->url, g.project, path);
     h->len = 0;
     if (h->body != NULL)
         h->body[0] = '\0';
@@ -207,6 +216,7 @@ struct client {
     pthread_t thread;
     struct http h;
     uint64_t rng;
+    int64_t want_size;    /* of the extend being sent */
     struct load_rec *recs;
     size_t nrecs, cap;
 };
@@ -221,7 +231,7 @@ static uint32_t rnd(struct client *c, uint32_t n)
 }
 
 static void add_pending(int op, int slot, int snapshot, const char *id,
-                        int64_t at)
+                        int64_t at, int64_t want_size)
 {
     pthread_mutex_lock(&g.mu);
     if (g.npend == g.cappend) {
@@ -235,12 +245,26 @@ static void add_pending(int op, int slot, int snapshot, const char *id,
     g.pend[g.npend].snapshot = snapshot;
     snprintf(g.pend[g.npend].id, sizeof(g.pend[0].id), "%s", id);
     g.pend[g.npend].accepted_us = at;
+    g.pend[g.npend].want_size = want_size;
     g.npend++;
     pthread_mutex_unlock(&g.mu);
 }
 
 static void add_outcome(const struct pending *p, const char *what,
-                        int64_t at);
+                        int64_t at, int64_t size);
+
+/* A delete of `id` that may have been carried out: answered 202, or with
+ * no clear answer (5xx, none), which may hide an accepted one. */
+static void add_delete(const char *id)
+{
+    pthread_mutex_lock(&g.mu);
+    if (g.ndeletes == g.capdeletes) {
+        g.capdeletes = g.capdeletes ? g.capdeletes * 2 : 256;
+        g.deletes = xrealloc(g.deletes, g.capdeletes * sizeof(*g.deletes));
+    }
+    snprintf(g.deletes[g.ndeletes++], sizeof(g.deletes[0]), "%s", id);
+    pthread_mutex_unlock(&g.mu);
+}
 
 /* The status a synchronous action ends in when answered 202: the API
  * carries attach and detach through their states before it answers, so
@@ -284,10 +308,13 @@ static int send_op(struct client *c, int op, const char *method,
     if (status == 202 && sync_outcome(op) != NULL) {
         struct pending p = {.op = op, .accepted_us = done};
 
-        add_outcome(&p, sync_outcome(op), done);
+        add_outcome(&p, sync_outcome(op), done, -1);
     } else if (status == 202 && id != NULL) {
-        add_pending(op, slot, snapshot, id, done);
+        add_pending(op, slot, snapshot, id, done, c->want_size);
     }
+    if ((op == OP_DELETE || op == OP_SNAPSHOT_DELETE) && id != NULL &&
+        (status == 202 || status == 0 || status >= 500))
+        add_delete(id);
     return status;
 }
 
@@ -314,7 +341,7 @@ static void do_create(struct client *c, struct slot *s)
                      0, NULL);
 
     if (st == 202 && created_id(c, "volume", id, sizeof(id)) == 0)
-        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, now_us());
+        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, now_us(), 0);
     pthread_mutex_lock(&g.mu);
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->size = 1;
@@ -397,7 +424,10 @@ static void one(struct client *c)
         snprintf(body, sizeof(body),
                  "{\"os-extend\": {\"new_size\": %lld}}",
                  (long long)size + 1);
-        if (send_op(c, op, "POST", path, body, si, 0, id) == 202) {
+        c->want_size = size + 1;
+        st = send_op(c, op, "POST", path, body, si, 0, id);
+        c->want_size = 0;
+        if (st == 202) {
             pthread_mutex_lock(&g.mu);
             if (strcmp(s->id, id) == 0 && s->size < size + 1)
                 s->size = size + 1;
@@ -444,7 +474,7 @@ static void one(struct client *c)
         if (send_op(c, op, "POST", "snapshots", body, si, 1, NULL) != 202 ||
             created_id(c, "snapshot", snap, sizeof(snap)) != 0)
             break;
-        add_pending(OP_SNAPSHOT, si, 1, snap, now_us());
+        add_pending(OP_SNAPSHOT, si, 1, snap, now_us(), 0);
         pthread_mutex_lock(&g.mu);
         if (strcmp(s->id, id) == 0 && s->nsnaps < SLOT_SNAPS)
             snprintf(s->snaps[s->nsnaps++], sizeof(s->snaps[0]), "%s", snap);
@@ -500,7 +530,7 @@ static int transient(const char *st)
 }
 
 static void add_outcome(const struct pending *p, const char *what,
-                        int64_t at)
+                        int64_t at, int64_t size)
 {
     struct load_outcome *o;
 
@@ -510,9 +540,15 @@ static void add_outcome(const struct pending *p, const char *what,
         g.outs = xrealloc(g.outs, g.capouts * sizeof(*g.outs));
     }
     o = &g.outs[g.nouts++];
+    memset(o, 0, sizeof(*o));
     o->op = (uint8_t)p->op;
+    o->snapshot = (uint8_t)p->snapshot;
     snprintf(o->outcome, sizeof(o->outcome), "%s", what);
+    snprintf(o->id, sizeof(o->id), "%s", p->id);
+    o->accepted_us = p->accepted_us - g.t0;
     o->settle_us = at - p->accepted_us;
+    o->want_size = p->want_size;
+    o->size = size;
     pthread_mutex_unlock(&g.mu);
 }
 
@@ -522,24 +558,29 @@ static int settle_one(struct http *h, const struct pending *p, char *what)
 {
     char path[200];
     const char *st;
-    json_t *j;
+    json_t *j, *o, *size;
     int code, done = 0;
 
     snprintf(path, sizeof(path), "%s/%s",
              p->snapshot ? "snapshots" : "volumes", p->id);
     code = http_do(h, "GET", path, NULL);
     if (code == 404) {
-        add_outcome(p, "deleted", now_us());
+        add_outcome(p, "deleted", now_us(), -1);
         snprintf(what, 24, "deleted");
         return 1;
     }
     if (code != 200)
         return 0;
     j = json_loads(h->body, 0, NULL);
-    st = json_string_value(json_object_get(
-        json_object_get(j, p->snapshot ? "snapshot" : "volume"), "status"));
+    o = json_object_get(j, p->snapshot ? "snapshot" : "volume");
+    st = json_string_value(json_object_get(o, "status"));
+    size = json_object_get(o, "size");
     if (st != NULL && !transient(st)) {
-        add_outcome(p, st, now_us());
+        /* The size, for the check that an accepted extend took. */
+        add_outcome(p, st, now_us(),
+                    !p->snapshot && json_is_integer(size)
+                        ? (int64_t)json_integer_value(size)
+                        : -1);
         snprintf(what, 24, "%s", st);
         done = 1;
     }
@@ -561,7 +602,7 @@ static void *settler_main(void *arg)
     const struct timespec nap = {0, 5 * 1000000L};
 
     (void)arg;
-    http_init(&h);
+    http_init(&h, g.urls[0]);
     for (;;) {
         int load_over = atomic_load(&g.clients_done) == g.clients;
         size_t k = 0;
@@ -602,7 +643,7 @@ static void *settler_main(void *arg)
             break;
         if (deadline != 0 && now_us() >= deadline) {
             for (size_t i = 0; i < n; i++)
-                add_outcome(&mine[i], "unresolved", now_us());
+                add_outcome(&mine[i], "unresolved", now_us(), -1);
             break;
         }
         nanosleep(&nap, NULL);
@@ -617,24 +658,79 @@ static void *settler_main(void *arg)
 static void usage(int st)
 {
     fprintf(st ? stderr : stdout,
-            "Usage: vse-load --url URL --workload contention|throughput "
-            "--clients N\n"
-            "                --seconds S [--requests K] --out DIR\n"
-            "Drive vsed's Cinder v3 API with N client threads for S seconds "
-            "(or K requests\nin all), wait for every accepted request to "
-            "settle, and write report.json,\nreport.txt and the plots into "
-            "DIR.\n\n"
-            "      --volumes V        volumes aimed at (contention: shared, "
-            "default 4;\n"
-            "                         throughput: per client, default 4)\n"
-            "      --project P        the project sent in X-Auth-Token "
-            "(default load)\n"
-            "      --settle-seconds S how long accepted requests may take "
-            "to settle\n"
-            "                         after the load (default 60)\n"
-            "      --seed N           random seed (default: the time)\n\n"
-            "Exit status: 0 done and every accepted request settled, 1 a "
-            "violation or error,\n2 usage.\n");
+"Usage: vse-load --url URL [--url URL2 ...] --workload contention|throughput\n"
+"                --clients N --seconds S [--requests K] --out DIR\n"
+"                [--manager CMD ...] [--fault SPEC ...] [options]\n"
+"Drive vsed's Cinder v3 API with N client threads for S seconds (or K\n"
+"requests in all), wait for every accepted request to settle, check what\n"
+"it settled in, and write report.json, report.txt, timeline.tsv,\n"
+"faults.tsv and the plots into DIR.  Optionally run the volume managers\n"
+"and inject faults into them, PostgreSQL and the pool while the load runs.\n"
+"\n"
+"Load:\n"
+"      --url URL          an API server (http://HOST:PORT); repeat it for\n"
+"                         several: client i uses URL number i mod n; the\n"
+"                         settler and /v1 calls use the first\n"
+"      --workload W       contention: all clients share a few volumes;\n"
+"                         throughput: each client has volumes of its own\n"
+"      --volumes V        volumes aimed at (contention: shared, default 4;\n"
+"                         throughput: per client, default 4)\n"
+"      --project P        the project sent in X-Auth-Token (default load)\n"
+"      --settle-seconds S how long accepted requests may take to settle\n"
+"                         after the load (default 60)\n"
+"      --seed N           random seed of the workload and of fault times\n"
+"                         (default: from the time; the report prints it,\n"
+"                         so a run can be repeated)\n"
+"\n"
+"Managed processes:\n"
+"      --manager CMD      a volume manager (vsed --role volume ...) that\n"
+"                         vse-load starts before the load as\n"
+"                         /bin/sh -c 'exec CMD' in a process group of its\n"
+"                         own, output appended to DIR/manager-N.log (N from\n"
+"                         1, in option order); repeatable.  After settling,\n"
+"                         or on SIGINT or SIGTERM to vse-load, each gets\n"
+"                         SIGCONT and SIGTERM, and SIGKILL 10 s later.  A\n"
+"                         manager that exits when no fault killed it is a\n"
+"                         violation\n"
+"\n"
+"Faults:\n"
+"      --fault SPEC       KIND[@AT][:FOR], repeatable.  AT and FOR are\n"
+"                         seconds (decimals allowed) from the start of the\n"
+"                         load; AT at most --seconds, FOR above 0.  Without\n"
+"                         @AT the fault comes at a random time in 10%%-70%%\n"
+"                         of --seconds.  Each fault runs in a thread of its\n"
+"                         own while the load goes on.  KIND is one of:\n"
+"        kill             SIGKILL a manager (round-robin over --manager in\n"
+"                         --fault order), start the same CMD again FOR\n"
+"                         seconds later (default 0.5)\n"
+"        stop             SIGSTOP a manager (same round-robin) for FOR\n"
+"                         seconds (default 5; make it longer than the\n"
+"                         lease plus the reap interval), then SIGCONT.  It\n"
+"                         waits up to 2 s for the manager to hold an op\n"
+"                         (GET /v1/resources?busy=true), so that the stop\n"
+"                         lands mid-step; after the run, each held op's\n"
+"                         history must show no write by the woken manager\n"
+"                         under its op_id once that was fenced\n"
+"        pg-restart       run --pg-restart CMD; with :FOR, run --pg-stop\n"
+"                         CMD, wait FOR seconds, run --pg-start CMD.\n"
+"                         Output goes to DIR/pg.log\n"
+"        pool-full        create the sparse file DIR/fill-vse-load in the\n"
+"                         --pool directory, hold it FOR seconds (default\n"
+"                         3), remove it\n"
+"      --pg-restart CMD   restart PostgreSQL (e.g. pg_ctl -D D -m immediate\n"
+"                         restart); run with /bin/sh -c\n"
+"      --pg-stop CMD      stop PostgreSQL, for pg-restart:FOR\n"
+"      --pg-start CMD     start PostgreSQL, for pg-restart:FOR\n"
+"      --pool DIR         the volume managers' pool, for pool-full\n"
+"      --pool-fill-gb N   size of the pool-full file in GiB (default: the\n"
+"                         largest the filesystem takes, 1 PiB down to 1 GiB)\n"
+"\n"
+"Violations: an accepted request that never settled, or settled in a\n"
+"status its operation may not end in (a delete whose volume is still\n"
+"available, an extend whose volume did not grow); a 5xx or no answer; a\n"
+"manager that exited by itself; a write by a woken manager through a fence.\n"
+"\n"
+"Exit status: 0 done and no violation, 1 a violation or an error, 2 usage.\n");
     exit(st);
 }
 
@@ -652,6 +748,16 @@ static double num(const char *what, const char *s, double min)
     return v;
 }
 
+static int clients_over(void)
+{
+    return atomic_load(&g.clients_done) == g.clients;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -665,19 +771,36 @@ int main(int argc, char **argv)
         {"project", required_argument, NULL, 'p'},
         {"settle-seconds", required_argument, NULL, 'S'},
         {"seed", required_argument, NULL, 'x'},
+        {"manager", required_argument, NULL, 'm'},
+        {"fault", required_argument, NULL, 'f'},
+        {"pg-restart", required_argument, NULL, 'R'},
+        {"pg-stop", required_argument, NULL, 'T'},
+        {"pg-start", required_argument, NULL, 'B'},
+        {"pool", required_argument, NULL, 'P'},
+        {"pool-fill-gb", required_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
+    struct load_fault_opts fo;
+    const char *managers[MANAGERS_MAX];
     struct load_report rep;
     struct client *cl;
     pthread_t settler;
     const char *out = NULL;
     uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
-    int volumes = 4, c, violations;
+    int volumes = 4, c, violations, nmanagers = 0;
     size_t total = 0;
+    char *end;
 
+    memset(&fo, 0, sizeof(fo));
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'u': g.url = optarg; break;
+        case 'u':
+            if (g.nurls == URLS_MAX) {
+                fprintf(stderr, "vse-load: more than %d --url\n", URLS_MAX);
+                usage(2);
+            }
+            g.urls[g.nurls++] = optarg;
+            break;
         case 'w': g.workload = optarg; break;
         case 'c': g.clients = (int)num("--clients", optarg, 1); break;
         case 's': g.seconds = num("--seconds", optarg, 0.1); break;
@@ -686,12 +809,37 @@ int main(int argc, char **argv)
         case 'v': volumes = (int)num("--volumes", optarg, 1); break;
         case 'p': g.project = optarg; break;
         case 'S': g.settle_s = num("--settle-seconds", optarg, 0); break;
-        case 'x': seed = (uint64_t)num("--seed", optarg, 0); break;
+        case 'x':
+            /* Exact, not through a double: the report prints it back. */
+            errno = 0;
+            seed = strtoull(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' ||
+                optarg[0] == '-') {
+                fprintf(stderr, "vse-load: bad --seed '%s'\n", optarg);
+                usage(2);
+            }
+            break;
+        case 'm':
+            if (nmanagers == MANAGERS_MAX) {
+                fprintf(stderr, "vse-load: more than %d --manager\n",
+                        MANAGERS_MAX);
+                usage(2);
+            }
+            managers[nmanagers++] = optarg;
+            break;
+        case 'f': load_fault_add(optarg); break;
+        case 'R': fo.pg_restart = optarg; break;
+        case 'T': fo.pg_stop = optarg; break;
+        case 'B': fo.pg_start = optarg; break;
+        case 'P': fo.pool = optarg; break;
+        case 'G':
+            fo.pool_fill_gb = num("--pool-fill-gb", optarg, 1);
+            break;
         case 'h': usage(0); break;
         default: usage(2);
         }
     }
-    if (optind != argc || g.url == NULL || g.workload == NULL ||
+    if (optind != argc || g.nurls == 0 || g.workload == NULL ||
         g.clients < 1 || g.seconds <= 0 || out == NULL)
         usage(2);
     g.contention = strcmp(g.workload, "contention") == 0;
@@ -699,6 +847,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "vse-load: unknown workload '%s'\n", g.workload);
         usage(2);
     }
+    fo.managers = managers;
+    fo.nmanagers = nmanagers;
+    fo.out = out;
+    fo.url = g.urls[0];
+    fo.seconds = g.seconds;
+    fo.seed = seed;
+    load_faults_check(&fo);
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "vse-load: cannot create '%s': %s\n", out,
                 strerror(errno));
@@ -712,11 +867,15 @@ int main(int argc, char **argv)
         return 1;
     pthread_mutex_init(&g.mu, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Before any other thread: the signal thread must see SIGINT and
+     * SIGTERM blocked everywhere else. */
+    load_managers_start(&fo);
     g.t0 = now_us();
+    load_faults_start(g.t0, clients_over);
     for (int i = 0; i < g.clients; i++) {
         cl[i].n = i;
         cl[i].rng = seed + (uint64_t)i * UINT64_C(0x9E3779B97F4A7C15) + 1;
-        http_init(&cl[i].h);
+        http_init(&cl[i].h, g.urls[i % g.nurls]);
         pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
     }
     pthread_create(&settler, NULL, settler_main, NULL);
@@ -726,6 +885,8 @@ int main(int argc, char **argv)
     rep.elapsed = (double)(now_us() - g.t0) / 1e6;
     pthread_join(settler, NULL);
     rep.settle_s = (double)(now_us() - g.t0) / 1e6 - rep.elapsed;
+    /* Settled: now the fence checks, then the managers stop. */
+    load_faults_finish(&rep.faults, &rep.managers, &rep.violations);
 
     for (int i = 0; i < g.clients; i++)
         total += cl[i].nrecs;
@@ -740,16 +901,26 @@ int main(int argc, char **argv)
         free(cl[i].recs);
         http_free(&cl[i].h);
     }
+    if (g.ndeletes > 0)
+        qsort(g.deletes, g.ndeletes, sizeof(*g.deletes), cmp_id);
     rep.workload = g.workload;
-    rep.url = g.url;
+    rep.urls = g.urls;
+    rep.nurls = g.nurls;
+    rep.seed = seed;
     rep.clients = g.clients;
     rep.seconds = g.seconds;
     rep.outs = g.outs;
     rep.nouts = g.nouts;
+    rep.deletes = g.deletes;
+    rep.ndeletes = g.ndeletes;
     violations = load_report_write(&rep, out);
+    json_decref(rep.faults);
+    json_decref(rep.managers);
+    json_decref(rep.violations);
     free(rep.recs);
     free(g.outs);
     free(g.pend);
+    free(g.deletes);
     free(g.slots);
     free(cl);
     curl_global_cleanup();

@@ -55,14 +55,23 @@ struct load_rec {
 /* What became of one request answered 202. */
 struct load_outcome {
     uint8_t op;
+    uint8_t snapshot;   /* id is a snapshot's, not a volume's */
     char outcome[24];   /* settled status ("available", "deleted", ...),
                            or "unresolved" past the deadline */
+    char id[40];        /* "" for the synchronous actions */
+    int64_t accepted_us; /* since the run began */
     int64_t settle_us;  /* from the answer to the settled status */
+    int64_t want_size;  /* extend: the new size asked for, GiB */
+    int64_t size;       /* volume size in the settled body, -1 unknown */
 };
+
+struct json_t;
 
 struct load_report {
     const char *workload;
-    const char *url;
+    const char *const *urls; /* the first is the settler's */
+    int nurls;
+    uint64_t seed;
     int clients;
     double seconds;    /* asked for */
     double elapsed;    /* measured, load phase only */
@@ -71,12 +80,57 @@ struct load_report {
     size_t nrecs;
     struct load_outcome *outs;
     size_t nouts;
+    /* Volumes and snapshots a delete may have reached (answered 202, 5xx
+     * or not at all), sorted for bsearch: a create whose resource is
+     * later gone is fine only if one of these names it. */
+    char (*deletes)[40];
+    size_t ndeletes;
+    struct json_t *faults;     /* array of fault records (fault.c) */
+    struct json_t *managers;   /* array, one per --manager */
+    struct json_t *violations; /* array of {kind, count, message} found
+                                  by fault.c: managers that exited by
+                                  themselves, writes past a fence */
 };
 
-/* Write report.json, report.txt, timeline.tsv and (with gnuplot) the
- * plots into `dir`, which exists.  Prints report.txt on stdout too.
- * Returns the number of violations found (accepted requests that never
- * settled), or -1 if a file cannot be written. */
+/* Write report.json, report.txt, timeline.tsv, faults.tsv and (with
+ * gnuplot) the plots into `dir`, which exists.  Prints report.txt on
+ * stdout too.  Returns the number of violations found (accepted requests
+ * that never settled or settled in a status their op may not end in,
+ * plus those in r->violations), or -1 if a file cannot be written. */
 int load_report_write(const struct load_report *r, const char *dir);
+
+/* ---- fault.c: managed processes and fault injection ------------------ */
+
+enum load_fault_kind { FK_KILL, FK_STOP, FK_PG_RESTART, FK_POOL_FULL };
+
+/* What fault.c needs from the command line. */
+struct load_fault_opts {
+    const char *const *managers; /* --manager CMDs */
+    int nmanagers;
+    const char *pg_restart, *pg_stop, *pg_start, *pool;
+    double pool_fill_gb;         /* 0 = the largest the filesystem takes */
+    const char *out;             /* OUTDIR, for the logs */
+    const char *url;             /* /v1 of the first API server */
+    double seconds;              /* --seconds */
+    uint64_t seed;
+};
+
+/* Parse one --fault SPEC into the list; exits 2 with a message if it is
+ * malformed.  Checked against the options by load_faults_check(). */
+void load_fault_add(const char *spec);
+/* Usage errors that need every option: a kind whose option is missing,
+ * AT past --seconds.  Exits 2. */
+void load_faults_check(const struct load_fault_opts *o);
+/* Start the managers (exits 1 if one cannot be started) and the thread
+ * that takes SIGINT and SIGTERM; call before any other thread starts, so
+ * that every thread inherits the blocked signals. */
+void load_managers_start(const struct load_fault_opts *o);
+/* Start the fault threads; t0 is the load phase's start (CLOCK_MONOTONIC
+ * microseconds); load_over() says whether the clients are done. */
+void load_faults_start(int64_t t0, int (*load_over)(void));
+/* Wait for the fault threads, verify fencing, stop the managers, and
+ * hand over the JSON for the report (the caller owns it). */
+void load_faults_finish(struct json_t **faults, struct json_t **managers,
+                        struct json_t **violations);
 
 #endif /* VSE_LOAD_H */

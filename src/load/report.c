@@ -2,7 +2,9 @@
  * report.c - vse-load's report: per-operation counts and latency
  * percentiles, refusals by reason, what became of every accepted request,
  * and a per-second timeline that gnuplot draws as throughput and latency
- * plots (SVG and PNG).  JSON for machines, a table for people.
+ * plots (SVG and PNG), with a red line where each fault began.  Checks
+ * that every accepted request settled in a status its op may end in.
+ * JSON for machines, a table for people.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,108 @@ static json_t *op_json(struct opstat *s)
                      pct(s->lat, s->count, 95), "p99_ms",
                      pct(s->lat, s->count, 99), "max_ms",
                      pct(s->lat, s->count, 100));
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int one_of(const char *s, const char *const *list)
+{
+    for (int i = 0; list[i] != NULL; i++)
+        if (strcmp(s, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Is the settled status one the accepted op may end in?  The outcome is
+ * the first status at rest the settler saw after the 202, and other
+ * clients' requests may have moved the volume on before that poll, so a
+ * status that says "the op took, and then something else happened" is
+ * fine.  Where in doubt, the outcome is fine: a false violation would
+ * hide the real ones.  0 and why[] filled when it is not.
+ *
+ *   delete, snapshot delete  deleted or error_deleting; a volume still at
+ *                            rest lost an accepted delete (nothing else
+ *                            moves it out of deleting)
+ *   extend                   error_extending or error, or at rest with
+ *                            size >= the size asked for (a later extend
+ *                            may have grown it more); gone only if a
+ *                            delete of it was sent
+ *   create                   any status but gone: every status at rest
+ *                            other than deleted needs the volume to
+ *                            exist; gone only if a delete was sent
+ *   snapshot                 available, error, error_deleting (a later
+ *                            delete failed); gone only if a delete of it
+ *                            was sent
+ */
+static int outcome_ok(const struct load_report *r, const struct load_outcome *o,
+                      char *why, size_t size)
+{
+    static const char *const deleted[] = {"deleted", "error_deleting", NULL};
+    static const char *const snap[] = {"available", "error",
+                                       "error_deleting", NULL};
+    const char *what = o->snapshot ? "snapshot" : "volume";
+    int gone = strcmp(o->outcome, "deleted") == 0;
+
+    if (o->id[0] == '\0' || strcmp(o->outcome, "unresolved") == 0)
+        return 1; /* synchronous, or counted as unresolved already */
+    if (gone && o->op != OP_DELETE && o->op != OP_SNAPSHOT_DELETE) {
+        /* A delete with no clear answer may have been carried out. */
+        if (r->ndeletes > 0 && bsearch(o->id, r->deletes, r->ndeletes,
+                                       sizeof(*r->deletes), cmp_id) != NULL)
+            return 1;
+        snprintf(why, size, "the %s is gone and no delete of it was sent",
+                 what);
+        return 0;
+    }
+    switch (o->op) {
+    case OP_DELETE:
+    case OP_SNAPSHOT_DELETE:
+        if (one_of(o->outcome, deleted))
+            return 1;
+        break;
+    case OP_EXTEND:
+        if (strcmp(o->outcome, "error_extending") == 0 ||
+            strcmp(o->outcome, "error") == 0 || o->size < 0 ||
+            o->size >= o->want_size)
+            return 1;
+        snprintf(why, size, "the volume settled '%s' at %lld GiB, not the "
+                 "%lld GiB asked for", o->outcome, (long long)o->size,
+                 (long long)o->want_size);
+        return 0;
+    case OP_SNAPSHOT:
+        if (one_of(o->outcome, snap))
+            return 1;
+        break;
+    default:
+        return 1;
+    }
+    snprintf(why, size, "the %s settled '%s'", what, o->outcome);
+    return 0;
+}
+
+/* A violation for every outcome its op may not end in. */
+static void check_outcomes(const struct load_report *r, json_t *viol)
+{
+    char why[200], msg[400];
+
+    for (size_t i = 0; i < r->nouts; i++) {
+        const struct load_outcome *o = &r->outs[i];
+
+        if (outcome_ok(r, o, why, sizeof(why)))
+            continue;
+        snprintf(msg, sizeof(msg), "%s of %s %s accepted at %.1f s but %s",
+                 o->op == OP_SNAPSHOT_DELETE ? "delete" : o->op == OP_SNAPSHOT
+                     ? "create" : load_op_names[o->op],
+                 o->snapshot ? "snapshot" : "volume", o->id,
+                 (double)o->accepted_us / 1e6, why);
+        json_array_append_new(viol, json_pack("{s:s, s:i, s:s}", "kind",
+                                              "outcome", "count", 1,
+                                              "message", msg));
+    }
 }
 
 /* Count of accepted requests per op and outcome, and the violations. */
@@ -155,9 +259,66 @@ static int write_timeline(const struct load_report *r, const char *dir)
     return 0;
 }
 
+/* A red line where each fault began, labelled with its kind; the time it
+ * lasted shaded, with a dashed line where it ended.  Labels step down so
+ * that faults close together stay readable. */
+static void fault_marks(FILE *f, json_t *faults)
+{
+    json_t *v;
+    size_t i;
+
+    /* The key would hide the labels at the top left. */
+    if (json_array_size(faults) > 0)
+        fprintf(f, "set key below horizontal\n");
+    json_array_foreach(faults, i, v) {
+        double at = json_real_value(json_object_get(v, "at_s"));
+        double dur = json_real_value(json_object_get(v, "duration_s"));
+        const char *kind = json_string_value(json_object_get(v, "kind"));
+
+        if (!json_is_true(json_object_get(v, "ok")))
+            continue;
+        fprintf(f, "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead "
+                   "lc rgb 'red' lw 1.5 front\n"
+                   "set label '%s' at %.3f, graph %.2f offset 0.3,0 "
+                   "tc rgb 'red' front\n",
+                at, at, kind ? kind : "?", at, 0.95 - 0.06 * (double)(i % 4));
+        if (dur < 0.05)
+            continue;
+        fprintf(f, "set object rect from %.3f, graph 0 to %.3f, graph 1 "
+                   "fc rgb 'red' fs transparent solid 0.08 noborder behind\n"
+                   "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead "
+                   "lc rgb 'red' dt 2 front\n",
+                at, at + dur, at + dur, at + dur);
+    }
+}
+
+/* faults.tsv: one row per fault, as in report.json. */
+static int write_faults(json_t *faults, const char *dir)
+{
+    char path[4200];
+    json_t *v;
+    size_t i;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/faults.tsv", dir);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "# kind\tat_s\tduration_s\tok\ttarget\tdetail\n");
+    json_array_foreach(faults, i, v)
+        fprintf(f, "%s\t%.3f\t%.3f\t%d\t%s\t%s\n",
+                json_string_value(json_object_get(v, "kind")),
+                json_real_value(json_object_get(v, "at_s")),
+                json_real_value(json_object_get(v, "duration_s")),
+                json_is_true(json_object_get(v, "ok")),
+                json_string_value(json_object_get(v, "target")),
+                json_string_value(json_object_get(v, "detail")));
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 /* gnuplot draws timeline.tsv; without gnuplot the plots are missing
  * and the report says so (the numbers are all in report.json). */
-static int plot(const char *dir, const char *workload)
+static int plot(const char *dir, const char *workload, json_t *faults)
 {
     static const char *const term[2][2] = {
         {"svg size 800,400 dynamic", "svg"},
@@ -173,6 +334,7 @@ static int plot(const char *dir, const char *workload)
     fprintf(f, "# Made by vse-load: gnuplot plot.gp (in this directory)\n"
                "set datafile separator '\\t'\nset grid\nset key top left\n"
                "set xlabel 'seconds since start'\n");
+    fault_marks(f, faults);
     for (int t = 0; t < 2; t++) {
         fprintf(f, "set terminal %s\nset output 'throughput.%s'\n"
                    "set title 'vse-load %s: requests per second'\n"
@@ -203,8 +365,11 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
     const char *k, *k2;
     size_t i;
 
-    fprintf(f, "vse-load %s: %d clients, %.1f s against %s\n", r->workload,
-            r->clients, r->elapsed, r->url);
+    fprintf(f, "vse-load %s: %d clients, %.1f s against %s", r->workload,
+            r->clients, r->elapsed, r->urls[0]);
+    for (int u = 1; u < r->nurls; u++)
+        fprintf(f, ", %s", r->urls[u]);
+    fprintf(f, " (seed %llu)\n", (unsigned long long)r->seed);
     fprintf(f, "requests %lld, %.1f/s; accepted %lld, refused %lld, "
                "errors %lld\n\n",
             (long long)json_integer_value(json_object_get(rep, "requests")),
@@ -240,8 +405,37 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
         json_object_foreach(m, k2, v)
             fprintf(f, "%-16s %-16s %7lld\n", k, k2,
                     (long long)json_integer_value(v));
-    fprintf(f, "\nfaults injected: %zu\nviolations: %zu\n",
-            json_array_size(json_object_get(rep, "faults")),
+    fprintf(f, "\nfaults injected: %zu\n",
+            json_array_size(json_object_get(rep, "faults")));
+    if (json_array_size(json_object_get(rep, "faults")) > 0)
+        fprintf(f, "FAULTS\n%-10s %7s %7s %-3s %-22s %s\n", "KIND", "AT s",
+                "FOR s", "OK", "TARGET", "DETAIL");
+    json_array_foreach(json_object_get(rep, "faults"), i, v) {
+        fprintf(f, "%-10s %7.2f %7.2f %-3s %-22s %s\n",
+                json_string_value(json_object_get(v, "kind")),
+                json_real_value(json_object_get(v, "at_s")),
+                json_real_value(json_object_get(v, "duration_s")),
+                json_is_true(json_object_get(v, "ok")) ? "yes" : "NO",
+                json_string_value(json_object_get(v, "target")),
+                json_string_value(json_object_get(v, "detail")));
+        if (json_object_get(v, "verdict") != NULL)
+            fprintf(f, "%-10s fencing: %s\n", "",
+                    json_string_value(json_object_get(v, "verdict")));
+    }
+    json_array_foreach(json_object_get(rep, "managers"), i, v) {
+        json_t *pid;
+        size_t k;
+
+        fprintf(f, "%s manager %lld: pid", i == 0 ? "MANAGERS\n" : "",
+                (long long)json_integer_value(json_object_get(v, "n")));
+        json_array_foreach(json_object_get(v, "pids"), k, pid)
+            fprintf(f, "%s %lld", k ? "," : "",
+                    (long long)json_integer_value(pid));
+        fprintf(f, "; last %s; log %s\n",
+                json_string_value(json_object_get(v, "end")),
+                json_string_value(json_object_get(v, "log")));
+    }
+    fprintf(f, "violations: %zu\n",
             json_array_size(json_object_get(rep, "violations")));
     json_array_foreach(json_object_get(rep, "violations"), i, v)
         fprintf(f, "  %s: %lld: %s\n",
@@ -255,7 +449,9 @@ int load_report_write(const struct load_report *r, const char *dir)
     struct opstat st[OP_COUNT];
     size_t reasons[RS_COUNT] = {0}, acc = 0, ref = 0, errs = 0, unresolved;
     json_t *rep, *ops = json_object(), *refs = json_object();
-    json_t *viol = json_array(), *outs;
+    json_t *viol = json_array(), *outs, *urls = json_array();
+    json_t *empty = json_array();
+    json_t *faults = r->faults ? r->faults : empty;
     char path[4200];
     size_t nviol;
     FILE *f;
@@ -293,25 +489,41 @@ int load_report_write(const struct load_report *r, const char *dir)
             json_object_set_new(refs, load_reason_names[k],
                                 json_integer((json_int_t)reasons[k]));
     outs = outcomes_json(r, viol, &unresolved);
+    check_outcomes(r, viol);
+    json_array_extend(viol, r->violations ? r->violations : empty);
     if (errs > 0)
         json_array_append_new(
             viol, json_pack("{s:s, s:I, s:s}", "kind", "server_error",
                             "count", (json_int_t)errs, "message",
                             "requests answered 5xx or not at all"));
-    if (write_timeline(r, dir) != 0)
+    for (int u = 0; u < r->nurls; u++)
+        json_array_append_new(urls, json_string(r->urls[u]));
+    if (write_timeline(r, dir) != 0 || write_faults(faults, dir) != 0) {
+        fprintf(stderr, "vse-load: cannot write the timeline into '%s'\n",
+                dir);
+        json_decref(ops);
+        json_decref(refs);
+        json_decref(viol);
+        json_decref(outs);
+        json_decref(urls);
+        json_decref(empty);
         return -1;
-    plotted = plot(dir, r->workload) == 0;
+    }
+    plotted = plot(dir, r->workload, faults) == 0;
     nviol = json_array_size(viol);
     rep = json_pack(
-        "{s:s, s:s, s:i, s:f, s:f, s:f, s:I, s:f, s:I, s:I, s:I, s:o, s:o, "
-        "s:[], s:o, s:o, s:b}",
-        "workload", r->workload, "url", r->url, "clients", r->clients,
-        "seconds", r->seconds, "elapsed_s", r->elapsed, "settle_s",
-        r->settle_s, "requests", (json_int_t)r->nrecs, "throughput_rps",
+        "{s:s, s:s, s:o, s:I, s:i, s:f, s:f, s:f, s:I, s:f, s:I, s:I, s:I, "
+        "s:o, s:o, s:O, s:O, s:o, s:o, s:b}",
+        "workload", r->workload, "url", r->urls[0], "urls", urls, "seed",
+        (json_int_t)r->seed, "clients", r->clients, "seconds", r->seconds,
+        "elapsed_s", r->elapsed, "settle_s", r->settle_s, "requests",
+        (json_int_t)r->nrecs, "throughput_rps",
         r->elapsed > 0 ? (double)r->nrecs / r->elapsed : 0.0, "accepted",
         (json_int_t)acc, "refused", (json_int_t)ref, "errors",
         (json_int_t)errs, "operations", ops, "refusals", refs, "faults",
+        faults, "managers", r->managers ? r->managers : empty,
         "violations", viol, "outcomes", outs, "plots", plotted);
+    json_decref(empty);
     snprintf(path, sizeof(path), "%s/report.json", dir);
     if (rep == NULL ||
         json_dump_file(rep, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
