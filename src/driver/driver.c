@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +62,30 @@ int vsed_driver_parse(const char *name, char *kind, size_t ksize, char *id,
     return -1;
 }
 
+/*
+ * A step's temporary file is its process's own (".tmp-PID-KIND-ID"): two
+ * managers of one pool may run the same step at once (one stopped past
+ * its lease and woken after another took the op over), and with a shared
+ * name one would rename the other's half-written file into place.
+ */
 static void tmp_path(const struct vsed_driver *d, const char *kind,
                      const char *id, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s/" TMP_PREFIX "%s-%s", d->pool, kind, id);
+    snprintf(buf, size, "%s/" TMP_PREFIX "%ld-%s-%s", d->pool,
+             (long)getpid(), kind, id);
+}
+
+/* 1 if the temporary file `name` belongs to a live process of this
+ * host, which may still rename it. */
+static int tmp_owner_alive(const char *name)
+{
+    char *end;
+    long pid = strtol(name + strlen(TMP_PREFIX), &end, 10);
+
+    if (end == name + strlen(TMP_PREFIX) || *end != '-' || pid <= 0)
+        return 0; /* not ours, or from before names carried a pid */
+    return pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
+                                     errno == EPERM);
 }
 
 /* Tests set VSE_DRIVER_PAUSE_MS to hold a step between writing its
@@ -98,9 +119,11 @@ int vsed_driver_open(struct vsed_driver *d, const char *pool,
     dir = opendir(d->pool);
     if (dir == NULL)
         return fail(err, size, "open pool directory", d->pool);
-    /* Left by a step killed before its rename: never a volume. */
+    /* Left by a step killed before its rename: never a volume.  Those of
+     * another manager still running on this pool are its own. */
     while ((e = readdir(dir)) != NULL) {
-        if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
+        if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0 ||
+            tmp_owner_alive(e->d_name))
             continue;
         snprintf(path, sizeof(path), "%s/%s", d->pool, e->d_name);
         unlink(path);

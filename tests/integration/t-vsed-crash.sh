@@ -43,7 +43,7 @@ poll() {
     done
     ok "$name"
 }
-in_step() { [ -f "$POOL/.tmp-volume-$V" ] && row | grep -q "^creating_vol volume@hx"; }
+in_step() { ls "$POOL"/.tmp-*-volume-"$V" >/dev/null 2>&1 && row | grep -q "^creating_vol volume@hx"; }
 poll "manager of hx is mid-step in creating_vol" 20 in_step
 kill -KILL "$VOL1"
 killed=$(date +%s%N)
@@ -100,7 +100,7 @@ VSE_DRIVER_PAUSE_MS=1500 start_vsed "$T/volz.log" --auth noauth --store "$S" \
 URL=$API
 req POST /v3/volumes '{"volume": {"size": 1, "name": "doomed"}}' "${H[@]}"
 V=$(jget "json.load(sys.stdin)['volume']['id']")
-in_step_z() { [ -f "$T/pool-z/.tmp-volume-$V" ]; }
+in_step_z() { ls "$T"/pool-z/.tmp-*-volume-"$V" >/dev/null 2>&1; }
 poll "hz is mid-step" 20 in_step_z
 req POST "/v3/volumes/$V/action" '{"os-force_delete": {}}' "${H[@]}"
 expect "os-force_delete of a volume being created: 202" 202

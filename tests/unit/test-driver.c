@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -184,6 +185,35 @@ static void open_sweeps_temporary_files(void **state)
     assert_true(size_of(f, "volume", "kept", NULL) == VSED_GIB);
 }
 
+/* Two managers may share a pool: one starting leaves alone the temporary
+ * files of the other, and removes those of a process that is gone. */
+static void open_keeps_live_managers_files(void **state)
+{
+    struct fx *f = *state;
+    char live[PATH_MAX + 300], dead[PATH_MAX + 300];
+    pid_t child = fork();
+    FILE *fp;
+
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0); /* its pid now names no process */
+    snprintf(live, sizeof(live), "%s/.tmp-%ld-volume-v1", f->d.pool,
+             (long)getppid());
+    snprintf(dead, sizeof(dead), "%s/.tmp-%ld-volume-v2", f->d.pool,
+             (long)child);
+    fp = fopen(live, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    fp = fopen(dead, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(vsed_driver_open(&f->d, f->pool, 10, f->err,
+                                      sizeof(f->err)), 0);
+    assert_int_equal(access(live, F_OK), 0);
+    assert_int_equal(access(dead, F_OK), -1);
+}
+
 /* vsectl check reads pool names back: parse inverts vsed_driver_path(),
  * and temporary files are nobody's. */
 static void parse_inverts_path(void **state)
@@ -233,6 +263,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(create_is_sparse_and_sized, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(open_keeps_live_managers_files,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(create_again_is_done, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(extend_grows_and_never_shrinks,
