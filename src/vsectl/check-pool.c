@@ -270,13 +270,14 @@ static void check_usage(struct run *r, const struct check_pool *p)
             pool_gb += (st.st_size + VSED_GIB - 1) / VSED_GIB;
     }
     closedir(dir);
+    /* Reported under the service row of the host's manager (vsed's
+     * service.c): the resource that stands for the host. */
+    snprintf(svc, sizeof(svc), "cinder-volume@%s", p->host);
     if (quiet && store_gb != pool_gb)
-        violation(r, "", "host %s: the store counts %lld GiB of volumes on "
-                  "it; the volume files in its pool '%s' take %lld GiB",
+        violation(r, svc, "host %s: the store counts %lld GiB of volumes "
+                  "on it; the volume files in its pool '%s' take %lld GiB",
                   p->host, (long long)store_gb, p->drv.pool,
                   (long long)pool_gb);
-    /* The service row of the host's manager (vsed's service.c). */
-    snprintf(svc, sizeof(svc), "cinder-volume@%s", p->host);
     vse_error_clear(&err);
     if (vse_get(r->db, svc, &row, &err) == 0) {
         json_t *a = json_loads(row.attrs, 0, NULL);
@@ -286,7 +287,7 @@ static void check_usage(struct run *r, const struct check_pool *p)
         json_decref(a);
     }
     if (cap > 0 && (store_gb > cap || pool_gb > cap))
-        violation(r, "", "host %s: volumes take %lld GiB (store) and %lld "
+        violation(r, svc, "host %s: volumes take %lld GiB (store) and %lld "
                   "GiB (pool), more than its capacity of %lld GiB", p->host,
                   (long long)store_gb, (long long)pool_gb, (long long)cap);
 }
