@@ -205,7 +205,11 @@ static void pass(struct sched *s)
 
 void *vsed_scheduler_main(void *arg)
 {
-    static const char *const wake[] = {"scheduling", NULL};
+    /* A volume entering scheduling, or a service (a volume host) taken
+     * up: volumes wait while no host is up, and a host whose manager
+     * died is down from its lease's end until another process of that
+     * host takes its service row over. */
+    static const char *const wake[] = {"scheduling", "running", NULL};
     const atomic_int *stop = arg;
     struct sched *s = calloc(1, sizeof(*s));
     struct vse_error err;
@@ -224,8 +228,6 @@ void *vsed_scheduler_main(void *arg)
     vsed_log("scheduler: running as %s", s->owner);
     while (!atomic_load(stop)) {
         pass(s);
-        /* Woken by a volume entering scheduling; the periodic pass
-         * catches hosts that came up while volumes waited. */
         vsed_wait_for(s->db, &seq, wake, RESCAN_MS, stop);
     }
     free(s->w.rows);

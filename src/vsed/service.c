@@ -296,6 +296,9 @@ static int wake_event(void *arg, const struct vse_event *e)
     struct wake *w = arg;
 
     w->seq = e->seq;
+    /* A renew (a heartbeat, a task boundary) never makes new work. */
+    if (e->kind == VSE_KIND_RENEW)
+        return 0;
     for (int i = 0; w->states[i] != NULL && !w->hit; i++)
         w->hit = strcmp(e->to, w->states[i]) == 0 ||
                  (e->kind == VSE_KIND_EXPIRE &&
