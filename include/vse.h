@@ -26,7 +26,9 @@
 extern "C" {
 #endif
 
-#define VSE_VERSION_STRING "0.2.0"
+/* Before 1.0, a minor version may change structs the caller allocates
+ * (0.3.0 added vse_filter.not_state): rebuild against the new header. */
+#define VSE_VERSION_STRING "0.3.0"
 /* The store schema this libvse writes; older ones are migrated on open. */
 #define VSE_SCHEMA_VERSION 2
 
@@ -414,6 +416,10 @@ struct vse_filter {
     int stuck;           /* only busy ones whose lease has expired */
     const char *after_id; /* paging: ids greater than this */
     size_t limit;        /* 0 = no limit */
+    /* Last, so the fields above keep their offsets.  "deleted" rows stay
+     * until a purge: skipping them in the store keeps a list's cost with
+     * the live rows, not with the store's age. */
+    const char *not_state; /* NULL = none; skip resources in this state */
 };
 /* Resources in id order. */
 int vse_list(vse_db *db, const struct vse_filter *f, vse_resource_cb cb,

@@ -195,6 +195,11 @@ int vse_list(vse_db *db, const struct vse_filter *f, vse_resource_cb cb,
         vse__machine_state(vse_find_machine(db, f->machine), f->state) < 0)
         return vse__err(err, VSE_EINVAL, "machine '%s' has no state '%s'",
                         f->machine, f->state);
+    /* A typo would otherwise leave out nothing, silently. */
+    if (f->machine != NULL && f->not_state != NULL &&
+        vse__machine_state(vse_find_machine(db, f->machine), f->not_state) < 0)
+        return vse__err(err, VSE_EINVAL, "machine '%s' has no state '%s'",
+                        f->machine, f->not_state);
     return vse__store_list(db->store, f, vse_now_us(), cb, ctx, err);
 }
 

@@ -1035,6 +1035,10 @@ static int pg_list(struct vse_store *s, const struct vse_filter *f,
         p_text(&p, f->state);
         ADD("state = $%d", p.n);
     }
+    if (f->not_state != NULL && f->not_state[0] != '\0') {
+        p_text(&p, f->not_state);
+        ADD("state <> $%d", p.n);
+    }
     if (f->busy || f->stuck)
         ADD("op IS NOT NULL");
     if (f->stuck) {

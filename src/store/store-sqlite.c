@@ -79,7 +79,8 @@ enum {
     LF_BUSY = 1 << 2,
     LF_STUCK = 1 << 3,
     LF_AFTER = 1 << 4,
-    LF_COUNT = 1 << 5
+    LF_NOT_STATE = 1 << 5,
+    LF_COUNT = 1 << 6
 };
 
 struct sqlite_conn {
@@ -1118,6 +1119,8 @@ static void list_sql(unsigned mask, char *buf, size_t size)
         ADD("machine = ?1");
     if (mask & LF_STATE)
         ADD("state = ?2");
+    if (mask & LF_NOT_STATE)
+        ADD("state <> ?6");
     if (mask & (LF_BUSY | LF_STUCK))
         ADD("op IS NOT NULL");
     if (mask & LF_STUCK)
@@ -1145,6 +1148,8 @@ static int sqlite_list(struct vse_store *s, const struct vse_filter *f,
         mask |= LF_MACHINE;
     if (f->state != NULL && f->state[0] != '\0')
         mask |= LF_STATE;
+    if (f->not_state != NULL && f->not_state[0] != '\0')
+        mask |= LF_NOT_STATE;
     if (f->busy)
         mask |= LF_BUSY;
     if (f->stuck)
@@ -1167,6 +1172,8 @@ static int sqlite_list(struct vse_store *s, const struct vse_filter *f,
         rc = bind_text(st, 4, f->after_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 5, sql_limit(f->limit));
+    if (rc == SQLITE_OK && (mask & LF_NOT_STATE))
+        rc = bind_text(st, 6, f->not_state);
     if (rc != SQLITE_OK)
         rc = db_fail(c, rc, err, "list resources");
     else

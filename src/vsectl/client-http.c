@@ -279,6 +279,7 @@ static int http_list(struct ctx *ctx, const struct vse_filter *f,
         snprintf(path, sizeof(path), "/v1/resources");
         add_arg(ctx, path, sizeof(path), "machine", f->machine);
         add_arg(ctx, path, sizeof(path), "state", f->state);
+        add_arg(ctx, path, sizeof(path), "not_state", f->not_state);
         add_arg(ctx, path, sizeof(path), "busy", f->busy ? "true" : NULL);
         add_arg(ctx, path, sizeof(path), "stuck", f->stuck ? "true" : NULL);
         add_arg(ctx, path, sizeof(path), "after", after[0] ? after : NULL);

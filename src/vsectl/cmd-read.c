@@ -16,6 +16,7 @@ enum {
     OPT_LIMIT,
     OPT_MACHINE,
     OPT_STATE,
+    OPT_NOT_STATE,
     OPT_BUSY,
     OPT_STUCK,
     OPT_AFTER,
@@ -140,10 +141,15 @@ static int list_row(void *arg, const struct vse_resource *r,
 {
     struct rows *w = arg;
 
-    if (w->json)
+    if (w->json) {
         print_json(resource_json(status, r));
-    else
+    } else {
+        /* The header waits for the first row, as in history: a list
+         * the store refuses prints only its error. */
+        if (w->n == 0)
+            print_list_header();
         print_list_row(status, r);
+    }
     w->n++;
     return out_failed();
 }
@@ -155,6 +161,7 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
         {"json", no_argument, NULL, OPT_JSON},
         {"machine", required_argument, NULL, OPT_MACHINE},
         {"state", required_argument, NULL, OPT_STATE},
+        {"not-state", required_argument, NULL, OPT_NOT_STATE},
         {"busy", no_argument, NULL, OPT_BUSY},
         {"stuck", no_argument, NULL, OPT_STUCK},
         {"limit", required_argument, NULL, OPT_LIMIT},
@@ -186,6 +193,10 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
             f.state = optarg;
             st = check_name(ctx, "state", optarg);
             break;
+        case OPT_NOT_STATE:
+            f.not_state = optarg;
+            st = check_name(ctx, "state", optarg);
+            break;
         case OPT_BUSY:
             f.busy = 1;
             break;
@@ -209,12 +220,12 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
         st = ctx_open(ctx);
     if (st != 0)
         return st;
-    if (!w.json)
-        print_list_header();
     vse_error_clear(&err);
     rc = ctx->ops->list(ctx, &f, list_row, &w, &err);
     if (rc < 0)
         return report(rc, &err);
+    if (!w.json && w.n == 0)
+        print_list_header(); /* an empty table still says what it is */
     return EXIT_DONE;
 }
 

@@ -185,12 +185,14 @@ static const struct cmd_doc docs[] = {
      "      --limit N        at most N rows\n"
      "      --json           one JSON object per line\n",
      EXITS_READ, "vsectl history vol-1"},
-    {"vsectl list [--machine M] [--state S] [--busy] [--stuck] [--limit N]\n"
+    {"vsectl list [--machine M] [--state S] [--not-state S] [--busy] "
+     "[--stuck]\n"
      "                   "
-     "[--after ID] [--json]",
+     "[--limit N] [--after ID] [--json]",
      "List resources in id order.",
      "      --machine M      only resources of machine M\n"
      "      --state S        only resources in state S\n"
+     "      --not-state S    only resources not in state S (e.g. deleted)\n"
      "      --busy           only resources with an operation in flight\n"
      "      --stuck          only busy resources whose lease has expired\n"
      "      --limit N        at most N resources\n"

@@ -649,10 +649,12 @@ static void list_resources(const struct vsed_req *q, struct vsed_resp *p)
         return;
     f.machine = arg(q, "machine");
     f.state = arg(q, "state");
+    f.not_state = arg(q, "not_state");
     f.after_id = arg(q, "after");
     vse_error_clear(&err);
     if ((f.machine && vse_check_id("machine name", f.machine, &err) != 0) ||
         (f.state && vse_check_id("state", f.state, &err) != 0) ||
+        (f.not_state && vse_check_id("state", f.not_state, &err) != 0) ||
         (f.after_id && vse_check_id("resource id", f.after_id, &err) != 0)) {
         lib_error(q, p, VSE_EINVAL, &err, NULL);
         return;

@@ -191,6 +191,7 @@ static void pass(struct sched *s)
         return;
     }
     f.machine = "volume";
+    f.not_state = "deleted"; /* they take nothing, and pile up */
     if (vse_list(s->db, &f, collect_volume, s, &err) < 0) {
         vsed_log("scheduler: %s", err.msg);
         return;

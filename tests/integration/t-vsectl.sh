@@ -357,6 +357,12 @@ vs list --busy --json
 py "list --busy" 'assert [r["id"] for r in lines] == ["s1"], lines'
 vs list --machine volume --state error --json
 py "list --machine --state" 'assert [r["id"] for r in lines] == ["v1"]'
+vs list --machine volume --not-state error --json
+is "list --not-state: the one volume is in error" 0 ""
+vs list --machine snapshot --not-state deleted --json
+py "list --machine --not-state" 'assert [r["id"] for r in lines] == ["s1"]'
+vs list --machine volume --not-state delted
+is_rc "list --not-state with a state the machine lacks: exit 2" 2 "delted"
 vs list --limit 1 --after s1 --json
 py "list --limit --after" 'assert [r["id"] for r in lines] == ["v1"]'
 vs list --stuck

@@ -108,6 +108,10 @@ req GET '/v1/resources?machine=snapshot&busy=true'
 expect "list filtered" 200 "len(j['resources']) == 3"
 req GET '/v1/resources?state=available'
 expect "list by state" 200 "[r['id'] for r in j['resources']] == ['v1']"
+req GET '/v1/resources?machine=volume&not_state=available'
+expect "list not in a state" 200 "'v1' not in [r['id'] for r in j['resources']]"
+req GET '/v1/resources?machine=volume&not_state=nope'
+expect "list not_state the machine lacks: 400" 400
 req GET '/v1/resources?stuck=1'
 expect "list stuck" 200 "j['resources'] == []"
 req GET '/v1/resources?limit=0'

@@ -796,6 +796,91 @@ static void test_bad_ids_rejected(void **state)
     assert_int_equal(last, 0);
 }
 
+struct ids {
+    char buf[256]; /* "a1 c3 ...": easy to compare, and to read on failure */
+};
+
+static int add_id(void *ctx, const struct vse_resource *r)
+{
+    struct ids *l = ctx;
+    size_t n = strlen(l->buf);
+
+    snprintf(l->buf + n, sizeof(l->buf) - n, "%s%s", n ? " " : "", r->id);
+    return 0;
+}
+
+static const char *list_ids(struct fx *f, const struct vse_filter *flt,
+                            struct ids *l)
+{
+    l->buf[0] = '\0';
+    OK(vse_list(f->db, flt, add_id, l, &f->err));
+    return l->buf;
+}
+
+/* not_state leaves out one state in the store, with every other filter:
+ * the Cinder API's lists skip "deleted" rows this way. */
+static void test_list_not_state(void **state)
+{
+    struct fx *f = *state;
+    struct vse_filter flt = {0};
+    struct vse_resource r;
+    struct ids l;
+    const char *gone[] = {"b2", "d4"};
+
+    make_available(f, "a1", NULL);
+    make_available(f, "b2", NULL);
+    make_available(f, "c3", NULL);
+    begin_attach(f, "c3", 60000, &r); /* busy, in reserved */
+    make_available(f, "d4", NULL);
+    make_available(f, "e5", NULL);
+    OK(vse_create(f->db, "volume", "f6", NULL, &r, &f->err)); /* busy */
+    for (size_t i = 0; i < sizeof(gone) / sizeof(*gone); i++) {
+        OK(vse_begin(f->db, gone[i], "delete", NULL, &r, &f->err));
+        OK(vse_finish(f->db, gone[i], r.op_id, NULL, NULL, &r, &f->err));
+        assert_string_equal(r.state, "deleted");
+    }
+
+    flt.machine = "volume";
+    assert_string_equal(list_ids(f, &flt, &l), "a1 b2 c3 d4 e5 f6");
+    flt.not_state = "deleted";
+    assert_string_equal(list_ids(f, &flt, &l), "a1 c3 e5 f6");
+    flt.machine = NULL;
+    assert_string_equal(list_ids(f, &flt, &l), "a1 c3 e5 f6");
+    flt.machine = "volume";
+
+    /* Paging: the pages put together are the list above. */
+    flt.limit = 2;
+    assert_string_equal(list_ids(f, &flt, &l), "a1 c3");
+    flt.after_id = "c3";
+    assert_string_equal(list_ids(f, &flt, &l), "e5 f6");
+    flt.after_id = "b2"; /* a deleted row as the marker */
+    assert_string_equal(list_ids(f, &flt, &l), "c3 e5");
+    flt.after_id = "f6";
+    assert_string_equal(list_ids(f, &flt, &l), "");
+    flt.after_id = NULL;
+    flt.limit = 0;
+
+    /* With state: both hold; the same state in both matches nothing. */
+    flt.state = "available";
+    assert_string_equal(list_ids(f, &flt, &l), "a1 e5");
+    flt.not_state = "available";
+    assert_string_equal(list_ids(f, &flt, &l), "");
+    flt.state = "deleted";
+    flt.not_state = "deleted";
+    assert_string_equal(list_ids(f, &flt, &l), "");
+    flt.state = NULL;
+
+    /* With busy: c3 (reserved) and f6 are busy; leave out reserved. */
+    flt.busy = 1;
+    flt.not_state = "reserved";
+    assert_string_equal(list_ids(f, &flt, &l), "f6");
+    flt.busy = 0;
+
+    /* A state the machine does not have is a mistake, not "no filter". */
+    flt.not_state = "delted";
+    assert_int_equal(vse_list(f->db, &flt, add_id, &l, &f->err), VSE_EINVAL);
+}
+
 static void test_longest_id_accepted(void **state)
 {
     struct fx *f = *state;
@@ -906,6 +991,7 @@ int main(void)
         T(test_purge),
         T(test_check_finds_no_violations),
         T(test_bad_ids_rejected),
+        T(test_list_not_state),
         T(test_longest_id_accepted),
         T(test_attrs_set_with_transitions),
         T(test_update_attrs_any_state),
