@@ -99,10 +99,13 @@ chk && ok "vsectl check --pool --stuck-after: 0 violations" ||
 
 # The checker does find what it looks for: a file nobody owns, a volume
 # whose file went missing, and a host whose usage and pool disagree.
-truncate -s 1G "$POOL/volume-squatter"
-V=$("$VSECTL" --store "$S" list --machine volume --state available --json |
-    python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["id"])')
+read -r V VSIZE < <("$VSECTL" --store "$S" list --machine volume \
+    --state available --json | python3 -c 'import json, sys
+r = json.loads(sys.stdin.readline())
+print(r["id"], r["attrs"]["size"])')
 mv "$POOL/volume-$V" "$T/hidden"
+# A size other than the hidden volume's, so that the totals differ.
+truncate -s "$((VSIZE + 1))G" "$POOL/volume-squatter"
 chk
 [ $? -eq 1 ] &&
     grep -q "^squatter: file .* has no volume in the store" "$T/check" &&
