@@ -666,26 +666,30 @@ static int judge(struct pg_conn *c, const struct inspection *in,
 }
 
 /*
- * Bring an empty or older store to SCHEMA_VERSION.  The advisory lock is
- * taken before the schema is judged again, so two processes opening a
- * new database at once create it once; the lock ends with the
- * transaction.
+ * Bring an empty or older store to SCHEMA_VERSION.  A session advisory
+ * lock is taken *before* the transaction, so two processes opening a new
+ * database at once create it once.  Taken inside the transaction, the
+ * lock's own statement fixes the catalog snapshot that to_regclass()
+ * reads after the wait: the second process would still see no vse_meta
+ * and fail on CREATE TABLE ("relation already exists", found by starting
+ * an API and a volume vsed at once on a new database).
  */
 static int migrate(struct pg_conn *c, struct vse_error *err)
 {
     struct inspection in;
     char sql[256];
-    int rc = exec_sql(c, "BEGIN", err, "begin the schema transaction");
+    int rc = exec_sql(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", err,
+                      "lock the schema");
 
     if (rc < 0)
         return rc;
-    rc = exec_sql(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", err,
-                  "lock the schema");
+    rc = exec_sql(c, "BEGIN", err, "begin the schema transaction");
     if (rc == 0)
         rc = inspect(c, &in, err);
     if (rc == 0)
         rc = judge(c, &in, err);
-    for (int v = in.version; rc == 0 && v < SCHEMA_VERSION; v++) {
+    for (int v = rc == 0 ? in.version : SCHEMA_VERSION;
+         rc == 0 && v < SCHEMA_VERSION; v++) {
         rc = exec_sql(c, migrations[v], err, "migrate the schema");
         if (rc == 0 && v == 0) {
             snprintf(sql, sizeof(sql),
@@ -707,6 +711,10 @@ static int migrate(struct pg_conn *c, struct vse_error *err)
         rc = exec_sql(c, "COMMIT", err, "commit the schema");
     if (rc < 0 && conn_ok(c))
         exec_sql(c, "ROLLBACK", NULL, "roll back");
+    /* A lost connection released it already. */
+    if (conn_ok(c))
+        exec_sql(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")", NULL,
+                 "unlock the schema");
     return rc;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t-pg-migrate.sh - a PostgreSQL store of schema version 1 is migrated on
 # open, never reinterpreted (pgmigrate.c); `vsectl migrate` then finds it
-# current.
+# current; a new database opened by six processes at once is created once.
 set -eu
 B=${VSE_BUILD:?VSE_BUILD names the build directory}
 . "$(dirname "$0")/../pg.sh"
@@ -12,3 +12,24 @@ case $out in
 *"schema version 2"*) echo "t-pg-migrate: $out" ;;
 *) echo "t-pg-migrate: unexpected: $out" >&2; exit 1 ;;
 esac
+
+# A new database opened by several processes at once is created once and
+# every one of them succeeds (an API and a volume vsed starting together
+# once failed with 'relation "vse_meta" already exists').
+for round in 1 2 3; do
+    pg_psql -c "CREATE DATABASE fresh$round" >/dev/null
+    url=${VSE_PG_URL%/vse}/fresh$round
+    pids=()
+    for i in 1 2 3 4 5 6; do
+        "$B/vsectl" --store "$url" migrate >"$PG_DIR/mig.$i" 2>&1 &
+        pids+=($!)
+    done
+    for i in 1 2 3 4 5 6; do
+        if ! wait "${pids[$((i - 1))]}"; then
+            echo "t-pg-migrate: concurrent open of a new database failed:" >&2
+            cat "$PG_DIR/mig.$i" >&2
+            exit 1
+        fi
+    done
+done
+echo "t-pg-migrate: 3 x 6 processes opened a new database at once"
