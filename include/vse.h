@@ -270,6 +270,13 @@ typedef struct vse_db vse_db;
 int vse_open(const char *url, vse_db **out, struct vse_error *err);
 /* Close and free; accepts NULL. */
 void vse_close(vse_db *db);
+/*
+ * From any thread, for a shutdown while the store may be away: calls on
+ * this handle, those waiting now and all later ones, stop waiting for an
+ * unreachable server.  A lost connection is tried once, without backoff,
+ * and the call fails with VSE_ESTORE.  A reachable store is unaffected.
+ */
+void vse_interrupt(vse_db *db);
 
 /*
  * How the transitions made through this handle are coordinated.

@@ -98,6 +98,12 @@ int vse_set_coordination(vse_db *db, enum vse_coordination mode)
     return 0;
 }
 
+void vse_interrupt(vse_db *db)
+{
+    if (db != NULL && db->store != NULL)
+        atomic_store(&db->store->interrupted, 1);
+}
+
 void vse_close(vse_db *db)
 {
     if (db == NULL)

@@ -416,6 +416,11 @@ static int connect_first(struct pg_conn *c, struct vse_error *err)
  * reconnect_ms in total.  The caller re-sends its statement: the session
  * is new, with nothing prepared.
  */
+static int interrupted(const struct pg_conn *c)
+{
+    return atomic_load(&c->base.interrupted);
+}
+
 static int reconnect(struct pg_conn *c, struct vse_error *err)
 {
     int64_t deadline = mono_ms() + c->reconnect_ms;
@@ -425,12 +430,22 @@ static int reconnect(struct pg_conn *c, struct vse_error *err)
         PQreset(c->conn);
         if (conn_ok(c) && session_init(c, NULL) == 0)
             return 0;
-        if (mono_ms() + backoff > deadline)
+        if (mono_ms() + backoff > deadline || interrupted(c))
             break;
-        sleep_ms(backoff);
+        /* In slices: vse_interrupt() ends the wait within one. */
+        for (int64_t end = mono_ms() + backoff;
+             mono_ms() < end && !interrupted(c);)
+            sleep_ms(end - mono_ms() < 50 ? end - mono_ms() : 50);
+        if (interrupted(c))
+            break;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     cannot_connect(c, err);
+    if (interrupted(c)) {
+        vse__err_hint(err, "interrupted (shutting down): not waiting for "
+                           "the store");
+        return VSE_ESTORE;
+    }
     vse__err_hint(err, "the store was unreachable for %d ms; the next call "
                        "tries again", c->reconnect_ms);
     return VSE_ESTORE;

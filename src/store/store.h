@@ -16,6 +16,7 @@
 #ifndef VSE_STORE_H
 #define VSE_STORE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,9 @@ struct vse_store_methods;
 struct vse_store {
     const struct vse_store_methods *m;
     char *url; /* as given, owned by the core */
+    /* Set by vse_interrupt() from any thread: a store waiting for an
+     * unreachable server (reconnect backoff) gives up at once. */
+    atomic_int interrupted;
 };
 
 /* A machine definition the store was first used with. */

@@ -267,7 +267,7 @@ static void *notify_main(void *arg)
         wake(0);
         pthread_mutex_unlock(&mu);
     }
-    vse_close(db);
+    vsed_close(db);
     return NULL;
 }
 
@@ -277,19 +277,19 @@ int vsed_events_start(const char *store, int64_t *start_seq)
     vse_db *db;
 
     vse_error_clear(&err);
-    if (vse_open(store, &db, &err) < 0) {
+    if (vsed_open(store, &db, &err) < 0) {
         vsed_log("events: cannot open store: %s", err.msg);
         return -1;
     }
     if (vse_last_seq(db, &head, &err) < 0) {
-        vse_close(db);
+        vsed_close(db);
         vsed_log("events: cannot read the last sequence: %s", err.msg);
         return -1;
     }
     *start_seq = head;
     store_url = strdup(store);
     if (pthread_create(&notifier, NULL, notify_main, db) != 0) {
-        vse_close(db);
+        vsed_close(db);
         return -1;
     }
     notifier_running = 1;

@@ -50,7 +50,7 @@ vse_db *vsed_thread_db(struct vse_error *err)
     pthread_mutex_lock(&dbs_mu);
     if (ndbs == DBS_MAX) {
         pthread_mutex_unlock(&dbs_mu);
-        vse_close(db);
+        vsed_close(db);
         return NULL;
     }
     dbs[ndbs++] = db;
@@ -562,7 +562,7 @@ void vsed_http_stop(void)
     daemon_ = NULL;
     pthread_mutex_lock(&dbs_mu);
     for (int i = 0; i < ndbs; i++)
-        vse_close(dbs[i]);
+        vsed_close(dbs[i]);
     ndbs = 0;
     pthread_mutex_unlock(&dbs_mu);
 }

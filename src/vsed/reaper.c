@@ -69,7 +69,7 @@ int vsed_reaper_start(const char *store, int interval_s)
     pthread_condattr_destroy(&ca);
     interval = interval_s;
     if (pthread_create(&thread, NULL, reaper_main, NULL) != 0) {
-        vse_close(db);
+        vsed_close(db);
         db = NULL;
         return -1;
     }
@@ -87,7 +87,7 @@ void vsed_reaper_stop(void)
     pthread_mutex_unlock(&mu);
     pthread_join(thread, NULL);
     pthread_cond_destroy(&cv);
-    vse_close(db);
+    vsed_close(db);
     db = NULL;
     running = 0;
 }

@@ -232,7 +232,7 @@ void *vsed_scheduler_main(void *arg)
         vsed_wait_for(s->db, &seq, wake, RESCAN_MS, stop);
     }
     free(s->w.rows);
-    vse_close(s->db);
+    vsed_close(s->db);
     free(s);
     return NULL;
 }

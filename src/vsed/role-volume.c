@@ -520,7 +520,7 @@ void *vsed_volume_main(void *arg)
         vsed_wait_for(m->db, &seq, wake, RESCAN_MS, stop);
     }
     free(m->rows);
-    vse_close(m->db);
+    vsed_close(m->db);
     free(m);
     return NULL;
 }

@@ -23,13 +23,49 @@
 const struct vsed_config *vsed_cfg;
 
 /* The service machine (heartbeats) is a libvse built-in. */
+/* Every handle vsed opened, so that a shutdown can tell them all to stop
+ * waiting for a store that is away (vsed_stores_interrupt()). */
+#define OPEN_MAX 512
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static vse_db *open_dbs[OPEN_MAX];
+static int nopen, interrupting;
+
 int vsed_open(const char *url, vse_db **out, struct vse_error *err)
 {
     int rc = vse_open(url, out, err);
 
-    if (rc == 0 && vsed_cfg != NULL && vsed_cfg->local_locks)
+    if (rc < 0)
+        return rc;
+    if (vsed_cfg != NULL && vsed_cfg->local_locks)
         vse_set_coordination(*out, VSE_COORD_BLIND);
-    return rc;
+    pthread_mutex_lock(&open_mu);
+    if (interrupting)
+        vse_interrupt(*out);
+    if (nopen < OPEN_MAX)
+        open_dbs[nopen++] = *out;
+    pthread_mutex_unlock(&open_mu);
+    return 0;
+}
+
+void vsed_close(vse_db *db)
+{
+    pthread_mutex_lock(&open_mu);
+    for (int i = 0; i < nopen; i++)
+        if (open_dbs[i] == db) {
+            open_dbs[i] = open_dbs[--nopen];
+            break;
+        }
+    pthread_mutex_unlock(&open_mu);
+    vse_close(db);
+}
+
+void vsed_stores_interrupt(void)
+{
+    pthread_mutex_lock(&open_mu);
+    interrupting = 1;
+    for (int i = 0; i < nopen; i++)
+        vse_interrupt(open_dbs[i]);
+    pthread_mutex_unlock(&open_mu);
 }
 
 json_t *vsed_attrs(const struct vse_resource *r)
@@ -279,7 +315,7 @@ void vsed_services_stop(void)
                    &err);
     }
     nsvcs = 0;
-    vse_close(hb_db);
+    vsed_close(hb_db);
     hb_db = NULL;
 }
 

@@ -183,6 +183,11 @@ void vsed_cinder_handle(const struct vsed_req *q, struct vsed_resp *p);
 #define VSED_SERVICE_MACHINE "service"
 /* Open a store handle with the machines vsed adds to the built-ins. */
 int vsed_open(const char *url, vse_db **out, struct vse_error *err);
+/* Close a handle vsed_open() gave. */
+void vsed_close(vse_db *db);
+/* Shutdown: every open handle (and any opened later) stops waiting for
+ * an unreachable store; a reachable one is unaffected. */
+void vsed_stores_interrupt(void);
 /* The resource id of a service: "BINARY@HOST". */
 void vsed_service_id(const char *binary, const char *host, char *buf,
                      size_t size);

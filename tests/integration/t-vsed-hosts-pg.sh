@@ -106,4 +106,18 @@ PIDS=()
     >"$T/check.out" 2>&1 &&
     ok "vsectl check: every history a valid path" ||
     not_ok "vsectl check" "$(tail -5 "$T/check.out")"
+
+# With the store gone, a stop does not wait out reconnect budgets (10 s
+# per call: a minute in all, before vsed_stores_interrupt()).
+start_vsed "$T/last.log" "${common[@]}" --role api,scheduler,volume \
+    --host hz --pool "$T/pool-hz" || { cat "$T/last.log"; exit 1; }
+pg_crash
+t0=$(date +%s%N)
+stop_vsed
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$STOP_RC" = 0 ] && [ "$ms" -lt 5000 ] &&
+    ok "SIGTERM with the store down: stopped in $ms ms" ||
+    not_ok "stop with the store down" "rc $STOP_RC after $ms ms" \
+    "$(tail -5 "$T/last.log")"
+PIDS=()
 finish
