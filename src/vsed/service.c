@@ -120,6 +120,8 @@ struct svc {
     char op_id[VSE_OPID_LEN + 1];
     int up;
     int warned;
+    int64_t retry_at;   /* not up: when the holder's lease ends (wall
+                           clock, us), to take the row over right then */
 };
 
 static struct svc svcs[4];
@@ -143,6 +145,7 @@ static int svc_up(struct svc *s)
     char *attrs;
     int rc;
 
+    memset(&cur, 0, sizeof(cur));
     vsed_owner(s->role, owner, sizeof(owner));
     attrs = vsed_json_text(json_pack(
         "{s:s, s:s, s:s, s:I, s:s, s:I}", "binary", s->binary, "host",
@@ -170,8 +173,16 @@ static int svc_up(struct svc *s)
                      s->id, err.msg, cur.owner,
                      vse_time_format(cur.lease_expires, t, sizeof(t)));
         s->warned = 1;
+        /* Another process of this host holds it (a manager beside us):
+         * try again the moment its lease ends, not up to a heartbeat
+         * later, so that the host is not counted down in between. */
+        s->retry_at = cur.owner[0] != '\0' &&
+                              cur.lease_expires > vse_now_us()
+                          ? cur.lease_expires
+                          : 0; /* else: the next heartbeat, no spinning */
         return -1;
     }
+    s->retry_at = 0;
     snprintf(s->op_id, sizeof(s->op_id), "%s", out.op_id);
     s->up = 1;
     vsed_log("service %s up (heartbeat every %d ms)", s->id,
@@ -203,27 +214,51 @@ static void svc_beat(struct svc *s)
     }
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Heartbeats every HEARTBEAT_EVERY_MS; in between, a service that is not
+ * up yet is tried again when the lease of the process holding it ends. */
 static void *hb_main(void *arg)
 {
+    int64_t next_beat = mono_ms() + HEARTBEAT_EVERY_MS;
     struct timespec until;
 
     pthread_mutex_lock(&mu);
     while (!atomic_load(&stop_flag)) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += HEARTBEAT_EVERY_MS / 1000;
-        until.tv_nsec += (HEARTBEAT_EVERY_MS % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        int64_t wake = next_beat, now = mono_ms(), wall = vse_now_us();
+
+        for (int i = 0; i < nsvcs; i++)
+            if (!svcs[i].up && svcs[i].retry_at > 0) {
+                int64_t at = now + (svcs[i].retry_at - wall) / 1000 + 5;
+
+                wake = at < wake ? at : wake;
+            }
+        if (wake < now + 5)
+            wake = now + 5;
+        until.tv_sec = (time_t)(wake / 1000);
+        until.tv_nsec = (long)(wake % 1000) * 1000000L;
         while (!atomic_load(&stop_flag) &&
                pthread_cond_timedwait(&cv, &mu, &until) != ETIMEDOUT)
             ;
         if (atomic_load(&stop_flag))
             break;
         pthread_mutex_unlock(&mu);
-        for (int i = 0; i < nsvcs; i++)
-            svc_beat(&svcs[i]);
+        if (mono_ms() >= next_beat) {
+            for (int i = 0; i < nsvcs; i++)
+                svc_beat(&svcs[i]);
+            next_beat = mono_ms() + HEARTBEAT_EVERY_MS;
+        } else {
+            for (int i = 0; i < nsvcs; i++)
+                if (!svcs[i].up && svcs[i].retry_at > 0 &&
+                    vse_now_us() >= svcs[i].retry_at)
+                    svc_up(&svcs[i]);
+        }
         pthread_mutex_lock(&mu);
     }
     pthread_mutex_unlock(&mu);

@@ -117,4 +117,33 @@ for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 PIDS=()
 "$VSECTL" check --store "$S" >"$T/check" 2>&1 &&
     ok "vsectl check" || not_ok "vsectl check" "$(cat "$T/check")"
+# Two managers of one host: when the one holding the host's service row
+# dies, the other takes the row over as soon as the dead one's heartbeat
+# lease ends, not up to a heartbeat period later (the host would count as
+# down in between and creates would wait).
+start_vsed "$T/hs1.log" --auth noauth --store "$S" --role volume --host hs \
+    --pool "$T/pool-hs" || { cat "$T/hs1.log"; exit 1; }
+HS1=$PID
+start_vsed "$T/hs2.log" --auth noauth --store "$S" --role volume --host hs \
+    --pool "$T/pool-hs" || { cat "$T/hs2.log"; exit 1; }
+HS2=$PID
+svc() { "$VSECTL" --store "$S" get cinder-volume@hs --json; }
+holder=$(svc | python3 -c 'import json,sys; print(json.load(sys.stdin)["owner"].rsplit(":", 1)[1])')
+expires=$(svc | python3 -c 'import json,sys; print(json.load(sys.stdin)["lease_expires"])')
+[ "$holder" = "$HS1" ] || [ "$holder" = "$HS2" ] || not_ok "a manager holds cinder-volume@hs" "$(svc)"
+kill -KILL "$holder"
+taken() { ! svc | grep -q "\"owner\":\"volume@hs:$holder\""; }
+poll "the other manager took cinder-volume@hs over" 20 taken
+"$VSECTL" --store "$S" history cinder-volume@hs --json | python3 -c '
+import json, sys
+from datetime import datetime
+def t(s): return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
+rows = [json.loads(l) for l in sys.stdin]
+claim = [r for r in rows if r["kind"] in ("claim", "begin") and
+         r["owner"] != "volume@hs:" + sys.argv[1]][-1]
+late = (t(claim["at"]) - t(sys.argv[2])).total_seconds()
+print("taken over %.3f s after the lease ended" % late)
+sys.exit(0 if -0.05 < late < 0.5 else 1)' "$holder" "$expires" >"$T/late" &&
+    ok "cinder-volume@hs: $(cat "$T/late")" ||
+    not_ok "takeover at the lease end" "$(cat "$T/late")"
 finish
