@@ -55,26 +55,7 @@ D=$(cd "$D" && pwd)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done' EXIT
 
-start() {
-    local log=$1 i port
-    shift
-    "$B/vsed" --listen 127.0.0.1:0 "$@" 2>"$log" &
-    PIDS+=($!)
-    for i in $(seq 1 500); do
-        port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' \
-            "$log" | head -1)
-        if [ -n "$port" ] && curl -fs -m 2 "http://127.0.0.1:$port/healthz" \
-            >/dev/null; then
-            URL=http://127.0.0.1:$port
-            return 0
-        fi
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
-        sleep 0.02
-    done
-    echo "load-run.sh: vsed did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
+. "$(dirname "$0")/vsed-start.sh"
 
 C=(--auth noauth --store "sqlite:$D/s.db" --lease-ms 1500)
 start "$D/api1.log" "${C[@]}" --role api,scheduler,reaper --host api1 \

@@ -98,27 +98,7 @@ if [ "$KIND" = postgresql ]; then
 fi
 trap stop_all EXIT
 
-# start LOG ARGS...: a vsed on a free port; sets URL.
-start() {
-    local log=$1 i port
-    shift
-    "$B/vsed" --listen 127.0.0.1:0 "$@" 2>"$log" &
-    PIDS+=($!)
-    for i in $(seq 1 500); do
-        port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' \
-            "$log" | head -1)
-        if [ -n "$port" ] && curl -fs -m 2 "http://127.0.0.1:$port/healthz" \
-            >/dev/null; then
-            URL=http://127.0.0.1:$port
-            return 0
-        fi
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
-        sleep 0.02
-    done
-    echo "side-by-side.sh: vsed did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
+. "$(dirname "$0")/vsed-start.sh"
 
 run() {
     local mode=$1 d=$OUT/$1 store common

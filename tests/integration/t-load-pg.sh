@@ -74,15 +74,7 @@ PY
     not_ok "accepted after restart" "$(cat "$OUT/timeline.tsv")"
 
 STUCK_MS=$((LEASE_MS + REAP_S * 1000 + 1000))
-chk() {
-    "$VSECTL" --store "$VSE_PG_URL" check \
-        --pool "hv=$POOL" --stuck-after "${STUCK_MS}ms" >"$T/check" 2>&1
-}
-end=$((SECONDS + 20 * M))
-until chk; do
-    [ $SECONDS -lt $end ] || break
-    sleep 0.2
-done
-chk && ok "vsectl check --pool --stuck-after: 0 violations" ||
+check_clean "$VSE_PG_URL" "hv=$POOL" "$STUCK_MS" &&
+    ok "vsectl check --pool --stuck-after: 0 violations" ||
     not_ok "vsectl check --pool" "$(tail -20 "$T/check")"
 finish

@@ -90,3 +90,15 @@ sys.exit(0 if ($expr) else 1)" 2>/dev/null; then
 jget() {
     printf '%s' "$BODY" | python3 -c "import json,sys; print($1)"
 }
+
+# check_clean STORE HOST=POOL STUCK_MS: poll `vsectl check --pool
+# --stuck-after` (deadline 20 s x multiplier) until it finds nothing:
+# 0 when clean, 1 with its last report in $T/check.
+check_clean() {
+    local end=$((SECONDS + 20 * ${VSE_TEST_TIMEOUT_MULTIPLIER:-1}))
+    until "$VSECTL" --store "$1" check --pool "$2" \
+        --stuck-after "${3}ms" >"$T/check" 2>&1; do
+        [ $SECONDS -lt $end ] || return 1
+        sleep 0.2
+    done
+}
