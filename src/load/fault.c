@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "load.h"
@@ -87,14 +86,6 @@ static struct {
     int (*load_over)(void);
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int64_t wall_us(void)
 {
     struct timespec ts;
@@ -105,17 +96,17 @@ static int64_t wall_us(void)
 
 static double since_t0(void)
 {
-    return (double)(mono_us() - F.t0) / 1e6;
+    return (double)(load_now_us() - F.t0) / 1e6;
 }
 
 /* Sleep `s` seconds, in short naps so that a dying run is not held up;
  * 0 if the run is dying. */
 static int nap(double s)
 {
-    int64_t end = mono_us() + (int64_t)(s * 1e6);
+    int64_t end = load_now_us() + (int64_t)(s * 1e6);
     const struct timespec ten = {0, 10 * 1000000L};
 
-    while (mono_us() < end) {
+    while (load_now_us() < end) {
         if (atomic_load(&F.dying))
             return 0;
         nanosleep(&ten, NULL);
@@ -382,7 +373,7 @@ static void *monitor_main(void *arg)
  * then SIGKILL: every manager.  F.mu held. */
 static void terminate_locked(void)
 {
-    int64_t end = mono_us() + (int64_t)(TERM_WAIT_S * 1e6);
+    int64_t end = load_now_us() + (int64_t)(TERM_WAIT_S * 1e6);
     const struct timespec ten = {0, 10 * 1000000L};
     int left;
 
@@ -406,7 +397,7 @@ static void terminate_locked(void)
                 snprintf(m->end, sizeof(m->end), "pid %ld: SIGTERM: %s",
                          (long)m->pid, how);
                 m->pid = 0;
-            } else if (mono_us() >= end) {
+            } else if (load_now_us() >= end) {
                 kill(-m->pid, SIGKILL);
                 waitpid(m->pid, &st, 0);
                 snprintf(m->end, sizeof(m->end), "pid %ld: did not end "
@@ -508,54 +499,18 @@ void load_managers_start(const struct load_fault_opts *o)
 
 /* ---- /v1 of the first API server ----------------------------------- */
 
-struct buf {
-    char *p;
-    size_t len;
-};
-
-static size_t on_data(char *data, size_t size, size_t n, void *arg)
-{
-    struct buf *b = arg;
-    char *q = realloc(b->p, b->len + size * n + 1);
-
-    if (q == NULL)
-        return 0;
-    b->p = q;
-    memcpy(b->p + b->len, data, size * n);
-    b->len += size * n;
-    b->p[b->len] = '\0';
-    return size * n;
-}
-
 /* GET URL/v1/PATH as JSON; NULL if there is no 200 answer. */
 static json_t *v1_get(const char *path)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    struct buf b = {NULL, 0};
-    char url[2048];
-    long status = 0;
+    struct load_http h;
+    char full[1024];
     json_t *j = NULL;
 
-    if (c == NULL)
-        return NULL;
-    /* noauth makes every caller admin; any token reads /v1. */
-    h = curl_slist_append(h, "X-Auth-Token: load:admin");
-    h = curl_slist_append(h, "Accept: application/json");
-    snprintf(url, sizeof(url), "%s/v1/%s", F.o.url, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK &&
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
-        status == 200 && b.p != NULL)
-        j = json_loads(b.p, 0, NULL);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    free(b.p);
+    load_http_init(&h, F.o.url, F.o.project);
+    snprintf(full, sizeof(full), "/v1/%s", path);
+    if (load_http_do(&h, "GET", full, NULL) == 200 && h.body != NULL)
+        j = json_loads(h.body, 0, NULL);
+    load_http_free(&h);
     return j;
 }
 
@@ -646,14 +601,14 @@ static void rec_done(struct fault *f, double at, const char *target, int ok,
  * pid, 0 if it is not back within 5 s. */
 static pid_t running(struct manager *m)
 {
-    int64_t end = mono_us() + 5000000;
+    int64_t end = load_now_us() + 5000000;
     pid_t pid;
 
     for (;;) {
         pthread_mutex_lock(&F.mu);
         pid = m->pid;
         pthread_mutex_unlock(&F.mu);
-        if (pid > 0 || mono_us() >= end || !nap(0.02))
+        if (pid > 0 || load_now_us() >= end || !nap(0.02))
             return pid;
     }
 }
@@ -717,8 +672,8 @@ static void fault_stop(struct fault *f)
     int n, steps = 0;
 
     /* Land the stop mid-step if the manager gets an op soon. */
-    until = mono_us() + (int64_t)(STOP_WAIT_S * 1e6);
-    while (pid > 0 && mono_us() < until) {
+    until = load_now_us() + (int64_t)(STOP_WAIT_S * 1e6);
+    while (pid > 0 && load_now_us() < until) {
         held_ops(pid, &h, &steps);
         free(h);
         if (steps > 0 || !nap(0.02))
@@ -735,7 +690,7 @@ static void fault_stop(struct fault *f)
     }
     kill(-pid, SIGSTOP);
     f->stop_wall = wall_us();
-    stopped = mono_us();
+    stopped = load_now_us();
     pthread_mutex_unlock(&F.mu);
     f->pid = (long)pid;
     /* Listed after the stop: what it holds while frozen is exact. */
@@ -754,7 +709,7 @@ static void fault_stop(struct fault *f)
     /* The list may be slow (a manager stopped inside a SQLite write
      * transaction holds the store's write lock): FOR counts from the
      * SIGSTOP, not from the list. */
-    nap(f->dur - (double)(mono_us() - stopped) / 1e6);
+    nap(f->dur - (double)(load_now_us() - stopped) / 1e6);
     pthread_mutex_lock(&F.mu);
     if (m->pid == pid)
         kill(-pid, SIGCONT);
@@ -807,12 +762,12 @@ static void fault_pg(struct fault *f)
 {
     char detail[600], how[100] = "", how2[100] = "";
     double at = since_t0(), took;
-    int64_t t = mono_us();
+    int64_t t = load_now_us();
     int st, st2 = 0, ok;
 
     if (!f->has_for) {
         st = run_cmd(F.o.pg_restart);
-        took = (double)(mono_us() - t) / 1e6;
+        took = (double)(load_now_us() - t) / 1e6;
         ok = st == 0;
         wait_status(st, how, sizeof(how));
         snprintf(detail, sizeof(detail), "--pg-restart: %s in %.2f s",
@@ -823,7 +778,7 @@ static void fault_pg(struct fault *f)
         nap(f->dur);
         st2 = run_cmd(F.o.pg_start);
         wait_status(st2, how2, sizeof(how2));
-        took = (double)(mono_us() - t) / 1e6;
+        took = (double)(load_now_us() - t) / 1e6;
         ok = st == 0 && st2 == 0;
         snprintf(detail, sizeof(detail), "--pg-stop: %s, %.2f s down, "
                  "--pg-start: %s; %.2f s in all",
@@ -911,7 +866,7 @@ static void *fault_main(void *arg)
                        "spec", f->spec, "planned_at_s", f->at, "for_s",
                        f->kind == FK_PG_RESTART && !f->has_for ? 0.0
                                                                : f->dur);
-    while (mono_us() < when && !atomic_load(&F.dying)) {
+    while (load_now_us() < when && !atomic_load(&F.dying)) {
         /* --requests may end the load before a fault's time. */
         if (F.load_over()) {
             snprintf(detail, sizeof(detail), "not carried out: the load "

@@ -86,100 +86,15 @@ static struct {
     int64_t t0;
 } g = {.project = "load", .settle_s = SETTLE_DEFAULT_S};
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-
-    if (q == NULL) {
-        fprintf(stderr, "vse-load: out of memory\n");
-        exit(1);
-    }
-    return q;
-}
-
-/* ---- HTTP ----------------------------------------------------------- */
-
-struct http {
-    const char *url;      /* the API server this handle talks to */
-    CURL *c;
-    struct curl_slist *hdrs;
-    char *body;
-    size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct http *h = arg;
-
-    h->body = xrealloc(h->body, h->len + size * n + 1);
-    memcpy(h->body + h->len, data, size * n);
-    h->len += size * n;
-    h->body[h->len] = '\0';
-    return size * n;
-}
-
-static void http_init(struct http *h, const char *url)
-{
-    char tok[200];
-
-    memset(h, 0, sizeof(*h));
-    h->url = url;
-    h->c = curl_easy_init();
-    if (h->c == NULL) {
-        fprintf(stderr, "vse-load: cannot make a curl handle\n");
-        exit(1);
-    }
-    /* noauth as the real client sends it: USER:PROJECT. */
-    snprintf(tok, sizeof(tok), "X-Auth-Token: load:%s", g.project);
-    h->hdrs = curl_slist_append(NULL, tok);
-    h->hdrs = curl_slist_append(h->hdrs, "OpenStack-API-Version: volume 3.70");
-    h->hdrs = curl_slist_append(h->hdrs, "Content-Type: application/json");
-    h->hdrs = curl_slist_append(h->hdrs, "Accept: application/json");
-    curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->hdrs);
-    curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h->c, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(h->c, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(h->c, CURLOPT_NOSIGNAL, 1L);
-}
-
-static void http_free(struct http *h)
-{
-    curl_easy_cleanup(h->c);
-    curl_slist_free_all(h->hdrs);
-    free(h->body);
-}
-
 /* One request on /v3/PROJECT/PATH; the status (0: no answer), the body
  * in h->body. */
-static int http_do(struct http *h, const char *method, const char *path,
+static int http_do(struct load_http *h, const char *method, const char *path,
                    const char *payload)
 {
-    char url[1024];
-    long status = 0;
+    char full[1024];
 
-    snprintf(url, sizeof(url), "%s/v3/%s/%s", h->url, g.project, path);
-    h->len = 0;
-    if (h->body != NULL)
-        h->body[0] = '\0';
-    curl_easy_setopt(h->c, CURLOPT_URL, url);
-    curl_easy_setopt(h->c, CURLOPT_CUSTOMREQUEST, method);
-    if (payload != NULL)
-        curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, payload);
-    else
-        curl_easy_setopt(h->c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(h->c, CURLOPT_CUSTOMREQUEST, method);
-    if (curl_easy_perform(h->c) != CURLE_OK)
-        return 0;
-    curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &status);
-    return (int)status;
+    snprintf(full, sizeof(full), "/v3/%s/%s", g.project, path);
+    return load_http_do(h, method, full, payload);
 }
 
 /* The reason class of a refusal, from Cinder's fault body. */
@@ -214,7 +129,7 @@ static int classify(int status, const char *body)
 struct client {
     int n;
     pthread_t thread;
-    struct http h;
+    struct load_http h;
     uint64_t rng;
     int64_t want_size;    /* of the extend being sent */
     struct load_rec *recs;
@@ -236,7 +151,7 @@ static void add_pending(int op, int slot, int snapshot, const char *id,
     pthread_mutex_lock(&g.mu);
     if (g.npend == g.cappend) {
         g.cappend = g.cappend ? g.cappend * 2 : 256;
-        g.pend = xrealloc(g.pend, g.cappend * sizeof(*g.pend));
+        g.pend = load_xrealloc(g.pend, g.cappend * sizeof(*g.pend));
     }
     if (slot >= 0)
         g.slots[slot].settling++;
@@ -260,7 +175,7 @@ static void add_delete(const char *id)
     pthread_mutex_lock(&g.mu);
     if (g.ndeletes == g.capdeletes) {
         g.capdeletes = g.capdeletes ? g.capdeletes * 2 : 256;
-        g.deletes = xrealloc(g.deletes, g.capdeletes * sizeof(*g.deletes));
+        g.deletes = load_xrealloc(g.deletes, g.capdeletes * sizeof(*g.deletes));
     }
     snprintf(g.deletes[g.ndeletes++], sizeof(g.deletes[0]), "%s", id);
     pthread_mutex_unlock(&g.mu);
@@ -286,18 +201,18 @@ static int send_op(struct client *c, int op, const char *method,
                    const char *path, const char *payload, int slot,
                    int snapshot, const char *id)
 {
-    int64_t t = now_us();
+    int64_t t = load_now_us();
     int64_t done;
     struct load_rec *r;
     int status;
 
     atomic_fetch_add(&g.issued, 1);
     status = http_do(&c->h, method, path, payload);
-    done = now_us();
+    done = load_now_us();
 
     if (c->nrecs == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 1024;
-        c->recs = xrealloc(c->recs, c->cap * sizeof(*c->recs));
+        c->recs = load_xrealloc(c->recs, c->cap * sizeof(*c->recs));
     }
     r = &c->recs[c->nrecs++];
     r->start_us = t - g.t0;
@@ -341,7 +256,7 @@ static void do_create(struct client *c, struct slot *s)
                      0, NULL);
 
     if (st == 202 && created_id(c, "volume", id, sizeof(id)) == 0)
-        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, now_us(), 0);
+        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, load_now_us(), 0);
     pthread_mutex_lock(&g.mu);
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->size = 1;
@@ -474,7 +389,7 @@ static void one(struct client *c)
         if (send_op(c, op, "POST", "snapshots", body, si, 1, NULL) != 202 ||
             created_id(c, "snapshot", snap, sizeof(snap)) != 0)
             break;
-        add_pending(OP_SNAPSHOT, si, 1, snap, now_us(), 0);
+        add_pending(OP_SNAPSHOT, si, 1, snap, load_now_us(), 0);
         pthread_mutex_lock(&g.mu);
         if (strcmp(s->id, id) == 0 && s->nsnaps < SLOT_SNAPS)
             snprintf(s->snaps[s->nsnaps++], sizeof(s->snaps[0]), "%s", snap);
@@ -502,7 +417,7 @@ static void *client_main(void *arg)
     struct client *c = arg;
     int64_t end = g.t0 + (int64_t)(g.seconds * 1e6);
 
-    while (!atomic_load(&g.stop) && now_us() < end) {
+    while (!atomic_load(&g.stop) && load_now_us() < end) {
         /* --requests counts requests sent; a pair such as reserve and
          * attach is let finish. */
         if (g.requests > 0 && atomic_load(&g.issued) >= g.requests)
@@ -537,7 +452,7 @@ static void add_outcome(const struct pending *p, const char *what,
     pthread_mutex_lock(&g.mu);
     if (g.nouts == g.capouts) {
         g.capouts = g.capouts ? g.capouts * 2 : 256;
-        g.outs = xrealloc(g.outs, g.capouts * sizeof(*g.outs));
+        g.outs = load_xrealloc(g.outs, g.capouts * sizeof(*g.outs));
     }
     o = &g.outs[g.nouts++];
     memset(o, 0, sizeof(*o));
@@ -554,7 +469,7 @@ static void add_outcome(const struct pending *p, const char *what,
 
 /* Poll one pending request; 1 if it settled (outcome recorded, and
  * copied into what[24]). */
-static int settle_one(struct http *h, const struct pending *p, char *what)
+static int settle_one(struct load_http *h, const struct pending *p, char *what)
 {
     char path[200];
     const char *st;
@@ -565,7 +480,7 @@ static int settle_one(struct http *h, const struct pending *p, char *what)
              p->snapshot ? "snapshots" : "volumes", p->id);
     code = http_do(h, "GET", path, NULL);
     if (code == 404) {
-        add_outcome(p, "deleted", now_us(), -1);
+        add_outcome(p, "deleted", load_now_us(), -1);
         snprintf(what, 24, "deleted");
         return 1;
     }
@@ -577,7 +492,7 @@ static int settle_one(struct http *h, const struct pending *p, char *what)
     size = json_object_get(o, "size");
     if (st != NULL && !transient(st)) {
         /* The size, for the check that an accepted extend took. */
-        add_outcome(p, st, now_us(),
+        add_outcome(p, st, load_now_us(),
                     !p->snapshot && json_is_integer(size)
                         ? (int64_t)json_integer_value(size)
                         : -1);
@@ -595,14 +510,14 @@ static int settle_one(struct http *h, const struct pending *p, char *what)
  */
 static void *settler_main(void *arg)
 {
-    struct http h;
+    struct load_http h;
     struct pending *mine = NULL;
     size_t n = 0, cap = 0;
     int64_t deadline = 0;
     const struct timespec nap = {0, 5 * 1000000L};
 
     (void)arg;
-    http_init(&h, g.urls[0]);
+    load_http_init(&h, g.urls[0], g.project);
     for (;;) {
         int load_over = atomic_load(&g.clients_done) == g.clients;
         size_t k = 0;
@@ -611,7 +526,7 @@ static void *settler_main(void *arg)
         pthread_mutex_lock(&g.mu);
         if (n + g.npend > cap) {
             cap = (n + g.npend) * 2;
-            mine = xrealloc(mine, cap * sizeof(*mine));
+            mine = load_xrealloc(mine, cap * sizeof(*mine));
         }
         if (g.npend > 0)
             memcpy(mine + n, g.pend, g.npend * sizeof(*g.pend));
@@ -638,18 +553,18 @@ static void *settler_main(void *arg)
         }
         n = k;
         if (load_over && deadline == 0)
-            deadline = now_us() + (int64_t)(g.settle_s * 1e6);
+            deadline = load_now_us() + (int64_t)(g.settle_s * 1e6);
         if (load_over && n == 0)
             break;
-        if (deadline != 0 && now_us() >= deadline) {
+        if (deadline != 0 && load_now_us() >= deadline) {
             for (size_t i = 0; i < n; i++)
-                add_outcome(&mine[i], "unresolved", now_us(), -1);
+                add_outcome(&mine[i], "unresolved", load_now_us(), -1);
             break;
         }
         nanosleep(&nap, NULL);
     }
     free(mine);
-    http_free(&h);
+    load_http_free(&h);
     return NULL;
 }
 
@@ -851,6 +766,7 @@ int main(int argc, char **argv)
     fo.nmanagers = nmanagers;
     fo.out = out;
     fo.url = g.urls[0];
+    fo.project = g.project;
     fo.seconds = g.seconds;
     fo.seed = seed;
     load_faults_check(&fo);
@@ -870,21 +786,21 @@ int main(int argc, char **argv)
     /* Before any other thread: the signal thread must see SIGINT and
      * SIGTERM blocked everywhere else. */
     load_managers_start(&fo);
-    g.t0 = now_us();
+    g.t0 = load_now_us();
     load_faults_start(g.t0, clients_over);
     for (int i = 0; i < g.clients; i++) {
         cl[i].n = i;
         cl[i].rng = seed + (uint64_t)i * UINT64_C(0x9E3779B97F4A7C15) + 1;
-        http_init(&cl[i].h, g.urls[i % g.nurls]);
+        load_http_init(&cl[i].h, g.urls[i % g.nurls], g.project);
         pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
     }
     pthread_create(&settler, NULL, settler_main, NULL);
     for (int i = 0; i < g.clients; i++)
         pthread_join(cl[i].thread, NULL);
     memset(&rep, 0, sizeof(rep));
-    rep.elapsed = (double)(now_us() - g.t0) / 1e6;
+    rep.elapsed = (double)(load_now_us() - g.t0) / 1e6;
     pthread_join(settler, NULL);
-    rep.settle_s = (double)(now_us() - g.t0) / 1e6 - rep.elapsed;
+    rep.settle_s = (double)(load_now_us() - g.t0) / 1e6 - rep.elapsed;
     /* Settled: now the fence checks, then the managers stop. */
     load_faults_finish(&rep.faults, &rep.managers, &rep.violations);
 
@@ -899,7 +815,7 @@ int main(int argc, char **argv)
                    cl[i].nrecs * sizeof(*rep.recs));
         rep.nrecs += cl[i].nrecs;
         free(cl[i].recs);
-        http_free(&cl[i].h);
+        load_http_free(&cl[i].h);
     }
     if (g.ndeletes > 0)
         qsort(g.deletes, g.ndeletes, sizeof(*g.deletes), cmp_id);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 /* The operations vse-load sends; names in load_op_names[]. */
 enum load_op {
     OP_CREATE,
@@ -111,6 +113,7 @@ struct load_fault_opts {
     double pool_fill_gb;         /* 0 = the largest the filesystem takes */
     const char *out;             /* OUTDIR, for the logs */
     const char *url;             /* /v1 of the first API server */
+    const char *project;         /* the token's project */
     double seconds;              /* --seconds */
     uint64_t seed;
 };
@@ -132,5 +135,28 @@ void load_faults_start(int64_t t0, int (*load_over)(void));
  * hand over the JSON for the report (the caller owns it). */
 void load_faults_finish(struct json_t **faults, struct json_t **managers,
                         struct json_t **violations);
+
+/* ---- http.c: the HTTP client and the clock ------------------------ */
+
+/* Monotonic microseconds: every duration vse-load measures. */
+int64_t load_now_us(void);
+/* realloc, or exit(1) with a message. */
+void *load_xrealloc(void *p, size_t n);
+
+/* One connection's worth of state to one API server; one per thread. */
+struct load_http {
+    const char *url;      /* http://HOST:PORT, borrowed */
+    CURL *c;
+    struct curl_slist *hdrs;
+    char *body;           /* the last answer's body, NUL-terminated */
+    size_t len;
+};
+
+void load_http_init(struct load_http *h, const char *url, const char *project);
+void load_http_free(struct load_http *h);
+/* METHOD url+PATH (PATH from the root: "/v3/...", "/v1/..."), with a JSON
+ * payload or NULL; the HTTP status, 0 when there was no answer. */
+int load_http_do(struct load_http *h, const char *method, const char *path,
+                 const char *payload);
 
 #endif /* VSE_LOAD_H */
