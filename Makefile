@@ -44,11 +44,32 @@ SVC_CFLAGS := $(shell pkg-config --cflags $(SVCPKGS))
 SVC_LIBS   := $(shell pkg-config --libs $(SVCPKGS)) -lpthread
 
 # Messages are cut to fixed buffers on purpose (struct vse_error), hence
-# -Wno-format-truncation.
+# -Wno-format-truncation.  No include path here: each part gets its own
+# (PART_CFLAGS below).
 CFLAGS  := -std=c17 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror \
-           -Wno-unused-parameter -Wno-format-truncation -fPIC -Iinclude -Isrc/lib -Isrc/store \
-           -Isrc/common -Isrc/driver $(PKG_CFLAGS) $(SVC_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
+           -Wno-unused-parameter -Wno-format-truncation -fPIC $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
+
+# The layering, enforced by include paths (docs/architecture.md): a part
+# sees only the headers it may use.  Quoted includes also find the
+# including file's own directory (src/lib/vse-int.h for src/lib only).
+# src/store (the backends and store.c, the core's side of the vtable)
+# sees vse.h, src/util/util.h and its own directory: a backend that
+# includes vse-int.h (machines, the db handle) does not build.
+cflags_of   = $(if $(1),$(shell pkg-config --cflags $(1)))
+CORE_CFLAGS := -Iinclude -Isrc/util -Isrc/store \
+               $(call cflags_of,libfyaml jansson)
+STORE_CFLAGS := -Iinclude -Isrc/util
+COMMON_CFLAGS := -Iinclude -Isrc/util $(call cflags_of,jansson)
+DRIVER_CFLAGS := -Iinclude -Isrc/util
+VSED_CFLAGS := -Iinclude -Isrc/util -Isrc/common -Isrc/driver \
+               $(call cflags_of,jansson libfyaml libmicrohttpd nettle)
+VSECTL_CFLAGS := -Iinclude -Isrc/util -Isrc/common -Isrc/driver \
+                 $(call cflags_of,jansson libcurl)
+LOAD_CFLAGS := -Iinclude -Isrc/util $(call cflags_of,jansson libcurl)
+# Tests and benchmarks reach inside on purpose (white-box, raw SQL).
+TEST_CFLAGS := -Iinclude -Isrc/util -Isrc/lib -Isrc/store -Isrc/common \
+               -Isrc/driver $(PKG_CFLAGS)
 
 LIB_SRC    := $(sort $(wildcard src/lib/*.c src/store/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -73,7 +94,21 @@ all: $(BUILD)/libvse.a $(BUILD)/libvse.so $(BUILD)/vsectl $(BUILD)/vsed \
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(PART_CFLAGS) -MMD -MP -c $< -o $@
+
+# Per directory, so that a new file (a new store backend) gets its part's
+# flags; a backend adds its library's cflags by name.
+$(BUILD)/obj/src/lib/%.o: PART_CFLAGS := $(CORE_CFLAGS)
+$(BUILD)/obj/src/store/%.o: PART_CFLAGS := $(STORE_CFLAGS)
+$(BUILD)/obj/src/store/store-sqlite.o: PART_CFLAGS := $(STORE_CFLAGS) \
+    $(call cflags_of,sqlite3)
+$(BUILD)/obj/src/store/store-pg.o: PART_CFLAGS := $(STORE_CFLAGS) \
+    $(call cflags_of,libpq)
+$(BUILD)/obj/src/common/%.o: PART_CFLAGS := $(COMMON_CFLAGS)
+$(BUILD)/obj/src/driver/%.o: PART_CFLAGS := $(DRIVER_CFLAGS)
+$(BUILD)/obj/src/vsed/%.o: PART_CFLAGS := $(VSED_CFLAGS)
+$(BUILD)/obj/src/vsectl/%.o: PART_CFLAGS := $(VSECTL_CFLAGS)
+$(BUILD)/obj/src/load/%.o: PART_CFLAGS := $(LOAD_CFLAGS)
 
 # The built-in machines are compiled in from machines/*.yaml.
 $(BUILD)/obj/src/lib/builtin.o: $(wildcard machines/*.yaml)
@@ -105,19 +140,19 @@ $(BUILD)/vse-load: $(LOAD_OBJ)
 # The driver is vsed's, not libvse's: its test links it directly.
 $(BUILD)/tests/test-driver: tests/unit/test-driver.c src/driver/driver.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(TEST_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $^ $(TEST_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/store/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(LDFLAGS)
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(LDFLAGS)
 
 # The libFuzzer target over vsed's request path needs clang; it is
 # always built with ASan+UBSan (tests/integration/t-vsed-fuzz.sh).
@@ -125,7 +160,7 @@ FUZZ_SRC := tests/fuzz/fuzz-api.c src/vsed/api-v1.c src/vsed/metrics.c \
             src/vsed/auth.c src/vsed/config.c $(COMMON_SRC) $(LIB_SRC)
 $(BUILD)/tests/fuzz-api: $(FUZZ_SRC) $(wildcard machines/*.yaml)
 	@mkdir -p $(dir $@)
-	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc/lib -Isrc/store \
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc/util -Isrc/lib -Isrc/store \
 	    -Isrc/common -Isrc/vsed $(PKG_CFLAGS) $(SVC_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -o $@ $(FUZZ_SRC) \
 	    $(PKG_LIBS) $(SVC_LIBS)

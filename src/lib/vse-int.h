@@ -3,7 +3,9 @@
  *
  * The machine representation lives here so that transition.c can check a
  * transition with a few bit tests (O(1)), and so that check.c and the
- * renderers read the same tables the loader built.
+ * renderers read the same tables the loader built.  Store backends must
+ * not include it (the build gives them no path to it): what they may use
+ * is src/util/util.h and src/store/store.h.
  */
 #ifndef VSE_INT_H
 #define VSE_INT_H
@@ -11,6 +13,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "util.h"
 #include "vse.h"
 
 #define VSE_STATE_NEW "new" /* the pseudo-state before create */
@@ -82,25 +85,10 @@ const char *vse__machine_canonical(const vse_machine *m);
 void vse__machine_diff(const char *pinned_canonical, const vse_machine *m,
                        char *buf, size_t size);
 
-/* Set err (if not NULL): code and printf-style primary message. */
-int vse__err(struct vse_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Set detail / hint of err (if not NULL); returns nothing. */
-void vse__err_detail(struct vse_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void vse__err_hint(struct vse_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Bounded copy that always terminates; returns strlen(src) like strlcpy. */
-size_t vse__strlcpy(char *dst, const char *src, size_t size);
 /* A fresh random UUID (version 4) into buf[VSE_OPID_LEN + 1]. */
 int vse__uuid(char *buf, struct vse_error *err);
 /* FNV-1a 64 as 16 hex digits into out[17]. */
 void vse__hash_hex(const void *data, size_t len, char out[17]);
-/* malloc that never returns NULL on success path: NULL means ENOMEM. */
-void *vse__malloc(size_t n);
-void *vse__calloc(size_t n, size_t size);
-char *vse__strdup(const char *s);
 
 /* ---- the enforcer handle (db.c) ---- */
 #define VSE_DB_MACHINES_MAX 32

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 
 #include "store-pg-sql.h"
 #include "store.h"
-#include "vse-int.h"
+#include "util.h"
 
 #define SCHEMA_VERSION VSE_SCHEMA_VERSION
 /* How long a call keeps trying to reach a server that went away, in

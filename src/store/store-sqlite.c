@@ -18,7 +18,7 @@
 #include "sqlite-gate.h"
 #include "store-sqlite-sql.h"
 #include "store.h"
-#include "vse-int.h"
+#include "util.h"
 
 #define SCHEMA_VERSION VSE_SCHEMA_VERSION
 #define DEFAULT_BUSY_MS 5000

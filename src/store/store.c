@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "store.h"
-#include "vse-int.h"
+#include "util.h"
 
 /* store-pg.c; "postgres:" is libpq's other spelling of the scheme. */
 extern const struct vse_store_methods vse__store_pg;

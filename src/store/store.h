@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
 #include "vse.h"
 
 struct vse_store_methods;
