@@ -137,10 +137,13 @@ $(BUILD)/vse-load: $(LOAD_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $(LOAD_OBJ) $(shell pkg-config --libs jansson) \
 	    $(SVC_LIBS)
 
-# The driver is vsed's, not libvse's: its test links it directly.
-$(BUILD)/tests/test-driver: tests/unit/test-driver.c src/driver/driver.c
+# The driver is vsed's, not libvse's: its test links it directly (and
+# libvse.a for vse's error helpers).
+$(BUILD)/tests/test-driver: tests/unit/test-driver.c src/driver/driver.c \
+                            $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $^ $(TEST_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $(filter %.c %.a,$^) $(PKG_LIBS) \
+	    $(TEST_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)

@@ -19,13 +19,18 @@
 #include <linux/fs.h>
 
 #include "driver.h"
+#include "util.h"
 
 #define TMP_PREFIX ".tmp-"
 
-static int fail(char *err, size_t size, const char *what, const char *path)
+/* VSE_EIO: "cannot WHAT 'PATH'", errno's text in the detail. */
+static int fail(struct vse_error *err, const char *what, const char *path)
 {
-    snprintf(err, size, "cannot %s '%s': %s", what, path, strerror(errno));
-    return -1;
+    int saved = errno;
+
+    vse__err(err, VSE_EIO, "cannot %s '%s'", what, path);
+    vse__err_detail(err, "%s", strerror(saved));
+    return VSE_EIO;
 }
 
 void vsed_driver_path(const struct vsed_driver *d, const char *kind,
@@ -35,11 +40,11 @@ void vsed_driver_path(const struct vsed_driver *d, const char *kind,
 }
 
 int vsed_driver_inspect(struct vsed_driver *d, const char *pool,
-                        char *err, size_t size)
+                        struct vse_error *err)
 {
     memset(d, 0, sizeof(*d));
     if (realpath(pool, d->pool) == NULL)
-        return fail(err, size, "resolve pool directory", pool);
+        return fail(err, "resolve pool directory", pool);
     return 0;
 }
 
@@ -104,7 +109,7 @@ static void test_pause(void)
 }
 
 int vsed_driver_open(struct vsed_driver *d, const char *pool,
-                     int64_t capacity_gb, char *err, size_t size)
+                     int64_t capacity_gb, struct vse_error *err)
 {
     char path[PATH_MAX + 64];
     struct dirent *e;
@@ -112,13 +117,13 @@ int vsed_driver_open(struct vsed_driver *d, const char *pool,
 
     memset(d, 0, sizeof(*d));
     if (mkdir(pool, 0750) != 0 && errno != EEXIST)
-        return fail(err, size, "create pool directory", pool);
+        return fail(err, "create pool directory", pool);
     if (realpath(pool, d->pool) == NULL)
-        return fail(err, size, "resolve pool directory", pool);
+        return fail(err, "resolve pool directory", pool);
     d->capacity_gb = capacity_gb;
     dir = opendir(d->pool);
     if (dir == NULL)
-        return fail(err, size, "open pool directory", d->pool);
+        return fail(err, "open pool directory", d->pool);
     /* Left by a step killed before its rename: never a volume.  Those of
      * another manager still running on this pool are its own. */
     while ((e = readdir(dir)) != NULL) {
@@ -145,7 +150,7 @@ static int sync_dir(const struct vsed_driver *d)
 }
 
 int vsed_driver_create(const struct vsed_driver *d, const char *id,
-                       int64_t gb, char *err, size_t size)
+                       int64_t gb, struct vse_error *err)
 {
     char path[PATH_MAX + 300], tmp[PATH_MAX + 300];
     struct stat st;
@@ -157,26 +162,28 @@ int vsed_driver_create(const struct vsed_driver *d, const char *id,
     tmp_path(d, "volume", id, tmp, sizeof(tmp));
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
-        return fail(err, size, "create", tmp);
+        return fail(err, "create", tmp);
     if (ftruncate(fd, gb * VSED_GIB) != 0 || fsync(fd) != 0) {
-        fail(err, size, "size", tmp);
+        int rc = fail(err, "size", tmp);
+
         close(fd);
         unlink(tmp);
-        return -1;
+        return rc;
     }
     close(fd);
     test_pause();
     if (rename(tmp, path) != 0) {
-        fail(err, size, "rename into place", path);
+        int rc = fail(err, "rename into place", path);
+
         unlink(tmp);
-        return -1;
+        return rc;
     }
     sync_dir(d);
     return 0;
 }
 
 int vsed_driver_extend(const struct vsed_driver *d, const char *id,
-                       int64_t gb, char *err, size_t size)
+                       int64_t gb, struct vse_error *err)
 {
     char path[PATH_MAX + 300];
     struct stat st;
@@ -186,28 +193,29 @@ int vsed_driver_extend(const struct vsed_driver *d, const char *id,
     /* Growing a sparse file in place is atomic: it only sets the size. */
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, size, "open", path);
+        return fail(err, "open", path);
     if (fstat(fd, &st) == 0 && st.st_size >= gb * VSED_GIB) {
         close(fd);
         return 0;
     }
     if (ftruncate(fd, gb * VSED_GIB) != 0 || fsync(fd) != 0) {
-        fail(err, size, "grow", path);
+        int rc = fail(err, "grow", path);
+
         close(fd);
-        return -1;
+        return rc;
     }
     close(fd);
     return 0;
 }
 
 int vsed_driver_delete(const struct vsed_driver *d, const char *kind,
-                       const char *id, char *err, size_t size)
+                       const char *id, struct vse_error *err)
 {
     char path[PATH_MAX + 300];
 
     vsed_driver_path(d, kind, id, path, sizeof(path));
     if (unlink(path) != 0 && errno != ENOENT)
-        return fail(err, size, "remove", path);
+        return fail(err, "remove", path);
     sync_dir(d);
     return 0;
 }
@@ -241,8 +249,8 @@ static int sparse_copy(int in, int out, off_t len)
 }
 
 int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
-                         const char *snap, int *reflinked, char *err,
-                         size_t size)
+                         const char *snap, int *reflinked,
+                         struct vse_error *err)
 {
     char src[PATH_MAX + 300], path[PATH_MAX + 300], tmp[PATH_MAX + 300];
     struct stat st;
@@ -256,11 +264,11 @@ int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
     tmp_path(d, "snapshot", snap, tmp, sizeof(tmp));
     in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
-        return fail(err, size, "open", src);
+        return fail(err, "open", src);
     out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (out < 0) {
         close(in);
-        return fail(err, size, "create", tmp);
+        return fail(err, "create", tmp);
     }
     if (ioctl(out, FICLONE, in) == 0) {
         *reflinked = 1;
@@ -271,13 +279,13 @@ int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
     if (rc == 0)
         rc = fsync(out);
     if (rc != 0)
-        fail(err, size, "copy to", tmp);
+        rc = fail(err, "copy to", tmp);
     close(in);
     close(out);
     if (rc == 0) {
         test_pause();
         if (rename(tmp, path) != 0)
-            rc = fail(err, size, "rename into place", path);
+            rc = fail(err, "rename into place", path);
     }
     if (rc != 0)
         unlink(tmp);
@@ -286,7 +294,8 @@ int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
     return rc;
 }
 
-int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb)
+int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb,
+                        struct vse_error *err)
 {
     char path[PATH_MAX + 300];
     struct dirent *e;
@@ -295,7 +304,7 @@ int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb)
     DIR *dir = opendir(d->pool);
 
     if (dir == NULL)
-        return -1;
+        return fail(err, "read pool", d->pool);
     /* Volumes take their size.  So does anything else in the pool that
      * is not ours (another tenant's data, or vse-load's pool-full fault),
      * as it would on a shared volume group; snapshots (reflinks or

@@ -3,6 +3,10 @@
  * directory where a volume is a sparse file of its size and a snapshot a
  * copy of it.  Every call is idempotent, so a step that a new worker
  * resumes after a crash is safe to run again.
+ *
+ * Errors are vse's: 0, or VSE_EIO with err (may be NULL) saying what
+ * could not be done to which file ("cannot create '/pool/volume-x'") and
+ * errno's text in its detail.
  */
 #ifndef VSE_DRIVER_H
 #define VSE_DRIVER_H
@@ -10,6 +14,8 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vse.h"
 
 #define VSED_GIB (INT64_C(1) << 30)
 
@@ -20,14 +26,14 @@ struct vsed_driver {
 
 /* Make the pool directory if needed and remove temporary files that a
  * process killed mid-step left (one manager per pool owns its temp
- * names).  0, or -1 with a message in err. */
+ * names). */
 int vsed_driver_open(struct vsed_driver *d, const char *pool,
-                     int64_t capacity_gb, char *err, size_t size);
+                     int64_t capacity_gb, struct vse_error *err);
 /* Fill d to read a pool (vsectl check): unlike vsed_driver_open(), no
  * directory is made and no temporary file removed, since a manager may
- * be using them.  0, or -1 with a message in err. */
+ * be using them. */
 int vsed_driver_inspect(struct vsed_driver *d, const char *pool,
-                        char *err, size_t size);
+                        struct vse_error *err);
 /* If `name`, a file name in a pool, is a volume's or a snapshot's file,
  * put its kind ("volume", "snapshot") and id into the buffers and return
  * 0; -1 for any other name, temporary files included. */
@@ -39,19 +45,20 @@ void vsed_driver_path(const struct vsed_driver *d, const char *kind,
 /* Create volume `id` of `gb` GiB (sparse).  Done if it already exists
  * with that size. */
 int vsed_driver_create(const struct vsed_driver *d, const char *id,
-                       int64_t gb, char *err, size_t size);
+                       int64_t gb, struct vse_error *err);
 /* Grow volume `id` to `gb` GiB; done if it is that large already. */
 int vsed_driver_extend(const struct vsed_driver *d, const char *id,
-                       int64_t gb, char *err, size_t size);
+                       int64_t gb, struct vse_error *err);
 /* Remove a volume or snapshot file; done if it is gone already. */
 int vsed_driver_delete(const struct vsed_driver *d, const char *kind,
-                       const char *id, char *err, size_t size);
+                       const char *id, struct vse_error *err);
 /* Copy volume `vol` to snapshot `snap` (a reflink where the filesystem
  * can, else a sparse copy); *reflinked tells which. */
 int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
-                         const char *snap, int *reflinked, char *err,
-                         size_t size);
+                         const char *snap, int *reflinked,
+                         struct vse_error *err);
 /* GiB the pool's volume files take by their size (not their blocks). */
-int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb);
+int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb,
+                        struct vse_error *err);
 
 #endif /* VSE_DRIVER_H */

@@ -141,14 +141,16 @@ static void on_violation(void *arg, const char *id, const char *msg)
 /* One --pool HOST=DIR into p; 0 or exit status. */
 static int parse_pool(const struct ctx *ctx, char *arg, struct check_pool *p)
 {
-    char *eq = strchr(arg, '='), e[512];
+    char *eq = strchr(arg, '=');
+    struct vse_error e;
 
     if (eq == NULL || eq == arg || eq[1] == '\0')
         return usage_error(ctx, "--pool wants HOST=DIR, not '%s'", arg);
     *eq = '\0';
     p->host = arg;
-    if (vsed_driver_inspect(&p->drv, eq + 1, e, sizeof(e)) != 0) {
-        warnx_("%s", e);
+    vse_error_clear(&e);
+    if (vsed_driver_inspect(&p->drv, eq + 1, &e) < 0) {
+        warnx_("%s: %s", e.msg, e.detail);
         return EXIT_USAGE;
     }
     return 0;

@@ -42,6 +42,17 @@ struct task {
 
 /* ---- tasks -------------------------------------------------------------- */
 
+/* The job's failure reason (its history row's) from a driver error:
+ * "cannot create '/pool/volume-x': No space left on device". */
+static int driver_failed(struct job *j, const struct vse_error *e)
+{
+    if (e->detail[0] != '\0')
+        snprintf(j->err, sizeof(j->err), "%s: %s", e->msg, e->detail);
+    else
+        snprintf(j->err, sizeof(j->err), "%s", e->msg);
+    return -1;
+}
+
 /* The pool's own count is the truth on this host: the scheduler's view
  * may be stale when several schedulers pick at once. */
 static int fits(struct job *j, int64_t want)
@@ -49,12 +60,11 @@ static int fits(struct job *j, int64_t want)
     char path[PATH_MAX + 300];
     struct stat st;
     int64_t used = 0, mine = 0;
+    struct vse_error e;
 
-    if (vsed_driver_used_gb(j->drv, &used) != 0) {
-        snprintf(j->err, sizeof(j->err), "cannot read pool '%s'",
-                 j->drv->pool);
-        return -1;
-    }
+    vse_error_clear(&e);
+    if (vsed_driver_used_gb(j->drv, &used, &e) < 0)
+        return driver_failed(j, &e);
     vsed_driver_path(j->drv, "volume", j->row.id, path, sizeof(path));
     if (stat(path, &st) == 0)
         mine = (st.st_size + VSED_GIB - 1) / VSED_GIB;
@@ -81,11 +91,12 @@ static int check_extend(struct job *j)
 static int do_create(struct job *j)
 {
     char path[PATH_MAX + 300];
+    struct vse_error e;
 
+    vse_error_clear(&e);
     if (vsed_driver_create(j->drv, j->row.id,
-                           vsed_attr_int(j->attrs, "size", 1), j->err,
-                           sizeof(j->err)) != 0)
-        return -1;
+                           vsed_attr_int(j->attrs, "size", 1), &e) < 0)
+        return driver_failed(j, &e);
     vsed_driver_path(j->drv, "volume", j->row.id, path, sizeof(path));
     j->done_attrs = vsed_json_text(
         json_pack("{s:s}", "provider_location", path));
@@ -94,22 +105,21 @@ static int do_create(struct job *j)
 
 static void undo_create(struct job *j)
 {
-    char e[ERR_SIZE];
-
-    vsed_driver_delete(j->drv, "volume", j->row.id, e, sizeof(e));
+    vsed_driver_delete(j->drv, "volume", j->row.id, NULL);
 }
 
 static int do_extend(struct job *j)
 {
     int64_t gb = vsed_attr_int(j->attrs, "new_size", 0);
+    struct vse_error e;
 
+    vse_error_clear(&e);
     if (gb <= 0) {
         snprintf(j->err, sizeof(j->err), "no new_size in attrs");
         return -1;
     }
-    if (vsed_driver_extend(j->drv, j->row.id, gb, j->err,
-                           sizeof(j->err)) != 0)
-        return -1;
+    if (vsed_driver_extend(j->drv, j->row.id, gb, &e) < 0)
+        return driver_failed(j, &e);
     j->done_attrs = vsed_json_text(
         json_pack("{s:I, s:n}", "size", (json_int_t)gb, "new_size"));
     return 0;
@@ -117,9 +127,11 @@ static int do_extend(struct job *j)
 
 static int do_delete(struct job *j)
 {
-    if (vsed_driver_delete(j->drv, "volume", j->row.id, j->err,
-                           sizeof(j->err)) != 0)
-        return -1;
+    struct vse_error e;
+
+    vse_error_clear(&e);
+    if (vsed_driver_delete(j->drv, "volume", j->row.id, &e) < 0)
+        return driver_failed(j, &e);
     j->done_attrs = vsed_json_text(json_pack("{s:n}", "provider_location"));
     return 0;
 }
@@ -128,11 +140,12 @@ static int do_snapshot(struct job *j)
 {
     char path[PATH_MAX + 300];
     int reflinked = 0;
+    struct vse_error e;
 
+    vse_error_clear(&e);
     if (vsed_driver_snapshot(j->drv, vsed_attr_str(j->attrs, "volume_id"),
-                             j->row.id, &reflinked, j->err,
-                             sizeof(j->err)) != 0)
-        return -1;
+                             j->row.id, &reflinked, &e) < 0)
+        return driver_failed(j, &e);
     vsed_driver_path(j->drv, "snapshot", j->row.id, path, sizeof(path));
     j->done_attrs = vsed_json_text(json_pack(
         "{s:s, s:b}", "provider_location", path, "reflinked", reflinked));
@@ -141,15 +154,17 @@ static int do_snapshot(struct job *j)
 
 static void undo_snapshot(struct job *j)
 {
-    char e[ERR_SIZE];
-
-    vsed_driver_delete(j->drv, "snapshot", j->row.id, e, sizeof(e));
+    vsed_driver_delete(j->drv, "snapshot", j->row.id, NULL);
 }
 
 static int do_delete_snapshot(struct job *j)
 {
-    return vsed_driver_delete(j->drv, "snapshot", j->row.id, j->err,
-                              sizeof(j->err));
+    struct vse_error e;
+
+    vse_error_clear(&e);
+    if (vsed_driver_delete(j->drv, "snapshot", j->row.id, &e) < 0)
+        return driver_failed(j, &e);
+    return 0;
 }
 
 static const struct task create_volume[] = {
@@ -493,14 +508,14 @@ void *vsed_volume_main(void *arg)
     const atomic_int *stop = arg;
     struct mgr *m = calloc(1, sizeof(*m));
     struct vse_error err;
-    char e[ERR_SIZE];
     int64_t seq = 0;
 
     if (m == NULL)
         return NULL;
-    if (vsed_driver_open(&m->drv, vsed_cfg->pool, vsed_cfg->capacity_gb, e,
-                         sizeof(e)) != 0) {
-        vsed_log("volume: %s", e);
+    vse_error_clear(&err);
+    if (vsed_driver_open(&m->drv, vsed_cfg->pool, vsed_cfg->capacity_gb,
+                         &err) < 0) {
+        vsed_log("volume: %s: %s", err.msg, err.detail);
         free(m);
         return NULL;
     }

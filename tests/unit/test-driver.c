@@ -23,7 +23,7 @@ struct fx {
     char dir[64];
     char pool[128];
     struct vsed_driver d;
-    char err[512];
+    struct vse_error err;
 };
 
 static int setup(void **state)
@@ -36,7 +36,7 @@ static int setup(void **state)
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->pool, sizeof(f->pool), "%s/pool", f->dir);
-    if (vsed_driver_open(&f->d, f->pool, 10, f->err, sizeof(f->err)) != 0)
+    if (vsed_driver_open(&f->d, f->pool, 10, &f->err) != 0)
         return -1;
     *state = f;
     return 0;
@@ -73,8 +73,7 @@ static void create_is_sparse_and_sized(void **state)
     struct fx *f = *state;
     blkcnt_t blocks;
 
-    assert_int_equal(vsed_driver_create(&f->d, "v1", 2, f->err,
-                                        sizeof(f->err)), 0);
+    assert_int_equal(vsed_driver_create(&f->d, "v1", 2, &f->err), 0);
     assert_true(size_of(f, "volume", "v1", &blocks) == 2 * VSED_GIB);
     assert_true(blocks < 64); /* nothing written */
 }
@@ -83,10 +82,8 @@ static void create_again_is_done(void **state)
 {
     struct fx *f = *state;
 
-    assert_int_equal(vsed_driver_create(&f->d, "v1", 1, f->err,
-                                        sizeof(f->err)), 0);
-    assert_int_equal(vsed_driver_create(&f->d, "v1", 1, f->err,
-                                        sizeof(f->err)), 0);
+    assert_int_equal(vsed_driver_create(&f->d, "v1", 1, &f->err), 0);
+    assert_int_equal(vsed_driver_create(&f->d, "v1", 1, &f->err), 0);
     assert_true(size_of(f, "volume", "v1", NULL) == VSED_GIB);
 }
 
@@ -94,13 +91,11 @@ static void extend_grows_and_never_shrinks(void **state)
 {
     struct fx *f = *state;
 
-    vsed_driver_create(&f->d, "v1", 1, f->err, sizeof(f->err));
-    assert_int_equal(vsed_driver_extend(&f->d, "v1", 3, f->err,
-                                        sizeof(f->err)), 0);
+    vsed_driver_create(&f->d, "v1", 1, &f->err);
+    assert_int_equal(vsed_driver_extend(&f->d, "v1", 3, &f->err), 0);
     assert_true(size_of(f, "volume", "v1", NULL) == 3 * VSED_GIB);
     /* A resumed extend to the same size, or a stale smaller one: done. */
-    assert_int_equal(vsed_driver_extend(&f->d, "v1", 2, f->err,
-                                        sizeof(f->err)), 0);
+    assert_int_equal(vsed_driver_extend(&f->d, "v1", 2, &f->err), 0);
     assert_true(size_of(f, "volume", "v1", NULL) == 3 * VSED_GIB);
 }
 
@@ -108,21 +103,21 @@ static void extend_of_a_missing_volume_fails(void **state)
 {
     struct fx *f = *state;
 
-    assert_int_equal(vsed_driver_extend(&f->d, "nope", 3, f->err,
-                                        sizeof(f->err)), -1);
-    assert_non_null(strstr(f->err, "cannot open"));
+    assert_int_equal(vsed_driver_extend(&f->d, "nope", 3, &f->err), VSE_EIO);
+    assert_int_equal(f->err.code, VSE_EIO);
+    assert_non_null(strstr(f->err.msg, "cannot open '"));
+    assert_non_null(strstr(f->err.msg, "/volume-nope'"));
+    assert_string_equal(f->err.detail, "No such file or directory");
 }
 
 static void delete_is_idempotent(void **state)
 {
     struct fx *f = *state;
 
-    vsed_driver_create(&f->d, "v1", 1, f->err, sizeof(f->err));
-    assert_int_equal(vsed_driver_delete(&f->d, "volume", "v1", f->err,
-                                        sizeof(f->err)), 0);
+    vsed_driver_create(&f->d, "v1", 1, &f->err);
+    assert_int_equal(vsed_driver_delete(&f->d, "volume", "v1", &f->err), 0);
     assert_true(size_of(f, "volume", "v1", NULL) == -1);
-    assert_int_equal(vsed_driver_delete(&f->d, "volume", "v1", f->err,
-                                        sizeof(f->err)), 0);
+    assert_int_equal(vsed_driver_delete(&f->d, "volume", "v1", &f->err), 0);
 }
 
 static void snapshot_copies_data_and_stays_sparse(void **state)
@@ -133,7 +128,7 @@ static void snapshot_copies_data_and_stays_sparse(void **state)
     int reflinked = -1;
     FILE *fp;
 
-    vsed_driver_create(&f->d, "v1", 1, f->err, sizeof(f->err));
+    vsed_driver_create(&f->d, "v1", 1, &f->err);
     vsed_driver_path(&f->d, "volume", "v1", path, sizeof(path));
     fp = fopen(path, "r+");
     assert_non_null(fp);
@@ -141,7 +136,7 @@ static void snapshot_copies_data_and_stays_sparse(void **state)
     fputs("hello", fp);
     fclose(fp);
     assert_int_equal(vsed_driver_snapshot(&f->d, "v1", "s1", &reflinked,
-                                          f->err, sizeof(f->err)), 0);
+                                          &f->err), 0);
     assert_true(reflinked == 0 || reflinked == 1);
     assert_true(size_of(f, "snapshot", "s1", &blocks) == VSED_GIB);
     assert_true(blocks < 1024);
@@ -154,7 +149,7 @@ static void snapshot_copies_data_and_stays_sparse(void **state)
     assert_string_equal(buf, "hello");
     /* Again (a resumed step): done, nothing changes. */
     assert_int_equal(vsed_driver_snapshot(&f->d, "v1", "s1", &reflinked,
-                                          f->err, sizeof(f->err)), 0);
+                                          &f->err), 0);
 }
 
 static void used_counts_volume_sizes(void **state)
@@ -162,9 +157,9 @@ static void used_counts_volume_sizes(void **state)
     struct fx *f = *state;
     int64_t gb = -1;
 
-    vsed_driver_create(&f->d, "a", 2, f->err, sizeof(f->err));
-    vsed_driver_create(&f->d, "b", 3, f->err, sizeof(f->err));
-    assert_int_equal(vsed_driver_used_gb(&f->d, &gb), 0);
+    vsed_driver_create(&f->d, "a", 2, &f->err);
+    vsed_driver_create(&f->d, "b", 3, &f->err);
+    assert_int_equal(vsed_driver_used_gb(&f->d, &gb, &f->err), 0);
     assert_int_equal(gb, 5);
 }
 
@@ -178,9 +173,8 @@ static void open_sweeps_temporary_files(void **state)
     fp = fopen(path, "w");
     assert_non_null(fp);
     fclose(fp);
-    vsed_driver_create(&f->d, "kept", 1, f->err, sizeof(f->err));
-    assert_int_equal(vsed_driver_open(&f->d, f->pool, 10, f->err,
-                                      sizeof(f->err)), 0);
+    vsed_driver_create(&f->d, "kept", 1, &f->err);
+    assert_int_equal(vsed_driver_open(&f->d, f->pool, 10, &f->err), 0);
     assert_int_equal(access(path, F_OK), -1);
     assert_true(size_of(f, "volume", "kept", NULL) == VSED_GIB);
 }
@@ -208,8 +202,7 @@ static void open_keeps_live_managers_files(void **state)
     fp = fopen(dead, "w");
     assert_non_null(fp);
     fclose(fp);
-    assert_int_equal(vsed_driver_open(&f->d, f->pool, 10, f->err,
-                                      sizeof(f->err)), 0);
+    assert_int_equal(vsed_driver_open(&f->d, f->pool, 10, &f->err), 0);
     assert_int_equal(access(live, F_OK), 0);
     assert_int_equal(access(dead, F_OK), -1);
 }
@@ -250,12 +243,13 @@ static void inspect_leaves_temporary_files(void **state)
     fp = fopen(path, "w");
     assert_non_null(fp);
     fclose(fp);
-    assert_int_equal(vsed_driver_inspect(&d, f->pool, f->err,
-                                         sizeof(f->err)), 0);
+    assert_int_equal(vsed_driver_inspect(&d, f->pool, &f->err), 0);
     assert_string_equal(d.pool, f->d.pool);
     assert_int_equal(access(path, F_OK), 0);
-    assert_int_equal(vsed_driver_inspect(&d, "/nonexistent/pool", f->err,
-                                         sizeof(f->err)), -1);
+    assert_int_equal(vsed_driver_inspect(&d, "/nonexistent/pool", &f->err),
+                     VSE_EIO);
+    assert_string_equal(f->err.msg,
+                        "cannot resolve pool directory '/nonexistent/pool'");
 }
 
 int main(void)
