@@ -21,7 +21,6 @@
 #include "store.h"
 #include "util.h"
 
-#define SCHEMA_VERSION VSE_SCHEMA_VERSION
 /* How long a call keeps trying to reach a server that went away, in
  * total, before it answers; VSE_PG_RECONNECT_MS overrides (tests). */
 #define RECONNECT_MS 10000
@@ -109,14 +108,6 @@ struct pg_conn {
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -424,19 +415,19 @@ static int interrupted(const struct pg_conn *c)
 
 static int reconnect(struct pg_conn *c, struct vse_error *err)
 {
-    int64_t deadline = mono_ms() + c->reconnect_ms;
+    int64_t deadline = vse__now_mono_ms() + c->reconnect_ms;
     int64_t backoff = BACKOFF_MIN_MS;
 
     for (;;) {
         PQreset(c->conn);
         if (conn_ok(c) && session_init(c, NULL) == 0)
             return 0;
-        if (mono_ms() + backoff > deadline || interrupted(c))
+        if (vse__now_mono_ms() + backoff > deadline || interrupted(c))
             break;
         /* In slices: vse_interrupt() ends the wait within one. */
-        for (int64_t end = mono_ms() + backoff;
-             mono_ms() < end && !interrupted(c);)
-            sleep_ms(end - mono_ms() < 50 ? end - mono_ms() : 50);
+        for (int64_t end = vse__now_mono_ms() + backoff;
+             vse__now_mono_ms() < end && !interrupted(c);)
+            sleep_ms(end - vse__now_mono_ms() < 50 ? end - vse__now_mono_ms() : 50);
         if (interrupted(c))
             break;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -585,31 +576,53 @@ static int parse_url(struct pg_conn *c, const char *rest,
 /* ------------------------------------------------------------------ */
 
 /*
- * migrations[v] takes the schema from version v to v + 1 (0 is "no
- * schema": creating the store is migration 0).  They run in one
- * transaction, so a store is at one version or the next, never between.
- * The SQLite store keeps the same numbering.
+ * steps[v] takes the schema from version v to v + 1 (0 is "no schema":
+ * creating the store is step 0); store.c runs them, in one transaction,
+ * so a store is at one version or the next, never between.  A new schema
+ * version appends a step here.  The SQLite store keeps the same
+ * numbering.
  */
-static const char *const migrations[SCHEMA_VERSION] = {
-    VSE_PG_SCHEMA_V1,
-    VSE_PG_SCHEMA_V2,
+static const struct vse_store_step steps[] = {
+    {.sql = VSE_PG_SCHEMA_V1},
+    {.sql = VSE_PG_SCHEMA_V2},
 };
 
-struct inspection {
-    int has_meta;
-    int has_other; /* a resources or history table without vse_meta */
-    int version;   /* 0: empty */
-    char format[32];
-};
-
-/* What the schema on the search path holds, without writing anything. */
-static int inspect(struct pg_conn *c, struct inspection *in,
+static int pg_exec(struct vse_store *s, const char *sql, const char *what,
                    struct vse_error *err)
 {
+    return exec_sql((struct pg_conn *)s, sql, err, what);
+}
+
+static int pg_meta_set(struct vse_store *s, const char *key,
+                       const char *value, const char *what,
+                       struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    const char *const v[2] = {key, value};
+    PGresult *r = PQexecParams(c->conn,
+                               "INSERT INTO vse_meta(key, value) VALUES "
+                               "($1, $2) ON CONFLICT (key) "
+                               "DO UPDATE SET value = excluded.value",
+                               2, NULL, v, NULL, NULL, 0);
+    int rc = 0;
+
+    if (!exec_ok(r))
+        rc = pg_fail(c, r, err, "%s", what);
+    PQclear(r);
+    return rc;
+}
+
+/* What the schema on the search path holds, without writing anything. */
+static int pg_inspect(struct vse_store *s, struct vse_store_facts *in,
+                      struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
     PGresult *r;
     int rc = 0;
 
-    memset(in, 0, sizeof(*in));
+    in->where = c->where;
+    in->hint = "use an empty database, or put vse in its own schema: "
+               "?options=-csearch_path%3DSCHEMA";
     r = PQexec(c->conn, "SELECT to_regclass('vse_meta') IS NOT NULL, "
                         "to_regclass('resources') IS NOT NULL OR "
                         "to_regclass('history') IS NOT NULL");
@@ -619,7 +632,8 @@ static int inspect(struct pg_conn *c, struct inspection *in,
         return rc;
     }
     in->has_meta = PQgetvalue(r, 0, 0)[0] == 't';
-    in->has_other = PQgetvalue(r, 0, 1)[0] == 't';
+    if (PQgetvalue(r, 0, 1)[0] == 't')
+        in->other = "it has a resources or history table but no vse_meta";
     PQclear(r);
     if (!in->has_meta)
         return 0;
@@ -643,89 +657,38 @@ static int inspect(struct pg_conn *c, struct inspection *in,
     return 0;
 }
 
-static int not_vse(struct pg_conn *c, struct vse_error *err, const char *why)
-{
-    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", c->where, why);
-    vse__err_hint(err, "use an empty database, or put vse in its own "
-                       "schema: ?options=-csearch_path%%3DSCHEMA");
-    return VSE_ESCHEMA;
-}
-
-static int judge(struct pg_conn *c, const struct inspection *in,
-                 struct vse_error *err)
-{
-    char why[96];
-
-    if (!in->has_meta) {
-        if (in->has_other)
-            return not_vse(c, err, "it has a resources or history table "
-                                   "but no vse_meta");
-        return 0;
-    }
-    if (strcmp(in->format, "vse") != 0) {
-        snprintf(why, sizeof(why), "its vse_meta format is '%.40s'",
-                 in->format);
-        return not_vse(c, err, why);
-    }
-    if (in->version > SCHEMA_VERSION) {
-        vse__err(err, VSE_ESCHEMA, "store '%s' has schema version %d, newer "
-                 "than this vse understands (%d)", c->where, in->version,
-                 SCHEMA_VERSION);
-        vse__err_hint(err, "upgrade vse (this is %s) to a release that "
-                           "knows schema version %d",
-                      VSE_VERSION_STRING, in->version);
-        return VSE_ESCHEMA;
-    }
-    if (in->version < 1)
-        return not_vse(c, err, "its schema_version is missing or invalid");
-    return 0;
-}
-
 /*
- * Bring an empty or older store to SCHEMA_VERSION.  A session advisory
- * lock is taken *before* the transaction, so two processes opening a new
- * database at once create it once.  Taken inside the transaction, the
- * lock's own statement fixes the catalog snapshot that to_regclass()
- * reads after the wait: the second process would still see no vse_meta
- * and fail on CREATE TABLE ("relation already exists", found by starting
- * an API and a volume vsed at once on a new database).
+ * A session advisory lock is taken *before* the transaction, so two
+ * processes opening a new database at once create it once.  Taken inside
+ * the transaction, the lock's own statement fixes the catalog snapshot
+ * that to_regclass() reads after the wait: the second process would still
+ * see no vse_meta and fail on CREATE TABLE ("relation already exists",
+ * found by starting an API and a volume vsed at once on a new database).
  */
-static int migrate(struct pg_conn *c, struct vse_error *err)
+static int pg_schema_begin(struct vse_store *s, struct vse_error *err)
 {
-    struct inspection in;
-    char sql[256];
+    struct pg_conn *c = (struct pg_conn *)s;
     int rc = exec_sql(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", err,
                       "lock the schema");
 
-    if (rc < 0)
-        return rc;
-    rc = exec_sql(c, "BEGIN", err, "begin the schema transaction");
-    if (rc == 0)
-        rc = inspect(c, &in, err);
-    if (rc == 0)
-        rc = judge(c, &in, err);
-    for (int v = rc == 0 ? in.version : SCHEMA_VERSION;
-         rc == 0 && v < SCHEMA_VERSION; v++) {
-        rc = exec_sql(c, migrations[v], err, "migrate the schema");
-        if (rc == 0 && v == 0) {
-            snprintf(sql, sizeof(sql),
-                     "INSERT INTO vse_meta(key, value) VALUES "
-                     "('format', 'vse'), ('created', '%" PRId64 "')",
-                     vse_now_us());
-            rc = exec_sql(c, sql, err, "create the schema");
-        }
-        if (rc == 0) {
-            snprintf(sql, sizeof(sql),
-                     "INSERT INTO vse_meta(key, value) VALUES "
-                     "('schema_version', '%d') ON CONFLICT (key) "
-                     "DO UPDATE SET value = excluded.value",
-                     v + 1);
-            rc = exec_sql(c, sql, err, "record the schema version");
-        }
+    if (rc == 0) {
+        rc = exec_sql(c, "BEGIN", err, "begin the schema transaction");
+        if (rc < 0 && conn_ok(c))
+            exec_sql(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")",
+                     NULL, "unlock the schema");
     }
-    if (rc == 0)
+    return rc;
+}
+
+static int pg_schema_end(struct vse_store *s, int commit,
+                         struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    int rc = 0;
+
+    if (commit)
         rc = exec_sql(c, "COMMIT", err, "commit the schema");
-    if (rc < 0 && conn_ok(c))
+    if ((!commit || rc < 0) && conn_ok(c))
         exec_sql(c, "ROLLBACK", NULL, "roll back");
     /* A lost connection released it already. */
     if (conn_ok(c))
@@ -750,19 +713,10 @@ static int pg_open(struct vse_store *s, const char *rest,
                    struct vse_error *err)
 {
     struct pg_conn *c = (struct pg_conn *)s;
-    struct inspection in;
     int rc = parse_url(c, rest, err);
 
     if (rc == 0)
         rc = connect_first(c, err);
-    /* Judged once without a lock (the common case: a store at this
-     * version), and again under the lock if it needs migrating. */
-    if (rc == 0)
-        rc = inspect(c, &in, err);
-    if (rc == 0)
-        rc = judge(c, &in, err);
-    if (rc == 0 && in.version < SCHEMA_VERSION)
-        rc = migrate(c, err);
     if (rc < 0)
         close_conn(c);
     return rc;
@@ -1365,7 +1319,7 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
                    struct vse_error *err)
 {
     struct pg_conn *c = (struct pg_conn *)s;
-    int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = vse__now_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int64_t last = 0;
     int rc = ensure(c, err);
 
@@ -1386,7 +1340,7 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
     if (last > after_seq)
         return 1;
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - vse__now_mono_ms();
         struct pollfd pfd;
 
         if (left <= 0)
@@ -1420,8 +1374,11 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
     }
 }
 
+/* libpq accepts both URI schemes; so does vse. */
+static const char *const aliases[] = {"postgres", NULL};
+
 const struct vse_store_methods vse__store_pg = {
-    .version = 1,
+    .version = 2,
     .scheme = "postgresql",
     .conn_size = sizeof(struct pg_conn),
     .open = pg_open,
@@ -1437,24 +1394,13 @@ const struct vse_store_methods vse__store_pg = {
     .pin_get = pg_pin_get,
     .pin_put = pg_pin_put,
     .wait = pg_wait,
+    .aliases = aliases,
+    .inspect = pg_inspect,
+    .schema_begin = pg_schema_begin,
+    .schema_end = pg_schema_end,
+    .meta_set = pg_meta_set,
+    .exec = pg_exec,
+    .steps = steps,
+    .nsteps = sizeof(steps) / sizeof(*steps),
 };
 
-/* libpq accepts both URI schemes; so does vse. */
-const struct vse_store_methods vse__store_postgres = {
-    .version = 1,
-    .scheme = "postgres",
-    .conn_size = sizeof(struct pg_conn),
-    .open = pg_open,
-    .close = pg_close,
-    .get = pg_get,
-    .apply = pg_apply,
-    .list = pg_list,
-    .history = pg_history,
-    .find_event = pg_find_event,
-    .expired = pg_expired,
-    .last_seq = pg_last_seq,
-    .purge = pg_purge,
-    .pin_get = pg_pin_get,
-    .pin_put = pg_pin_put,
-    .wait = pg_wait,
-};

@@ -20,7 +20,6 @@
 #include "store.h"
 #include "util.h"
 
-#define SCHEMA_VERSION VSE_SCHEMA_VERSION
 #define DEFAULT_BUSY_MS 5000
 #define MAX_BUSY_MS (24 * 3600 * 1000)
 
@@ -101,14 +100,6 @@ struct sqlite_conn {
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* xorshift64*: only spreads the busy sleeps, needs no quality. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -124,7 +115,7 @@ static uint64_t rng_next(uint64_t *s)
 static void rng_seed(uint64_t *s)
 {
     if (getrandom(s, sizeof(*s), GRND_NONBLOCK) != (ssize_t)sizeof(*s))
-        *s = (uint64_t)mono_us() ^ ((uint64_t)getpid() << 32);
+        *s = (uint64_t)vse__now_mono_us() ^ ((uint64_t)getpid() << 32);
     if (*s == 0)
         *s = 0x9e3779b97f4a7c15ULL;
 }
@@ -137,7 +128,7 @@ static void rng_seed(uint64_t *s)
 static int busy_handler(void *arg, int count)
 {
     struct sqlite_conn *c = arg;
-    int64_t now = mono_us();
+    int64_t now = vse__now_mono_us();
     int64_t spread, us;
     struct timespec ts;
 
@@ -559,89 +550,83 @@ static int exec_sql(struct sqlite_conn *c, const char *sql,
     return 0;
 }
 
-/* Version 0 is "no schema at all": creating the store is migration 0. */
-static int migrate_0_to_1(struct sqlite_conn *c, struct vse_error *err)
-{
-    char sql[256];
-    int rc = exec_sql(c, schema_v1, err, "create the schema");
-
-    if (rc < 0)
-        return rc;
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO vse_meta(key, value) VALUES ('format', 'vse'), "
-             "('created', '%lld')",
-             (long long)vse_now_us());
-    return exec_sql(c, sql, err, "create the schema");
-}
-
 /*
- * migrations[v] takes the schema from version v to v + 1.  All run in one
- * transaction, so a store is at one version or the next, never between.
- * A new schema version appends a function here and bumps SCHEMA_VERSION;
- * the PostgreSQL store keeps the same table.
+ * The schema's history, one step per version (store.h): steps[v] takes
+ * the schema from version v to v + 1, and store.c runs them, in one
+ * transaction.  A new schema version appends a step here; the PostgreSQL
+ * store keeps the same numbering.
  */
-/* Version 2: resources carry attrs, the caller's JSON object. */
-static int migrate_1_to_2(struct sqlite_conn *c, struct vse_error *err)
+static const struct vse_store_step steps[] = {
+    /* Version 1: the store itself. */
+    {.sql = schema_v1},
+    /* Version 2: resources carry attrs, the caller's JSON object. */
+    {.sql = "ALTER TABLE resources ADD COLUMN attrs TEXT NOT NULL "
+            "DEFAULT '{}'"},
+};
+
+static int sqlite_exec(struct vse_store *s, const char *sql, const char *what,
+                       struct vse_error *err)
 {
-    return exec_sql(c,
-                    "ALTER TABLE resources ADD COLUMN attrs TEXT NOT NULL "
-                    "DEFAULT '{}'",
-                    err, "migrate the schema to version 2");
+    return exec_sql((struct sqlite_conn *)s, sql, err, what);
 }
 
-typedef int migrate_fn(struct sqlite_conn *c, struct vse_error *err);
-static migrate_fn *const migrations[SCHEMA_VERSION] = {
-    migrate_0_to_1,
-    migrate_1_to_2,
-};
+static int sqlite_meta_set(struct vse_store *s, const char *key,
+                           const char *value, const char *what,
+                           struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db,
+                                "INSERT OR REPLACE INTO vse_meta(key, value) "
+                                "VALUES (?1, ?2)",
+                                -1, &st, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, rc, err, "%s", what);
+    return 0;
+}
+
+static const char not_vse_hint[] =
+    "give the path of a vse store, or of a file that does not exist yet";
 
 /* What the file holds, found without writing anything. */
-struct inspection {
-    int objects; /* schema objects other than SQLite's own */
-    int has_meta;
-    int version; /* 0: empty */
-    char format[32];
-};
-
-static int not_vse(struct sqlite_conn *c, struct vse_error *err,
-                   const char *why)
+static int sqlite_inspect(struct vse_store *s, struct vse_store_facts *in,
+                          struct vse_error *err)
 {
-    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", c->path, why);
-    vse__err_hint(err, "give the path of a vse store, or of a file that "
-                       "does not exist yet");
-    return VSE_ESCHEMA;
-}
-
-static int inspect_fail(struct sqlite_conn *c, int rc, struct vse_error *err)
-{
-    if ((rc & 0xff) == SQLITE_NOTADB)
-        return not_vse(c, err, "not an SQLite database");
-    return db_fail(c, rc, err, "read the schema");
-}
-
-static int inspect(struct sqlite_conn *c, struct inspection *in,
-                   struct vse_error *err)
-{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
     sqlite3_stmt *st = NULL;
     int rc;
 
-    memset(in, 0, sizeof(*in));
+    in->where = c->path;
+    in->hint = not_vse_hint;
     rc = sqlite3_prepare_v2(c->db,
                             "SELECT count(*), coalesce(sum(type = 'table' "
                             "AND name = 'vse_meta'), 0) FROM sqlite_master "
                             "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
                             -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return inspect_fail(c, rc, err);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        rc = inspect_fail(c, rc, err);
-        sqlite3_finalize(st);
-        return rc;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (sqlite3_column_int(st, 0) > 0)
+                in->other = "it holds other tables";
+            in->has_meta = sqlite3_column_int(st, 1);
+            rc = SQLITE_OK;
+        }
     }
-    in->objects = sqlite3_column_int(st, 0);
-    in->has_meta = sqlite3_column_int(st, 1);
     sqlite3_finalize(st);
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+        in->other = "not an SQLite database";
+        return 0;
+    }
+    if (rc != SQLITE_OK)
+        return db_fail(c, rc, err, "read the schema");
     if (!in->has_meta)
         return 0;
 
@@ -650,7 +635,7 @@ static int inspect(struct sqlite_conn *c, struct inspection *in,
                             "WHERE key IN ('format', 'schema_version')",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return inspect_fail(c, rc, err);
+        return db_fail(c, rc, err, "read the schema");
     for (;;) {
         const char *k;
         const char *v;
@@ -667,74 +652,30 @@ static int inspect(struct sqlite_conn *c, struct inspection *in,
         else
             in->version = atoi(v);
     }
-    if (rc != SQLITE_DONE) {
-        rc = inspect_fail(c, rc, err);
-        sqlite3_finalize(st);
-        return rc;
-    }
     sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, rc, err, "read the schema");
     return 0;
 }
 
-/* Refuse what this vse cannot use; 0 if the store is empty or vse's. */
-static int judge(struct sqlite_conn *c, const struct inspection *in,
-                 struct vse_error *err)
+/* BEGIN IMMEDIATE takes the write lock first and store.c judges the
+ * store again under it, so two processes opening one new file create the
+ * schema once. */
+static int sqlite_schema_begin(struct vse_store *s, struct vse_error *err)
 {
-    char why[96];
-
-    if (in->objects == 0)
-        return 0;
-    if (!in->has_meta)
-        return not_vse(c, err, "it holds other tables");
-    if (strcmp(in->format, "vse") != 0) {
-        snprintf(why, sizeof(why), "its vse_meta format is '%.40s'",
-                 in->format);
-        return not_vse(c, err, why);
-    }
-    if (in->version > SCHEMA_VERSION) {
-        vse__err(err, VSE_ESCHEMA,
-                 "store '%s' has schema version %d, newer than this vse "
-                 "understands (%d)",
-                 c->path, in->version, SCHEMA_VERSION);
-        vse__err_hint(err, "upgrade vse (this is %s) to a release that "
-                           "knows schema version %d",
-                      VSE_VERSION_STRING, in->version);
-        return VSE_ESCHEMA;
-    }
-    if (in->version < 1)
-        return not_vse(c, err, "its schema_version is missing or invalid");
-    return 0;
+    return run((struct sqlite_conn *)s, ST_BEGIN, err,
+               "begin the schema transaction");
 }
 
-/*
- * Bring an empty or older store to SCHEMA_VERSION.  BEGIN IMMEDIATE takes
- * the write lock first and the state is judged again under it, so two
- * processes opening one new file create the schema once.
- */
-static int migrate(struct sqlite_conn *c, struct vse_error *err)
+static int sqlite_schema_end(struct vse_store *s, int commit,
+                             struct vse_error *err)
 {
-    struct inspection in;
-    char sql[128];
-    int rc = run(c, ST_BEGIN, err, "begin the schema transaction");
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    int rc = 0;
 
-    if (rc < 0)
-        return rc;
-    rc = inspect(c, &in, err);
-    if (rc == 0)
-        rc = judge(c, &in, err);
-    for (int v = in.version; rc == 0 && v < SCHEMA_VERSION; v++) {
-        rc = migrations[v](c, err);
-        if (rc == 0) {
-            snprintf(sql, sizeof(sql),
-                     "INSERT OR REPLACE INTO vse_meta(key, value) "
-                     "VALUES ('schema_version', '%d')",
-                     v + 1);
-            rc = exec_sql(c, sql, err, "record the schema version");
-        }
-    }
-    if (rc == 0)
+    if (commit)
         rc = run(c, ST_COMMIT, err, "commit the schema");
-    if (rc < 0)
+    if (!commit || rc < 0)
         rollback(c);
     return rc;
 }
@@ -841,7 +782,6 @@ static int sqlite_open(struct vse_store *s, const char *rest,
                        struct vse_error *err)
 {
     struct sqlite_conn *c = (struct sqlite_conn *)s;
-    struct inspection in;
     int rc;
 
     rc = parse_url(c, rest, err);
@@ -860,20 +800,26 @@ static int sqlite_open(struct vse_store *s, const char *rest,
     rng_seed(&c->rng);
     sqlite3_busy_handler(c->db, busy_handler, c);
     sqlite3_wal_hook(c->db, wal_hook, c);
-    /* Nothing before set_wal() writes to the file: a refusal leaves it
-     * exactly as it was.  inspect() comes first, as it is the first read
-     * and so the one that finds a file that is not a database. */
-    rc = inspect(c, &in, err);
-    if (rc == 0)
-        rc = judge(c, &in, err);
-    if (rc == 0)
-        rc = set_pragmas(c, err);
+    /* Nothing before sqlite_accept() writes to the file: a refusal leaves
+     * it exactly as it was.  sqlite_inspect() is the first read and so
+     * the one that finds a file that is not a database. */
+    return 0;
+fail:
+    if (c->path != NULL)
+        close_conn(c);
+    return rc;
+}
+
+/* The file is empty or a vse store (store.c judged it): make it ours. */
+static int sqlite_accept(struct vse_store *s, struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    int rc = set_pragmas(c, err);
+
     if (rc == 0)
         rc = set_wal(c, err);
-    if (rc == 0 && in.version < SCHEMA_VERSION)
-        rc = migrate(c, err);
     if (rc < 0)
-        goto fail;
+        return rc;
     /* Only now, with the file known to be a vse store: the gate file is
      * the one thing besides SQLite's own that vse puts beside it.  With
      * synchronous=NORMAL a commit takes ~30 us, less than a futex
@@ -882,10 +828,6 @@ static int sqlite_open(struct vse_store *s, const char *rest,
     if (c->synchronous_full)
         c->gate = vse_sqlite_gate_open(c->path);
     return 0;
-fail:
-    if (c->path != NULL)
-        close_conn(c);
-    return rc;
 }
 
 static void sqlite_close(struct vse_store *s)
@@ -1435,7 +1377,7 @@ static int sqlite_pin_put(struct vse_store *s, const struct vse_pin *p,
  * cross-process notification to block on, so either way it is a poll.
  */
 const struct vse_store_methods vse__store_sqlite = {
-    .version = 1,
+    .version = 2,
     .scheme = "sqlite",
     .conn_size = sizeof(struct sqlite_conn),
     .open = sqlite_open,
@@ -1451,4 +1393,12 @@ const struct vse_store_methods vse__store_sqlite = {
     .pin_get = sqlite_pin_get,
     .pin_put = sqlite_pin_put,
     .wait = NULL,
+    .inspect = sqlite_inspect,
+    .accept = sqlite_accept,
+    .schema_begin = sqlite_schema_begin,
+    .schema_end = sqlite_schema_end,
+    .meta_set = sqlite_meta_set,
+    .exec = sqlite_exec,
+    .steps = steps,
+    .nsteps = sizeof(steps) / sizeof(*steps),
 };

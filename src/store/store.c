@@ -3,21 +3,21 @@
  * the core reaches them.  The core allocates each backend's connection
  * (conn_size bytes, struct vse_store first), as SQLite's core allocates
  * a VFS's file object, and checks each backend's method table once.
+ * Store policy lives here, once for every backend: whether what a URL
+ * points at is a vse store, whether it is newer than this vse, which
+ * migration steps apply, and what the messages say.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
 #include "util.h"
 
-/* store-pg.c; "postgres:" is libpq's other spelling of the scheme. */
-extern const struct vse_store_methods vse__store_pg;
-extern const struct vse_store_methods vse__store_postgres;
-
 static const struct vse_store_methods *const backends[] = {
     &vse__store_sqlite,
     &vse__store_pg,
-    &vse__store_postgres,
 };
 
 /* Backends registered at run time: test shims (tests/store/). */
@@ -44,18 +44,189 @@ static const struct vse_store_methods *backend(size_t i)
     return i - nb < EXTRA_MAX ? extra[i - nb] : NULL;
 }
 
+static int schema_ok(const struct vse_store_methods *m)
+{
+    if (m->version < 2 || m->inspect == NULL)
+        return 1; /* a wrapper: the store beneath settled its schema */
+    if (!m->schema_begin || !m->schema_end || !m->meta_set || !m->steps ||
+        m->nsteps < 1)
+        return 0;
+    for (size_t v = 0; v < m->nsteps; v++) {
+        const struct vse_store_step *st = &m->steps[v];
+
+        if ((st->sql == NULL) == (st->run == NULL))
+            return 0;
+        if (st->sql != NULL && m->exec == NULL)
+            return 0;
+    }
+    return 1;
+}
+
 static int methods_ok(const struct vse_store_methods *m)
 {
     return m->version >= 1 && m->conn_size >= sizeof(struct vse_store) &&
            m->open && m->close && m->get && m->apply && m->list &&
            m->history && m->find_event && m->expired && m->last_seq &&
-           m->purge && m->pin_get && m->pin_put;
+           m->purge && m->pin_get && m->pin_put && schema_ok(m);
+}
+
+/* Does m answer to the scheme url[0..slen)? */
+static int answers(const struct vse_store_methods *m, const char *url,
+                   size_t slen)
+{
+    if (strlen(m->scheme) == slen && strncmp(m->scheme, url, slen) == 0)
+        return 1;
+    if (m->version < 2 || m->aliases == NULL)
+        return 0;
+    for (const char *const *a = m->aliases; *a != NULL; a++) {
+        if (strlen(*a) == slen && strncmp(*a, url, slen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* "sqlite, postgresql": the real schemes, for the hint. */
+static void known_schemes(char *buf, size_t size)
+{
+    size_t nb = sizeof(backends) / sizeof(*backends);
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < nb; i++) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
+                 backends[i]->scheme);
+    }
+}
+
+/* ---- the schema: judged here, once, for every backend ---- */
+
+static int not_vse(const struct vse_store_facts *f, const char *why,
+                   struct vse_error *err)
+{
+    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", f->where,
+             why);
+    if (f->hint != NULL)
+        vse__err_hint(err, "%s", f->hint);
+    return VSE_ESCHEMA;
+}
+
+/* Refuse what this vse cannot use; 0 if the store is empty, or vse's at
+ * `current` or older. */
+static int judge(const struct vse_store_facts *f, size_t current,
+                 struct vse_error *err)
+{
+    char why[96];
+
+    if (!f->has_meta)
+        return f->other != NULL ? not_vse(f, f->other, err) : 0;
+    if (strcmp(f->format, "vse") != 0) {
+        snprintf(why, sizeof(why), "its vse_meta format is '%.40s'",
+                 f->format);
+        return not_vse(f, why, err);
+    }
+    if (f->version > (int)current) {
+        vse__err(err, VSE_ESCHEMA,
+                 "store '%s' has schema version %d, newer than this vse "
+                 "understands (%zu)",
+                 f->where, f->version, current);
+        vse__err_hint(err, "upgrade vse (this is %s) to a release that "
+                           "knows schema version %d",
+                      VSE_VERSION_STRING, f->version);
+        return VSE_ESCHEMA;
+    }
+    if (f->version < 1)
+        return not_vse(f, "its schema_version is missing or invalid", err);
+    return 0;
+}
+
+static int inspect(struct vse_store *s, struct vse_store_facts *f,
+                   struct vse_error *err)
+{
+    memset(f, 0, sizeof(*f));
+    return s->m->inspect(s, f, err);
+}
+
+/* Step v: schema version v -> v + 1. */
+static int run_step(struct vse_store *s, size_t v, struct vse_error *err)
+{
+    const struct vse_store_step *st = &s->m->steps[v];
+    char what[64], val[32];
+    int rc;
+
+    if (v == 0)
+        snprintf(what, sizeof(what), "create the schema");
+    else
+        snprintf(what, sizeof(what), "migrate the schema to version %zu",
+                 v + 1);
+    rc = st->sql != NULL ? s->m->exec(s, st->sql, what, err)
+                         : st->run(s, err);
+    if (rc == 0 && v == 0) {
+        snprintf(val, sizeof(val), "%" PRId64, vse_now_us());
+        rc = s->m->meta_set(s, "format", "vse", "create the schema", err);
+        if (rc == 0)
+            rc = s->m->meta_set(s, "created", val, "create the schema",
+                                err);
+    }
+    if (rc == 0) {
+        snprintf(val, sizeof(val), "%zu", v + 1);
+        rc = s->m->meta_set(s, "schema_version", val,
+                            "record the schema version", err);
+    }
+    return rc;
+}
+
+/*
+ * Bring an empty or older store to the backend's current version, in one
+ * transaction (a store is at one version or the next, never between),
+ * judged again inside it: of several processes opening one new store at
+ * once, one creates it and the others find it made.
+ */
+static int migrate(struct vse_store *s, struct vse_error *err)
+{
+    const struct vse_store_methods *m = s->m;
+    struct vse_store_facts f;
+    int rc = m->schema_begin(s, err);
+
+    if (rc < 0)
+        return rc;
+    rc = inspect(s, &f, err);
+    if (rc == 0)
+        rc = judge(&f, m->nsteps, err);
+    for (size_t v = rc == 0 ? (size_t)f.version : m->nsteps;
+         rc == 0 && v < m->nsteps; v++)
+        rc = run_step(s, v, err);
+    if (rc == 0)
+        return m->schema_end(s, 1, err);
+    m->schema_end(s, 0, NULL);
+    return rc;
+}
+
+/* Judged once without the lock (the common case: a store at the current
+ * version), and again under it if it needs creating or migrating. */
+static int settle_schema(struct vse_store *s, struct vse_error *err)
+{
+    const struct vse_store_methods *m = s->m;
+    struct vse_store_facts f;
+    int rc;
+
+    if (m->version < 2 || m->inspect == NULL)
+        return 0;
+    rc = inspect(s, &f, err);
+    if (rc == 0)
+        rc = judge(&f, m->nsteps, err);
+    if (rc == 0 && m->accept != NULL)
+        rc = m->accept(s, err);
+    if (rc == 0 && (size_t)f.version < m->nsteps)
+        rc = migrate(s, err);
+    return rc;
 }
 
 int vse__store_open(const char *url, struct vse_store **out,
                     struct vse_error *err)
 {
     const char *colon;
+    char known[128];
     size_t slen;
     struct vse_store *s;
     int rc;
@@ -76,7 +247,7 @@ int vse__store_open(const char *url, struct vse_store **out,
 
         if (m == NULL)
             continue;
-        if (strlen(m->scheme) != slen || strncmp(m->scheme, url, slen) != 0)
+        if (!answers(m, url, slen))
             continue;
         if (!methods_ok(m))
             return vse__err(err, VSE_EINTERNAL,
@@ -96,12 +267,18 @@ int vse__store_open(const char *url, struct vse_store **out,
             free(s);
             return rc;
         }
+        rc = settle_schema(s, err);
+        if (rc < 0) {
+            vse__store_close(s);
+            return rc;
+        }
         *out = s;
         return 0;
     }
+    known_schemes(known, sizeof(known));
     vse__err(err, VSE_EINVAL, "store URL '%s' has an unknown scheme '%.*s'",
              url, (int)slen, url);
-    vse__err_hint(err, "known schemes: sqlite, postgresql");
+    vse__err_hint(err, "known schemes: %s", known);
     return VSE_EINVAL;
 }
 

@@ -64,9 +64,10 @@ struct vse_event_query {
 };
 
 /*
- * Open the store.  `rest` is the URL after "scheme:".  Creates the
- * schema when the store is empty, migrates an older schema, refuses
- * (VSE_ESCHEMA) anything that is not a vse store or is newer.
+ * Connect to the store.  `rest` is the URL after "scheme:".  Writes
+ * nothing: the core then inspects what is there and decides whether to
+ * create, migrate or refuse it (the schema slots below).  On failure the
+ * backend has released what it took; on success the core calls close.
  */
 typedef int vse_store_open_fn(struct vse_store *s, const char *rest,
                               struct vse_error *err);
@@ -146,8 +147,72 @@ typedef int vse_store_pin_put_fn(struct vse_store *s, const struct vse_pin *p,
 typedef int vse_store_wait_fn(struct vse_store *s, int64_t after_seq,
                               int timeout_ms, struct vse_error *err);
 
+/* ---- schema: backends report facts, the core decides (store.c) ---- */
+
+/*
+ * What a backend found where its store should be, read without writing
+ * anything.  The core judges it once, for every backend: metadata with
+ * format "vse" and a schema version it knows -> use it (migrating an
+ * older one); no metadata and nothing else -> an empty store, created;
+ * anything else -> refused with VSE_ESCHEMA ("'WHERE' is not a vse store
+ * (OTHER)", or "... newer than this vse understands").
+ */
+struct vse_store_facts {
+    int has_meta;      /* vse's metadata (vse_meta) exists */
+    char format[32];   /* its "format" entry; "vse" in a vse store */
+    int version;       /* its "schema_version" entry; 0: missing/invalid */
+    const char *other; /* no metadata, but something else is there, in
+                          words: "it holds other tables"; NULL: empty */
+    const char *where; /* the store in messages (a path, user@host/db);
+                          valid while the connection is open */
+    const char *hint;  /* what to give instead of a foreign store */
+};
+/* Fill *f (zeroed by the core).  0, or VSE_ESTORE and friends when the
+ * store cannot be read at all. */
+typedef int vse_store_inspect_fn(struct vse_store *s,
+                                 struct vse_store_facts *f,
+                                 struct vse_error *err);
+/* Optional: the store was judged usable (empty or vse's), before any
+ * migration; the backend may now write to it (SQLite: WAL mode). */
+typedef int vse_store_accept_fn(struct vse_store *s, struct vse_error *err);
+/*
+ * Begin the one transaction all migration steps run in, holding whatever
+ * keeps two processes from migrating at once (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: an advisory lock, then BEGIN).  The core inspects again
+ * inside it.
+ */
+typedef int vse_store_schema_begin_fn(struct vse_store *s,
+                                      struct vse_error *err);
+/* Commit (commit != 0) or roll back, and release the lock; called after
+ * every successful schema_begin.  Rolling back reports nothing. */
+typedef int vse_store_schema_end_fn(struct vse_store *s, int commit,
+                                    struct vse_error *err);
+/* Set key to value in vse's metadata (insert or replace); `what` names
+ * the action for the error message ("record the schema version"). */
+typedef int vse_store_meta_set_fn(struct vse_store *s, const char *key,
+                                  const char *value, const char *what,
+                                  struct vse_error *err);
+/* Run a step's SQL text (for backends whose steps are SQL). */
+typedef int vse_store_exec_fn(struct vse_store *s, const char *sql,
+                              const char *what, struct vse_error *err);
+/* A step given as code, for backends whose schema is not SQL. */
+typedef int vse_store_step_fn(struct vse_store *s, struct vse_error *err);
+
+/*
+ * steps[v] takes a store from schema version v to v + 1; steps[0]
+ * creates it (the core then writes format "vse" and "created").  Exactly
+ * one of sql (run with exec) and run.  A new schema version is one new
+ * entry at the end of a backend's table: the core derives the backend's
+ * current version from the table's length.
+ */
+struct vse_store_step {
+    const char *sql;
+    vse_store_step_fn *run;
+};
+
 struct vse_store_methods {
-    int version;          /* 1 */
+    int version;          /* 2; a version 1 backend has none of the slots
+                             after `wait` (test wrappers) */
     const char *scheme;   /* "sqlite", "postgresql", "etcd" */
     size_t conn_size;     /* sizeof the backend's struct */
     vse_store_open_fn *open;
@@ -163,9 +228,25 @@ struct vse_store_methods {
     vse_store_pin_get_fn *pin_get;
     vse_store_pin_put_fn *pin_put;
     vse_store_wait_fn *wait; /* optional */
+    /* ---- version 2 ---- */
+    /* Other spellings of scheme, NULL-terminated; NULL if none. */
+    const char *const *aliases;
+    /* The schema slots, all set or (a wrapper around a store opened with
+     * vse__store_open, which settled the schema) all NULL; accept and
+     * exec are optional. */
+    vse_store_inspect_fn *inspect;
+    vse_store_accept_fn *accept;
+    vse_store_schema_begin_fn *schema_begin;
+    vse_store_schema_end_fn *schema_end;
+    vse_store_meta_set_fn *meta_set;
+    vse_store_exec_fn *exec;
+    const struct vse_store_step *steps;
+    size_t nsteps; /* the backend's current schema version */
 };
 
+/* The built-in backends (store-*.c), in the registry of store.c. */
 extern const struct vse_store_methods vse__store_sqlite;
+extern const struct vse_store_methods vse__store_pg;
 
 /*
  * Make a backend known at run time, after the built-ins; for test shims
@@ -176,8 +257,9 @@ int vse__store_register(const struct vse_store_methods *m);
 
 /*
  * Core-side wrappers: the only way the core reaches a store.  open picks
- * the backend by the URL's scheme, allocates it and validates its
- * methods.
+ * the backend by the URL's scheme (or an alias), allocates it, validates
+ * its methods, and settles the schema: creates an empty store, migrates
+ * an older one, refuses (VSE_ESCHEMA) one that is not vse's or is newer.
  */
 int vse__store_open(const char *url, struct vse_store **out,
                     struct vse_error *err);
