@@ -21,6 +21,7 @@
 
 /* SQL text shared with src/store/store-pg.c: string macros only. */
 #include "store-pg-sql.h"
+#include "util.h"
 
 #define TTL_US INT64_C(60000000)
 
@@ -55,22 +56,6 @@ struct client {
     char error[256];
 };
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static uint64_t rng_next(uint64_t *s)
 {
     uint64_t x = *s;
@@ -101,15 +86,10 @@ static void make_op_id(char out[37])
 
 static void add_lat(struct lat *l, int64_t us)
 {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 65536;
-        l->v = realloc(l->v, l->cap * sizeof(*l->v));
-        if (l->v == NULL) {
-            fprintf(stderr, "raw-pg: out of memory\n");
-            exit(1);
-        }
+    if (vse__array_push(l, us > UINT32_MAX ? UINT32_MAX : (uint32_t)us) < 0) {
+        fprintf(stderr, "raw-pg: out of memory\n");
+        exit(1);
     }
-    l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
 static int fail(struct client *c, PGresult *r, const char *what)
@@ -256,7 +236,7 @@ static int apply(struct client *c, const struct row *n, int64_t expect,
 static void to_busy(struct client *c, struct row *r, const char *to,
                     const char *op, int begin)
 {
-    int64_t now = wall_us();
+    int64_t now = vse_now_us();
 
     if (begin) {
         make_op_id(r->op_id);
@@ -274,7 +254,7 @@ static void to_busy(struct client *c, struct row *r, const char *to,
 
 static void to_rest(struct row *r, const char *to)
 {
-    int64_t now = wall_us();
+    int64_t now = vse_now_us();
 
     snprintf(r->state, sizeof(r->state), "%s", to);
     r->op[0] = r->op_id[0] = r->origin[0] = r->owner[0] = '\0';
@@ -289,7 +269,7 @@ static void to_rest(struct row *r, const char *to)
 static int follow(struct client *c, const char *id, const char *kind,
                   const char *to, int rest, struct lat *l)
 {
-    int64_t t0 = mono_us();
+    int64_t t0 = vse__now_mono_us();
     struct row r;
     char from[64], op[64], op_id[40];
     int64_t expect;
@@ -315,7 +295,7 @@ static int follow(struct client *c, const char *id, const char *kind,
     if (rc < 0)
         return -1;
     c->transitions++;
-    add_lat(l, mono_us() - t0);
+    add_lat(l, vse__now_mono_us() - t0);
     return 0;
 }
 
@@ -324,7 +304,7 @@ static int cycle(struct client *c)
 {
     char id[32];
     struct row r;
-    int64_t t0 = mono_us(), expect;
+    int64_t t0 = vse__now_mono_us(), expect;
     int attach, rc;
 
     snprintf(id, sizeof(id), "bench-%d",
@@ -355,7 +335,7 @@ static int cycle(struct client *c)
         return rc;
     }
     c->transitions++;
-    add_lat(&c->lat, mono_us() - t0);
+    add_lat(&c->lat, vse__now_mono_us() - t0);
     if (attach)
         return follow(c, id, "step", "attaching", 0, &c->lat) < 0 ||
                        follow(c, id, "finish", "in_use", 1, &c->lat) < 0
@@ -372,7 +352,7 @@ static int cycle(struct client *c)
  */
 static int contend(struct client *c, const char *id)
 {
-    int64_t t0 = mono_us();
+    int64_t t0 = vse__now_mono_us();
     struct row r;
 
     for (int tries = 0;; tries++) {
@@ -396,7 +376,7 @@ static int contend(struct client *c, const char *id)
                                                   (uint64_t)pause)));
     }
     c->transitions++;
-    add_lat(&c->acq, mono_us() - t0);
+    add_lat(&c->acq, vse__now_mono_us() - t0);
     return follow(c, id, "finish", "available", 1, &c->rel);
 }
 
@@ -412,7 +392,7 @@ static void *client_main(void *arg)
         usleep(1000);
     if (c->o->cont_res > 0)
         snprintf(id, sizeof(id), "cont-%d", c->idx % c->o->cont_res);
-    while (mono_us() < deadline) {
+    while (vse__now_mono_us() < deadline) {
         int rc = c->o->cont_res > 0 ? contend(c, id) : cycle(c);
 
         if (rc < 0)
@@ -426,7 +406,7 @@ static void *client_main(void *arg)
 static void setup(const struct opts *o, const char *prefix, int n)
 {
     struct client c = {.o = o};
-    int64_t now = wall_us();
+    int64_t now = vse_now_us();
 
     connect_client(&c);
     for (int i = 0; i < n; i++) {
@@ -548,7 +528,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         cs[i].o = &o;
         cs[i].idx = i;
-        cs[i].rng = (uint64_t)mono_us() * 2654435761u + (uint64_t)i + 1;
+        cs[i].rng = (uint64_t)vse__now_mono_us() * 2654435761u + (uint64_t)i + 1;
         snprintf(cs[i].owner, sizeof(cs[i].owner), "raw-%d", i);
         /* One at a time: hundreds of SCRAM handshakes at once time out
          * on two cores, and the start is not what is measured. */
@@ -558,7 +538,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    start = mono_us();
+    start = vse__now_mono_us();
     deadline = start + (int64_t)(o.seconds * 1e6);
     __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < n; i++) {
@@ -577,7 +557,7 @@ int main(int argc, char **argv)
         free(cs[i].acq.v);
         free(cs[i].rel.v);
     }
-    secs = (double)(mono_us() - start) / 1e6;
+    secs = (double)(vse__now_mono_us() - start) / 1e6;
     tps = (double)transitions / secs;
     qsort(lat.v, lat.n, sizeof(*lat.v), cmp_u32);
     qsort(acq.v, acq.n, sizeof(*acq.v), cmp_u32);

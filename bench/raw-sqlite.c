@@ -21,6 +21,7 @@
  * string and number macros only, so no vse code runs here. */
 #include "sqlite-gate.h"
 #include "store-sqlite-sql.h"
+#include "util.h"
 
 #define BUSY_MS 5000
 #define TTL_US INT64_C(60000000) /* vse's default lease */
@@ -69,22 +70,6 @@ struct client {
     size_t lat_cap;
 };
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static uint64_t rng_next(uint64_t *s)
 {
     uint64_t x = *s;
@@ -99,7 +84,7 @@ static uint64_t rng_next(uint64_t *s)
 static void rng_seed(uint64_t *s)
 {
     if (getrandom(s, sizeof(*s), GRND_NONBLOCK) != (ssize_t)sizeof(*s))
-        *s = (uint64_t)mono_us() ^ ((uint64_t)getpid() << 32);
+        *s = (uint64_t)vse__now_mono_us() ^ ((uint64_t)getpid() << 32);
     if (*s == 0)
         *s = 0x9e3779b97f4a7c15ULL;
 }
@@ -108,7 +93,7 @@ static void rng_seed(uint64_t *s)
 static int busy_handler(void *arg, int count)
 {
     struct client *c = arg;
-    int64_t now = mono_us();
+    int64_t now = vse__now_mono_us();
     int64_t spread, us;
     struct timespec ts;
 
@@ -398,7 +383,7 @@ static int apply_locked(struct client *c, const struct row *next,
 
 static void record(struct client *c, int64_t t0)
 {
-    int64_t us = mono_us() - t0;
+    int64_t us = vse__now_mono_us() - t0;
 
     if (c->rep.n_lat == c->lat_cap) {
         c->lat_cap = c->lat_cap ? c->lat_cap * 2 : 65536;
@@ -416,7 +401,7 @@ static void record(struct client *c, int64_t t0)
 static void to_busy(struct client *c, struct row *r, const char *to,
                     const char *op, int begin)
 {
-    int64_t now = wall_us();
+    int64_t now = vse_now_us();
 
     if (begin) {
         make_op_id(r->op_id);
@@ -434,7 +419,7 @@ static void to_busy(struct client *c, struct row *r, const char *to,
 
 static void to_rest(struct row *r, const char *to)
 {
-    int64_t now = wall_us();
+    int64_t now = vse_now_us();
 
     snprintf(r->state, sizeof(r->state), "%s", to);
     r->op[0] = r->op_id[0] = r->origin[0] = r->owner[0] = '\0';
@@ -452,7 +437,7 @@ static void to_rest(struct row *r, const char *to)
 static int follow(struct client *c, const char *id, const char *kind,
                   const char *to, int rest)
 {
-    int64_t t0 = mono_us();
+    int64_t t0 = vse__now_mono_us();
     struct row r;
     char from[64], op[64], op_id[40];
     int64_t expect;
@@ -486,7 +471,7 @@ static int cycle(struct client *c, int resources)
 {
     char id[32];
     struct row r;
-    int64_t t0 = mono_us();
+    int64_t t0 = vse__now_mono_us();
     int64_t expect;
     const char *op, *to;
     int attach, rc;
@@ -580,14 +565,14 @@ static void run_client(const struct opts *o, int idx, int go_fd, int out_fd)
     /* Wait until every client is ready: the parent closes the pipe. */
     while (read(go_fd, &b, 1) < 0 && errno == EINTR)
         ;
-    start = mono_us();
+    start = vse__now_mono_us();
     deadline = start + (int64_t)(o->seconds * 1e6);
     /* The deadline is checked between cycles only, so no op is left in
      * flight for the next run to trip over. */
-    while (mono_us() < deadline)
+    while (vse__now_mono_us() < deadline)
         if (cycle(&c, o->resources) < 0)
             break;
-    c.rep.elapsed_us = mono_us() - start;
+    c.rep.elapsed_us = vse__now_mono_us() - start;
     finalize_all(&c);
     sqlite3_close(c.db);
     write_all(out_fd, &c.rep, sizeof(c.rep));
@@ -601,7 +586,7 @@ static void setup(const struct opts *o)
 {
     struct client c;
     sqlite3_stmt *st;
-    int64_t now = wall_us();
+    int64_t now = vse_now_us();
 
     memset(&c, 0, sizeof(c));
     rng_seed(&c.rng);

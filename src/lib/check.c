@@ -22,18 +22,10 @@ static int collect_event(void *ctx, const struct vse_event *e)
 {
     struct events *ev = ctx;
 
-    if (ev->n == ev->cap) {
-        size_t cap = ev->cap ? ev->cap * 2 : 64;
-        struct vse_event *v = realloc(ev->v, cap * sizeof(*v));
-
-        if (v == NULL) {
-            ev->oom = 1;
-            return 1;
-        }
-        ev->v = v;
-        ev->cap = cap;
+    if (vse__array_push(ev, *e) < 0) {
+        ev->oom = 1;
+        return 1;
     }
-    ev->v[ev->n++] = *e;
     return 0;
 }
 

@@ -96,17 +96,17 @@ static int64_t wall_us(void)
 
 static double since_t0(void)
 {
-    return (double)(load_now_us() - F.t0) / 1e6;
+    return (double)(vse__now_mono_us() - F.t0) / 1e6;
 }
 
 /* Sleep `s` seconds, in short naps so that a dying run is not held up;
  * 0 if the run is dying. */
 static int nap(double s)
 {
-    int64_t end = load_now_us() + (int64_t)(s * 1e6);
+    int64_t end = vse__now_mono_us() + (int64_t)(s * 1e6);
     const struct timespec ten = {0, 10 * 1000000L};
 
-    while (load_now_us() < end) {
+    while (vse__now_mono_us() < end) {
         if (atomic_load(&F.dying))
             return 0;
         nanosleep(&ten, NULL);
@@ -373,7 +373,7 @@ static void *monitor_main(void *arg)
  * then SIGKILL: every manager.  F.mu held. */
 static void terminate_locked(void)
 {
-    int64_t end = load_now_us() + (int64_t)(TERM_WAIT_S * 1e6);
+    int64_t end = vse__now_mono_us() + (int64_t)(TERM_WAIT_S * 1e6);
     const struct timespec ten = {0, 10 * 1000000L};
     int left;
 
@@ -397,7 +397,7 @@ static void terminate_locked(void)
                 snprintf(m->end, sizeof(m->end), "pid %ld: SIGTERM: %s",
                          (long)m->pid, how);
                 m->pid = 0;
-            } else if (load_now_us() >= end) {
+            } else if (vse__now_mono_us() >= end) {
                 kill(-m->pid, SIGKILL);
                 waitpid(m->pid, &st, 0);
                 snprintf(m->end, sizeof(m->end), "pid %ld: did not end "
@@ -540,6 +540,7 @@ static int held_ops(long pid, struct held **out, int *steps)
 {
     char path[300], after[100] = "";
     struct held *h = NULL;
+    size_t cap = 0;
     int n = 0;
 
     *out = NULL;
@@ -560,10 +561,8 @@ static int held_ops(long pid, struct held **out, int *steps)
 
             if (!owned_by(jstr(v, "owner"), pid))
                 continue;
-            x = realloc(h, (size_t)(n + 1) * sizeof(*h));
-            if (x == NULL)
+            if (vse__grow(h, cap, (size_t)n + 1) < 0)
                 break;
-            h = x;
             x = &h[n++];
             snprintf(x->id, sizeof(x->id), "%s", jstr(v, "id"));
             snprintf(x->machine, sizeof(x->machine), "%s",
@@ -601,14 +600,14 @@ static void rec_done(struct fault *f, double at, const char *target, int ok,
  * pid, 0 if it is not back within 5 s. */
 static pid_t running(struct manager *m)
 {
-    int64_t end = load_now_us() + 5000000;
+    int64_t end = vse__now_mono_us() + 5000000;
     pid_t pid;
 
     for (;;) {
         pthread_mutex_lock(&F.mu);
         pid = m->pid;
         pthread_mutex_unlock(&F.mu);
-        if (pid > 0 || load_now_us() >= end || !nap(0.02))
+        if (pid > 0 || vse__now_mono_us() >= end || !nap(0.02))
             return pid;
     }
 }
@@ -672,8 +671,8 @@ static void fault_stop(struct fault *f)
     int n, steps = 0;
 
     /* Land the stop mid-step if the manager gets an op soon. */
-    until = load_now_us() + (int64_t)(STOP_WAIT_S * 1e6);
-    while (pid > 0 && load_now_us() < until) {
+    until = vse__now_mono_us() + (int64_t)(STOP_WAIT_S * 1e6);
+    while (pid > 0 && vse__now_mono_us() < until) {
         held_ops(pid, &h, &steps);
         free(h);
         if (steps > 0 || !nap(0.02))
@@ -690,7 +689,7 @@ static void fault_stop(struct fault *f)
     }
     kill(-pid, SIGSTOP);
     f->stop_wall = wall_us();
-    stopped = load_now_us();
+    stopped = vse__now_mono_us();
     pthread_mutex_unlock(&F.mu);
     f->pid = (long)pid;
     /* Listed after the stop: what it holds while frozen is exact. */
@@ -709,7 +708,7 @@ static void fault_stop(struct fault *f)
     /* The list may be slow (a manager stopped inside a SQLite write
      * transaction holds the store's write lock): FOR counts from the
      * SIGSTOP, not from the list. */
-    nap(f->dur - (double)(load_now_us() - stopped) / 1e6);
+    nap(f->dur - (double)(vse__now_mono_us() - stopped) / 1e6);
     pthread_mutex_lock(&F.mu);
     if (m->pid == pid)
         kill(-pid, SIGCONT);
@@ -762,12 +761,12 @@ static void fault_pg(struct fault *f)
 {
     char detail[600], how[100] = "", how2[100] = "";
     double at = since_t0(), took;
-    int64_t t = load_now_us();
+    int64_t t = vse__now_mono_us();
     int st, st2 = 0, ok;
 
     if (!f->has_for) {
         st = run_cmd(F.o.pg_restart);
-        took = (double)(load_now_us() - t) / 1e6;
+        took = (double)(vse__now_mono_us() - t) / 1e6;
         ok = st == 0;
         wait_status(st, how, sizeof(how));
         snprintf(detail, sizeof(detail), "--pg-restart: %s in %.2f s",
@@ -778,7 +777,7 @@ static void fault_pg(struct fault *f)
         nap(f->dur);
         st2 = run_cmd(F.o.pg_start);
         wait_status(st2, how2, sizeof(how2));
-        took = (double)(load_now_us() - t) / 1e6;
+        took = (double)(vse__now_mono_us() - t) / 1e6;
         ok = st == 0 && st2 == 0;
         snprintf(detail, sizeof(detail), "--pg-stop: %s, %.2f s down, "
                  "--pg-start: %s; %.2f s in all",
@@ -866,7 +865,7 @@ static void *fault_main(void *arg)
                        "spec", f->spec, "planned_at_s", f->at, "for_s",
                        f->kind == FK_PG_RESTART && !f->has_for ? 0.0
                                                                : f->dur);
-    while (load_now_us() < when && !atomic_load(&F.dying)) {
+    while (vse__now_mono_us() < when && !atomic_load(&F.dying)) {
         /* --requests may end the load before a fault's time. */
         if (F.load_over()) {
             snprintf(detail, sizeof(detail), "not carried out: the load "

@@ -11,30 +11,18 @@
 
 #include "load.h"
 
-int64_t load_now_us(void)
+void load_oom(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void *load_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-
-    if (q == NULL) {
-        fprintf(stderr, "vse-load: out of memory\n");
-        exit(1);
-    }
-    return q;
+    fprintf(stderr, "vse-load: out of memory\n");
+    exit(1);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
     struct load_http *h = arg;
 
-    h->body = load_xrealloc(h->body, h->len + size * n + 1);
+    if (vse__grow(h->body, h->cap, h->len + size * n + 1) < 0)
+        load_oom();
     memcpy(h->body + h->len, data, size * n);
     h->len += size * n;
     h->body[h->len] = '\0';

@@ -149,10 +149,8 @@ static void add_pending(int op, int slot, int snapshot, const char *id,
                         int64_t at, int64_t want_size)
 {
     pthread_mutex_lock(&g.mu);
-    if (g.npend == g.cappend) {
-        g.cappend = g.cappend ? g.cappend * 2 : 256;
-        g.pend = load_xrealloc(g.pend, g.cappend * sizeof(*g.pend));
-    }
+    if (vse__grow(g.pend, g.cappend, g.npend + 1) < 0)
+        load_oom();
     if (slot >= 0)
         g.slots[slot].settling++;
     g.pend[g.npend].slot = slot;
@@ -173,10 +171,8 @@ static void add_outcome(const struct pending *p, const char *what,
 static void add_delete(const char *id)
 {
     pthread_mutex_lock(&g.mu);
-    if (g.ndeletes == g.capdeletes) {
-        g.capdeletes = g.capdeletes ? g.capdeletes * 2 : 256;
-        g.deletes = load_xrealloc(g.deletes, g.capdeletes * sizeof(*g.deletes));
-    }
+    if (vse__grow(g.deletes, g.capdeletes, g.ndeletes + 1) < 0)
+        load_oom();
     snprintf(g.deletes[g.ndeletes++], sizeof(g.deletes[0]), "%s", id);
     pthread_mutex_unlock(&g.mu);
 }
@@ -201,19 +197,17 @@ static int send_op(struct client *c, int op, const char *method,
                    const char *path, const char *payload, int slot,
                    int snapshot, const char *id)
 {
-    int64_t t = load_now_us();
+    int64_t t = vse__now_mono_us();
     int64_t done;
     struct load_rec *r;
     int status;
 
     atomic_fetch_add(&g.issued, 1);
     status = http_do(&c->h, method, path, payload);
-    done = load_now_us();
+    done = vse__now_mono_us();
 
-    if (c->nrecs == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 1024;
-        c->recs = load_xrealloc(c->recs, c->cap * sizeof(*c->recs));
-    }
+    if (vse__grow(c->recs, c->cap, c->nrecs + 1) < 0)
+        load_oom();
     r = &c->recs[c->nrecs++];
     r->start_us = t - g.t0;
     r->latency_us = (int32_t)(done - t);
@@ -256,7 +250,7 @@ static void do_create(struct client *c, struct slot *s)
                      0, NULL);
 
     if (st == 202 && created_id(c, "volume", id, sizeof(id)) == 0)
-        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, load_now_us(), 0);
+        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, vse__now_mono_us(), 0);
     pthread_mutex_lock(&g.mu);
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->size = 1;
@@ -389,7 +383,7 @@ static void one(struct client *c)
         if (send_op(c, op, "POST", "snapshots", body, si, 1, NULL) != 202 ||
             created_id(c, "snapshot", snap, sizeof(snap)) != 0)
             break;
-        add_pending(OP_SNAPSHOT, si, 1, snap, load_now_us(), 0);
+        add_pending(OP_SNAPSHOT, si, 1, snap, vse__now_mono_us(), 0);
         pthread_mutex_lock(&g.mu);
         if (strcmp(s->id, id) == 0 && s->nsnaps < SLOT_SNAPS)
             snprintf(s->snaps[s->nsnaps++], sizeof(s->snaps[0]), "%s", snap);
@@ -417,7 +411,7 @@ static void *client_main(void *arg)
     struct client *c = arg;
     int64_t end = g.t0 + (int64_t)(g.seconds * 1e6);
 
-    while (!atomic_load(&g.stop) && load_now_us() < end) {
+    while (!atomic_load(&g.stop) && vse__now_mono_us() < end) {
         /* --requests counts requests sent; a pair such as reserve and
          * attach is let finish. */
         if (g.requests > 0 && atomic_load(&g.issued) >= g.requests)
@@ -450,10 +444,8 @@ static void add_outcome(const struct pending *p, const char *what,
     struct load_outcome *o;
 
     pthread_mutex_lock(&g.mu);
-    if (g.nouts == g.capouts) {
-        g.capouts = g.capouts ? g.capouts * 2 : 256;
-        g.outs = load_xrealloc(g.outs, g.capouts * sizeof(*g.outs));
-    }
+    if (vse__grow(g.outs, g.capouts, g.nouts + 1) < 0)
+        load_oom();
     o = &g.outs[g.nouts++];
     memset(o, 0, sizeof(*o));
     o->op = (uint8_t)p->op;
@@ -480,7 +472,7 @@ static int settle_one(struct load_http *h, const struct pending *p, char *what)
              p->snapshot ? "snapshots" : "volumes", p->id);
     code = http_do(h, "GET", path, NULL);
     if (code == 404) {
-        add_outcome(p, "deleted", load_now_us(), -1);
+        add_outcome(p, "deleted", vse__now_mono_us(), -1);
         snprintf(what, 24, "deleted");
         return 1;
     }
@@ -492,7 +484,7 @@ static int settle_one(struct load_http *h, const struct pending *p, char *what)
     size = json_object_get(o, "size");
     if (st != NULL && !transient(st)) {
         /* The size, for the check that an accepted extend took. */
-        add_outcome(p, st, load_now_us(),
+        add_outcome(p, st, vse__now_mono_us(),
                     !p->snapshot && json_is_integer(size)
                         ? (int64_t)json_integer_value(size)
                         : -1);
@@ -524,10 +516,8 @@ static void *settler_main(void *arg)
         char what[24];
 
         pthread_mutex_lock(&g.mu);
-        if (n + g.npend > cap) {
-            cap = (n + g.npend) * 2;
-            mine = load_xrealloc(mine, cap * sizeof(*mine));
-        }
+        if (vse__grow(mine, cap, n + g.npend) < 0)
+            load_oom();
         if (g.npend > 0)
             memcpy(mine + n, g.pend, g.npend * sizeof(*g.pend));
         n += g.npend;
@@ -553,12 +543,12 @@ static void *settler_main(void *arg)
         }
         n = k;
         if (load_over && deadline == 0)
-            deadline = load_now_us() + (int64_t)(g.settle_s * 1e6);
+            deadline = vse__now_mono_us() + (int64_t)(g.settle_s * 1e6);
         if (load_over && n == 0)
             break;
-        if (deadline != 0 && load_now_us() >= deadline) {
+        if (deadline != 0 && vse__now_mono_us() >= deadline) {
             for (size_t i = 0; i < n; i++)
-                add_outcome(&mine[i], "unresolved", load_now_us(), -1);
+                add_outcome(&mine[i], "unresolved", vse__now_mono_us(), -1);
             break;
         }
         nanosleep(&nap, NULL);
@@ -786,7 +776,7 @@ int main(int argc, char **argv)
     /* Before any other thread: the signal thread must see SIGINT and
      * SIGTERM blocked everywhere else. */
     load_managers_start(&fo);
-    g.t0 = load_now_us();
+    g.t0 = vse__now_mono_us();
     load_faults_start(g.t0, clients_over);
     for (int i = 0; i < g.clients; i++) {
         cl[i].n = i;
@@ -798,9 +788,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < g.clients; i++)
         pthread_join(cl[i].thread, NULL);
     memset(&rep, 0, sizeof(rep));
-    rep.elapsed = (double)(load_now_us() - g.t0) / 1e6;
+    rep.elapsed = (double)(vse__now_mono_us() - g.t0) / 1e6;
     pthread_join(settler, NULL);
-    rep.settle_s = (double)(load_now_us() - g.t0) / 1e6 - rep.elapsed;
+    rep.settle_s = (double)(vse__now_mono_us() - g.t0) / 1e6 - rep.elapsed;
     /* Settled: now the fence checks, then the managers stop. */
     load_faults_finish(&rep.faults, &rep.managers, &rep.violations);
 

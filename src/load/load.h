@@ -11,6 +11,8 @@
 
 #include <curl/curl.h>
 
+#include "util.h"
+
 /* The operations vse-load sends; names in load_op_names[]. */
 enum load_op {
     OP_CREATE,
@@ -136,12 +138,11 @@ void load_faults_start(int64_t t0, int (*load_over)(void));
 void load_faults_finish(struct json_t **faults, struct json_t **managers,
                         struct json_t **violations);
 
-/* ---- http.c: the HTTP client and the clock ------------------------ */
+/* ---- http.c: the HTTP client ----------------------------------------- */
 
-/* Monotonic microseconds: every duration vse-load measures. */
-int64_t load_now_us(void);
-/* realloc, or exit(1) with a message. */
-void *load_xrealloc(void *p, size_t n);
+/* Every duration vse-load measures is vse__now_mono_us() (util.h). */
+/* Out of memory: exit(1) with a message. */
+_Noreturn void load_oom(void);
 
 /* One connection's worth of state to one API server; one per thread. */
 struct load_http {
@@ -149,7 +150,7 @@ struct load_http {
     CURL *c;
     struct curl_slist *hdrs;
     char *body;           /* the last answer's body, NUL-terminated */
-    size_t len;
+    size_t len, cap;
 };
 
 void load_http_init(struct load_http *h, const char *url, const char *project);

@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 /* A ticket holder that has not let the next one in by then is skipped:
  * far above a commit's time (~0.3 ms with fsync), far below a lease. */
 #define VSE_SQLITE_GATE_SKIP_US 50000
@@ -56,14 +58,6 @@ static inline void vse_sqlite_gate_wake(struct vse_sqlite_gate *g)
     atomic_fetch_add(&g->wake, 1);
     syscall(SYS_futex, (uint32_t *)&g->wake, FUTEX_WAKE, INT_MAX, NULL, NULL,
             0);
-}
-
-static inline int64_t vse_sqlite_gate_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
@@ -106,12 +100,12 @@ static inline void vse_sqlite_gate_close(struct vse_sqlite_gate *g)
 static inline uint64_t vse_sqlite_gate_enter(struct vse_sqlite_gate *g)
 {
     uint64_t t = atomic_fetch_add(&g->next, 1);
-    int64_t start = vse_sqlite_gate_now();
+    int64_t start = vse__now_mono_us();
 
     for (;;) {
         uint32_t seen = atomic_load(&g->wake);
         uint64_t s = atomic_load(&g->serving);
-        int64_t now = vse_sqlite_gate_now(), moved;
+        int64_t now = vse__now_mono_us(), moved;
 
         if (s >= t) {
             /* Our turn (or we were skipped while asleep): mark when it
@@ -142,7 +136,7 @@ static inline void vse_sqlite_gate_leave(struct vse_sqlite_gate *g,
     uint64_t s = t;
 
     if (atomic_compare_exchange_strong(&g->serving, &s, t + 1)) {
-        atomic_store(&g->moved, vse_sqlite_gate_now());
+        atomic_store(&g->moved, vse__now_mono_us());
         vse_sqlite_gate_wake(g);
     }
 }

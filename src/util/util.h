@@ -104,12 +104,15 @@ static inline void *vse__array_grow_(void *v, size_t *cap, size_t need,
     return p;
 }
 
-/* Room for `need` elements in array a (need is evaluated twice): 0, or
- * VSE_ENOMEM with a unchanged. */
-#define vse__array_reserve(a, need)                                          \
-    ((a)->v = vse__array_grow_((a)->v, &(a)->cap, (need),                    \
-                               sizeof(*(a)->v)),                             \
-     (a)->cap >= (size_t)(need) ? 0 : VSE_ENOMEM)
+/* Room for `need` elements in the storage v of capacity cap (lvalues,
+ * for arrays whose fields have other names; need is evaluated twice): 0,
+ * or VSE_ENOMEM with v and cap unchanged. */
+#define vse__grow(v, cap, need)                                              \
+    ((v) = vse__array_grow_((v), &(cap), (need), sizeof(*(v))),              \
+     (cap) >= (size_t)(need) ? 0 : VSE_ENOMEM)
+
+/* Room for `need` elements in array a: vse__grow() on a VSE_ARRAY. */
+#define vse__array_reserve(a, need) vse__grow((a)->v, (a)->cap, (need))
 
 /* Append one element (copied): 0, or VSE_ENOMEM with a unchanged. */
 #define vse__array_push(a, elem)                                             \

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "driver.h"
+#include "util.h"
 #include "vsectl.h"
 
 /* What the checks need of one volume or snapshot row. */
@@ -83,15 +84,8 @@ static int collect(void *arg, const struct vse_resource *res)
 {
     struct items *l = arg;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        struct item *p = realloc(l->v, cap * sizeof(*p));
-
-        if (p == NULL)
-            return 1;
-        l->v = p;
-        l->cap = cap;
-    }
+    if (vse__array_reserve(l, l->n + 1) < 0)
+        return 1;
     item_of(res, &l->v[l->n++]);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "util.h"
 #include "vsectl.h"
 
 static int lib_transition(struct ctx *ctx, const struct tr *t,
@@ -104,14 +105,6 @@ static int watch_one(void *arg, const struct vse_event *e)
     return w->done;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 #define WATCH_BATCH 512
 #define WATCH_WAIT_MS 1000
 
@@ -120,7 +113,7 @@ static int lib_watch(struct ctx *ctx, int64_t after, int64_t timeout_ms,
                      struct vse_error *err)
 {
     struct watch_arg w = {cb, arg, after, 0, 0};
-    int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms > 0 ? vse__now_mono_ms() + timeout_ms : 0;
     int woken = 0, rc;
 
     while (!*stop) {
@@ -136,7 +129,7 @@ static int lib_watch(struct ctx *ctx, int64_t after, int64_t timeout_ms,
             continue; /* more are waiting: no need to sleep */
         fflush(stdout); /* a follower reads line by line */
         if (deadline != 0) {
-            int64_t left = deadline - mono_ms();
+            int64_t left = deadline - vse__now_mono_ms();
 
             if (left <= 0)
                 break;

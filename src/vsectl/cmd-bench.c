@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "vsectl.h"
 
 enum {
@@ -41,27 +42,11 @@ struct samples {
     size_t n, cap;
 };
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int sample_add(struct samples *s, int64_t us)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 65536;
-        uint32_t *v = realloc(s->v, cap * sizeof(*v));
-
-        if (v == NULL)
-            return -1;
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-    return 0;
+    return vse__array_push(s, us > UINT32_MAX ? UINT32_MAX : (uint32_t)us) < 0
+               ? -1
+               : 0;
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -167,7 +152,7 @@ static int timed(struct client *c, int rc, int64_t t0, const char *what,
         return -1;
     }
     c->rep.transitions++;
-    if (sample_add(&c->s, mono_us() - t0) != 0) {
+    if (sample_add(&c->s, vse__now_mono_us() - t0) != 0) {
         fprintf(stderr, "vsectl: bench client %d: out of memory\n", c->n);
         return -1;
     }
@@ -179,7 +164,7 @@ static int timed(struct client *c, int rc, int64_t t0, const char *what,
 static int cycle(struct client *c, const char *id)
 {
     struct vse_resource r, b;
-    int64_t t0 = mono_us();
+    int64_t t0 = vse__now_mono_us();
     int rc, attach;
 
     vse_error_clear(&c->err);
@@ -204,12 +189,12 @@ static int cycle(struct client *c, const char *id)
     if (timed(c, rc, t0, "begin", id) != 0)
         return -1;
     if (attach) {
-        t0 = mono_us();
+        t0 = vse__now_mono_us();
         rc = vse_step(c->db, id, b.op_id, "attaching", NULL, NULL, &c->err);
         if (timed(c, rc, t0, "step", id) != 0)
             return -1;
     }
-    t0 = mono_us();
+    t0 = vse__now_mono_us();
     rc = vse_finish(c->db, id, b.op_id, attach ? "in_use" : "available", NULL,
                     NULL, &c->err);
     return timed(c, rc, t0, "finish", id);
@@ -238,16 +223,16 @@ static void client_main(const char *url, int n, int64_t nres, int64_t secs,
      * opening the store is not measured and all run at the same time. */
     while (read(go_fd, &b, 1) < 0 && errno == EINTR)
         ;
-    seed = (unsigned int)(getpid() ^ mono_us());
-    start = mono_us();
+    seed = (unsigned int)(getpid() ^ vse__now_mono_us());
+    start = vse__now_mono_us();
     deadline = start + secs * 1000000;
-    while (!c.rep.failed && mono_us() < deadline) {
+    while (!c.rep.failed && vse__now_mono_us() < deadline) {
         snprintf(id, sizeof(id), "bench-%" PRId64,
                  (int64_t)(rand_r(&seed) % nres));
         if (cycle(&c, id) != 0)
             c.rep.failed = 1;
     }
-    c.rep.elapsed_us = mono_us() - start;
+    c.rep.elapsed_us = vse__now_mono_us() - start;
     c.rep.nsamples = (int64_t)c.s.n;
     vse_close(c.db);
     if (write_all(out_fd, &c.rep, sizeof(c.rep)) != 0 ||
@@ -294,14 +279,8 @@ static int collect(int fd, struct totals *t)
         t->elapsed_us = rep.elapsed_us;
     t->failed |= rep.failed;
     need = t->s.n + (size_t)rep.nsamples;
-    if (need > t->s.cap) {
-        uint32_t *v = realloc(t->s.v, need * sizeof(*v));
-
-        if (v == NULL)
-            return -1;
-        t->s.v = v;
-        t->s.cap = need;
-    }
+    if (vse__array_reserve(&t->s, need) < 0)
+        return -1;
     if (read_all(fd, t->s.v + t->s.n,
                  (size_t)rep.nsamples * sizeof(*t->s.v)) != 0)
         return -1;

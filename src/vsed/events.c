@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include "json.h"
+#include "util.h"
 #include "vsed.h"
 
 #define BATCH 128
@@ -41,14 +42,6 @@ static int ending;
 static pthread_t notifier;
 static int notifier_running;
 static char *store_url;
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int append(struct watcher *w, const char *s, size_t n)
 {
@@ -116,7 +109,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 
             memcpy(buf, w->buf + w->off, n);
             w->off += n;
-            w->last_write = now_us();
+            w->last_write = vse__now_mono_us();
             return (ssize_t)n;
         }
         if (vsed_stopping || ending)
@@ -139,7 +132,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             pthread_mutex_unlock(&mu);
             continue;
         }
-        if (now_us() - w->last_write >= HEARTBEAT_US) {
+        if (vse__now_mono_us() - w->last_write >= HEARTBEAT_US) {
             pthread_mutex_unlock(&mu);
             w->len = w->off = 0;
             /* A comment line: keeps proxies open and finds dead peers. */
@@ -181,7 +174,7 @@ struct MHD_Response *vsed_events_response(struct MHD_Connection *conn,
         return NULL;
     w->conn = conn;
     w->last = since;
-    w->last_write = now_us();
+    w->last_write = vse__now_mono_us();
     r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, w,
                                           free_watcher);
     if (r == NULL) {
@@ -211,7 +204,7 @@ int vsed_events_watchers(void)
 /* Resume watchers that are behind head, or all when `everyone`. */
 static void wake(int everyone)
 {
-    int64_t t = now_us();
+    int64_t t = vse__now_mono_us();
 
     for (struct watcher *w = all; w != NULL; w = w->next) {
         if (!w->suspended)

@@ -20,6 +20,7 @@
 
 #include <microhttpd.h>
 
+#include "util.h"
 #include "vsed.h"
 
 const char *vsed_store_url;
@@ -91,14 +92,6 @@ struct request {
     int route;
     char request_id[VSE_ID_MAX + 1];
 };
-
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static enum MHD_Result send_resp(struct MHD_Connection *c, struct request *r,
                                  struct vsed_resp *p)
@@ -346,7 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
             return MHD_NO;
         *con_cls = r;
         atomic_fetch_add(&inflight, 1);
-        r->start_us = mono_us();
+        r->start_us = vse__now_mono_us();
         snprintf(r->method, sizeof(r->method), "%s", method);
         rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                           "X-Request-Id");
@@ -373,7 +366,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
          * too slow ends the connection; one too large (chunked, so its
          * size was not known at the start) is read to its end, no longer
          * than the request timeout, and answered 413. */
-        if (mono_us() - r->start_us > (int64_t)cfg->request_timeout * 1000000)
+        if (vse__now_mono_us() - r->start_us > (int64_t)cfg->request_timeout * 1000000)
         {
             r->status = 408;
             return MHD_NO;
@@ -413,7 +406,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
     if (r == NULL)
         return;
-    us = mono_us() - r->start_us;
+    us = vse__now_mono_us() - r->start_us;
     if (r->status == 0)
         r->status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 0;
     vsed_metrics_http(r->route, r->status);
@@ -543,9 +536,9 @@ void vsed_http_quiesce(void)
 
 void vsed_http_drain(int grace_ms)
 {
-    int64_t deadline = mono_us() + (int64_t)grace_ms * 1000;
+    int64_t deadline = vse__now_mono_us() + (int64_t)grace_ms * 1000;
 
-    while (atomic_load(&inflight) > 0 && mono_us() < deadline) {
+    while (atomic_load(&inflight) > 0 && vse__now_mono_us() < deadline) {
         struct timespec ts = {0, 10 * 1000 * 1000};
 
         nanosleep(&ts, NULL);

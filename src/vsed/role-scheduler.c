@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "vsed.h"
 
 #define HOSTS_MAX 64
@@ -19,17 +20,13 @@ struct host {
     int64_t capacity, used;
 };
 
-struct waiting {
-    struct vse_resource *rows;
-    size_t n, cap;
-};
-
 struct sched {
     vse_db *db;
     char owner[VSE_ID_MAX + 1];
     struct host hosts[HOSTS_MAX];
     int nhosts;
-    struct waiting w;
+    /* Ops waiting in "scheduling" with no owner, by one scan. */
+    VSE_ARRAY(struct vse_resource) w;
 };
 
 static struct host *find_host(struct sched *s, const char *name)
@@ -74,18 +71,10 @@ static int collect_volume(void *arg, const struct vse_resource *r)
     struct host *h = find_host(s, vsed_attr_str(a, "host"));
 
     if (strcmp(r->state, "scheduling") == 0 && r->owner[0] == '\0') {
-        if (s->w.n == s->w.cap) {
-            size_t cap = s->w.cap ? s->w.cap * 2 : 64;
-            struct vse_resource *p = realloc(s->w.rows, cap * sizeof(*p));
-
-            if (p == NULL) {
-                json_decref(a);
-                return 1;
-            }
-            s->w.rows = p;
-            s->w.cap = cap;
+        if (vse__array_push(&s->w, *r) < 0) {
+            json_decref(a);
+            return 1;
         }
-        s->w.rows[s->w.n++] = *r;
     }
     if (h != NULL && strcmp(r->state, "deleted") != 0 &&
         !(strcmp(r->state, "error") == 0 &&
@@ -201,7 +190,7 @@ static void pass(struct sched *s)
     if (s->nhosts == 0 && s->w.n > 0)
         return;
     for (size_t i = 0; i < s->w.n; i++)
-        schedule(s, &s->w.rows[i]);
+        schedule(s, &s->w.v[i]);
 }
 
 void *vsed_scheduler_main(void *arg)
@@ -231,7 +220,7 @@ void *vsed_scheduler_main(void *arg)
         pass(s);
         vsed_wait_for(s->db, &seq, wake, RESCAN_MS, stop);
     }
-    free(s->w.rows);
+    vse__array_release(&s->w);
     vsed_close(s->db);
     free(s);
     return NULL;

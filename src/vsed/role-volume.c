@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "util.h"
 #include "vsed.h"
 
 #define RESCAN_MS 5000
@@ -388,8 +389,7 @@ struct mgr {
     vse_db *db;
     struct vsed_driver drv;
     char owner[VSE_ID_MAX + 1];
-    struct vse_resource *rows;
-    size_t n, cap;
+    VSE_ARRAY(struct vse_resource) rows; /* this host's, by one scan */
 };
 
 static int collect(void *arg, const struct vse_resource *r)
@@ -405,17 +405,7 @@ static int collect(void *arg, const struct vse_resource *r)
     json_decref(a);
     if (!mine)
         return 0;
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 64;
-        struct vse_resource *p = realloc(m->rows, cap * sizeof(*p));
-
-        if (p == NULL)
-            return 1;
-        m->rows = p;
-        m->cap = cap;
-    }
-    m->rows[m->n++] = *r;
-    return 0;
+    return vse__array_push(&m->rows, *r) < 0 ? 1 : 0;
 }
 
 static void work(struct mgr *m, const struct vse_resource *r)
@@ -488,7 +478,7 @@ static void pass(struct mgr *m)
     struct vse_filter f;
     struct vse_error err;
 
-    m->n = 0;
+    m->rows.n = 0;
     for (int i = 0; i < 2; i++) {
         memset(&f, 0, sizeof(f));
         f.machine = machines[i];
@@ -497,8 +487,8 @@ static void pass(struct mgr *m)
         if (vse_list(m->db, &f, collect, m, &err) < 0)
             vsed_log("volume: %s", err.msg);
     }
-    for (size_t i = 0; i < m->n; i++)
-        work(m, &m->rows[i]);
+    for (size_t i = 0; i < m->rows.n; i++)
+        work(m, &m->rows.v[i]);
 }
 
 void *vsed_volume_main(void *arg)
@@ -534,7 +524,7 @@ void *vsed_volume_main(void *arg)
         pass(m);
         vsed_wait_for(m->db, &seq, wake, RESCAN_MS, stop);
     }
-    free(m->rows);
+    vse__array_release(&m->rows);
     vsed_close(m->db);
     free(m);
     return NULL;

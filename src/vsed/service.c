@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "vsed.h"
 
 
@@ -214,24 +215,16 @@ static void svc_beat(struct svc *s)
     }
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Heartbeats every HEARTBEAT_EVERY_MS; in between, a service that is not
  * up yet is tried again when the lease of the process holding it ends. */
 static void *hb_main(void *arg)
 {
-    int64_t next_beat = mono_ms() + HEARTBEAT_EVERY_MS;
+    int64_t next_beat = vse__now_mono_ms() + HEARTBEAT_EVERY_MS;
     struct timespec until;
 
     pthread_mutex_lock(&mu);
     while (!atomic_load(&stop_flag)) {
-        int64_t wake = next_beat, now = mono_ms(), wall = vse_now_us();
+        int64_t wake = next_beat, now = vse__now_mono_ms(), wall = vse_now_us();
 
         for (int i = 0; i < nsvcs; i++)
             if (!svcs[i].up && svcs[i].retry_at > 0) {
@@ -249,10 +242,10 @@ static void *hb_main(void *arg)
         if (atomic_load(&stop_flag))
             break;
         pthread_mutex_unlock(&mu);
-        if (mono_ms() >= next_beat) {
+        if (vse__now_mono_ms() >= next_beat) {
             for (int i = 0; i < nsvcs; i++)
                 svc_beat(&svcs[i]);
-            next_beat = mono_ms() + HEARTBEAT_EVERY_MS;
+            next_beat = vse__now_mono_ms() + HEARTBEAT_EVERY_MS;
         } else {
             for (int i = 0; i < nsvcs; i++)
                 if (!svcs[i].up && svcs[i].retry_at > 0 &&

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "vse.h"
 
 static const char *store_url, *dir;
@@ -250,12 +251,8 @@ struct rows {
 
 static struct row *add(struct rows *s, const char *rid)
 {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 4096;
-        s->v = realloc(s->v, s->cap * sizeof(*s->v));
-        if (s->v == NULL)
-            die("out of memory", NULL);
-    }
+    if (vse__array_reserve(s, s->n + 1) < 0)
+        die("out of memory", NULL);
     memset(&s->v[s->n], 0, sizeof(s->v[0]));
     snprintf(s->v[s->n].rid, sizeof(s->v[0].rid), "%s", rid);
     s->v[s->n].cls = -1;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "vse.h"
 
 static const char *store_url;
@@ -319,12 +320,8 @@ static void push(struct strs *s, const char *kind, const char *op_id)
 {
     char buf[128];
 
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->v = realloc(s->v, s->cap * sizeof(*s->v));
-        if (s->v == NULL)
-            die("out of memory", NULL);
-    }
+    if (vse__array_reserve(s, s->n + 1) < 0)
+        die("out of memory", NULL);
     snprintf(buf, sizeof(buf), "%s %s", kind, op_id);
     s->v[s->n++] = strdup(buf);
 }

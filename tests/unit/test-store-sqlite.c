@@ -510,16 +510,16 @@ static void test_gate_skips_dead_holder(void **state)
     assert_non_null(g);
     /* A writer takes its turn and dies holding it. */
     (void)vse_sqlite_gate_enter(g);
-    t0 = vse_sqlite_gate_now();
+    t0 = vse__now_mono_us();
     assert_int_equal(vse_create(db, "volume", "g1", NULL, &r, &err), 0);
-    waited = vse_sqlite_gate_now() - t0;
+    waited = vse__now_mono_us() - t0;
     assert_true(waited >= VSE_SQLITE_GATE_SKIP_US / 2);
     assert_true(waited < 20 * VSE_SQLITE_GATE_SKIP_US);
     /* And the queue flows again: the next writer does not wait. */
-    t0 = vse_sqlite_gate_now();
+    t0 = vse__now_mono_us();
     assert_int_equal(vse_step(db, "g1", r.op_id, "scheduling", NULL, &r,
                               &err), 0);
-    assert_true(vse_sqlite_gate_now() - t0 < VSE_SQLITE_GATE_SKIP_US / 2);
+    assert_true(vse__now_mono_us() - t0 < VSE_SQLITE_GATE_SKIP_US / 2);
     vse_sqlite_gate_close(g);
     vse_close(db);
 }
