@@ -14,6 +14,7 @@
 
 #include <libfyaml.h>
 
+#include "util.h"
 #include "vsed.h"
 
 void vsed_config_init(struct vsed_config *c)
@@ -63,8 +64,7 @@ const char *vsed_role_name(enum vsed_role r)
 
 struct cfgerr {
     const char *path;
-    char *buf;
-    size_t size;
+    struct vse_error *err;
 };
 
 static int fail(struct cfgerr *e, struct fy_node *n, const char *fmt, ...)
@@ -74,21 +74,19 @@ static int fail(struct cfgerr *e, struct fy_node *n, const char *fmt, ...)
 {
     const struct fy_mark *m = NULL;
     struct fy_token *t = n != NULL ? fy_node_get_scalar_token(n) : NULL;
+    char what[VSE_ERROR_MSG_SIZE];
     va_list ap;
-    size_t len;
 
     if (t != NULL)
         m = fy_token_start_mark(t);
-    if (m != NULL)
-        len = (size_t)snprintf(e->buf, e->size, "%s:%d:%d: ", e->path,
-                               m->line + 1, m->column + 1);
-    else
-        len = (size_t)snprintf(e->buf, e->size, "%s: ", e->path);
-    if (len >= e->size)
-        return -1;
     va_start(ap, fmt);
-    vsnprintf(e->buf + len, e->size - len, fmt, ap);
+    vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
+    if (m != NULL)
+        vse__err(e->err, VSE_EINVAL, "%s:%d:%d: %s", e->path, m->line + 1,
+                 m->column + 1, what);
+    else
+        vse__err(e->err, VSE_EINVAL, "%s: %s", e->path, what);
     return -1;
 }
 
@@ -286,21 +284,19 @@ static int top(struct cfgerr *e, struct vsed_config *c, struct fy_node *root)
     return 0;
 }
 
-int vsed_config_load(struct vsed_config *c, const char *path, char *err,
-                     size_t size)
+int vsed_config_load(struct vsed_config *c, const char *path,
+                     struct vse_error *err)
 {
     struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET};
-    struct cfgerr e = {path, err, size};
+    struct cfgerr e = {path, err};
     struct fy_document *d;
     int rc;
 
     d = fy_document_build_from_file(&cfg, path);
-    if (d == NULL) {
-        snprintf(err, size, "cannot read config '%s': not readable or not "
-                 "valid YAML", path);
-        return -1;
-    }
+    if (d == NULL)
+        return vse__err(err, VSE_EINVAL, "cannot read config '%s': not "
+                        "readable or not valid YAML", path);
     rc = top(&e, c, fy_document_root(d));
     fy_document_destroy(d);
-    return rc;
+    return rc < 0 ? VSE_EINVAL : 0;
 }

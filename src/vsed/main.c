@@ -247,8 +247,9 @@ int main(int argc, char **argv)
     }
 
     vsed_config_init(&c);
-    if (config != NULL && vsed_config_load(&c, config, msg, sizeof(msg))) {
-        fprintf(stderr, "vsed: %s\n", msg);
+    vse_error_clear(&err);
+    if (config != NULL && vsed_config_load(&c, config, &err) < 0) {
+        fprintf(stderr, "vsed: %s\n", err.msg);
         vsed_config_release(&c);
         return 2;
     }

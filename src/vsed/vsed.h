@@ -70,9 +70,10 @@ struct vsed_config {
 /* Defaults: loopback, token auth, reaper every 10 s. */
 void vsed_config_init(struct vsed_config *c);
 void vsed_config_release(struct vsed_config *c);
-/* Read a YAML config file over *c; 0, or -1 with a message in err. */
-int vsed_config_load(struct vsed_config *c, const char *path, char *err,
-                     size_t size);
+/* Read a YAML config file over *c: 0, or VSE_EINVAL with err (may be
+ * NULL) naming file:line:column and what is wrong. */
+int vsed_config_load(struct vsed_config *c, const char *path,
+                     struct vse_error *err);
 /* "reader" ... "admin"; ROLE_NONE if unknown. */
 enum vsed_role vsed_role_parse(const char *s);
 const char *vsed_role_name(enum vsed_role r);
