@@ -93,8 +93,11 @@ static inline void *vse__array_grow_(void *v, size_t *cap, size_t need,
 
     if (need <= *cap)
         return v;
-    while (c < need)
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return v;
         c *= 2;
+    }
     if (c > SIZE_MAX / size)
         return v;
     p = realloc(v, c * size);
