@@ -524,6 +524,75 @@ static void test_gate_skips_dead_holder(void **state)
     vse_close(db);
 }
 
+/* The hint for an unknown scheme lists the registry's real schemes, not
+ * the aliases. */
+static void test_unknown_scheme_hint(void **state)
+{
+    struct vse_error err;
+    vse_db *db = NULL;
+
+    (void)state;
+    assert_int_equal(vse_open("bogus:x", &db, &err), VSE_EINVAL);
+    assert_null(db);
+    assert_string_equal(err.msg, "store URL 'bogus:x' has an unknown scheme "
+                                 "'bogus'");
+    assert_string_equal(err.hint, "known schemes: sqlite, postgresql");
+}
+
+/* A backend answers to its aliases as to its scheme (one vtable), and
+ * store.c settles the schema of whatever backend it opened. */
+static void test_alias_opens_the_same_backend(void **state)
+{
+    static const char *const aliases[] = {"lite", "sqlite3", NULL};
+    static struct vse_store_methods m;
+    struct fx *f = *state;
+    struct vse_error err;
+    struct vse_resource r;
+    char url[200];
+    vse_db *db;
+
+    m = vse__store_sqlite;
+    m.scheme = "sqlite-test";
+    m.aliases = aliases;
+    assert_int_equal(vse__store_register(&m), 0);
+    snprintf(url, sizeof(url), "sqlite3:%s", f->path);
+    assert_int_equal(vse_open(url, &db, &err), 0);
+    assert_int_equal(vse_create(db, "volume", "a1", NULL, &r, &err), 0);
+    vse_close(db);
+    snprintf(url, sizeof(url), "lite:%s", f->path);
+    assert_int_equal(vse_open(url, &db, &err), 0);
+    assert_int_equal(vse_get(db, "a1", &r, &err), 0);
+    vse_close(db);
+    snprintf(url, sizeof(url), "sqlite:%s", f->path);
+    assert_int_equal(vse_open(url, &db, &err), 0);
+    assert_int_equal(vse_get(db, "a1", &r, &err), 0);
+    vse_close(db);
+}
+
+/* A backend whose migration steps are malformed is refused before it is
+ * used: the core checks the table once. */
+static void test_backend_with_bad_steps_refused(void **state)
+{
+    static const struct vse_store_step bad[] = {{.sql = NULL, .run = NULL}};
+    static struct vse_store_methods m;
+    struct fx *f = *state;
+    struct vse_error err;
+    char url[200];
+    vse_db *db = NULL;
+
+    m = vse__store_sqlite;
+    m.scheme = "badsteps";
+    m.aliases = NULL;
+    m.steps = bad;
+    m.nsteps = 1;
+    assert_int_equal(vse__store_register(&m), 0);
+    snprintf(url, sizeof(url), "badsteps:%s", f->path);
+    assert_int_equal(vse_open(url, &db, &err), VSE_EINTERNAL);
+    assert_null(db);
+    assert_string_equal(err.msg, "store backend 'badsteps' is incomplete");
+    assert_int_equal(access(f->path, F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,6 +611,9 @@ int main(void)
         T(test_expired_and_purge),
         T(test_pins),
         T(test_busy_gives_ebusy),
+        T(test_unknown_scheme_hint),
+        T(test_alias_opens_the_same_backend),
+        T(test_backend_with_bad_steps_refused),
 #undef T
     };
 
