@@ -318,6 +318,12 @@ int main(int argc, char **argv)
         }
         snprintf(c.lock_dir, sizeof(c.lock_dir), "%s", lockdir);
     }
+    if (c.local_locks && vsed_store_blind_register() != 0) {
+        fprintf(stderr, "vsed: cannot register the local-locks store "
+                        "wrapper\n");
+        vsed_config_release(&c);
+        return 1;
+    }
     if (c.local_locks && (c.services & SVC_VOLUME) &&
         vsed_locks_init(c.lock_dir, msg, sizeof(msg)) != 0) {
         fprintf(stderr, "vsed: %s\n", msg);

@@ -211,6 +211,11 @@ void *vsed_volume_main(void *stop);
 /* --coordination local-locks: make the lock directory; 0, or -1 with a
  * message. */
 int vsed_locks_init(const char *dir, char *err, size_t size);
+/* --coordination local-locks: make the store wrapper (store-blind.c)
+ * that turns transitions into status checks and blind writes known as
+ * the "blind:" scheme; vsed_open() then opens "blind:URL".  Call before
+ * any thread opens a store.  0, or a VSE_E* code. */
+int vsed_store_blind_register(void);
 
 /* attrs of a row as a JSON object (an empty one if unparsable); the
  * caller json_decref()s it. */
