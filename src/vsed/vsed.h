@@ -45,6 +45,8 @@ enum vsed_service {
 
 struct vsed_config {
     char listen[128];     /* ADDR:PORT */
+    int listen_set;       /* listen given (--listen or the config file):
+                             a role without the API serves HTTP only then */
     char store[1024];     /* store URL */
     int auth;             /* 1 = token (default), 0 = noauth */
     int reaper_interval;  /* seconds; 0 = no reaper */
@@ -259,6 +261,10 @@ void vsed_reaper_stop(void);
 /* ---- http.c ---------------------------------------------------------- */
 
 int vsed_http_start(struct vsed_config *c);
+/* Bind and listen on c->listen before anything is registered, so that a
+ * port in use ends the start early; vsed_http_start() serves on that
+ * socket.  0, or -1 with a message naming the address. */
+int vsed_http_bind(const struct vsed_config *c, char *err, size_t size);
 /* 0 and *loopback set if `listen` is ADDR:PORT, else -1. */
 int vsed_listen_is_loopback(const char *listen, int *loopback);
 /* Stop accepting connections. */
