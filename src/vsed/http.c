@@ -23,11 +23,15 @@
 
 #include "vsed.h"
 
+/* Set by main() before the HTTP threads start; read-only after. */
 const char *vsed_store_url;
-volatile int vsed_stopping;
+/* Set by main() on a stop signal, read by the MHD threads. */
+atomic_int vsed_stopping;
 
 static struct MHD_Daemon *daemon_;
 static int listen_fd = -1; /* vsed_http_bind()'s, MHD's once started */
+/* cfg and reqid_prefix are set by vsed_http_start() before MHD's threads
+ * start, and only read after. */
 static const struct vsed_config *cfg;
 static atomic_int inflight;
 static char reqid_prefix[17];

@@ -432,7 +432,7 @@ int main(int argc, char **argv)
     vsed_http_quiesce();
     vsed_log("%s: stopping: no new connections; finishing requests in "
              "flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    vsed_stopping = 1;
+    atomic_store(&vsed_stopping, 1);
     /* With the store away every call would wait out its reconnect budget
      * (10 s each) and a stop could take a minute: stop waiting now. */
     vsed_stores_interrupt();

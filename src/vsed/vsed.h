@@ -199,7 +199,8 @@ int vsed_services_start(const struct vsed_config *c);
 void vsed_services_stop(void);
 /* This process's owner name for a role: "ROLE@HOST:PID". */
 void vsed_owner(const char *role, char *buf, size_t size);
-/* The process's config, for the roles. */
+/* The process's config, for the roles: set before any thread that reads
+ * it starts, read-only after. */
 extern const struct vsed_config *vsed_cfg;
 
 /* Wait until an event moves a resource into (or expires a lease in) one
@@ -275,9 +276,10 @@ void vsed_http_stop(void);
 /* The handle of the calling worker thread (opened lazily); NULL on
  * failure with err filled. */
 vse_db *vsed_thread_db(struct vse_error *err);
+/* Set by main() before the HTTP threads start, read-only after. */
 extern const char *vsed_store_url;
-/* Set when a shutdown began: event streams end. */
-extern volatile int vsed_stopping;
+/* Set when a shutdown began, from the main thread: event streams end. */
+extern atomic_int vsed_stopping;
 
 /* One line on stderr, prefixed by the time. */
 void vsed_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
