@@ -225,6 +225,14 @@ static int overwrite(const struct vse_resource *base,
     return blind_attrs(base, decided, cur, row, err);
 }
 
+/* Does a lost compare-and-swap of this change become a blind write?  A
+ * create and a reaper's expiry keep theirs. */
+static int blind(const struct vse_change *c, const struct vse_resource *cur)
+{
+    return c->expect_version > 0 && cur->version > 0 &&
+           c->ev->kind != VSE_KIND_EXPIRE;
+}
+
 static int b_apply(struct vse_store *s, const struct vse_change *c,
                    struct vse_resource *cur, int64_t *seq,
                    struct vse_error *err)
@@ -232,43 +240,39 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
     struct blind_conn *b = conn(s);
     const struct vse_resource *was = recall(b, c->row->id);
     const struct vse_resource *base = NULL;
-    struct vse_resource *row;
-    struct vse_event ev;
+    struct vse_resource *decided, *row;
+    struct vse_event ev_decided, ev;
     int rc;
 
-    row = malloc(sizeof(*row));
-    if (row == NULL)
+    decided = malloc(2 * sizeof(*decided));
+    if (decided == NULL)
         return vse__err(err, VSE_ENOMEM, "out of memory");
-    *row = *c->row;
-    ev = *c->ev;
-    unswap(b, row, &ev);
+    row = decided + 1;
+    *decided = *c->row;
+    ev_decided = *c->ev;
+    unswap(b, decided, &ev_decided);
     b->sub_id[0] = '\0';
     if (was != NULL && was->version == c->expect_version)
         base = was;
-    rc = vse__store_apply(in(s), &(struct vse_change){c->expect_version, row,
-                                                      &ev},
+    rc = vse__store_apply(in(s), &(struct vse_change){c->expect_version,
+                                                      decided, &ev_decided},
                           cur, seq, err);
-    /* A create and a reaper's expiry keep their compare-and-swap. */
     for (int i = 0; i < BLIND_ATTEMPTS && rc == VSE_ECONFLICT &&
-                    c->expect_version > 0 && cur->version > 0 &&
-                    c->ev->kind != VSE_KIND_EXPIRE;
+                    blind(c, cur);
          i++) {
-        struct vse_resource decided = *row;
-        struct vse_event ev_decided = ev;
         int64_t at = cur->version;
 
-        rc = overwrite(base, &decided, &ev_decided, cur, row, &ev, err);
+        rc = overwrite(base, decided, &ev_decided, cur, row, &ev, err);
         if (rc < 0)
             break;
         rc = vse__store_apply(in(s), &(struct vse_change){at, row, &ev}, cur,
                               seq, err);
     }
-    if (rc == VSE_ECONFLICT && c->expect_version > 0 && cur->version > 0 &&
-        c->ev->kind != VSE_KIND_EXPIRE)
+    if (rc == VSE_ECONFLICT && blind(c, cur))
         rc = vse__err(err, VSE_EBUSY, "%s '%s' changed %d times while a "
                       "blind write was being made", cur->machine, cur->id,
                       BLIND_ATTEMPTS);
-    free(row);
+    free(decided);
     /* The caller now holds the row as it decided it (its "object"). */
     if (rc == 0)
         remember(b, c->row);
