@@ -27,8 +27,11 @@ extern "C" {
 #endif
 
 /* Before 1.0, a minor version may change structs the caller allocates
- * (0.3.0 added vse_filter.not_state): rebuild against the new header. */
-#define VSE_VERSION_STRING "0.3.0"
+ * (0.3.0 added vse_filter.not_state) or remove functions (0.4.0 removed
+ * vse_set_coordination() and enum vse_coordination: vsed's comparison
+ * mode is a store wrapper of its own now): rebuild against the new
+ * header. */
+#define VSE_VERSION_STRING "0.4.0"
 /* The store schema this libvse writes; older ones are migrated on open. */
 #define VSE_SCHEMA_VERSION 2
 
@@ -277,24 +280,6 @@ void vse_close(vse_db *db);
  * and the call fails with VSE_ESTORE.  A reachable store is unaffected.
  */
 void vse_interrupt(vse_db *db);
-
-/*
- * How the transitions made through this handle are coordinated.
- *
- * VSE_COORD_ENFORCE, the default and the point of vse: each transition is
- * decided against the row and written only if the row has not changed
- * since (compare-and-swap); a lost race is decided again, and an op_id
- * that is no longer the row's is fenced.
- *
- * VSE_COORD_BLIND is what vse replaces, kept only so that the two can be
- * compared under the same load (vsed --coordination local-locks,
- * docs/reliability.md): a transition is decided against the caller's read
- * (o->seen if given, else a fresh one) as a status check would be, and
- * then written over whatever the row holds by then; op_ids fence
- * nothing.  Never use it on a store that matters.
- */
-enum vse_coordination { VSE_COORD_ENFORCE, VSE_COORD_BLIND };
-int vse_set_coordination(vse_db *db, enum vse_coordination mode);
 
 /*
  * Add a machine (from a file).  Takes ownership of m, also on failure.

@@ -90,14 +90,6 @@ fail:
     return rc;
 }
 
-int vse_set_coordination(vse_db *db, enum vse_coordination mode)
-{
-    if (mode != VSE_COORD_ENFORCE && mode != VSE_COORD_BLIND)
-        return VSE_EINVAL;
-    db->coordination = mode;
-    return 0;
-}
-
 void vse_interrupt(vse_db *db)
 {
     if (db != NULL && db->store != NULL)

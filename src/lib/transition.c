@@ -32,7 +32,6 @@ struct call {
     const char *to;      /* step, finish, reset */
     const struct vse_opts *o;
     int64_t now;
-    int blind;           /* the handle is VSE_COORD_BLIND */
 };
 
 static const struct vse_opts no_opts;
@@ -446,9 +445,8 @@ static int decide(const struct call *c, const vse_machine *m,
         break;
     }
 
-    /* Everything else acts on the op in flight, under its token; a blind
-     * handle acts on whatever op is in flight. */
-    if (op == NULL || (!c->blind && strcmp(cur->op_id, c->op_id) != 0))
+    /* Everything else acts on the op in flight, under its token. */
+    if (op == NULL || strcmp(cur->op_id, c->op_id) != 0)
         return fenced(err, m, cur, c->op_id);
 
     switch (c->kind) {
@@ -624,60 +622,13 @@ static int check_inputs(const struct call *c, struct vse_error *err)
     return 0;
 }
 
-/*
- * A blind handle's write after a lost race (VSE_COORD_BLIND): the
- * transition decided against `base`, the caller's read, is written over
- * `cur`, the row as it is now, the way `status = X; save()` writes the
- * fields it changed and keeps the rest: the state and the op go in as
- * decided, the attrs patch is applied to the current attrs.  The history
- * row says where the row really was (`from`), so `vse_check` shows what
- * this did.
- */
-static int overlay(const struct call *c, const struct vse_resource *base,
-                   const struct vse_resource *cur, struct vse_resource *next,
-                   struct vse_event *ev, struct vse_error *err)
-{
-    struct vse_resource decided = *next;
-    int64_t seq = ev->seq;
-    int rc;
-
-    *next = *cur;
-    vse__strlcpy(next->state, decided.state, sizeof(next->state));
-    vse__strlcpy(next->op, decided.op, sizeof(next->op));
-    vse__strlcpy(next->op_id, decided.op_id, sizeof(next->op_id));
-    vse__strlcpy(next->origin, decided.origin, sizeof(next->origin));
-    vse__strlcpy(next->owner, decided.owner, sizeof(next->owner));
-    next->lease_expires = decided.lease_expires;
-    next->lease_ttl = decided.lease_ttl;
-    next->since = decided.since;
-    next->updated = decided.updated;
-    next->version = cur->version + 1;
-    if (c->o->attrs != NULL) {
-        rc = attrs_apply(cur->attrs, c->o->attrs, next, err);
-        if (rc < 0)
-            return rc;
-    }
-    /* The op and actor of the decision; the state the row was really in. */
-    {
-        struct vse_event keep = *ev;
-
-        ev_init(ev, c, base, next);
-        vse__strlcpy(ev->op, keep.op, sizeof(ev->op));
-        vse__strlcpy(ev->op_id, keep.op_id, sizeof(ev->op_id));
-        vse__strlcpy(ev->owner, keep.owner, sizeof(ev->owner));
-        vse__strlcpy(ev->from, cur->state, sizeof(ev->from));
-        ev->seq = seq;
-    }
-    return 0;
-}
-
 static int run(vse_db *db, struct call *c, struct vse_resource *out,
                struct vse_error *err)
 {
-    struct vse_resource cur, next, base;
+    struct vse_resource cur, next;
     struct vse_event ev;
     const vse_machine *m = NULL;
-    int rc, blind = 0;
+    int rc;
 
     if (c->o == NULL)
         c->o = &no_opts;
@@ -751,18 +702,10 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
             return rc;
     }
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-        if (blind) {
-            /* Lost a race, and this handle does not care (below). */
-            rc = overlay(c, &base, &cur, &next, &ev, err);
-            if (rc < 0)
-                return rc;
-            goto apply;
-        }
         m = vse__db_machine(db, cur.machine, err);
         if (m == NULL)
             return VSE_EINVAL;
         c->now = vse_now_us();
-        c->blind = db->coordination == VSE_COORD_BLIND;
         rc = decide(c, m, &cur, &next, err);
         if (rc == VSE_ECONFLICT || rc == VSE_EFENCED) {
             if (out)
@@ -794,8 +737,6 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
             vse__strlcpy(ev.owner, has(c->o->owner) ? c->o->owner : "",
                          sizeof(ev.owner));
         }
-        base = cur;
-    apply:
         rc = vse__store_apply(db->store,
                               &(struct vse_change){cur.version, &next, &ev},
                               &cur, &ev.seq, err);
@@ -809,9 +750,7 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         if (cur.version == 0)
             return vse__err(err, VSE_ENOTFOUND, "resource '%s' not found",
                             c->id);
-        /* Lost a race: decide again against what won; or, on a blind
-         * handle, write what was decided over it. */
-        blind = db->coordination == VSE_COORD_BLIND;
+        /* Lost a race: decide again against what won. */
     }
     return vse__err(err, VSE_EBUSY, "%s '%s' changed %d times while this "
                     "transition was being decided", cur.machine, c->id,

@@ -97,7 +97,6 @@ struct vse_store;
 
 struct vse_db {
     struct vse_store *store;
-    enum vse_coordination coordination;
     int nmachines;
     vse_machine *machines[VSE_DB_MACHINES_MAX];
 };

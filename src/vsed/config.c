@@ -256,6 +256,7 @@ static int top(struct cfgerr *e, struct vsed_config *c, struct fy_node *root)
             if (scalar(e, n, key, val, sizeof(c->listen)) != 0)
                 return -1;
             snprintf(c->listen, sizeof(c->listen), "%s", val);
+            c->listen_set = 1;
         } else if (strcmp(key, "store") == 0) {
             if (scalar(e, n, key, c->store, sizeof(c->store)) != 0)
                 return -1;

@@ -38,7 +38,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct watcher *all;
 static int nwatchers;
 static int64_t head;
-static int ending;
+/* Set under mu, but also read without it by the readers' fast path. */
+static atomic_int ending;
 static pthread_t notifier;
 static int notifier_running;
 static char *store_url;
@@ -112,7 +113,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             w->last_write = vse__now_mono_us();
             return (ssize_t)n;
         }
-        if (vsed_stopping || ending)
+        if (atomic_load(&vsed_stopping) || atomic_load(&ending))
             return MHD_CONTENT_READER_END_OF_STREAM;
         got = refill(w);
         if (got < 0)
@@ -120,7 +121,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         if (got > 0)
             continue;
         pthread_mutex_lock(&mu);
-        if (ending) {
+        if (atomic_load(&ending)) {
             pthread_mutex_unlock(&mu);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
@@ -238,7 +239,7 @@ static void *notify_main(void *arg)
         int64_t before;
 
         pthread_mutex_lock(&mu);
-        if (ending) {
+        if (atomic_load(&ending)) {
             pthread_mutex_unlock(&mu);
             break;
         }
@@ -292,7 +293,7 @@ int vsed_events_start(const char *store, int64_t *start_seq)
 void vsed_events_stop(void)
 {
     pthread_mutex_lock(&mu);
-    ending = 1;
+    atomic_store(&ending, 1);
     wake(1);
     pthread_mutex_unlock(&mu);
     if (notifier_running)

@@ -6,6 +6,7 @@
  * vse_db handle per worker thread (a handle is single-threaded).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -23,10 +24,15 @@
 #include "util.h"
 #include "vsed.h"
 
+/* Set by main() before the HTTP threads start; read-only after. */
 const char *vsed_store_url;
-volatile int vsed_stopping;
+/* Set by main() on a stop signal, read by the MHD threads. */
+atomic_int vsed_stopping;
 
 static struct MHD_Daemon *daemon_;
+static int listen_fd = -1; /* vsed_http_bind()'s, MHD's once started */
+/* cfg and reqid_prefix are set by vsed_http_start() before MHD's threads
+ * start, and only read after. */
 static const struct vsed_config *cfg;
 static atomic_int inflight;
 static char reqid_prefix[17];
@@ -480,14 +486,41 @@ int vsed_listen_is_loopback(const char *listen, int *loopback)
     return parse_listen(listen, &ss, loopback);
 }
 
+int vsed_http_bind(const struct vsed_config *c, char *err, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int loopback = 0, one = 1, fd;
+
+    if (parse_listen(c->listen, &ss, &loopback) != 0) {
+        snprintf(err, size, "listen address '%s' is not ADDR:PORT",
+                 c->listen);
+        return -1;
+    }
+    len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, size, "cannot listen on %s: %s", c->listen,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    listen_fd = fd;
+    return 0;
+}
+
 int vsed_http_start(struct vsed_config *c)
 {
     struct sockaddr_storage ss;
-    const union MHD_DaemonInfo *info;
+    socklen_t len = sizeof(ss);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     unsigned char rnd[8];
-    int loopback = 0;
+    unsigned port = 0;
     char host[128];
 
     cfg = c;
@@ -497,29 +530,33 @@ int vsed_http_start(struct vsed_config *c)
     for (int i = 0; i < 8; i++)
         snprintf(reqid_prefix + 2 * i, 3, "%02x", rnd[i]);
     pthread_key_create(&db_key, NULL);
-    if (parse_listen(c->listen, &ss, &loopback) != 0) {
-        vsed_log("listen address '%s' is not ADDR:PORT", c->listen);
+    if (listen_fd < 0) {
+        vsed_log("cannot serve on %s: not bound", c->listen);
         return -1;
     }
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            flags |= MHD_USE_IPv6;
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
     daemon_ = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
         MHD_OPTION_CONNECTION_LIMIT, c->conn_max,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (daemon_ == NULL) {
-        vsed_log("cannot listen on '%s'", c->listen);
+        vsed_log("cannot serve on %s", c->listen);
         return -1;
     }
-    info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
     snprintf(host, sizeof(host), "%.*s", (int)(strrchr(c->listen, ':') -
                                                c->listen), c->listen);
-    vsed_log("listening on http://%s:%u", host,
-             info != NULL ? (unsigned)info->port : 0);
+    vsed_log("listening on http://%s:%u", host, port);
     return 0;
 }
 

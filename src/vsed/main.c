@@ -34,7 +34,11 @@ static void usage(FILE *f)
 "Options (each overrides the config file):\n"
 "      --store URL        the store (default %s)\n"
 "      --listen ADDR:PORT where to listen (default %s; port 0 picks a\n"
-"                         free one, printed at start)\n"
+"                         free one, printed at start).  Only the api role\n"
+"                         and --all-in-one listen by default; a process\n"
+"                         without the api role listens (for /healthz and\n"
+"                         /metrics) only when this is given.  A port in use\n"
+"                         ends the start before anything is registered\n"
 "      --config FILE      YAML: listen, store, auth, reaper_interval,\n"
 "                         limits, tokens (see docs/api.md)\n"
 "      --auth MODE        token (default): every route but /healthz needs\n"
@@ -45,7 +49,9 @@ static void usage(FILE *f)
 "      --role R         run role R (repeat, or a comma list): api (HTTP:\n"
 "                         /v1 and the Cinder v3 API), scheduler, volume (a\n"
 "                         volume host's manager), reaper.  Default: api and\n"
-"                         reaper.  /healthz and /metrics are always served\n"
+"                         reaper.  Several roles on one host: start each\n"
+"                         with --role R --store URL; only the api needs a\n"
+"                         port\n"
 "      --all-in-one       every role, one volume host named after this\n"
 "                         machine on ./var/pool\n"
 "      --host NAME        this process's host name in services and in\n"
@@ -81,7 +87,8 @@ static void usage(FILE *f)
 "\n"
 "Example:\n"
 "  vsed --store sqlite:./var/vse.db --listen 127.0.0.1:8776 \\\n"
-"       --config /etc/vse/vsed.yaml\n",
+"       --config /etc/vse/vsed.yaml\n"
+"  vsed --role scheduler --store sqlite:./var/vse.db     # no port\n",
             VSED_DEFAULT_STORE, VSED_DEFAULT_LISTEN, GRACE_MS / 1000);
 }
 
@@ -194,7 +201,7 @@ int main(int argc, char **argv)
     sigset_t set;
     vse_db *db;
     int64_t seq = 0;
-    int loopback = 0, sig = 0, opt;
+    int loopback = 0, serve_http, sig = 0, opt;
 
     if (argc >= 2 && strcmp(argv[1], "hash-token") == 0)
         return hash_token();
@@ -255,8 +262,10 @@ int main(int argc, char **argv)
     }
     if (store != NULL)
         snprintf(c.store, sizeof(c.store), "%s", store);
-    if (listen != NULL)
+    if (listen != NULL) {
         snprintf(c.listen, sizeof(c.listen), "%s", listen);
+        c.listen_set = 1;
+    }
     if (auth != NULL) {
         if (strcmp(auth, "token") != 0 && strcmp(auth, "noauth") != 0) {
             fprintf(stderr, "vsed: --auth must be token or noauth\n");
@@ -319,6 +328,12 @@ int main(int argc, char **argv)
         }
         snprintf(c.lock_dir, sizeof(c.lock_dir), "%s", lockdir);
     }
+    if (c.local_locks && vsed_store_blind_register() != 0) {
+        fprintf(stderr, "vsed: cannot register the local-locks store "
+                        "wrapper\n");
+        vsed_config_release(&c);
+        return 1;
+    }
     if (c.local_locks && (c.services & SVC_VOLUME) &&
         vsed_locks_init(c.lock_dir, msg, sizeof(msg)) != 0) {
         fprintf(stderr, "vsed: %s\n", msg);
@@ -342,6 +357,16 @@ int main(int argc, char **argv)
                         "tokens in the config\n", c.listen);
         vsed_config_release(&c);
         return 2;
+    }
+    /* Only the API serves HTTP by default: a scheduler, reaper or volume
+     * role beside it needs no port (its /healthz and /metrics only on an
+     * explicit listen).  Bind before anything is registered, so that a
+     * port in use ends the start here, with nothing left behind. */
+    serve_http = (c.services & SVC_API) || c.listen_set;
+    if (serve_http && vsed_http_bind(&c, msg, sizeof(msg)) != 0) {
+        fprintf(stderr, "vsed: %s\n", msg);
+        vsed_config_release(&c);
+        return 1;
     }
 
     vsed_cfg = &c;
@@ -394,7 +419,9 @@ int main(int argc, char **argv)
              c.services & SVC_SCHEDULER ? " scheduler" : "",
              c.services & SVC_VOLUME ? " volume" : "",
              c.services & SVC_REAPER ? " reaper" : "", c.host);
-    if (vsed_services_start(&c) != 0 || vsed_http_start(&c) != 0) {
+    if (!serve_http)
+        vsed_log("no HTTP: no api role and no --listen");
+    if (vsed_services_start(&c) != 0 || (serve_http && vsed_http_start(&c))) {
         vsed_services_stop();
         vsed_reaper_stop();
         vsed_events_stop();
@@ -406,7 +433,7 @@ int main(int argc, char **argv)
     vsed_http_quiesce();
     vsed_log("%s: stopping: no new connections; finishing requests in "
              "flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    vsed_stopping = 1;
+    atomic_store(&vsed_stopping, 1);
     /* With the store away every call would wait out its reconnect budget
      * (10 s each) and a stop could take a minute: stop waiting now. */
     vsed_stores_interrupt();

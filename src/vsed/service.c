@@ -33,12 +33,17 @@ static int nopen, interrupting;
 
 int vsed_open(const char *url, vse_db **out, struct vse_error *err)
 {
-    int rc = vse_open(url, out, err);
+    char blind[2048];
+    int rc;
 
+    /* local-locks: the same store, through the comparison's wrapper. */
+    if (vsed_cfg != NULL && vsed_cfg->local_locks) {
+        snprintf(blind, sizeof(blind), "blind:%s", url);
+        url = blind;
+    }
+    rc = vse_open(url, out, err);
     if (rc < 0)
         return rc;
-    if (vsed_cfg != NULL && vsed_cfg->local_locks)
-        vse_set_coordination(*out, VSE_COORD_BLIND);
     pthread_mutex_lock(&open_mu);
     if (interrupting)
         vse_interrupt(*out);

@@ -45,6 +45,8 @@ enum vsed_service {
 
 struct vsed_config {
     char listen[128];     /* ADDR:PORT */
+    int listen_set;       /* listen given (--listen or the config file):
+                             a role without the API serves HTTP only then */
     char store[1024];     /* store URL */
     int auth;             /* 1 = token (default), 0 = noauth */
     int reaper_interval;  /* seconds; 0 = no reaper */
@@ -198,7 +200,8 @@ int vsed_services_start(const struct vsed_config *c);
 void vsed_services_stop(void);
 /* This process's owner name for a role: "ROLE@HOST:PID". */
 void vsed_owner(const char *role, char *buf, size_t size);
-/* The process's config, for the roles. */
+/* The process's config, for the roles: set before any thread that reads
+ * it starts, read-only after. */
 extern const struct vsed_config *vsed_cfg;
 
 /* Wait until an event moves a resource into (or expires a lease in) one
@@ -212,6 +215,11 @@ void *vsed_volume_main(void *stop);
 /* --coordination local-locks: make the lock directory; 0, or -1 with a
  * message. */
 int vsed_locks_init(const char *dir, char *err, size_t size);
+/* --coordination local-locks: make the store wrapper (store-blind.c)
+ * that turns transitions into status checks and blind writes known as
+ * the "blind:" scheme; vsed_open() then opens "blind:URL".  Call before
+ * any thread opens a store.  0, or a VSE_E* code. */
+int vsed_store_blind_register(void);
 
 /* attrs of a row as a JSON object (an empty one if unparsable); the
  * caller json_decref()s it. */
@@ -255,6 +263,10 @@ void vsed_reaper_stop(void);
 /* ---- http.c ---------------------------------------------------------- */
 
 int vsed_http_start(struct vsed_config *c);
+/* Bind and listen on c->listen before anything is registered, so that a
+ * port in use ends the start early; vsed_http_start() serves on that
+ * socket.  0, or -1 with a message naming the address. */
+int vsed_http_bind(const struct vsed_config *c, char *err, size_t size);
 /* 0 and *loopback set if `listen` is ADDR:PORT, else -1. */
 int vsed_listen_is_loopback(const char *listen, int *loopback);
 /* Stop accepting connections. */
@@ -265,9 +277,10 @@ void vsed_http_stop(void);
 /* The handle of the calling worker thread (opened lazily); NULL on
  * failure with err filled. */
 vse_db *vsed_thread_db(struct vse_error *err);
+/* Set by main() before the HTTP threads start, read-only after. */
 extern const char *vsed_store_url;
-/* Set when a shutdown began: event streams end. */
-extern volatile int vsed_stopping;
+/* Set when a shutdown began, from the main thread: event streams end. */
+extern atomic_int vsed_stopping;
 
 /* One line on stderr, prefixed by the time. */
 void vsed_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

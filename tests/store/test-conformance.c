@@ -730,41 +730,130 @@ static void test_stale_read_redecided(void **state)
 }
 
 /*
- * The same two calls on a VSE_COORD_BLIND handle (vsed --coordination
- * local-locks): the extend is written over the delete, as a status check
- * and a save would, and vse_check says so.
+ * vsed --coordination local-locks, the comparison with what vse replaces,
+ * is vsed's store wrapper src/vsed/store-blind.c (linked into this test
+ * only; see the Makefile): a second handle on the same store through
+ * "blind:URL".  Declared here because vsed.h is the daemon's header.
+ */
+int vsed_store_blind_register(void);
+
+static vse_db *open_blind(struct fx *f)
+{
+    char url[1100];
+    vse_db *db = NULL;
+
+    OK(vsed_store_blind_register());
+    snprintf(url, sizeof(url), "blind:%s", f->url);
+    OK(vse_open(url, &db, &f->err));
+    return db;
+}
+
+/*
+ * The same two calls through the blind wrapper: the extend is written
+ * over the delete, as a status check and a save would, and vse_check
+ * says so.
  */
 static void test_blind_overwrites_and_check_finds_it(void **state)
 {
     struct fx *f = *state;
     struct vse_opts del, ext, why = {.reason = "test"};
     struct vse_resource read, d, r;
+    vse_db *blind = open_blind(f);
     int64_t n = 0;
     int seen = 0;
 
     make_available(f, "v1", &read);
-    assert_int_equal(vse_set_coordination(f->db, 7), VSE_EINVAL);
-    OK(vse_set_coordination(f->db, VSE_COORD_BLIND));
     memset(&del, 0, sizeof(del));
     del.seen = &read;
-    OK(vse_begin(f->db, "v1", "delete", &del, &d, &f->err));
+    OK(vse_begin(blind, "v1", "delete", &del, &d, &f->err));
     memset(&ext, 0, sizeof(ext));
     ext.seen = &read;
     ext.attrs = "{\"new_size\":2}";
-    OK(vse_begin(f->db, "v1", "extend", &ext, &r, &f->err));
+    OK(vse_begin(blind, "v1", "extend", &ext, &r, &f->err));
+    OK(vse_get(f->db, "v1", &r, &f->err));
     assert_string_equal(r.state, "extending");
     assert_string_equal(r.op, "extend");
+    assert_string_equal(r.attrs, "{\"new_size\":2}");
     assert_int_equal(r.version, read.version + 2);
     /* The delete's worker finishes from the row it claimed: its token
      * fences nothing, the extend in flight is wiped out. */
     why.seen = &d;
-    OK(vse_finish(f->db, "v1", d.op_id, "deleted", &why, &r, &f->err));
+    OK(vse_finish(blind, "v1", d.op_id, "deleted", &why, NULL, &f->err));
+    OK(vse_get(f->db, "v1", &r, &f->err));
     assert_string_equal(r.state, "deleted");
     assert_string_equal(r.op, "");
-    OK(vse_set_coordination(f->db, VSE_COORD_ENFORCE));
+    assert_int_equal(r.version, read.version + 3);
     OK(vse_check(f->db, "v1", count_violation, &seen, &n, &f->err));
     assert_true(n >= 2);
     assert_int_equal(seen, n);
+    /* A create keeps its compare-and-swap. */
+    assert_int_equal(vse_create(blind, "volume", "v1", NULL, NULL, &f->err),
+                     VSE_EEXIST);
+    vse_close(blind);
+}
+
+static int keep_last(void *ctx, const struct vse_event *e)
+{
+    *(struct vse_event *)ctx = *e;
+    return 0;
+}
+
+/*
+ * A token the caller was given fences nothing through the wrapper, even
+ * on a fresh read: the renew of a fenced worker goes through and keeps the
+ * row's real token, where the enforcer refuses it.
+ */
+static void test_blind_token_fences_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts w = owner_opts("w1"), w2 = owner_opts("w2");
+    struct vse_opts why = {.reason = "test"};
+    struct vse_resource mine, r, after;
+    struct vse_event ev;
+    vse_db *blind = open_blind(f);
+
+    make_available(f, "v1", NULL);
+    OK(vse_begin(blind, "v1", "attach", &w, &mine, &f->err));
+    OK(vse_reset_state(f->db, "v1", "available", &why, &r, &f->err));
+    OK(vse_begin(f->db, "v1", "extend", &w2, &r, &f->err));
+    assert_int_equal(vse_renew(f->db, "v1", mine.op_id, NULL, NULL,
+                               &f->err),
+                     VSE_EFENCED);
+    OK(vse_renew(blind, "v1", mine.op_id, NULL, NULL, &f->err));
+    OK(vse_get(f->db, "v1", &after, &f->err));
+    assert_string_equal(after.op, "extend");
+    assert_string_equal(after.op_id, r.op_id);
+    assert_int_equal(after.version, r.version + 1);
+    OK(vse_history(f->db, "v1", 0, 0, keep_last, &ev, &f->err));
+    assert_int_equal(ev.kind, VSE_KIND_RENEW);
+    assert_string_equal(ev.op_id, r.op_id);
+    vse_close(blind);
+}
+
+/*
+ * A blind write changes in the current attrs what the caller changed
+ * against its read, and keeps what others changed meanwhile.
+ */
+static void test_blind_attrs_merge_over_current(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {0};
+    struct vse_resource read, r;
+    vse_db *blind = open_blind(f);
+
+    make_available(f, "v1", NULL);
+    o.attrs = "{\"a\":1}";
+    OK(vse_update(f->db, "v1", &o, &r, &f->err));
+    OK(vse_get(blind, "v1", &read, &f->err));
+    o.attrs = "{\"b\":2}";
+    OK(vse_update(f->db, "v1", &o, &r, &f->err));
+    o.seen = &read;
+    o.attrs = "{\"a\":null,\"c\":3}";
+    OK(vse_update(blind, "v1", &o, NULL, &f->err));
+    OK(vse_get(f->db, "v1", &r, &f->err));
+    assert_string_equal(r.attrs, "{\"b\":2,\"c\":3}");
+    assert_int_equal(r.version, read.version + 2);
+    vse_close(blind);
 }
 
 static int count_row(void *ctx, const struct vse_resource *r)
@@ -998,6 +1087,8 @@ int main(void)
         T(test_bad_attrs_rejected),
         T(test_stale_read_redecided),
         T(test_blind_overwrites_and_check_finds_it),
+        T(test_blind_token_fences_nothing),
+        T(test_blind_attrs_merge_over_current),
 #undef T
     };
     const char *which = getenv("VSE_TEST_STORE");
