@@ -106,6 +106,12 @@ $(BUILD)/vse-load: $(LOAD_OBJ)
 $(BUILD)/tests/test-driver: tests/unit/test-driver.c src/driver/driver.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(TEST_LIBS) $(LDFLAGS)
+# vsed's check of the names it relies on, against machines a test edits.
+$(BUILD)/tests/test-names: tests/unit/test-names.c src/vsed/names.c \
+                           $(BUILD)/libvse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc/vsed -MMD -MP -o $@ tests/unit/test-names.c \
+	    src/vsed/names.c $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
