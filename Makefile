@@ -127,12 +127,13 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvse.a
 
 # The libFuzzer target over vsed's request path needs clang; it is
 # always built with ASan+UBSan (tests/integration/t-vsed-fuzz.sh).
-FUZZ_SRC := tests/fuzz/fuzz-api.c src/vsed/api-v1.c src/vsed/metrics.c \
-            src/vsed/auth.c src/vsed/config.c $(COMMON_SRC) $(LIB_SRC)
+# Every part of vsed but main(): /v1, the Cinder API and what they call.
+FUZZ_SRC := tests/fuzz/fuzz-api.c $(filter-out src/vsed/main.c,$(VSED_SRC)) \
+            $(COMMON_SRC) $(LIB_SRC)
 $(BUILD)/tests/fuzz-api: $(FUZZ_SRC) $(wildcard machines/*.yaml)
 	@mkdir -p $(dir $@)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc/lib -Isrc/store \
-	    -Isrc/common -Isrc/vsed $(PKG_CFLAGS) $(SVC_CFLAGS) \
+	    -Isrc/common -Isrc/vsed -Isrc/driver $(PKG_CFLAGS) $(SVC_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -o $@ $(FUZZ_SRC) \
 	    $(PKG_LIBS) $(SVC_LIBS)
 
