@@ -162,7 +162,7 @@ const char *vsed_route_name(int route);
 int vsed_api_route(const char *path);
 /* Handle one complete request; fills *p (p->body to be freed). */
 void vsed_api_handle(const struct vsed_req *q, struct vsed_resp *p);
-/* Fill *p with the one error shape. */
+/* Fill *p with /v1's one error shape (httpjson.c). */
 void vsed_api_error(struct vsed_resp *p, int status, const char *code,
                     const char *msg, const char *detail, const char *hint);
 /* Check the caller may use a route needing `need`; 0, or fills *p. */
