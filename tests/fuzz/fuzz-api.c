@@ -38,6 +38,33 @@ static void split_query(char *q, struct vsed_req *r)
     }
 }
 
+/* The id the Cinder seeds name: an available volume of the fuzzer's
+ * project, so that actions get past the read to their handlers. */
+#define SEED_VOLUME "00000000-0000-4000-8000-000000000000"
+
+static void seed_volume(void)
+{
+    struct vse_resource r;
+    struct vse_opts o;
+    struct vse_error err;
+
+    memset(&o, 0, sizeof(o));
+    o.owner = "fuzz";
+    o.attrs = "{\"size\":1,\"project_id\":\"fuzz-project\","
+              "\"user_id\":\"fuzz\",\"host\":\"fuzz-host\","
+              "\"provider_location\":\"/nonexistent\",\"attachments\":[]}";
+    if (vse_create(db, VSED_MACHINE_VOLUME, SEED_VOLUME, &o, &r, &err) < 0 ||
+        vse_step(db, SEED_VOLUME, r.op_id, VOLUME_SCHEDULING, NULL, &r,
+                 &err) < 0 ||
+        vse_step(db, SEED_VOLUME, r.op_id, VOLUME_CREATING_VOL, NULL, &r,
+                 &err) < 0 ||
+        vse_finish(db, SEED_VOLUME, r.op_id, VOLUME_AVAILABLE, NULL, NULL,
+                   &err) < 0) {
+        fprintf(stderr, "fuzz: seed volume: %s\n", err.msg);
+        abort();
+    }
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char path[64], url[80];
@@ -58,6 +85,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz: %s\n", path);
         abort();
     }
+    seed_volume();
     return 0;
 }
 
