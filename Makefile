@@ -157,6 +157,12 @@ $(BUILD)/tests/test-conformance: tests/store/test-conformance.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Isrc/vsed -MMD -MP -o $@ $(filter %.c,$^) $(BUILD)/libvse.a \
 	    $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
+# vsed's check of the names it relies on, against machines a test edits.
+$(BUILD)/tests/test-names: tests/unit/test-names.c src/vsed/names.c \
+                           $(BUILD)/libvse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Isrc/vsed -MMD -MP -o $@ tests/unit/test-names.c \
+	    src/vsed/names.c $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvse.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libvse.a $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS)
@@ -172,12 +178,13 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvse.a
 
 # The libFuzzer target over vsed's request path needs clang; it is
 # always built with ASan+UBSan (tests/integration/t-vsed-fuzz.sh).
-FUZZ_SRC := tests/fuzz/fuzz-api.c src/vsed/api-v1.c src/vsed/metrics.c \
-            src/vsed/auth.c src/vsed/config.c $(COMMON_SRC) $(LIB_SRC)
+# Every part of vsed but main(): /v1, the Cinder API and what they call.
+FUZZ_SRC := tests/fuzz/fuzz-api.c $(filter-out src/vsed/main.c,$(VSED_SRC)) \
+            $(COMMON_SRC) $(LIB_SRC)
 $(BUILD)/tests/fuzz-api: $(FUZZ_SRC) $(wildcard machines/*.yaml)
 	@mkdir -p $(dir $@)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc/util -Isrc/lib -Isrc/store \
-	    -Isrc/common -Isrc/vsed $(PKG_CFLAGS) $(SVC_CFLAGS) \
+	    -Isrc/common -Isrc/vsed -Isrc/driver $(PKG_CFLAGS) $(SVC_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -o $@ $(FUZZ_SRC) \
 	    $(PKG_LIBS) $(SVC_LIBS)
 

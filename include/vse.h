@@ -254,6 +254,13 @@ struct vse_event {
 char *vse_time_format(int64_t us, char *buf, size_t size);
 /* Current time, microseconds since the epoch. */
 int64_t vse_now_us(void);
+/*
+ * A random (version 4) UUID in the form of op_ids, 8-4-4-4-12 lower-case
+ * hex, into buf (VSE_OPID_LEN + 1 bytes), for callers that name their
+ * resources as Cinder does.  0, or VSE_EIO when the kernel gives no
+ * random bytes.
+ */
+int vse_uuid4(char *buf, struct vse_error *err);
 
 /* ------------------------------------------------------------------ */
 /* The enforcer                                                        */

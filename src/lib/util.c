@@ -72,6 +72,11 @@ int vse__uuid(char *buf, struct vse_error *err)
     return 0;
 }
 
+int vse_uuid4(char *buf, struct vse_error *err)
+{
+    return vse__uuid(buf, err);
+}
+
 void vse__hash_hex(const void *data, size_t len, char out[17])
 {
     const unsigned char *p = data;

@@ -114,75 +114,9 @@ int vsed_api_route(const char *path)
 
 /* ---- responses ------------------------------------------------------- */
 
-/* Body: compact JSON and a newline, as vsectl prints it; steals j. */
 static void set_json(struct vsed_resp *p, int status, json_t *j)
 {
-    char *s = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER)
-                        : NULL;
-    size_t n;
-
-    json_decref(j);
-    free(p->body);
-    p->body = NULL;
-    if (s == NULL) {
-        p->status = 500;
-        p->body = strdup("{\"error\":{\"code\":\"no_memory\",\"message\":"
-                         "\"out of memory\"}}\n");
-        p->len = p->body ? strlen(p->body) : 0;
-        p->content_type = "application/json";
-        return;
-    }
-    n = strlen(s);
-    p->body = realloc(s, n + 2);
-    if (p->body == NULL) {
-        p->body = s;
-        p->len = n;
-    } else {
-        p->body[n] = '\n';
-        p->body[n + 1] = '\0';
-        p->len = n + 1;
-    }
-    p->status = status;
-    p->content_type = "application/json";
-}
-
-static void set_text(struct vsed_resp *p, int status, char *text,
-                     const char *ctype)
-{
-    free(p->body);
-    p->body = text;
-    p->len = text != NULL ? strlen(text) : 0;
-    p->status = status;
-    p->content_type = ctype;
-}
-
-static json_t *error_json(const char *code, const char *msg,
-                          const char *detail, const char *hint)
-{
-    json_t *e = json_pack("{s:s, s:o}", "code", code, "message",
-                          vse__jstr(msg));
-
-    if (e == NULL)
-        return NULL;
-    if (detail != NULL && detail[0] != '\0')
-        json_object_set_new(e, "detail", vse__jstr(detail));
-    if (hint != NULL && hint[0] != '\0')
-        json_object_set_new(e, "hint", vse__jstr(hint));
-    return json_pack("{s:o}", "error", e);
-}
-
-void vsed_api_error(struct vsed_resp *p, int status, const char *code,
-                    const char *msg, const char *detail, const char *hint)
-{
-    set_json(p, status, error_json(code, msg, detail, hint));
-}
-
-static const char *status_of(vse_db *db, const struct vse_resource *r)
-{
-    const vse_machine *m = vse_find_machine(db, r->machine);
-    const char *s = m != NULL ? vse_machine_status(m, r->state) : NULL;
-
-    return s != NULL ? s : "";
+    vsed_reply(p, VSED_DIALECT_V1, status, j);
 }
 
 /* Seconds until the lease in the way runs out: when to try again. */
@@ -201,19 +135,21 @@ static void lib_error(const struct vsed_req *q, struct vsed_resp *p, int rc,
                       const struct vse_error *err,
                       const struct vse_resource *cur)
 {
-    json_t *j = error_json(vse__err_code(rc),
-                           err->msg[0] ? err->msg : vse_strerror(rc),
-                           err->detail, err->hint);
+    int status = vsed_http_status(rc, VSED_DIALECT_V1);
+    json_t *j = vsed_error_json(vse__err_code(rc),
+                                err->msg[0] ? err->msg : vse_strerror(rc),
+                                err->detail, err->hint);
 
     vsed_metrics_refusal(rc);
     if (j != NULL && cur != NULL &&
         (rc == VSE_ECONFLICT || rc == VSE_EFENCED) && cur->id[0] != '\0') {
-        json_object_set_new(json_object_get(j, "error"), "current",
-                            vse__json_resource(cur, status_of(q->db, cur)));
+        json_object_set_new(
+            json_object_get(j, "error"), "current",
+            vse__json_resource(cur, vsed_status_of(q->db, cur)));
     }
-    if (vse_err_http_status(rc) == 409)
+    if (status == 409)
         p->retry_after = cur != NULL && cur->id[0] ? retry_after(cur) : 1;
-    set_json(p, vse_err_http_status(rc), j);
+    set_json(p, status, j);
 }
 
 static int64_t mono_us(void)
@@ -252,19 +188,11 @@ int vsed_api_allow(const struct vsed_req *q, enum vsed_role need,
 
 /* ---- query arguments -------------------------------------------------- */
 
-static const char *arg(const struct vsed_req *q, const char *key)
-{
-    for (int i = 0; i < q->nargs; i++)
-        if (strcmp(q->args[i].key, key) == 0)
-            return q->args[i].value != NULL ? q->args[i].value : "";
-    return NULL;
-}
-
 /* An integer argument in [min, max]; -1 after filling p on bad input. */
 static int arg_int(const struct vsed_req *q, struct vsed_resp *p,
                    const char *key, int64_t min, int64_t max, int64_t *out)
 {
-    const char *s = arg(q, key);
+    const char *s = vsed_arg(q, key);
     char *end;
     long long v;
     char msg[200];
@@ -286,7 +214,7 @@ static int arg_int(const struct vsed_req *q, struct vsed_resp *p,
 static int arg_bool(const struct vsed_req *q, struct vsed_resp *p,
                     const char *key, int *out)
 {
-    const char *s = arg(q, key);
+    const char *s = vsed_arg(q, key);
     char msg[160];
 
     if (s == NULL)
@@ -317,21 +245,21 @@ static json_t *body_object(const struct vsed_req *q, struct vsed_resp *p,
     json_t *v;
     char detail[256], msg[160];
 
-    if (q->body == NULL || q->body_len == 0)
+    switch (vsed_body_parse(q, &j, &je)) {
+    case VSED_BODY_EMPTY:
         return json_object();
-    j = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL) {
+    case VSED_BODY_SYNTAX:
         snprintf(detail, sizeof(detail), "line %d, column %d: %s", je.line,
                  je.column, je.text);
         vsed_api_error(p, 400, "bad_json", "request body is not valid JSON",
                        detail, NULL);
         return NULL;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
+    case VSED_BODY_NOT_OBJECT:
         vsed_api_error(p, 422, "unprocessable",
                        "request body must be a JSON object", NULL, NULL);
         return NULL;
+    case VSED_BODY_OK:
+        break;
     }
     json_object_foreach(j, key, v) {
         int ok = 0;
@@ -433,7 +361,7 @@ static int field_ttl(json_t *j, struct vsed_resp *p, struct vse_opts *o)
 static void resource_reply(const struct vsed_req *q, struct vsed_resp *p,
                            int status, const struct vse_resource *r)
 {
-    set_json(p, status, vse__json_resource(r, status_of(q->db, r)));
+    set_json(p, status, vse__json_resource(r, vsed_status_of(q->db, r)));
 }
 
 static void transition(const struct vsed_req *q, struct vsed_resp *p,
@@ -614,7 +542,8 @@ static int collect_resource(void *arg, const struct vse_resource *r)
         c->more = 1;
         return 1;
     }
-    json_array_append_new(c->arr, vse__json_resource(r, status_of(c->db, r)));
+    json_array_append_new(c->arr,
+                          vse__json_resource(r, vsed_status_of(c->db, r)));
     snprintf(c->last_id, sizeof(c->last_id), "%s", r->id);
     c->n++;
     return 0;
@@ -647,10 +576,10 @@ static void list_resources(const struct vsed_req *q, struct vsed_resp *p)
         arg_bool(q, p, "busy", &f.busy) != 0 ||
         arg_bool(q, p, "stuck", &f.stuck) != 0)
         return;
-    f.machine = arg(q, "machine");
-    f.state = arg(q, "state");
-    f.not_state = arg(q, "not_state");
-    f.after_id = arg(q, "after");
+    f.machine = vsed_arg(q, "machine");
+    f.state = vsed_arg(q, "state");
+    f.not_state = vsed_arg(q, "not_state");
+    f.after_id = vsed_arg(q, "after");
     vse_error_clear(&err);
     if ((f.machine && vse_check_id("machine name", f.machine, &err) != 0) ||
         (f.state && vse_check_id("state", f.state, &err) != 0) ||
@@ -723,7 +652,7 @@ static void machine(const struct vsed_req *q, struct vsed_resp *p,
                     const struct path *pa)
 {
     const vse_machine *m = vse_find_machine(q->db, pa->name);
-    const char *fs = arg(q, "format");
+    const char *fs = vsed_arg(q, "format");
     enum vse_format fmt = VSE_FORMAT_JSON;
     struct vse_error err;
     char *text = NULL, msg[160];
@@ -747,7 +676,7 @@ static void machine(const struct vsed_req *q, struct vsed_resp *p,
         return;
     }
     /* Texts come back from the library allocator: copy into ours. */
-    set_text(p, 200, strdup(text),
+    vsed_reply_text(p, 200, strdup(text),
              fmt == VSE_FORMAT_JSON ? "application/json"
                                     : "text/plain; charset=utf-8");
     vse_free(text);
@@ -825,7 +754,7 @@ static void metrics(const struct vsed_req *q, struct vsed_resp *p)
         vsed_api_error(p, 500, "no_memory", "out of memory", NULL, NULL);
         return;
     }
-    set_text(p, 200, text, "text/plain; version=0.0.4; charset=utf-8");
+    vsed_reply_text(p, 200, text, "text/plain; version=0.0.4; charset=utf-8");
     p->len = len;
 }
 
@@ -868,16 +797,6 @@ static int route_rules(int route, const char *method, enum vsed_role *need,
     return 0;
 }
 
-/* application/json, with or without parameters such as charset. */
-static int is_json_type(const char *ct)
-{
-    size_t n = strlen("application/json");
-
-    if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
-        return 0;
-    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
-}
-
 void vsed_api_handle(const struct vsed_req *q, struct vsed_resp *p)
 {
     enum vsed_role need = ROLE_NONE;
@@ -908,7 +827,7 @@ void vsed_api_handle(const struct vsed_req *q, struct vsed_resp *p)
                        NULL);
         return;
     }
-    if (q->body_len > 0 && !is_json_type(q->content_type)) {
+    if (q->body_len > 0 && !vsed_is_json_type(q->content_type)) {
         vsed_api_error(p, 415, "unsupported_media_type",
                        "request body must be application/json", NULL, NULL);
         return;

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "names.h"
 #include "vsed.h"
 
 #define GRACE_MS 10000
@@ -403,6 +404,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "  hint: %s\n", err.hint);
         vsed_config_release(&c);
         return 1;
+    }
+    /* The code's state names against the machines the store has: a
+     * mismatch stops here, not as a wrong answer later. */
+    if (vsed_names_check(vsed_find_in_db, db, msg, sizeof(msg)) != 0) {
+        fprintf(stderr, "vsed: %s\n", msg);
+        vsed_close(db);
+        vsed_config_release(&c);
+        return 2;
     }
     vsed_close(db);
     vsed_store_url = c.store;

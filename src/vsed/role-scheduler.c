@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "names.h"
 #include "vsed.h"
 
 #define HOSTS_MAX 64
@@ -70,17 +71,17 @@ static int collect_volume(void *arg, const struct vse_resource *r)
     json_t *a = vsed_attrs(r);
     struct host *h = find_host(s, vsed_attr_str(a, "host"));
 
-    if (strcmp(r->state, "scheduling") == 0 && r->owner[0] == '\0') {
+    if (strcmp(r->state, VOLUME_SCHEDULING) == 0 && r->owner[0] == '\0') {
         if (vse__array_push(&s->w, *r) < 0) {
             json_decref(a);
             return 1;
         }
     }
-    if (h != NULL && strcmp(r->state, "deleted") != 0 &&
-        !(strcmp(r->state, "error") == 0 &&
+    if (h != NULL && strcmp(r->state, VOLUME_DELETED) != 0 &&
+        !(strcmp(r->state, VOLUME_ERROR) == 0 &&
           json_object_get(a, "provider_location") == NULL)) {
         int64_t size = vsed_attr_int(a, "size", 0);
-        int64_t grow = strcmp(r->state, "extending") == 0
+        int64_t grow = strcmp(r->state, VOLUME_EXTENDING) == 0
                            ? vsed_attr_int(a, "new_size", size) : size;
 
         h->used += grow > size ? grow : size;
@@ -156,7 +157,7 @@ static void schedule(struct sched *s, const struct vse_resource *r)
     o.attrs = patch;
     o.release = 1;
     vse_error_clear(&err);
-    rc = vse_step(s->db, r->id, out.op_id, "creating_vol", &o, NULL, &err);
+    rc = vse_step(s->db, r->id, out.op_id, VOLUME_CREATING_VOL, &o, NULL, &err);
     if (rc < 0) {
         best->used -= size;
         vsed_log("scheduler: %s: step to creating_vol: %s", r->id, err.msg);
@@ -179,8 +180,8 @@ static void pass(struct sched *s)
         vsed_log("scheduler: %s", err.msg);
         return;
     }
-    f.machine = "volume";
-    f.not_state = "deleted"; /* they take nothing, and pile up */
+    f.machine = VSED_MACHINE_VOLUME;
+    f.not_state = VOLUME_DELETED; /* they take nothing, and pile up */
     if (vse_list(s->db, &f, collect_volume, s, &err) < 0) {
         vsed_log("scheduler: %s", err.msg);
         return;
@@ -199,7 +200,8 @@ void *vsed_scheduler_main(void *arg)
      * up: volumes wait while no host is up, and a host whose manager
      * died is down from its lease's end until another process of that
      * host takes its service row over. */
-    static const char *const wake[] = {"scheduling", "running", NULL};
+    static const char *const wake[] = {VOLUME_SCHEDULING, SERVICE_RUNNING,
+                                       NULL};
     const atomic_int *stop = arg;
     struct sched *s = calloc(1, sizeof(*s));
     struct vse_error err;

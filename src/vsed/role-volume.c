@@ -17,6 +17,7 @@
 
 #include "driver.h"
 #include "util.h"
+#include "names.h"
 #include "vsed.h"
 
 #define RESCAN_MS 5000
@@ -238,7 +239,7 @@ static void reschedule(struct job *j, const char *task)
     o.attrs = patch;
     o.release = 1;
     vse_error_clear(&err);
-    if (vse_step(j->db, j->row.id, j->row.op_id, "scheduling", &o, NULL,
+    if (vse_step(j->db, j->row.id, j->row.op_id, VOLUME_SCHEDULING, &o, NULL,
                  &err) < 0)
         vsed_log("volume: %s: reschedule: %s", j->row.id, err.msg);
     else
@@ -415,31 +416,31 @@ static void work(struct mgr *m, const struct vse_resource *r)
     struct vse_error err;
     struct vse_opts o;
     char reason[VSE_REASON_MAX + 1];
-    int n = 0, vol = strcmp(r->machine, "volume") == 0;
+    int n = 0, vol = strcmp(r->machine, VSED_MACHINE_VOLUME) == 0;
 
     memset(&j, 0, sizeof(j));
-    if (vol && strcmp(r->state, "creating_vol") == 0) {
+    if (vol && strcmp(r->state, VOLUME_CREATING_VOL) == 0) {
         t = create_volume;
         n = 2;
-        j.success = "available";
+        j.success = VOLUME_AVAILABLE;
         j.reschedule = 1;
-    } else if (vol && strcmp(r->state, "extending") == 0) {
+    } else if (vol && strcmp(r->state, VOLUME_EXTENDING) == 0) {
         t = extend_volume;
         n = 2;
-        j.success = "available";
+        j.success = VOLUME_AVAILABLE;
         j.fail_attrs = "{\"new_size\":null}";
-    } else if (vol && strcmp(r->state, "deleting") == 0) {
+    } else if (vol && strcmp(r->state, VOLUME_DELETING) == 0) {
         t = delete_volume;
         n = 1;
-        j.success = "deleted";
-    } else if (!vol && strcmp(r->state, "creating") == 0) {
+        j.success = VOLUME_DELETED;
+    } else if (!vol && strcmp(r->state, SNAPSHOT_CREATING) == 0) {
         t = create_snapshot;
         n = 1;
-        j.success = "available";
-    } else if (!vol && strcmp(r->state, "deleting") == 0) {
+        j.success = SNAPSHOT_AVAILABLE;
+    } else if (!vol && strcmp(r->state, SNAPSHOT_DELETING) == 0) {
         t = delete_snapshot;
         n = 1;
-        j.success = "deleted";
+        j.success = SNAPSHOT_DELETED;
     } else {
         return; /* not a driver step: the API drives attach and detach */
     }
@@ -474,7 +475,8 @@ static void work(struct mgr *m, const struct vse_resource *r)
 
 static void pass(struct mgr *m)
 {
-    static const char *const machines[] = {"volume", "snapshot"};
+    static const char *const machines[] = {VSED_MACHINE_VOLUME,
+                                           VSED_MACHINE_SNAPSHOT};
     struct vse_filter f;
     struct vse_error err;
 
@@ -493,8 +495,9 @@ static void pass(struct mgr *m)
 
 void *vsed_volume_main(void *arg)
 {
-    static const char *const wake[] = {"creating_vol", "extending",
-                                       "deleting", "creating", NULL};
+    static const char *const wake[] = {VOLUME_CREATING_VOL, VOLUME_EXTENDING,
+                                       VOLUME_DELETING, SNAPSHOT_CREATING,
+                                       NULL};
     const atomic_int *stop = arg;
     struct mgr *m = calloc(1, sizeof(*m));
     struct vse_error err;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "names.h"
 #include "vsed.h"
 
 
@@ -168,7 +169,7 @@ static int svc_up(struct svc *s)
     if (rc == VSE_EEXIST && vse_get(hb_db, s->id, &cur, &err) == 0) {
         vse_error_clear(&err);
         if (cur.op[0] == '\0')
-            rc = vse_begin(hb_db, s->id, "run", &o, &out, &err);
+            rc = vse_begin(hb_db, s->id, SERVICE_OP_RUN, &o, &out, &err);
         else
             rc = vse_claim(hb_db, s->id, cur.op_id, &o, &out, &err);
     }
@@ -344,7 +345,7 @@ void vsed_services_stop(void)
         memset(&o, 0, sizeof(o));
         o.reason = "service stopped";
         vse_error_clear(&err);
-        vse_finish(hb_db, svcs[i].id, svcs[i].op_id, "stopped", &o, NULL,
+        vse_finish(hb_db, svcs[i].id, svcs[i].op_id, SERVICE_STOPPED, &o, NULL,
                    &err);
     }
     nsvcs = 0;

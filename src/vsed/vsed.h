@@ -7,6 +7,7 @@
 #ifndef VSED_H
 #define VSED_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -154,7 +155,7 @@ enum vsed_route {
     R_REAP,
     R_PURGE,
     R_EVENTS,
-    R_CINDER, /* the Cinder v3 API (api-cinder.c) */
+    R_CINDER, /* the Cinder v3 API (cinder.c) */
     R_COUNT
 };
 const char *vsed_route_name(int route);
@@ -164,7 +165,7 @@ const char *vsed_route_name(int route);
 int vsed_api_route(const char *path);
 /* Handle one complete request; fills *p (p->body to be freed). */
 void vsed_api_handle(const struct vsed_req *q, struct vsed_resp *p);
-/* Fill *p with the one error shape. */
+/* Fill *p with /v1's one error shape (httpjson.c). */
 void vsed_api_error(struct vsed_resp *p, int status, const char *code,
                     const char *msg, const char *detail, const char *hint);
 /* Check the caller may use a route needing `need`; 0, or fills *p. */
@@ -173,12 +174,57 @@ int vsed_api_allow(const struct vsed_req *q, enum vsed_role need,
 /* noauth: every caller is admin.  Set once at start. */
 extern int vsed_noauth;
 
-/* ---- api-cinder.c ---------------------------------------------------- */
+/* ---- cinder.c: the Cinder v3 API (cinder-*.c hold its resources) ---- */
 
 /* 1 if `path` belongs to the Cinder API ("/", "/v3", "/v3/..."). */
 int vsed_cinder_route(const char *path);
 /* Handle one complete Cinder API request; fills *p. */
 void vsed_cinder_handle(const struct vsed_req *q, struct vsed_resp *p);
+
+/* ---- httpjson.c: what /v1 and the Cinder API share ------------------- */
+
+/* Whose shapes an answer takes. */
+enum vsed_dialect {
+    VSED_DIALECT_V1,    /* {"error": {"code", "message", ...}}, newline */
+    VSED_DIALECT_CINDER /* {"itemNotFound": {"message", "code"}} */
+};
+
+/* Compact JSON of j (stolen) as the body of *p, application/json; an
+ * answer that cannot be made becomes the dialect's 500. */
+void vsed_reply(struct vsed_resp *p, enum vsed_dialect d, int status,
+                json_t *j);
+/* text (malloc'd, taken over) as the body. */
+void vsed_reply_text(struct vsed_resp *p, int status, char *text,
+                     const char *ctype);
+/* An empty application/json body (Cinder's 202 and 204). */
+void vsed_reply_empty(struct vsed_resp *p, int status);
+/* /v1's error object {"error": {...}}; detail and hint may be NULL. */
+json_t *vsed_error_json(const char *code, const char *msg, const char *detail,
+                        const char *hint);
+/* A Cinder fault, {"NAME": {"message": ..., "code": status}}, NAME after
+ * the status as Cinder names it. */
+void vsed_cinder_vfault(struct vsed_resp *p, int status, const char *fmt,
+                        va_list ap);
+/* The HTTP status of a vse error code: VSE_ERROR_MAP's, except that the
+ * Cinder API answers a refused transition 400 (Cinder's "Invalid
+ * volume"). */
+int vsed_http_status(int rc, enum vsed_dialect d);
+/* The visible status of a row's state; "" if its machine or state is not
+ * known to this process. */
+const char *vsed_status_of(vse_db *db, const struct vse_resource *r);
+/* A query argument ("" when given without a value), or NULL. */
+const char *vsed_arg(const struct vsed_req *q, const char *key);
+/* 1 if ct is application/json, with or without parameters. */
+int vsed_is_json_type(const char *ct);
+/* What became of a JSON request body (the size limit is http.c's). */
+enum vsed_body {
+    VSED_BODY_OK,        /* *out: the object, the caller's to decref */
+    VSED_BODY_EMPTY,     /* no body */
+    VSED_BODY_SYNTAX,    /* not JSON: *je says where and why */
+    VSED_BODY_NOT_OBJECT /* JSON, but not an object */
+};
+enum vsed_body vsed_body_parse(const struct vsed_req *q, json_t **out,
+                               json_error_t *je);
 
 /* ---- service.c: roles, heartbeats ------------------------------------ */
 

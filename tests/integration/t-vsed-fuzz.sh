@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t-vsed-fuzz.sh - run the libFuzzer target over vsed's request path
-# (routing, query arguments, JSON bodies, the library's input checks)
-# from the seeds in tests/fuzz/corpus for a bounded time (VSE_FUZZ_SECONDS,
-# default 15) under ASan+UBSan.  Any crash, leak or sanitizer report fails.
+# (routing, query arguments, JSON bodies, the library's input checks), for
+# /v1 and the Cinder v3 API (microversions, volume actions), from the
+# seeds in tests/fuzz/corpus for a bounded time (VSE_FUZZ_SECONDS, default
+# 15) under ASan+UBSan.  Any crash, leak or sanitizer report fails.
 set -u
 B=${VSE_BUILD:?VSE_BUILD names the build directory}
 F=$B/tests/fuzz-api
