@@ -195,7 +195,6 @@ INSTALL      ?= install
 
 INST_MAN      := $(sort $(wildcard man/*.1))
 INST_MACHINES := $(sort $(wildcard machines/*.yaml))
-INST_EXAMPLES := $(sort $(wildcard etc/*.yaml etc/vse/*))
 INST_UNITS    := vsed.service vsed@.service
 # Every file install puts under DESTDIR; uninstall removes exactly these.
 INSTALLED := $(BINDIR)/vsectl $(BINDIR)/vsed \
@@ -203,11 +202,12 @@ INSTALLED := $(BINDIR)/vsectl $(BINDIR)/vsed \
     $(LIBDIR)/libvse.so $(LIBDIR)/libvse.a $(INCLUDEDIR)/vse.h \
     $(PKGCONFIGDIR)/vse.pc $(addprefix $(MANDIR)/man1/,$(notdir $(INST_MAN))) \
     $(addprefix $(VSE_SHARE)/machines/,$(notdir $(INST_MACHINES))) \
-    $(patsubst etc/%,$(VSE_SHARE)/examples/%,$(INST_EXAMPLES)) \
+    $(patsubst etc/%,$(VSE_SHARE)/examples/%,$(wildcard etc/*.yaml)) \
+    $(patsubst etc/vse/%,$(VSE_SHARE)/examples/etc-vse/%,$(wildcard etc/vse/*)) \
     $(addprefix $(UNITDIR)/,$(INST_UNITS))
 # The directories only vse uses, deepest first: uninstall removes them
 # when they are empty.
-VSE_DIRS := $(VSE_SHARE)/examples/vse $(VSE_SHARE)/examples \
+VSE_DIRS := $(VSE_SHARE)/examples/etc-vse $(VSE_SHARE)/examples \
     $(VSE_SHARE)/machines $(VSE_SHARE)
 VSE_SUBST := sed -e 's|@VERSION@|$(VSE_VERSION)|g' \
     -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
@@ -231,7 +231,8 @@ install: all
 	$(INSTALL) -m 644 $(INST_MACHINES) $(DESTDIR)$(VSE_SHARE)/machines/
 	$(INSTALL) -m 644 $(wildcard etc/*.yaml) \
 	    $(DESTDIR)$(VSE_SHARE)/examples/
-	$(INSTALL) -m 644 $(wildcard etc/vse/*) $(DESTDIR)$(VSE_SHARE)/examples/vse/
+	$(INSTALL) -m 644 $(wildcard etc/vse/*) \
+	    $(DESTDIR)$(VSE_SHARE)/examples/etc-vse/
 	for u in $(INST_UNITS); do \
 	    $(VSE_SUBST) etc/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
@@ -258,7 +259,8 @@ deb:
 	    tar -xf - -C $(DEB_SRC)
 	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 	    dpkg-buildpackage -us -uc -b
-	lintian --fail-on error $(DEB_DIR)/*.changes | tee $(DEB_DIR)/lintian.txt
+	lintian --fail-on error $(DEB_DIR)/*.changes >$(DEB_DIR)/lintian.txt \
+	    2>&1; st=$$?; cat $(DEB_DIR)/lintian.txt; exit $$st
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 endif

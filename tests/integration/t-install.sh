@@ -70,7 +70,8 @@ lib/systemd/system/vsed.service
 lib/systemd/system/vsed@.service
 $(cd man && for f in *.1; do echo "share/man/man1/$f"; done)
 $(cd machines && for f in *.yaml; do echo "share/vse/machines/$f"; done)
-$(cd etc && for f in *.yaml vse/*; do echo "share/vse/examples/$f"; done)
+$(cd etc && for f in *.yaml; do echo "share/vse/examples/$f"; done)
+$(cd etc/vse && for f in *; do echo "share/vse/examples/etc-vse/$f"; done)
 EOF2
 )
 got=$(cd "$D$P" && find . ! -type d | sed 's|^\./||' | sort | while read -r f
