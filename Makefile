@@ -27,9 +27,9 @@ ifeq ($(VSE_DEPS_OK),)
 # ---- entry points: install dependencies, then re-enter -----------------
 .DEFAULT_GOAL := all
 .PHONY: all run example check check-asan check-tsan check-style bench \
-        bench-http deps clean tests docs
+        bench-http deps clean tests docs install uninstall deb
 all run example check check-asan check-tsan bench bench-http tests docs \
-check-style:
+check-style install uninstall deb:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory VSE_DEPS_OK=1 $@
 deps:
@@ -125,7 +125,8 @@ $(BUILD)/libvse.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/libvse.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libvse.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) -shared -Wl,-soname,$(VSE_SONAME) -Wl,-z,defs $(LDFLAGS) -o $@ $^ \
+	    $(PKG_LIBS)
 
 # vsectl check --pool reads pools with the driver's own naming.
 $(BUILD)/vsectl: $(VSECTL_OBJ) $(COMMON_OBJ) $(BUILD)/obj/src/driver/driver.o \
@@ -242,6 +243,105 @@ bench: all $(BENCH_BIN)
 
 docs: all
 	scripts/render-docs.sh $(BUILD)
+
+# ---- install, uninstall, deb; what libvse.so exports ---------------------
+# The ABI of libvse.so is include/vse.h and nothing else: everything is
+# compiled with hidden visibility, and vse.h marks what it declares as
+# exported.  The soname follows VSE_VERSION_STRING in vse.h: before 1.0 a
+# minor version may break the ABI (vse.h says so), so the soname is
+# libvse.so.0.MINOR; from 1.0 on it is libvse.so.MAJOR, and only an
+# incompatible change bumps MAJOR (docs/operations.md, "Installing").
+CFLAGS += -fvisibility=hidden
+VSE_VERSION   := $(shell sed -n 's/.*define VSE_VERSION_STRING "\([^"]*\)".*/\1/p' include/vse.h)
+VSE_VMAJOR    := $(word 1,$(subst ., ,$(VSE_VERSION)))
+VSE_VMINOR    := $(word 2,$(subst ., ,$(VSE_VERSION)))
+VSE_SOVERSION := $(if $(filter 0,$(VSE_VMAJOR)),0.$(VSE_VMINOR),$(VSE_VMAJOR))
+VSE_SONAME    := libvse.so.$(VSE_SOVERSION)
+
+DESTDIR      ?=
+PREFIX       ?= /usr/local
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+DATADIR      ?= $(PREFIX)/share
+MANDIR       ?= $(DATADIR)/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# systemd also reads /usr/local/lib/systemd/system; Debian passes its own.
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+# What the units read, whatever the prefix; install writes nothing there.
+CONFDIR      ?= /etc/vse
+STATEDIR     ?= /var/lib/vse
+VSE_SHARE    := $(DATADIR)/vse
+INSTALL      ?= install
+
+INST_MAN      := $(sort $(wildcard man/*.1))
+INST_MACHINES := $(sort $(wildcard machines/*.yaml))
+INST_UNITS    := vsed.service vsed@.service
+# Every file install puts under DESTDIR; uninstall removes exactly these.
+INSTALLED := $(BINDIR)/vsectl $(BINDIR)/vsed \
+    $(LIBDIR)/libvse.so.$(VSE_VERSION) $(LIBDIR)/$(VSE_SONAME) \
+    $(LIBDIR)/libvse.so $(LIBDIR)/libvse.a $(INCLUDEDIR)/vse.h \
+    $(PKGCONFIGDIR)/vse.pc $(addprefix $(MANDIR)/man1/,$(notdir $(INST_MAN))) \
+    $(addprefix $(VSE_SHARE)/machines/,$(notdir $(INST_MACHINES))) \
+    $(patsubst etc/%,$(VSE_SHARE)/examples/%,$(wildcard etc/*.yaml)) \
+    $(patsubst etc/vse/%,$(VSE_SHARE)/examples/etc-vse/%,$(wildcard etc/vse/*)) \
+    $(addprefix $(UNITDIR)/,$(INST_UNITS))
+# The directories only vse uses, deepest first: uninstall removes them
+# when they are empty.
+VSE_DIRS := $(VSE_SHARE)/examples/etc-vse $(VSE_SHARE)/examples \
+    $(VSE_SHARE)/machines $(VSE_SHARE)
+VSE_SUBST := sed -e 's|@VERSION@|$(VSE_VERSION)|g' \
+    -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+    -e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
+    -e 's|@PKGS@|$(PKGS)|g'
+
+.PHONY: install uninstall deb
+install: all
+	$(INSTALL) -d $(addprefix $(DESTDIR),$(BINDIR) $(LIBDIR) \
+	    $(INCLUDEDIR) $(PKGCONFIGDIR) $(MANDIR)/man1 $(VSE_DIRS) $(UNITDIR))
+	$(INSTALL) -m 755 $(BUILD)/vsectl $(BUILD)/vsed $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 $(BUILD)/libvse.so \
+	    $(DESTDIR)$(LIBDIR)/libvse.so.$(VSE_VERSION)
+	ln -sf libvse.so.$(VSE_VERSION) $(DESTDIR)$(LIBDIR)/$(VSE_SONAME)
+	ln -sf $(VSE_SONAME) $(DESTDIR)$(LIBDIR)/libvse.so
+	$(INSTALL) -m 644 $(BUILD)/libvse.a $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 644 include/vse.h $(DESTDIR)$(INCLUDEDIR)/
+	$(VSE_SUBST) vse.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/vse.pc
+	$(INSTALL) -m 644 $(INST_MAN) $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 644 $(INST_MACHINES) $(DESTDIR)$(VSE_SHARE)/machines/
+	$(INSTALL) -m 644 $(wildcard etc/*.yaml) \
+	    $(DESTDIR)$(VSE_SHARE)/examples/
+	$(INSTALL) -m 644 $(wildcard etc/vse/*) \
+	    $(DESTDIR)$(VSE_SHARE)/examples/etc-vse/
+	for u in $(INST_UNITS); do \
+	    $(VSE_SUBST) etc/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	for d in $(addprefix $(DESTDIR),$(VSE_DIRS)); do \
+	    [ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d" || exit 1; \
+	done
+
+# Binary packages from debian/, built in a copy of the tree so that
+# neither the tree nor its parent directory is written; the .debs and
+# lintian's verdict end up in $(BUILD)/deb.
+DEB_DIR := $(BUILD)/deb
+DEB_SRC := $(DEB_DIR)/vse-$(VSE_VERSION)
+deb:
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VSE_VERSION)" ] || \
+	  { echo "debian/changelog is at $$v, vse.h at $(VSE_VERSION)" >&2; exit 1; }
+	@grep -qx 'Package: libvse$(VSE_SOVERSION)' debian/control || \
+	  { echo "debian/control: the library package of $(VSE_SONAME) must be libvse$(VSE_SOVERSION)" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	tar -cf - --exclude=./build --exclude=./var --exclude=./.git . | \
+	    tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	    dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(DEB_DIR)/*.changes >$(DEB_DIR)/lintian.txt \
+	    2>&1; st=$$?; cat $(DEB_DIR)/lintian.txt; exit $$st
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 endif

@@ -26,6 +26,13 @@
 extern "C" {
 #endif
 
+/* libvse.so is built with -fvisibility=hidden: what this header declares
+ * is exported, and nothing else (internal vse__ functions stay private).
+ * The ABI rule is in docs/operations.md. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(default)
+#endif
+
 /* Before 1.0, a minor version may change structs the caller allocates
  * (0.3.0 added vse_filter.not_state) or remove functions (0.4.0 removed
  * vse_set_coordination() and enum vse_coordination: vsed's comparison
@@ -472,6 +479,10 @@ typedef void (*vse_violation_fn)(void *ctx, const char *id, const char *msg);
  */
 int vse_check(vse_db *db, const char *id, vse_violation_fn cb, void *ctx,
               int64_t *violations, struct vse_error *err);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -1407,6 +1407,92 @@ static void lower_first(char *s)
         s[0] = (char)(s[0] - 'A' + 'a');
 }
 
+/* 1 if only white space follows 1-based (line, col) of buf: the place
+ * libfyaml reports an error at when the input ran out. */
+static int at_end(const char *buf, size_t len, int line, int col)
+{
+    size_t i = 0;
+
+    for (int n = 1; n < line && i < len; i++)
+        if (buf[i] == '\n')
+            n++;
+    /* Columns count characters: skip UTF-8 continuation bytes. */
+    for (int c = 1; c < col && i < len && buf[i] != '\n'; c++)
+        for (i++; i < len && ((unsigned char)buf[i] & 0xc0) == 0x80; i++)
+            ;
+    for (; i < len; i++)
+        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' &&
+            buf[i] != '\n')
+            return 0;
+    return 1;
+}
+
+/*
+ * A flow collection ('[' or '{') still open where the text ends: libfyaml
+ * reports it at the end of the file, where nothing can be fixed, so find
+ * the innermost one still open with the scanner, whose tokens carry their
+ * start marks.  1 with its 1-based place and kind, or 0.
+ */
+static int unclosed_flow(const char *buf, size_t len, int *line, int *col,
+                         int *mapping)
+{
+    enum { OPEN_MAX = 64 }; /* libfyaml's own nesting limit */
+    struct { int line, col, mapping; } open[OPEN_MAX];
+    struct fy_diag_cfg dc;
+    struct fy_parse_cfg pc;
+    struct fy_parser *fyp;
+    struct fy_diag *fyd;
+    struct fy_token *t;
+    int depth = 0, deep = 0;
+
+    fy_diag_cfg_default(&dc);
+    dc.fp = NULL;
+    dc.output_fn = fy_quiet;
+    dc.colorize = false;
+    fyd = fy_diag_create(&dc);
+    if (fyd == NULL)
+        return 0;
+    fy_diag_set_collect_errors(fyd, true);
+    memset(&pc, 0, sizeof(pc));
+    pc.flags = FYPCF_QUIET;
+    pc.diag = fyd;
+    fyp = fy_parser_create(&pc);
+    if (fyp == NULL || fy_parser_set_string(fyp, buf, len) != 0) {
+        fy_parser_destroy(fyp);
+        fy_diag_destroy(fyd);
+        return 0;
+    }
+    while ((t = fy_scan(fyp)) != NULL) {
+        enum fy_token_type type = fy_token_get_type(t);
+
+        if (type == FYTT_FLOW_SEQUENCE_START ||
+            type == FYTT_FLOW_MAPPING_START) {
+            const struct fy_mark *mk = fy_token_start_mark(t);
+
+            if (depth < OPEN_MAX && mk != NULL) {
+                open[depth].line = mk->line + 1;
+                open[depth].col = mk->column + 1;
+                open[depth].mapping = type == FYTT_FLOW_MAPPING_START;
+            } else {
+                deep = 1;
+            }
+            depth++;
+        } else if ((type == FYTT_FLOW_SEQUENCE_END ||
+                    type == FYTT_FLOW_MAPPING_END) && depth > 0) {
+            depth--;
+        }
+        fy_scan_token_free(fyp, t);
+    }
+    fy_parser_destroy(fyp);
+    fy_diag_destroy(fyd);
+    if (depth == 0 || deep)
+        return 0;
+    *line = open[depth - 1].line;
+    *col = open[depth - 1].col;
+    *mapping = open[depth - 1].mapping;
+    return 1;
+}
+
 /* Parse the YAML text; NULL when there is no usable single document (the
  * reason is in l's diagnostics). */
 static struct fy_document *parse(struct loader *l, struct fy_parser **fypp,
@@ -1418,6 +1504,7 @@ static struct fy_document *parse(struct loader *l, struct fy_parser **fypp,
     struct fy_document *doc = NULL, *extra;
     struct fy_diag_error *e;
     void *it = NULL;
+    int moved = 0;
 
     fy_diag_cfg_default(&dc);
     dc.fp = NULL;
@@ -1455,9 +1542,20 @@ static struct fy_document *parse(struct loader *l, struct fy_parser **fypp,
     }
     while ((e = fy_diag_errors_iterate(*diagp, &it)) != NULL) {
         char msg[DIAG_MSG_SIZE];
+        int line, col, mapping;
 
         if (e->type < FYET_ERROR)
             continue;
+        /* The text ended inside a '[' or '{': say where it was opened
+         * (libfyaml's own message for a mapping is "missing comma"). */
+        if (!moved && at_end(buf, len, e->line, e->column) &&
+            unclosed_flow(buf, len, &line, &col, &mapping)) {
+            moved = 1;
+            error_at(l, line, col, "yaml syntax error: flow %s without a "
+                     "closing %s", mapping ? "mapping" : "sequence",
+                     mapping ? "brace" : "bracket");
+            continue;
+        }
         vse__strlcpy(msg, e->msg ? e->msg : "error", sizeof(msg));
         lower_first(msg);
         error_at(l, e->line, e->column, "yaml syntax error: %s", msg);

@@ -1,8 +1,9 @@
 /*
  * cmd-bench.c - `vsectl bench`: N forked clients, each with its own store
- * handle, run attach/detach cycles on R volumes.  The cycle is the one
- * bench/raw-sqlite.c runs with hand-written SQL, so that the two numbers
- * of `make bench` compare the enforcer with the bare engine.
+ * handle (or, with --url, its own connection to vsed), run attach/detach
+ * cycles on R volumes.  The cycle is the one bench/raw-sqlite.c runs with
+ * hand-written SQL, so that the two numbers of `make bench` compare the
+ * enforcer with the bare engine; through vsed it adds what HTTP costs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -88,35 +89,47 @@ static int read_all(int fd, void *buf, size_t len)
  * volume's create path.  Ones at rest (available or in_use) are left as
  * they are; one left busy by an interrupted run is reset to available.
  */
-static int bench_setup(vse_db *db, int64_t nres)
+static int bench_setup(struct ctx *ctx, int64_t nres)
 {
-    struct vse_resource r;
+    char status[VSE_STATUS_MAX + 1];
+    struct vse_resource r, w;
     struct vse_error err;
-    struct vse_opts o;
+    struct tr t;
     char id[32];
     int rc;
 
     for (int64_t i = 0; i < nres; i++) {
         snprintf(id, sizeof(id), "bench-%" PRId64, i);
         vse_error_clear(&err);
-        rc = vse_get(db, id, &r, &err);
+        rc = ctx->ops->get(ctx, id, &r, status, &err);
         if (rc == 0 && r.op[0] == '\0')
             continue;
+        memset(&t, 0, sizeof(t));
+        t.id = id;
         if (rc == 0) {
-            memset(&o, 0, sizeof(o));
-            o.reason = "bench: left busy by an earlier run";
-            o.owner = "vsectl-bench";
-            rc = vse_reset_state(db, id, "available", &o, NULL, &err);
+            t.kind = VSE_KIND_RESET;
+            t.to = "available";
+            t.o.reason = "bench: left busy by an earlier run";
+            t.o.owner = "vsectl-bench";
+            rc = ctx->ops->transition(ctx, &t, &w, status, &err);
         } else if (rc == VSE_ENOTFOUND) {
-            rc = vse_create(db, BENCH_MACHINE, id, NULL, &r, &err);
+            t.kind = VSE_KIND_CREATE;
+            t.machine = BENCH_MACHINE;
+            rc = ctx->ops->transition(ctx, &t, &r, status, &err);
+            memset(&t, 0, sizeof(t));
+            t.id = id;
+            t.op_id = r.op_id;
+            t.kind = VSE_KIND_STEP;
+            t.to = "scheduling";
             if (rc >= 0)
-                rc = vse_step(db, id, r.op_id, "scheduling", NULL, NULL, &err);
+                rc = ctx->ops->transition(ctx, &t, &w, status, &err);
+            t.to = "creating_vol";
             if (rc >= 0)
-                rc = vse_step(db, id, r.op_id, "creating_vol", NULL, NULL,
-                              &err);
+                rc = ctx->ops->transition(ctx, &t, &w, status, &err);
+            t.kind = VSE_KIND_FINISH;
+            t.to = "available";
             if (rc >= 0)
-                rc = vse_finish(db, id, r.op_id, "available", NULL, NULL,
-                                &err);
+                rc = ctx->ops->transition(ctx, &t, &w, status, &err);
         }
         if (rc < 0) {
             warnx_("bench: cannot set up '%s'", id);
@@ -127,7 +140,9 @@ static int bench_setup(vse_db *db, int64_t nres)
 }
 
 struct client {
-    vse_db *db;
+    /* The client's own store handle (ctx.db), or with --url its own
+     * connection to vsed (ctx.ops, client-http.c). */
+    struct ctx ctx;
     int n; /* client number, for messages */
     struct vse_opts o;
     struct bench_report rep;
@@ -159,6 +174,60 @@ static int timed(struct client *c, int rc, int64_t t0, const char *what,
     return 0;
 }
 
+/* Through vsed (--url): the same calls as the client's own handle makes
+ * in cycle(), as requests to /v1. */
+static int http_call(struct client *c, enum vse_kind kind, const char *id,
+                     const char *op, const char *op_id, const char *to,
+                     struct vse_resource *out)
+{
+    char status[VSE_STATUS_MAX + 1];
+    struct vse_resource tmp;
+    struct tr t;
+
+    memset(&t, 0, sizeof(t));
+    t.kind = kind;
+    t.id = id;
+    t.op = op;
+    t.op_id = op_id;
+    t.to = to;
+    t.o.owner = c->o.owner;
+    return c->ctx.ops->transition(&c->ctx, &t, out ? out : &tmp, status,
+                                  &c->err);
+}
+
+static int get(struct client *c, const char *id, struct vse_resource *r)
+{
+    char status[VSE_STATUS_MAX + 1];
+
+    if (c->ctx.url != NULL)
+        return c->ctx.ops->get(&c->ctx, id, r, status, &c->err);
+    return vse_get(c->ctx.db, id, r, &c->err);
+}
+
+static int begin(struct client *c, const char *id, const char *op,
+                 struct vse_resource *out)
+{
+    if (c->ctx.url != NULL)
+        return http_call(c, VSE_KIND_BEGIN, id, op, NULL, NULL, out);
+    return vse_begin(c->ctx.db, id, op, &c->o, out, &c->err);
+}
+
+static int step(struct client *c, const char *id, const char *op_id,
+                const char *to)
+{
+    if (c->ctx.url != NULL)
+        return http_call(c, VSE_KIND_STEP, id, NULL, op_id, to, NULL);
+    return vse_step(c->ctx.db, id, op_id, to, NULL, NULL, &c->err);
+}
+
+static int finish(struct client *c, const char *id, const char *op_id,
+                  const char *to)
+{
+    if (c->ctx.url != NULL)
+        return http_call(c, VSE_KIND_FINISH, id, NULL, op_id, to, NULL);
+    return vse_finish(c->ctx.db, id, op_id, to, NULL, NULL, &c->err);
+}
+
 /* One cycle on one resource: get, then attach (3 transitions) or detach
  * (2).  0 (also for a refusal), -1 on a real error. */
 static int cycle(struct client *c, const char *id)
@@ -168,7 +237,7 @@ static int cycle(struct client *c, const char *id)
     int rc, attach;
 
     vse_error_clear(&c->err);
-    rc = vse_get(c->db, id, &r, &c->err);
+    rc = get(c, id, &r);
     if (rc < 0)
         return timed(c, rc, t0, "get", id);
     attach = strcmp(r.state, "available") == 0;
@@ -177,10 +246,10 @@ static int cycle(struct client *c, const char *id)
         return 0;
     }
     /* Decide against the row just read, as raw-sqlite does: one read
-     * per begin, not two. */
+     * per begin, not two.  (vsed reads it again: the API has no way to
+     * pass it.) */
     c->o.seen = &r;
-    rc = vse_begin(c->db, id, attach ? "attach" : "detach", &c->o, &b,
-                   &c->err);
+    rc = begin(c, id, attach ? "attach" : "detach", &b);
     c->o.seen = NULL;
     if (refused(rc)) {
         c->rep.refused++;
@@ -190,19 +259,18 @@ static int cycle(struct client *c, const char *id)
         return -1;
     if (attach) {
         t0 = vse__now_mono_us();
-        rc = vse_step(c->db, id, b.op_id, "attaching", NULL, NULL, &c->err);
+        rc = step(c, id, b.op_id, "attaching");
         if (timed(c, rc, t0, "step", id) != 0)
             return -1;
     }
     t0 = vse__now_mono_us();
-    rc = vse_finish(c->db, id, b.op_id, attach ? "in_use" : "available", NULL,
-                    NULL, &c->err);
+    rc = finish(c, id, b.op_id, attach ? "in_use" : "available");
     return timed(c, rc, t0, "finish", id);
 }
 
 /* The child: open, wait for the start, loop, report.  Never returns. */
-static void client_main(const char *url, int n, int64_t nres, int64_t secs,
-                        int go_fd, int out_fd)
+static void client_main(const struct ctx *ctx, int n, int64_t nres,
+                        int64_t secs, int go_fd, int out_fd)
 {
     struct client c;
     char owner[64], id[32], b;
@@ -214,10 +282,19 @@ static void client_main(const char *url, int n, int64_t nres, int64_t secs,
     c.n = n;
     snprintf(owner, sizeof(owner), "bench-%d@%ld", n, (long)getpid());
     c.o.owner = owner;
-    rc = vse_open(url, &c.db, &c.err);
-    if (rc < 0) {
-        fprintf(stderr, "vsectl: bench client %d: %s\n", n, c.err.msg);
-        c.rep.failed = 1;
+    c.ctx.cmd = ctx->cmd;
+    c.ctx.token = ctx->token;
+    if (ctx->url != NULL) {
+        c.ctx.url = ctx->url;
+        if (client_http_open(&c.ctx) != 0)
+            c.rep.failed = 1;
+    } else {
+        rc = vse_open(ctx->store_url, &c.ctx.db, &c.err);
+        if (rc < 0) {
+            fprintf(stderr, "vsectl: bench client %d: %s\n", n, c.err.msg);
+            c.ctx.db = NULL;
+            c.rep.failed = 1;
+        }
     }
     /* Every client starts when the parent closes the go pipe, so that
      * opening the store is not measured and all run at the same time. */
@@ -234,7 +311,7 @@ static void client_main(const char *url, int n, int64_t nres, int64_t secs,
     }
     c.rep.elapsed_us = vse__now_mono_us() - start;
     c.rep.nsamples = (int64_t)c.s.n;
-    vse_close(c.db);
+    ctx_close(&c.ctx);
     if (write_all(out_fd, &c.rep, sizeof(c.rep)) != 0 ||
         write_all(out_fd, c.s.v, c.s.n * sizeof(*c.s.v)) != 0)
         _exit(EXIT_ERROR);
@@ -321,11 +398,12 @@ static void print_result(const struct ctx *ctx, int json, int64_t clients,
     uint32_t p50 = percentile(t->s.v, t->s.n, 50);
     uint32_t p99 = percentile(t->s.v, t->s.n, 99);
 
-    redact_url(ctx->store_url, url, sizeof(url));
+    /* Through vsed, "store" names the vsed the cycles went through. */
+    redact_url(ctx->url ? ctx->url : ctx->store_url, url, sizeof(url));
     if (json) {
         print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:I, s:I, "
                              "s:I}",
-                             "engine", "vse", "store", url,
+                             "engine", ctx->url ? "vsed" : "vse", "store", url,
                              "clients", (json_int_t)clients, "resources",
                              (json_int_t)nres, "seconds", (json_int_t)secs,
                              "transitions", (json_int_t)t->transitions,
@@ -334,9 +412,10 @@ static void print_result(const struct ctx *ctx, int json, int64_t clients,
                              (json_int_t)p50, "p99_us", (json_int_t)p99));
         return;
     }
-    printf("bench: vse on %s, %" PRId64 " clients, %" PRId64
+    printf("bench: %s %s, %" PRId64 " clients, %" PRId64
            " resources, %" PRId64 " s\n",
-           url, clients, nres, secs);
+           ctx->url ? "vse through vsed at" : "vse on", url, clients, nres,
+           secs);
     printf("transitions        %" PRId64 "\n", t->transitions);
     printf("transitions_per_s  %.1f\n", tps);
     printf("refused            %" PRId64 "\n", t->refused);
@@ -381,7 +460,7 @@ static int run_clients(const struct ctx *ctx, int64_t clients, int64_t nres,
             close(p[0]);
             for (int64_t j = 0; j < started; j++)
                 close(fds[j]);
-            client_main(ctx->store_url, (int)started, nres, secs, go[0], p[1]);
+            client_main(ctx, (int)started, nres, secs, go[0], p[1]);
         }
         close(p[1]);
         fds[started] = p[0];
@@ -420,6 +499,7 @@ int cmd_bench(int argc, char **argv, struct ctx *ctx)
         {NULL, 0, NULL, 0}};
     int64_t clients = 1, nres = 1, secs = 5;
     struct totals t;
+    char *url = NULL;
     int json = 0, st = 0;
 
     for (;;) {
@@ -445,13 +525,17 @@ int cmd_bench(int argc, char **argv, struct ctx *ctx)
     }
     st = want_args(ctx, argc - optind, 0, 0);
     if (st == 0)
-        st = ctx_need_store(ctx);
-    if (st == 0)
         st = ctx_open(ctx);
     if (st == 0)
-        st = bench_setup(ctx->db, nres);
-    /* A handle must not cross fork(): each client opens its own. */
+        st = bench_setup(ctx, nres);
+    /* --url as client_http_open() made it, which ctx_close() frees. */
+    if (st == 0 && ctx->url != NULL && (url = strdup(ctx->url)) == NULL)
+        st = report(VSE_ENOMEM, NULL);
+    /* Neither a store handle nor a connection may cross fork(): each
+     * client makes its own. */
     ctx_close(ctx);
+    ctx->ops = NULL;
+    ctx->url = url;
     if (st != 0)
         return st;
     memset(&t, 0, sizeof(t));
@@ -462,5 +546,7 @@ int cmd_bench(int argc, char **argv, struct ctx *ctx)
         print_result(ctx, json, clients, nres, secs, &t);
     }
     free(t.s.v);
+    ctx->url = NULL;
+    free(url);
     return st;
 }

@@ -214,7 +214,8 @@ static const struct cmd_doc docs[] = {
      "Run N processes, each with its own store handle, doing attach and "
      "detach cycles\n(begin, step, finish) on R volumes bench-0 .. bench-R-1 "
      "for S seconds, and\nprint transitions, transitions per second, "
-     "refusals and latency percentiles.",
+     "refusals and latency percentiles.\nWith --url, each process makes the "
+     "same calls through vsed's /v1 API instead.",
      "      --clients N      client processes (default 1)\n"
      "      --resources R    volumes (default 1)\n"
      "      --seconds S      how long (default 5)\n"

@@ -160,7 +160,7 @@ int ctx_load_machines(struct ctx *ctx);
  * status (after printing the error). */
 int ctx_open(struct ctx *ctx);
 void ctx_close(struct ctx *ctx);
-/* Commands that need a store itself (check, bench): usage error with
+/* Commands that need a store itself (check, migrate): usage error with
  * --url.  0 or exit status. */
 int ctx_need_store(struct ctx *ctx);
 

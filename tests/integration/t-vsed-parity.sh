@@ -2,7 +2,7 @@
 # t-vsed-parity.sh - vsectl --url (through vsed) and vsectl --store (the
 # library in process) run the same script of commands on two fresh
 # stores: every command must print the same and exit the same, op_ids and
-# times aside.
+# times aside.  And vsectl bench --url runs its cycles through vsed.
 set -u
 . "$(dirname "$0")/vsed-lib.sh"
 export USER=tester
@@ -88,5 +88,51 @@ grep -q '^rc=3$' "$T/url.out" && grep -q '^rc=4$' "$T/url.out" &&
     not_ok "unreachable vsed" "$(cat "$T/err")"
 "$VSECTL" --url "ftp://x" get p1 >/dev/null 2>&1
 [ $? = 2 ] && ok "bad --url: exit 2" || not_ok "bad --url: exit 2"
+
+# bench --url: the same cycles through vsed, the same report.  The store
+# vsed serves ends up with the bench volumes and a valid history.
+"$VSECTL" --url "$URL" bench --clients 2 --resources 3 --seconds 1 \
+    >"$T/bench" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && python3 - "$T/bench" "$URL" <<'EOF2'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines[0] == ("bench: vse through vsed at %s, 2 clients, 3 resources, "
+                    "1 s" % sys.argv[2]), lines
+keys = [l.split()[0] for l in lines[1:]]
+assert keys == ["transitions", "transitions_per_s", "refused", "p50_us",
+                "p99_us"], lines
+vals = dict(l.split() for l in lines[1:])
+assert int(vals["transitions"]) > 0 and float(vals["transitions_per_s"]) > 0
+assert int(vals["p50_us"]) <= int(vals["p99_us"]), lines
+EOF2
+then ok "bench --url (human)"; else not_ok "bench --url (human)" "rc=$rc" \
+    "$(cat "$T/bench")"; fi
+"$VSECTL" --url "$URL/" bench --clients 1 --resources 3 --seconds 1 --json \
+    >"$T/bench" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && python3 - "$T/bench" "$URL" <<'EOF2'
+import json, sys
+j = json.loads(open(sys.argv[1]).read())
+assert set(j) == {"transitions", "transitions_per_s", "refused", "p50_us",
+                  "p99_us", "clients", "resources", "seconds", "engine",
+                  "store"}, j
+assert j["engine"] == "vsed" and j["store"] == sys.argv[2], j
+assert j["clients"] == 1 and j["resources"] == 3 and j["transitions"] > 0, j
+EOF2
+then ok "bench --url --json"; else not_ok "bench --url --json" "rc=$rc" \
+    "$(cat "$T/bench")"; fi
+out=$("$VSECTL" --url "$URL" list --state available 2>&1;
+    "$VSECTL" --url "$URL" list --state in_use 2>&1)
+n=$(grep -c '^bench-[012] ' <<<"$out")
+[ "$n" = 3 ] && ok "bench --url made its 3 volumes in vsed's store" ||
+    not_ok "bench volumes in vsed's store" "$out"
+"$VSECTL" --url "http://127.0.0.1:1" bench --seconds 1 >/dev/null 2>"$T/err"
+[ $? = 1 ] && grep -q 'cannot reach vsed' "$T/err" &&
+    ok "bench --url, vsed unreachable: exit 1" ||
+    not_ok "bench --url, vsed unreachable" "$(cat "$T/err")"
 stop_vsed
+"$VSECTL" --store "sqlite:$T/b.db" check >"$T/err" 2>&1
+[ $? = 0 ] && ok "bench --url leaves a valid history" ||
+    not_ok "bench --url leaves a valid history" "$(cat "$T/err")"
 finish

@@ -638,9 +638,40 @@ static void test_diff_small_buffer(void **state)
 static void test_err_yaml_syntax(void **state)
 {
     (void)state;
-    expect_error("machine: m\nstates: [a, b\n", 3, 1,
+    expect_error("machine: m\nversion: 1\nstates: [a, b, c]]\n", 3, 18,
+                 "yaml syntax error: flow sequence with invalid extra "
+                 "closing bracket");
+}
+
+/* The text ends inside a '[' or '{': reported where it was opened, not
+ * at the end of the file (libfyaml's place). */
+static void test_err_unclosed_flow_sequence(void **state)
+{
+    (void)state;
+    expect_error("machine: m\nstates: [a, b\n", 2, 9,
                  "yaml syntax error: flow sequence without a closing "
                  "bracket");
+    /* No newline at the end, white space after, a key swallowed. */
+    expect_error("machine: m\nstates: [a, b", 2, 9,
+                 "flow sequence without a closing bracket");
+    expect_error("machine: m\nstates: [a, b\n  \n\n", 2, 9,
+                 "flow sequence without a closing bracket");
+    expect_error("machine: m\nstates: [a, b\nversion: 1\n", 2, 9,
+                 "flow sequence without a closing bracket");
+    /* The innermost one still open. */
+    expect_error("machine: m\nstates: [a, [b, c], [d\n", 2, 21,
+                 "flow sequence without a closing bracket");
+}
+
+static void test_err_unclosed_flow_mapping(void **state)
+{
+    (void)state;
+    expect_error("machine: m\nstates: {a: 1, b: 2\n", 2, 9,
+                 "yaml syntax error: flow mapping without a closing brace");
+    expect_error("machine: m\nstates: [a, {b: 1\n", 2, 13,
+                 "flow mapping without a closing brace");
+    expect_error("machine: m\nstates: {a: [1, 2], b: 2", 2, 9,
+                 "flow mapping without a closing brace");
 }
 
 static void test_err_empty(void **state)
@@ -1276,6 +1307,8 @@ int main(void)
         cmocka_unit_test(test_diff_unreadable_pin),
         cmocka_unit_test(test_diff_small_buffer),
         cmocka_unit_test(test_err_yaml_syntax),
+        cmocka_unit_test(test_err_unclosed_flow_sequence),
+        cmocka_unit_test(test_err_unclosed_flow_mapping),
         cmocka_unit_test(test_err_empty),
         cmocka_unit_test(test_err_only_comments),
         cmocka_unit_test(test_err_two_documents),
