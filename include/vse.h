@@ -30,7 +30,7 @@ extern "C" {
  * (0.3.0 added vse_filter.not_state): rebuild against the new header. */
 #define VSE_VERSION_STRING "0.3.0"
 /* The store schema this libvse writes; older ones are migrated on open. */
-#define VSE_SCHEMA_VERSION 2
+#define VSE_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */

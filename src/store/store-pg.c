@@ -2,7 +2,9 @@
  * store-pg.c - the "postgresql:" store: one PostgreSQL database shared by
  * vse processes on many hosts.  Same tables and meaning as the SQLite
  * store; each transition is one round trip to a server-side function
- * (store-pg-sql.h), history seqs are handed out in commit order, and a
+ * (store-pg-sql.h), history seqs come from the writer's transaction id
+ * and the log is read only below the oldest transaction still running, so
+ * no commit waits for another (store-pg-sql.h, schema 3), and a
  * connection lost mid-call is settled by re-reading the history row the
  * call would have written before anything is answered (FIELD-NOTES.md).
  */
@@ -69,7 +71,8 @@ static const struct stmt stmts[ST_COUNT] = {
                      "tii"},
     [ST_HIST_ALL] = {"vse_hist_all",
                      "SELECT " VSE_PG_HISTORY_COLS " FROM history "
-                     "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                     "WHERE seq > $1 AND " VSE_PG_SETTLED " "
+                     "ORDER BY seq LIMIT $2",
                      "ii"},
     /* Unowned ops wait in a queue for a claim and never expire. */
     [ST_EXPIRED] = {"vse_expired",
@@ -78,7 +81,12 @@ static const struct stmt stmts[ST_COUNT] = {
                     "AND lease_expires < $1 "
                     "ORDER BY lease_expires LIMIT $2",
                     "ii"},
-    [ST_LAST_SEQ] = {"vse_last_seq", "SELECT seq FROM vse_seq", ""},
+    /* The newest settled row; vse_seq keeps the floor after a purge. */
+    [ST_LAST_SEQ] = {"vse_last_seq",
+                     "SELECT greatest((SELECT seq FROM vse_seq), "
+                     "(SELECT max(seq) FROM history WHERE " VSE_PG_SETTLED
+                     "))",
+                     ""},
     [ST_PIN_GET] = {"vse_pin_get",
                     "SELECT version, hash, definition, pinned_at "
                     "FROM machines WHERE name = $1",
@@ -98,6 +106,7 @@ struct pg_conn {
     char where[300];  /* user@host:port/db, for messages: no password */
     unsigned prepared; /* bit per enum stmt_id, for this session */
     int listening;     /* LISTEN again after a reconnect */
+    int64_t notified;  /* highest seq a notification named */
     int reconnect_ms;
     /* Which server session this is, so that after losing it we can make
      * sure it is gone before judging what it did. */
@@ -592,6 +601,7 @@ static int parse_url(struct pg_conn *c, const char *rest,
 static const char *const migrations[SCHEMA_VERSION] = {
     VSE_PG_SCHEMA_V1,
     VSE_PG_SCHEMA_V2,
+    VSE_PG_SCHEMA_V3,
 };
 
 struct inspection {
@@ -733,6 +743,41 @@ static int migrate(struct pg_conn *c, struct vse_error *err)
     return rc;
 }
 
+/*
+ * Seqs ahead of the cluster (store-pg-sql.h, VSE_PG_SEQ_AHEAD): rebase
+ * once, under the migration lock; 1 if it did.
+ */
+static int rebase_if_ahead(struct pg_conn *c, struct vse_error *err)
+{
+    PGresult *r = PQexec(c->conn, VSE_PG_SEQ_AHEAD);
+    int ahead, rc;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_fail(c, r, err, "read the newest history row");
+        PQclear(r);
+        return rc;
+    }
+    ahead = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!ahead)
+        return 0;
+    rc = exec_sql(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", err,
+                  "lock the schema");
+    if (rc < 0)
+        return rc;
+    rc = exec_sql(c, "BEGIN", err, "begin the rebase");
+    if (rc == 0)
+        rc = exec_sql(c, VSE_PG_REBASE, err, "rebase history seqs");
+    if (rc == 0)
+        rc = exec_sql(c, "COMMIT", err, "commit the rebase");
+    if (rc < 0 && conn_ok(c))
+        exec_sql(c, "ROLLBACK", NULL, "roll back");
+    if (conn_ok(c))
+        exec_sql(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")", NULL,
+                 "unlock the schema");
+    return rc < 0 ? rc : 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Open and close                                                      */
 /* ------------------------------------------------------------------ */
@@ -762,9 +807,13 @@ static int pg_open(struct vse_store *s, const char *rest,
         rc = judge(c, &in, err);
     if (rc == 0 && in.version < SCHEMA_VERSION)
         rc = migrate(c, err);
-    if (rc < 0)
+    if (rc == 0)
+        rc = rebase_if_ahead(c, err);
+    if (rc < 0) {
         close_conn(c);
-    return rc;
+        return rc;
+    }
+    return 0;
 }
 
 static void pg_close(struct vse_store *s)
@@ -1213,6 +1262,14 @@ static int pg_last_seq(struct vse_store *s, int64_t *seq,
 }
 
 /*
+ * The deleted rows `d` raise vse_seq, so that last_seq never goes back
+ * (only settled ones: a row above the readers' horizon was never read).
+ */
+#define PURGE_FLOOR                                                          \
+    "f AS (UPDATE vse_seq SET seq = greatest(vse_seq.seq, (SELECT "          \
+    "max(d.seq) FROM d WHERE d." VSE_PG_SETTLED "))) "
+
+/*
  * One statement, so one transaction: history older than `before` (but
  * never a resource's latest row), then each terminal resource with its
  * history.  Resources are deleted first and their history through
@@ -1237,27 +1294,30 @@ static int pg_purge(struct vse_store *s, int64_t before,
         return rc;
     p_i64(&p, before);
     r = PQexecParams(c->conn,
-                     "DELETE FROM history h WHERE at < $1::BIGINT AND "
-                     "version < (SELECT max(h2.version) FROM history h2 "
-                     "WHERE h2.resource = h.resource)",
+                     "WITH d AS (DELETE FROM history h WHERE "
+                     "at < $1::BIGINT AND version < (SELECT max(h2.version) "
+                     "FROM history h2 WHERE h2.resource = h.resource) "
+                     "RETURNING h.seq, h.xid), " PURGE_FLOOR
+                     "SELECT count(*) FROM d",
                      p.n, NULL, p.v, NULL, NULL, 0);
-    if (!exec_ok(r))
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
         rc = pg_fail(c, r, err, "purge history");
     else
-        st.history_rows += strtoll(PQcmdTuples(r), NULL, 10);
+        st.history_rows += col_i64(r, 0, 0);
     PQclear(r);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         p.n = 1;
         p_text(&p, terminal[i].machine);
         p_text(&p, terminal[i].state);
         r = PQexecParams(c->conn,
-                         "WITH d AS (DELETE FROM resources WHERE "
+                         "WITH r AS (DELETE FROM resources WHERE "
                          "updated < $1::BIGINT AND machine = $2 AND "
                          "state = $3 AND op IS NULL RETURNING id), "
-                         "h AS (DELETE FROM history WHERE resource IN "
-                         "(SELECT id FROM d) RETURNING 1) "
-                         "SELECT (SELECT count(*) FROM d), "
-                         "(SELECT count(*) FROM h)",
+                         "d AS (DELETE FROM history WHERE resource IN "
+                         "(SELECT id FROM r) RETURNING seq, xid), "
+                         PURGE_FLOOR
+                         "SELECT (SELECT count(*) FROM r), "
+                         "(SELECT count(*) FROM d)",
                          p.n, NULL, p.v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             rc = pg_fail(c, r, err, "purge terminal resources");
@@ -1339,23 +1399,31 @@ static int pg_pin_put(struct vse_store *s, const struct vse_pin *pin,
 /* Waiting for events                                                  */
 /* ------------------------------------------------------------------ */
 
-/* Consume queued notifications: 1 if one names a seq > after_seq. */
-static int drain(struct pg_conn *c, int64_t after_seq)
+/*
+ * Consume queued notifications into c->notified, the highest seq named
+ * (someone's bare NOTIFY only wakes the wait up: last_seq is read anyway).
+ */
+static void drain(struct pg_conn *c)
 {
     PGnotify *n;
-    int hit = 0;
 
     while ((n = PQnotifies(c->conn)) != NULL) {
-        /* No payload (someone's bare NOTIFY) is a wake-up too. */
-        if (n->extra == NULL || n->extra[0] == '\0' ||
-            strtoll(n->extra, NULL, 10) > after_seq)
-            hit = 1;
+        int64_t seq = n->extra ? strtoll(n->extra, NULL, 10) : 0;
+
+        if (seq > c->notified)
+            c->notified = seq;
         PQfreemem(n);
     }
-    return hit;
 }
 
 /*
+ * A notification says a row committed, not that it can be read: an older
+ * transaction may still be running, and the log is read only below it
+ * (store-pg-sql.h, schema 3).  So every wake-up is checked against
+ * last_seq, and while a notified row is not readable yet the wait polls
+ * (from 1 ms, doubling to 50 ms): the older transaction may end by a
+ * rollback, which sends nothing.
+ *
  * LISTEN is set up on the first wait only: a listening session that
  * never reads would pile notifications up in memory.  It is set up
  * before last_seq is read, so a commit in between is seen either way.
@@ -1365,7 +1433,7 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
 {
     struct pg_conn *c = (struct pg_conn *)s;
     int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    int64_t last = 0;
+    int64_t settle_ms = 1;
     int rc = ensure(c, err);
 
     if (rc < 0)
@@ -1376,46 +1444,40 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
             return rc;
         c->listening = 1;
     }
-    PQconsumeInput(c->conn);
-    if (drain(c, after_seq))
-        return 1;
-    rc = pg_last_seq(s, &last, err);
-    if (rc < 0)
-        return rc;
-    if (last > after_seq)
-        return 1;
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t last = 0, left, nap;
         struct pollfd pfd;
 
-        if (left <= 0)
-            return 0;
-        pfd.fd = PQsocket(c->conn);
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-        if (pfd.fd < 0)
-            return pg_fail(c, NULL, err, "wait for events");
-        rc = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-        if (rc < 0 && errno != EINTR)
-            return vse__err(err, VSE_ESTORE, "cannot wait for events: %s",
-                            strerror(errno));
-        if (rc <= 0)
-            continue;
         if (!PQconsumeInput(c->conn)) {
             /* Lost the session: notifications sent meanwhile are gone,
              * the history is not; reconnect and look there. */
             rc = ensure(c, err);
             if (rc < 0)
                 return rc;
-            rc = pg_last_seq(s, &last, err);
-            if (rc < 0)
-                return rc;
-            if (last > after_seq)
-                return 1;
-            continue;
         }
-        if (drain(c, after_seq))
+        drain(c);
+        rc = pg_last_seq(s, &last, err);
+        if (rc < 0)
+            return rc;
+        if (last > after_seq)
             return 1;
+        left = deadline - mono_ms();
+        if (left <= 0)
+            return 0;
+        nap = left > 60000 ? 60000 : left;
+        if (c->notified > last) {
+            nap = nap < settle_ms ? nap : settle_ms;
+            settle_ms = settle_ms * 2 > 50 ? 50 : settle_ms * 2;
+        }
+        pfd.fd = PQsocket(c->conn);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (pfd.fd < 0)
+            return pg_fail(c, NULL, err, "wait for events");
+        rc = poll(&pfd, 1, (int)nap);
+        if (rc < 0 && errno != EINTR)
+            return vse__err(err, VSE_ESTORE, "cannot wait for events: %s",
+                            strerror(errno));
     }
 }
 
