@@ -189,8 +189,13 @@
  * Rows of earlier releases get xid 0 (all committed).  vse_seq stays only
  * as a floor for last_seq after purge deleted the newest rows.
  *
- * vse_apply() keeps its signature, so processes of the previous release
- * still running during the migration go on calling it.
+ * vse_apply() no longer NOTIFYs: a notifying transaction takes one
+ * database-wide lock from before its commit record until the commit is
+ * flushed, which serialised commits as the counter did (measured: most
+ * backends waiting on "Lock: object").  The store sends the wake-up
+ * itself after the commit (VSE_PG_NOTIFY).  It keeps its signature, so
+ * processes of the previous release still running during the migration
+ * go on calling it (their watchers are woken by their poll, not NOTIFY).
  */
 #define VSE_PG_SCHEMA_V3                                                     \
     "ALTER TABLE history ADD COLUMN xid xid8 NOT NULL DEFAULT '0';"          \
@@ -242,11 +247,19 @@
     " h_op, h_op_id, h_from, h_to, h_owner, h_at, h_request_id, h_reason\n"  \
     "  FROM vse_meta m WHERE m.key = 'seq_offset'\n"                         \
     "  RETURNING history.seq INTO n;\n"                                      \
-    "  PERFORM pg_notify('" VSE_PG_CHANNEL "', n::TEXT);\n"                  \
     "  o_seq := n;\n"                                                        \
     "  RETURN NEXT;\n"                                                       \
     "END\n"                                                                  \
     "$vse$;"
+
+/*
+ * The wake-up after a commit, %lld the seq: its own transaction, with
+ * synchronous_commit off, so that it holds the NOTIFY lock only for
+ * an instant (a wake-up needs no durability: the history is the truth).
+ */
+#define VSE_PG_NOTIFY                                                        \
+    "BEGIN; SET LOCAL synchronous_commit = off;"                             \
+    " SELECT pg_notify('" VSE_PG_CHANNEL "', '%lld'); COMMIT"
 
 /* The xmin of the reading statement's snapshot: rows below it are final. */
 #define VSE_PG_SETTLED "xid < pg_snapshot_xmin(pg_current_snapshot())"

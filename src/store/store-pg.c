@@ -30,6 +30,9 @@
 #define BACKOFF_MAX_MS 1000
 /* How long settling an unknown outcome waits for the old session to end. */
 #define TERMINATE_WAIT_MS 5000
+/* A wait re-reads last_seq at least this often: a wake-up is sent after
+ * the commit and is lost if the writer's connection drops in between. */
+#define WAIT_RECHECK_MS 1000
 /* history() reads the whole log in pages of this many rows. */
 #define HISTORY_PAGE 2000
 /* Any constant: all vse processes on one database serialise migrations. */
@@ -107,6 +110,7 @@ struct pg_conn {
     unsigned prepared; /* bit per enum stmt_id, for this session */
     int listening;     /* LISTEN again after a reconnect */
     int64_t notified;  /* highest seq a notification named */
+    int notify_sent;   /* a wake-up's results are still to be read */
     int reconnect_ms;
     /* Which server session this is, so that after losing it we can make
      * sure it is gone before judging what it did. */
@@ -351,6 +355,7 @@ static int session_init(struct pg_conn *c, struct vse_error *err)
     int rc = 0;
 
     c->prepared = 0;
+    c->notify_sent = 0;
     PQsetNoticeProcessor(c->conn, quiet, NULL);
     r = PQexec(c->conn,
                "SELECT pg_backend_pid(), "
@@ -460,8 +465,35 @@ static int reconnect(struct pg_conn *c, struct vse_error *err)
     return VSE_ESTORE;
 }
 
+/*
+ * The wake-up for watchers (VSE_PG_NOTIFY) is sent after the transition
+ * committed and its answer read only before the next statement, so it
+ * costs no round trip of its own.  It may be lost with the connection:
+ * watchers re-read last_seq at least every WAIT_RECHECK_MS anyway.
+ */
+static void notify_send(struct pg_conn *c, int64_t seq)
+{
+    char sql[192];
+
+    snprintf(sql, sizeof(sql), VSE_PG_NOTIFY, (long long)seq);
+    if (PQsendQuery(c->conn, sql))
+        c->notify_sent = 1;
+}
+
+static void notify_collect(struct pg_conn *c)
+{
+    PGresult *r;
+
+    if (!c->notify_sent)
+        return;
+    c->notify_sent = 0;
+    while ((r = PQgetResult(c->conn)) != NULL)
+        PQclear(r);
+}
+
 static int ensure(struct pg_conn *c, struct vse_error *err)
 {
+    notify_collect(c);
     if (conn_ok(c))
         return 0;
     return reconnect(c, err);
@@ -784,6 +816,8 @@ static int rebase_if_ahead(struct pg_conn *c, struct vse_error *err)
 
 static void close_conn(struct pg_conn *c)
 {
+    if (c->conn != NULL)
+        notify_collect(c);
     PQfinish(c->conn);
     c->conn = NULL;
     free(c->uri);
@@ -1006,7 +1040,8 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
     struct pg_conn *c = (struct pg_conn *)s;
     struct params p = {0};
     char lost[256] = "";
-    int rc;
+    int64_t landed = 0;
+    int rc = 0;
 
     apply_params(&p, ch);
     /* A second attempt only after settle() proved the first wrote
@@ -1024,14 +1059,16 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
         rc = prepare(c, ST_APPLY, err);
         if (rc < 0 && conn_ok(c))
             return rc;
-        if (rc < 0)
-            continue; /* dropped before anything was sent */
+        if (rc < 0) {
+            rc = 1; /* dropped before anything was sent */
+            continue;
+        }
         r = PQexecPrepared(c->conn, stmts[ST_APPLY].name, p.n, p.v, NULL,
                            NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-            rc = apply_result(r, ch, cur, seq, err);
+            rc = apply_result(r, ch, cur, &landed, err);
             PQclear(r);
-            return rc;
+            break;
         }
         if (conn_ok(c)) {
             /* The server answered with an error: the function's
@@ -1043,10 +1080,18 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
         }
         first_line(PQerrorMessage(c->conn), lost, sizeof(lost));
         PQclear(r);
-        rc = settle(c, ch, seq, lost, err);
+        rc = settle(c, ch, &landed, lost, err);
         if (rc <= 0)
-            return rc;
+            break;
     }
+    if (rc == 0) {
+        if (seq != NULL)
+            *seq = landed;
+        notify_send(c, landed);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
     vse__err(err, VSE_ESTORE, "connection lost; the transition was not "
              "applied");
     vse__err_detail(err, "lost the connection to '%s' twice while applying "
@@ -1400,29 +1445,38 @@ static int pg_pin_put(struct vse_store *s, const struct vse_pin *pin,
 /* ------------------------------------------------------------------ */
 
 /*
- * Consume queued notifications into c->notified, the highest seq named
- * (someone's bare NOTIFY only wakes the wait up: last_seq is read anyway).
+ * Consume queued notifications into c->notified, the highest seq named;
+ * 1 if one named a seq above after_seq (someone's bare NOTIFY only wakes
+ * the wait up: last_seq is read then).
  */
-static void drain(struct pg_conn *c)
+static int drain(struct pg_conn *c, int64_t after_seq)
 {
     PGnotify *n;
+    int hit = 0;
 
     while ((n = PQnotifies(c->conn)) != NULL) {
         int64_t seq = n->extra ? strtoll(n->extra, NULL, 10) : 0;
 
         if (seq > c->notified)
             c->notified = seq;
+        if (seq > after_seq)
+            hit = 1;
         PQfreemem(n);
     }
+    return hit;
 }
 
 /*
  * A notification says a row committed, not that it can be read: an older
  * transaction may still be running, and the log is read only below it
- * (store-pg-sql.h, schema 3).  So every wake-up is checked against
- * last_seq, and while a notified row is not readable yet the wait polls
+ * (store-pg-sql.h, schema 3).  A fresh one still answers 1 at once, "new
+ * events may exist", as the contract says: the common case costs no
+ * query.  If the caller then finds nothing, its next wait sees that a
+ * notified row is not readable yet (c->notified > last_seq) and polls
  * (from 1 ms, doubling to 50 ms): the older transaction may end by a
- * rollback, which sends nothing.
+ * rollback, which sends nothing.  Wake-ups are sent after the commit
+ * (notify_send), so one can be lost: last_seq is re-read every
+ * WAIT_RECHECK_MS in any case.
  *
  * LISTEN is set up on the first wait only: a listening session that
  * never reads would pile notifications up in memory.  It is set up
@@ -1455,7 +1509,8 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
             if (rc < 0)
                 return rc;
         }
-        drain(c);
+        if (drain(c, after_seq))
+            return 1;
         rc = pg_last_seq(s, &last, err);
         if (rc < 0)
             return rc;
@@ -1464,7 +1519,7 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
         left = deadline - mono_ms();
         if (left <= 0)
             return 0;
-        nap = left > 60000 ? 60000 : left;
+        nap = left > WAIT_RECHECK_MS ? WAIT_RECHECK_MS : left;
         if (c->notified > last) {
             nap = nap < settle_ms ? nap : settle_ms;
             settle_ms = settle_ms * 2 > 50 ? 50 : settle_ms * 2;
