@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# compare-pg.sh - vse on PostgreSQL against raw libpq sending the same SQL
-# (raw-pg.c), same throwaway server, same run: transitions per second and
-# their ratio at 1, 4 and 16 clients; then the contention shapes of the
+# compare-pg.sh - vse on PostgreSQL against the bare transaction in raw
+# libpq (raw-pg.c: read the row, UPDATE ... WHERE version, insert the
+# history row, commit; its own minimal schema, no ordering scheme), same
+# throwaway server, same run: transitions per second and their ratio at
+# 1, 4 and 16 clients; then the contention shapes of the
 # classic Cinder measurement (100 resources x 3 workers, 5 x 100) with
 # acquire/release latency.  Usage: bench/compare-pg.sh BUILD [SECONDS]
 # (VSE_PG_URL set: use that server instead of a throwaway one.)

@@ -1,11 +1,14 @@
 /*
  * raw-pg.c - the raw-engine baseline for the PostgreSQL store: the same
- * attach/detach cycle as bench/raw-sqlite.c and `vsectl bench`, sending
- * per transition exactly the statements store-pg.c sends (the prepared
- * SELECT by id, then the prepared vse_apply() call), but no libvse at all:
- * only libpq and libc.  --contention R:W runs the contention shapes
- * instead: W threads per resource cycling available -> deleting ->
- * available, with acquire/release latencies.
+ * attach/detach cycle as bench/raw-sqlite.c and `vsectl bench`, done the
+ * way an application with no ordering scheme would: read the row (a
+ * prepared SELECT), then the bare transaction in one prepared statement
+ * (UPDATE ... WHERE id = $1 AND version = $2, insert the history row,
+ * commit), on a minimal schema of its own (raw_resources, raw_history:
+ * the same columns, only the primary keys, the history seq an identity
+ * column).  No libvse, no vse SQL: only libpq and libc.  --contention R:W
+ * runs the contention shapes instead: W threads per resource cycling
+ * available -> deleting -> available, with acquire/release latencies.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,9 +22,48 @@
 
 #include <libpq-fe.h>
 
-/* SQL text shared with src/store/store-pg.c: string macros only. */
-#include "store-pg-sql.h"
 #include "util.h"
+
+/*
+ * The minimal schema: vse's columns, no secondary index, no counter, no
+ * function.  Made here if absent, so the baseline needs no vse at all.
+ */
+#define RAW_SCHEMA                                                           \
+    "SET client_min_messages = warning;"                                     \
+    "CREATE TABLE IF NOT EXISTS raw_resources(id TEXT COLLATE \"C\""        \
+    " PRIMARY KEY, machine TEXT NOT NULL, state TEXT NOT NULL, op TEXT,"     \
+    " op_id TEXT, origin TEXT, owner TEXT, lease_expires BIGINT,"            \
+    " lease_ttl BIGINT NOT NULL DEFAULT 0, since BIGINT NOT NULL,"           \
+    " updated BIGINT NOT NULL, created BIGINT NOT NULL,"                     \
+    " version BIGINT NOT NULL, attrs TEXT NOT NULL DEFAULT '{}');"           \
+    "CREATE TABLE IF NOT EXISTS raw_history(seq BIGINT"                      \
+    " GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"                             \
+    " resource TEXT COLLATE \"C\" NOT NULL, version BIGINT NOT NULL,"        \
+    " machine TEXT NOT NULL, kind TEXT NOT NULL, op TEXT, op_id TEXT,"       \
+    " from_state TEXT NOT NULL, to_state TEXT NOT NULL, owner TEXT,"         \
+    " at BIGINT NOT NULL, request_id TEXT, reason TEXT)"
+
+#define RAW_COLS                                                             \
+    "id, machine, state, op, op_id, origin, owner, lease_expires, "          \
+    "lease_ttl, since, updated, created, version"
+
+#define RAW_GET "SELECT " RAW_COLS " FROM raw_resources WHERE id = $1"
+
+/*
+ * The bare transaction as one statement, so one round trip and one
+ * commit, as vse's: the CAS on the row, and the history row only if it
+ * won.  $1 id, $2 expected version, $3.. the new row, then the event.
+ */
+#define RAW_APPLY                                                            \
+    "WITH u AS (UPDATE raw_resources SET state = $3, op = $4, op_id = $5,"   \
+    " origin = $6, owner = $7, lease_expires = $8, lease_ttl = $9,"          \
+    " since = $10, updated = $11, version = $12"                             \
+    " WHERE id = $1 AND version = $2 RETURNING id, machine, version)"        \
+    " INSERT INTO raw_history(resource, version, machine, kind, op, op_id,"  \
+    " from_state, to_state, owner, at)"                                      \
+    " SELECT u.id, u.version, u.machine, $13, $17, $14, $15, $3, $16, $11"    \
+    " FROM u RETURNING seq"
+#define RAW_APPLY_TYPES "titttttiiiiittttt"
 
 #define TTL_US INT64_C(60000000)
 
@@ -101,23 +143,23 @@ static int fail(struct client *c, PGresult *r, const char *what)
     return -1;
 }
 
-/* As the store prepares them: the same names, text and parameter types. */
+/* Both statements prepared once per connection, as the store does. */
 static void prepare_all(struct client *c)
 {
     Oid types[32];
-    const char *t = VSE_PG_APPLY_TYPES;
+    const char *t = RAW_APPLY_TYPES;
     PGresult *r;
 
     for (int i = 0; t[i]; i++)
         types[i] = t[i] == 'i' ? 20 : 25;
-    r = PQprepare(c->pg, "vse_apply", VSE_PG_APPLY, (int)strlen(t), types);
+    r = PQprepare(c->pg, "raw_apply", RAW_APPLY, (int)strlen(t), types);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         fprintf(stderr, "raw-pg: prepare: %s", PQresultErrorMessage(r));
         exit(1);
     }
     PQclear(r);
     types[0] = 25;
-    r = PQprepare(c->pg, "vse_get", VSE_PG_GET, 1, types);
+    r = PQprepare(c->pg, "raw_get", RAW_GET, 1, types);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         fprintf(stderr, "raw-pg: prepare: %s", PQresultErrorMessage(r));
         exit(1);
@@ -125,7 +167,7 @@ static void prepare_all(struct client *c)
     PQclear(r);
 }
 
-static void connect_client(struct client *c)
+static void connect_client(struct client *c, int prepare)
 {
     const char *const keys[] = {"connect_timeout", "dbname", NULL};
     const char *const vals[] = {"5", c->o->url, NULL};
@@ -135,7 +177,8 @@ static void connect_client(struct client *c)
         fprintf(stderr, "raw-pg: connect: %s", PQerrorMessage(c->pg));
         exit(1);
     }
-    prepare_all(c);
+    if (prepare)
+        prepare_all(c);
 }
 
 static void col(const PGresult *r, int i, char *dst, size_t n)
@@ -152,7 +195,7 @@ static int64_t coli(const PGresult *r, int i)
 static int get_row(struct client *c, const char *id, struct row *w)
 {
     const char *v[1] = {id};
-    PGresult *r = PQexecPrepared(c->pg, "vse_get", 1, v, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(c->pg, "raw_get", 1, v, NULL, NULL, 0);
     int rc;
 
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -185,50 +228,40 @@ static const char *nz(const char *s)
     return s[0] ? s : NULL;
 }
 
-/* The store's apply: 1 committed, 0 lost CAS, -1 error. */
+/* The bare transaction: 1 committed, 0 lost CAS, -1 error. */
 static int apply(struct client *c, const struct row *n, int64_t expect,
                  const char *kind, const char *from, const char *op,
                  const char *op_id)
 {
-    char num[10][24];
-    const char *v[27];
+    char num[8][24];
+    const char *v[17];
     PGresult *r;
     int k = 0, rc;
 
 #define NUM(x) (snprintf(num[k], 24, "%" PRId64, (int64_t)(x)), num[k++])
-    v[0] = NUM(expect);
-    v[1] = nz(n->id);
-    v[2] = nz(n->machine);
-    v[3] = nz(n->state);
-    v[4] = nz(n->op);
-    v[5] = nz(n->op_id);
-    v[6] = nz(n->origin);
-    v[7] = nz(n->owner);
-    v[8] = n->lease_expires ? NUM(n->lease_expires) : NULL;
-    v[9] = NUM(n->lease_ttl);
-    v[10] = NUM(n->since);
-    v[11] = NUM(n->updated);
-    v[12] = NUM(n->created);
-    v[13] = NUM(n->version);
-    v[14] = "{}"; /* attrs */
-    v[15] = nz(n->id);
-    v[16] = NUM(n->version);
-    v[17] = nz(n->machine);
-    v[18] = kind;
-    v[19] = nz(op);
-    v[20] = nz(op_id);
-    v[21] = from;
-    v[22] = n->state;
-    v[23] = c->owner;
-    v[24] = NUM(n->updated);
-    v[25] = NULL;
-    v[26] = NULL;
+    v[0] = n->id;
+    v[1] = NUM(expect);
+    v[2] = n->state;
+    v[3] = nz(n->op);
+    v[4] = nz(n->op_id);
+    v[5] = nz(n->origin);
+    v[6] = nz(n->owner);
+    v[7] = n->lease_expires ? NUM(n->lease_expires) : NULL;
+    v[8] = NUM(n->lease_ttl);
+    v[9] = NUM(n->since);
+    v[10] = NUM(n->updated);
+    v[11] = NUM(n->version);
+    v[12] = kind;
+    v[13] = nz(op_id);
+    v[14] = from;
+    v[15] = c->owner;
+    v[16] = nz(op); /* the event's op: the row's is gone at a finish */
 #undef NUM
-    r = PQexecPrepared(c->pg, "vse_apply", 27, v, NULL, NULL, 0);
+    r = PQexecPrepared(c->pg, "raw_apply", 17, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         rc = fail(c, r, "apply");
     else
-        rc = PQntuples(r) == 1 && coli(r, 0) > 0;
+        rc = PQntuples(r) == 1;
     PQclear(r);
     return rc;
 }
@@ -402,30 +435,34 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-/* Make PREFIX-0 .. PREFIX-(n-1) available where absent (raw INSERT). */
+/* The schema if absent, then PREFIX-0 .. PREFIX-(n-1) available. */
 static void setup(const struct opts *o, const char *prefix, int n)
 {
     struct client c = {.o = o};
     int64_t now = vse_now_us();
+    PGresult *r;
 
-    connect_client(&c);
+    connect_client(&c, 0);
+    r = PQexec(c.pg, RAW_SCHEMA);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "raw-pg: schema: %s", PQresultErrorMessage(r));
+        exit(1);
+    }
+    PQclear(r);
     for (int i = 0; i < n; i++) {
         char id[32], num[24];
-        const char *v[4] = {id, num, NULL, NULL};
-        PGresult *r;
+        const char *v[2] = {id, num};
 
         snprintf(id, sizeof(id), "%s-%d", prefix, i);
         snprintf(num, sizeof(num), "%" PRId64, now);
         r = PQexecParams(c.pg,
-                         "INSERT INTO resources(" VSE_PG_RESOURCE_COLS ") "
+                         "INSERT INTO raw_resources(" RAW_COLS ", attrs) "
                          "VALUES ($1, 'volume', 'available', NULL, NULL, "
                          "NULL, NULL, NULL, 0, $2, $2, $2, 1, '{}') "
                          "ON CONFLICT (id) DO NOTHING",
                          2, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            fprintf(stderr, "raw-pg: setup: %s (make the schema with "
-                            "'vsectl --store URL list')\n",
-                    PQresultErrorMessage(r));
+            fprintf(stderr, "raw-pg: setup: %s", PQresultErrorMessage(r));
             exit(1);
         }
         PQclear(r);
@@ -532,7 +569,7 @@ int main(int argc, char **argv)
         snprintf(cs[i].owner, sizeof(cs[i].owner), "raw-%d", i);
         /* One at a time: hundreds of SCRAM handshakes at once time out
          * on two cores, and the start is not what is measured. */
-        connect_client(&cs[i]);
+        connect_client(&cs[i], 1);
         if (pthread_create(&th[i], NULL, client_main, &cs[i]) != 0) {
             fprintf(stderr, "raw-pg: cannot start thread %d\n", i);
             return 1;

@@ -40,7 +40,7 @@ extern "C" {
  * header. */
 #define VSE_VERSION_STRING "0.4.0"
 /* The store schema this libvse writes; older ones are migrated on open. */
-#define VSE_SCHEMA_VERSION 2
+#define VSE_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */

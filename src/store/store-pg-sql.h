@@ -171,6 +171,123 @@
     "END\n"                                                                  \
     "$vse$;"
 
+/*
+ * Schema version 3: no counter lock.  A history row's seq is derived from
+ * the id of the transaction that writes it (pg_current_xact_id(), kept in
+ * the xid column) plus a constant offset (vse_meta 'seq_offset', chosen
+ * at migration so that new seqs follow the old counter's).  One
+ * transition is one transaction and writes one history row, so seqs are
+ * unique and ordered as the writers' xids are.  Nothing is held to
+ * COMMIT: concurrent commits group in one WAL flush.
+ *
+ * Readers of the log (the whole history after a seq, last_seq, and so
+ * vse_wait, `vsectl watch`, /v1/events) return only rows whose xid is
+ * below the xmin of their snapshot, the oldest transaction still running
+ * (pg_snapshot_xmin(pg_current_snapshot())).  Every transaction that can
+ * still commit has an xid at or above that xmin, so a seq above every row
+ * returned: a reader that has seen seq N never later finds a row below N.
+ * Rows of earlier releases get xid 0 (all committed).  vse_seq stays only
+ * as a floor for last_seq after purge deleted the newest rows.
+ *
+ * vse_apply() no longer NOTIFYs: a notifying transaction takes one
+ * database-wide lock from before its commit record until the commit is
+ * flushed, which serialised commits as the counter did (measured: most
+ * backends waiting on "Lock: object").  The store sends the wake-up
+ * itself after the commit (VSE_PG_NOTIFY).  It keeps its signature, so
+ * processes of the previous release still running during the migration
+ * go on calling it (their watchers are woken by their poll, not NOTIFY).
+ */
+#define VSE_PG_SCHEMA_V3                                                     \
+    "ALTER TABLE history ADD COLUMN xid xid8 NOT NULL DEFAULT '0';"          \
+    "ALTER TABLE history ALTER COLUMN xid SET DEFAULT pg_current_xact_id();" \
+    "INSERT INTO vse_meta(key, value) SELECT 'seq_offset',"                  \
+    " greatest(0, greatest(s.seq, (SELECT max(seq) FROM history))"           \
+    " - pg_snapshot_xmax(pg_current_snapshot())::TEXT::BIGINT + 1)::TEXT"    \
+    " FROM vse_seq s;"                                                       \
+    "CREATE OR REPLACE FUNCTION vse_apply(p_expect BIGINT,"                  \
+    " p_id TEXT, p_machine TEXT, p_state TEXT, p_op TEXT, p_op_id TEXT,"     \
+    " p_origin TEXT, p_owner TEXT, p_lease_expires BIGINT,"                  \
+    " p_lease_ttl BIGINT, p_since BIGINT, p_updated BIGINT,"                 \
+    " p_created BIGINT, p_version BIGINT, p_attrs TEXT,"                     \
+    " h_resource TEXT, h_version BIGINT, h_machine TEXT, h_kind TEXT,"       \
+    " h_op TEXT, h_op_id TEXT, h_from TEXT, h_to TEXT, h_owner TEXT,"        \
+    " h_at BIGINT, h_request_id TEXT, h_reason TEXT)"                        \
+    " RETURNS TABLE(o_seq BIGINT, o_id TEXT, o_machine TEXT, o_state TEXT,"  \
+    " o_op TEXT, o_op_id TEXT, o_origin TEXT, o_owner TEXT,"                 \
+    " o_lease_expires BIGINT, o_lease_ttl BIGINT, o_since BIGINT,"           \
+    " o_updated BIGINT, o_created BIGINT, o_version BIGINT, o_attrs TEXT)"   \
+    " LANGUAGE plpgsql AS $vse$\n"                                           \
+    "DECLARE n BIGINT;\n"                                                    \
+    "BEGIN\n"                                                                \
+    "  IF p_expect = 0 THEN\n"                                               \
+    "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS ")\n"                  \
+    "    VALUES (p_id, p_machine, p_state, p_op, p_op_id, p_origin,"         \
+    " p_owner, p_lease_expires, p_lease_ttl, p_since, p_updated,"            \
+    " p_created, p_version, p_attrs)\n"                                      \
+    "    ON CONFLICT (id) DO NOTHING;\n"                                     \
+    "  ELSE\n"                                                               \
+    "    UPDATE resources r SET machine = p_machine, state = p_state,"       \
+    " op = p_op, op_id = p_op_id, origin = p_origin, owner = p_owner,"       \
+    " lease_expires = p_lease_expires, lease_ttl = p_lease_ttl,"             \
+    " since = p_since, updated = p_updated, created = p_created,"            \
+    " version = p_version, attrs = p_attrs\n"                                \
+    "    WHERE r.id = p_id AND r.version = p_expect;\n"                      \
+    "  END IF;\n"                                                            \
+    "  IF NOT FOUND THEN\n"                                                  \
+    "    RETURN QUERY SELECT 0::BIGINT, r.id::TEXT, r.machine, r.state,"     \
+    " r.op, r.op_id, r.origin, r.owner, r.lease_expires, r.lease_ttl,"       \
+    " r.since, r.updated, r.created, r.version, r.attrs"                     \
+    " FROM resources r WHERE r.id = p_id;\n"                                 \
+    "    RETURN;\n"                                                          \
+    "  END IF;\n"                                                            \
+    "  INSERT INTO history(seq, xid, resource, version, machine, kind, op,"  \
+    " op_id, from_state, to_state, owner, at, request_id, reason)\n"         \
+    "  SELECT pg_current_xact_id()::TEXT::BIGINT + m.value::BIGINT,"         \
+    " pg_current_xact_id(), h_resource, h_version, h_machine, h_kind,"       \
+    " h_op, h_op_id, h_from, h_to, h_owner, h_at, h_request_id, h_reason\n"  \
+    "  FROM vse_meta m WHERE m.key = 'seq_offset'\n"                         \
+    "  RETURNING history.seq INTO n;\n"                                      \
+    "  o_seq := n;\n"                                                        \
+    "  RETURN NEXT;\n"                                                       \
+    "END\n"                                                                  \
+    "$vse$;"
+
+/*
+ * The wake-up after a commit, %lld the seq: its own transaction, with
+ * synchronous_commit off, so that it holds the NOTIFY lock only for
+ * an instant (a wake-up needs no durability: the history is the truth).
+ */
+#define VSE_PG_NOTIFY                                                        \
+    "BEGIN; SET LOCAL synchronous_commit = off;"                             \
+    " SELECT pg_notify('" VSE_PG_CHANNEL "', '%lld'); COMMIT"
+
+/* The xmin of the reading statement's snapshot: rows below it are final. */
+#define VSE_PG_SETTLED "xid < pg_snapshot_xmin(pg_current_snapshot())"
+
+/*
+ * A store restored into another cluster (pg_dump, pg_restore) carries the
+ * old cluster's transaction ids and seqs, while the new cluster's ids
+ * start low: new seqs would sort before old ones and the old rows' xids
+ * would stay above every reader's horizon.  Seen on open as the newest
+ * row's xid or seq lying ahead of the cluster; VSE_PG_REBASE then, under
+ * an EXCLUSIVE lock on history (no writer in flight), marks every row
+ * settled and moves the offset past the newest seq, counted from the
+ * oldest transaction still running, so that every later row sorts after.
+ */
+#define VSE_PG_SEQ_AHEAD                                                     \
+    "SELECT coalesce(h.xid >= pg_snapshot_xmax(pg_current_snapshot())"       \
+    " OR h.seq >= pg_snapshot_xmax(pg_current_snapshot())::TEXT::BIGINT"     \
+    " + m.value::BIGINT, false)"                                             \
+    " FROM vse_meta m LEFT JOIN (SELECT seq, xid FROM history"               \
+    " ORDER BY seq DESC LIMIT 1) h ON true WHERE m.key = 'seq_offset'"
+#define VSE_PG_REBASE                                                        \
+    "LOCK TABLE history IN EXCLUSIVE MODE;"                                  \
+    "UPDATE history SET xid = '0' WHERE xid <> '0';"                         \
+    "UPDATE vse_meta SET value = greatest(value::BIGINT,"                    \
+    " (SELECT max(seq) FROM history)"                                        \
+    " - pg_snapshot_xmin(pg_current_snapshot())::TEXT::BIGINT + 1)::TEXT"    \
+    " WHERE key = 'seq_offset'"
+
 /* $1 id */
 #define VSE_PG_GET                                                           \
     "SELECT " VSE_PG_RESOURCE_COLS " FROM resources WHERE id = $1"

@@ -2,7 +2,9 @@
  * store-pg.c - the "postgresql:" store: one PostgreSQL database shared by
  * vse processes on many hosts.  Same tables and meaning as the SQLite
  * store; each transition is one round trip to a server-side function
- * (store-pg-sql.h), history seqs are handed out in commit order, and a
+ * (store-pg-sql.h), history seqs come from the writer's transaction id
+ * and the log is read only below the oldest transaction still running, so
+ * no commit waits for another (store-pg-sql.h, schema 3), and a
  * connection lost mid-call is settled by re-reading the history row the
  * call would have written before anything is answered (FIELD-NOTES.md).
  */
@@ -28,6 +30,9 @@
 #define BACKOFF_MAX_MS 1000
 /* How long settling an unknown outcome waits for the old session to end. */
 #define TERMINATE_WAIT_MS 5000
+/* A wait re-reads last_seq at least this often: a wake-up is sent after
+ * the commit and is lost if the writer's connection drops in between. */
+#define WAIT_RECHECK_MS 1000
 /* history() reads the whole log in pages of this many rows. */
 #define HISTORY_PAGE 2000
 /* Any constant: all vse processes on one database serialise migrations. */
@@ -69,7 +74,8 @@ static const struct stmt stmts[ST_COUNT] = {
                      "tii"},
     [ST_HIST_ALL] = {"vse_hist_all",
                      "SELECT " VSE_PG_HISTORY_COLS " FROM history "
-                     "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                     "WHERE seq > $1 AND " VSE_PG_SETTLED " "
+                     "ORDER BY seq LIMIT $2",
                      "ii"},
     /* Unowned ops wait in a queue for a claim and never expire. */
     [ST_EXPIRED] = {"vse_expired",
@@ -78,7 +84,12 @@ static const struct stmt stmts[ST_COUNT] = {
                     "AND lease_expires < $1 "
                     "ORDER BY lease_expires LIMIT $2",
                     "ii"},
-    [ST_LAST_SEQ] = {"vse_last_seq", "SELECT seq FROM vse_seq", ""},
+    /* The newest settled row; vse_seq keeps the floor after a purge. */
+    [ST_LAST_SEQ] = {"vse_last_seq",
+                     "SELECT greatest((SELECT seq FROM vse_seq), "
+                     "(SELECT max(seq) FROM history WHERE " VSE_PG_SETTLED
+                     "))",
+                     ""},
     [ST_PIN_GET] = {"vse_pin_get",
                     "SELECT version, hash, definition, pinned_at "
                     "FROM machines WHERE name = $1",
@@ -98,6 +109,8 @@ struct pg_conn {
     char where[300];  /* user@host:port/db, for messages: no password */
     unsigned prepared; /* bit per enum stmt_id, for this session */
     int listening;     /* LISTEN again after a reconnect */
+    int64_t notified;  /* highest seq a notification named */
+    int notify_sent;   /* a wake-up's results are still to be read */
     int reconnect_ms;
     /* Which server session this is, so that after losing it we can make
      * sure it is gone before judging what it did. */
@@ -334,6 +347,7 @@ static int session_init(struct pg_conn *c, struct vse_error *err)
     int rc = 0;
 
     c->prepared = 0;
+    c->notify_sent = 0;
     PQsetNoticeProcessor(c->conn, quiet, NULL);
     r = PQexec(c->conn,
                "SELECT pg_backend_pid(), "
@@ -443,8 +457,35 @@ static int reconnect(struct pg_conn *c, struct vse_error *err)
     return VSE_ESTORE;
 }
 
+/*
+ * The wake-up for watchers (VSE_PG_NOTIFY) is sent after the transition
+ * committed and its answer read only before the next statement, so it
+ * costs no round trip of its own.  It may be lost with the connection:
+ * watchers re-read last_seq at least every WAIT_RECHECK_MS anyway.
+ */
+static void notify_send(struct pg_conn *c, int64_t seq)
+{
+    char sql[192];
+
+    snprintf(sql, sizeof(sql), VSE_PG_NOTIFY, (long long)seq);
+    if (PQsendQuery(c->conn, sql))
+        c->notify_sent = 1;
+}
+
+static void notify_collect(struct pg_conn *c)
+{
+    PGresult *r;
+
+    if (!c->notify_sent)
+        return;
+    c->notify_sent = 0;
+    while ((r = PQgetResult(c->conn)) != NULL)
+        PQclear(r);
+}
+
 static int ensure(struct pg_conn *c, struct vse_error *err)
 {
+    notify_collect(c);
     if (conn_ok(c))
         return 0;
     return reconnect(c, err);
@@ -585,6 +626,7 @@ static int parse_url(struct pg_conn *c, const char *rest,
 static const struct vse_store_step steps[] = {
     {.sql = VSE_PG_SCHEMA_V1},
     {.sql = VSE_PG_SCHEMA_V2},
+    {.sql = VSE_PG_SCHEMA_V3},
 };
 
 static int pg_exec(struct vse_store *s, const char *sql, const char *what,
@@ -697,12 +739,56 @@ static int pg_schema_end(struct vse_store *s, int commit,
     return rc;
 }
 
+/*
+ * Seqs ahead of the cluster (store-pg-sql.h, VSE_PG_SEQ_AHEAD): rebase
+ * once, under the migration lock; 1 if it did.
+ */
+static int rebase_if_ahead(struct pg_conn *c, struct vse_error *err)
+{
+    PGresult *r = PQexec(c->conn, VSE_PG_SEQ_AHEAD);
+    int ahead, rc;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_fail(c, r, err, "read the newest history row");
+        PQclear(r);
+        return rc;
+    }
+    ahead = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!ahead)
+        return 0;
+    rc = exec_sql(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", err,
+                  "lock the schema");
+    if (rc < 0)
+        return rc;
+    rc = exec_sql(c, "BEGIN", err, "begin the rebase");
+    if (rc == 0)
+        rc = exec_sql(c, VSE_PG_REBASE, err, "rebase history seqs");
+    if (rc == 0)
+        rc = exec_sql(c, "COMMIT", err, "commit the rebase");
+    if (rc < 0 && conn_ok(c))
+        exec_sql(c, "ROLLBACK", NULL, "roll back");
+    if (conn_ok(c))
+        exec_sql(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")", NULL,
+                 "unlock the schema");
+    return rc < 0 ? rc : 1;
+}
+
+static int pg_settled(struct vse_store *s, struct vse_error *err)
+{
+    int rc = rebase_if_ahead((struct pg_conn *)s, err);
+
+    return rc < 0 ? rc : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Open and close                                                      */
 /* ------------------------------------------------------------------ */
 
 static void close_conn(struct pg_conn *c)
 {
+    if (c->conn != NULL)
+        notify_collect(c);
     PQfinish(c->conn);
     c->conn = NULL;
     free(c->uri);
@@ -717,9 +803,11 @@ static int pg_open(struct vse_store *s, const char *rest,
 
     if (rc == 0)
         rc = connect_first(c, err);
-    if (rc < 0)
+    if (rc < 0) {
         close_conn(c);
-    return rc;
+        return rc;
+    }
+    return 0;
 }
 
 static void pg_close(struct vse_store *s)
@@ -912,7 +1000,8 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
     struct pg_conn *c = (struct pg_conn *)s;
     struct params p = {0};
     char lost[256] = "";
-    int rc;
+    int64_t landed = 0;
+    int rc = 0;
 
     apply_params(&p, ch);
     /* A second attempt only after settle() proved the first wrote
@@ -930,14 +1019,16 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
         rc = prepare(c, ST_APPLY, err);
         if (rc < 0 && conn_ok(c))
             return rc;
-        if (rc < 0)
-            continue; /* dropped before anything was sent */
+        if (rc < 0) {
+            rc = 1; /* dropped before anything was sent */
+            continue;
+        }
         r = PQexecPrepared(c->conn, stmts[ST_APPLY].name, p.n, p.v, NULL,
                            NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-            rc = apply_result(r, ch, cur, seq, err);
+            rc = apply_result(r, ch, cur, &landed, err);
             PQclear(r);
-            return rc;
+            break;
         }
         if (conn_ok(c)) {
             /* The server answered with an error: the function's
@@ -949,10 +1040,18 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
         }
         first_line(PQerrorMessage(c->conn), lost, sizeof(lost));
         PQclear(r);
-        rc = settle(c, ch, seq, lost, err);
+        rc = settle(c, ch, &landed, lost, err);
         if (rc <= 0)
-            return rc;
+            break;
     }
+    if (rc == 0) {
+        if (seq != NULL)
+            *seq = landed;
+        notify_send(c, landed);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
     vse__err(err, VSE_ESTORE, "connection lost; the transition was not "
              "applied");
     vse__err_detail(err, "lost the connection to '%s' twice while applying "
@@ -1168,6 +1267,14 @@ static int pg_last_seq(struct vse_store *s, int64_t *seq,
 }
 
 /*
+ * The deleted rows `d` raise vse_seq, so that last_seq never goes back
+ * (only settled ones: a row above the readers' horizon was never read).
+ */
+#define PURGE_FLOOR                                                          \
+    "f AS (UPDATE vse_seq SET seq = greatest(vse_seq.seq, (SELECT "          \
+    "max(d.seq) FROM d WHERE d." VSE_PG_SETTLED "))) "
+
+/*
  * One statement, so one transaction: history older than `before` (but
  * never a resource's latest row), then each terminal resource with its
  * history.  Resources are deleted first and their history through
@@ -1192,27 +1299,30 @@ static int pg_purge(struct vse_store *s, int64_t before,
         return rc;
     p_i64(&p, before);
     r = PQexecParams(c->conn,
-                     "DELETE FROM history h WHERE at < $1::BIGINT AND "
-                     "version < (SELECT max(h2.version) FROM history h2 "
-                     "WHERE h2.resource = h.resource)",
+                     "WITH d AS (DELETE FROM history h WHERE "
+                     "at < $1::BIGINT AND version < (SELECT max(h2.version) "
+                     "FROM history h2 WHERE h2.resource = h.resource) "
+                     "RETURNING h.seq, h.xid), " PURGE_FLOOR
+                     "SELECT count(*) FROM d",
                      p.n, NULL, p.v, NULL, NULL, 0);
-    if (!exec_ok(r))
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
         rc = pg_fail(c, r, err, "purge history");
     else
-        st.history_rows += strtoll(PQcmdTuples(r), NULL, 10);
+        st.history_rows += col_i64(r, 0, 0);
     PQclear(r);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         p.n = 1;
         p_text(&p, terminal[i].machine);
         p_text(&p, terminal[i].state);
         r = PQexecParams(c->conn,
-                         "WITH d AS (DELETE FROM resources WHERE "
+                         "WITH r AS (DELETE FROM resources WHERE "
                          "updated < $1::BIGINT AND machine = $2 AND "
                          "state = $3 AND op IS NULL RETURNING id), "
-                         "h AS (DELETE FROM history WHERE resource IN "
-                         "(SELECT id FROM d) RETURNING 1) "
-                         "SELECT (SELECT count(*) FROM d), "
-                         "(SELECT count(*) FROM h)",
+                         "d AS (DELETE FROM history WHERE resource IN "
+                         "(SELECT id FROM r) RETURNING seq, xid), "
+                         PURGE_FLOOR
+                         "SELECT (SELECT count(*) FROM r), "
+                         "(SELECT count(*) FROM d)",
                          p.n, NULL, p.v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             rc = pg_fail(c, r, err, "purge terminal resources");
@@ -1294,16 +1404,22 @@ static int pg_pin_put(struct vse_store *s, const struct vse_pin *pin,
 /* Waiting for events                                                  */
 /* ------------------------------------------------------------------ */
 
-/* Consume queued notifications: 1 if one names a seq > after_seq. */
+/*
+ * Consume queued notifications into c->notified, the highest seq named;
+ * 1 if one named a seq above after_seq (someone's bare NOTIFY only wakes
+ * the wait up: last_seq is read then).
+ */
 static int drain(struct pg_conn *c, int64_t after_seq)
 {
     PGnotify *n;
     int hit = 0;
 
     while ((n = PQnotifies(c->conn)) != NULL) {
-        /* No payload (someone's bare NOTIFY) is a wake-up too. */
-        if (n->extra == NULL || n->extra[0] == '\0' ||
-            strtoll(n->extra, NULL, 10) > after_seq)
+        int64_t seq = n->extra ? strtoll(n->extra, NULL, 10) : 0;
+
+        if (seq > c->notified)
+            c->notified = seq;
+        if (seq > after_seq)
             hit = 1;
         PQfreemem(n);
     }
@@ -1311,6 +1427,17 @@ static int drain(struct pg_conn *c, int64_t after_seq)
 }
 
 /*
+ * A notification says a row committed, not that it can be read: an older
+ * transaction may still be running, and the log is read only below it
+ * (store-pg-sql.h, schema 3).  A fresh one still answers 1 at once, "new
+ * events may exist", as the contract says: the common case costs no
+ * query.  If the caller then finds nothing, its next wait sees that a
+ * notified row is not readable yet (c->notified > last_seq) and polls
+ * (from 1 ms, doubling to 50 ms): the older transaction may end by a
+ * rollback, which sends nothing.  Wake-ups are sent after the commit
+ * (notify_send), so one can be lost: last_seq is re-read every
+ * WAIT_RECHECK_MS in any case.
+ *
  * LISTEN is set up on the first wait only: a listening session that
  * never reads would pile notifications up in memory.  It is set up
  * before last_seq is read, so a commit in between is seen either way.
@@ -1320,7 +1447,7 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
 {
     struct pg_conn *c = (struct pg_conn *)s;
     int64_t deadline = vse__now_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    int64_t last = 0;
+    int64_t settle_ms = 1;
     int rc = ensure(c, err);
 
     if (rc < 0)
@@ -1331,46 +1458,41 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
             return rc;
         c->listening = 1;
     }
-    PQconsumeInput(c->conn);
-    if (drain(c, after_seq))
-        return 1;
-    rc = pg_last_seq(s, &last, err);
-    if (rc < 0)
-        return rc;
-    if (last > after_seq)
-        return 1;
     for (;;) {
-        int64_t left = deadline - vse__now_mono_ms();
+        int64_t last = 0, left, nap;
         struct pollfd pfd;
 
-        if (left <= 0)
-            return 0;
-        pfd.fd = PQsocket(c->conn);
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-        if (pfd.fd < 0)
-            return pg_fail(c, NULL, err, "wait for events");
-        rc = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-        if (rc < 0 && errno != EINTR)
-            return vse__err(err, VSE_ESTORE, "cannot wait for events: %s",
-                            strerror(errno));
-        if (rc <= 0)
-            continue;
         if (!PQconsumeInput(c->conn)) {
             /* Lost the session: notifications sent meanwhile are gone,
              * the history is not; reconnect and look there. */
             rc = ensure(c, err);
             if (rc < 0)
                 return rc;
-            rc = pg_last_seq(s, &last, err);
-            if (rc < 0)
-                return rc;
-            if (last > after_seq)
-                return 1;
-            continue;
         }
         if (drain(c, after_seq))
             return 1;
+        rc = pg_last_seq(s, &last, err);
+        if (rc < 0)
+            return rc;
+        if (last > after_seq)
+            return 1;
+        left = deadline - vse__now_mono_ms();
+        if (left <= 0)
+            return 0;
+        nap = left > WAIT_RECHECK_MS ? WAIT_RECHECK_MS : left;
+        if (c->notified > last) {
+            nap = nap < settle_ms ? nap : settle_ms;
+            settle_ms = settle_ms * 2 > 50 ? 50 : settle_ms * 2;
+        }
+        pfd.fd = PQsocket(c->conn);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (pfd.fd < 0)
+            return pg_fail(c, NULL, err, "wait for events");
+        rc = poll(&pfd, 1, (int)nap);
+        if (rc < 0 && errno != EINTR)
+            return vse__err(err, VSE_ESTORE, "cannot wait for events: %s",
+                            strerror(errno));
     }
 }
 
@@ -1402,5 +1524,6 @@ const struct vse_store_methods vse__store_pg = {
     .exec = pg_exec,
     .steps = steps,
     .nsteps = sizeof(steps) / sizeof(*steps),
+    .settled = pg_settled,
 };
 

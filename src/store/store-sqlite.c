@@ -562,6 +562,9 @@ static const struct vse_store_step steps[] = {
     /* Version 2: resources carry attrs, the caller's JSON object. */
     {.sql = "ALTER TABLE resources ADD COLUMN attrs TEXT NOT NULL "
             "DEFAULT '{}'"},
+    /* Version 3 changed only the PostgreSQL store (history seqs without
+     * the counter lock); the numbering is shared, so here it is empty. */
+    {.sql = ""},
 };
 
 static int sqlite_exec(struct vse_store *s, const char *sql, const char *what,

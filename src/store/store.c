@@ -219,6 +219,8 @@ static int settle_schema(struct vse_store *s, struct vse_error *err)
         rc = m->accept(s, err);
     if (rc == 0 && (size_t)f.version < m->nsteps)
         rc = migrate(s, err);
+    if (rc == 0 && m->settled != NULL)
+        rc = m->settled(s, err);
     return rc;
 }
 

@@ -175,6 +175,10 @@ typedef int vse_store_inspect_fn(struct vse_store *s,
 /* Optional: the store was judged usable (empty or vse's), before any
  * migration; the backend may now write to it (SQLite: WAL mode). */
 typedef int vse_store_accept_fn(struct vse_store *s, struct vse_error *err);
+/* Optional: the schema is at the backend's current version; the backend
+ * may check or repair what the schema cannot say (PostgreSQL: history
+ * positions ahead of a cluster restored from a backup).  0 or an error. */
+typedef int vse_store_settled_fn(struct vse_store *s, struct vse_error *err);
 /*
  * Begin the one transaction all migration steps run in, holding whatever
  * keeps two processes from migrating at once (SQLite: BEGIN IMMEDIATE;
@@ -242,6 +246,7 @@ struct vse_store_methods {
     vse_store_exec_fn *exec;
     const struct vse_store_step *steps;
     size_t nsteps; /* the backend's current schema version */
+    vse_store_settled_fn *settled; /* optional */
 };
 
 /* The built-in backends (store-*.c), in the registry of store.c. */

@@ -6,6 +6,7 @@
  * usage: pgmigrate URL
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
@@ -14,6 +15,26 @@
 #include "vse.h"
 
 #define OPID "0b6f7c8e-1111-4222-8333-444455556666"
+/* Far above this cluster's transaction ids: schema 3 derives seqs from
+ * them, and must still number new events after the old ones. */
+#define OLD_SEQ "1000000"
+/* Seq and xid of a row restored from a busier cluster. */
+#define AHEAD "900000000"
+
+struct seen {
+    int n;
+    int64_t seq[4];
+};
+
+static int on_event(void *ctx, const struct vse_event *e)
+{
+    struct seen *s = ctx;
+
+    if (s->n < 4)
+        s->seq[s->n] = e->seq;
+    s->n++;
+    return 0;
+}
 
 static int exec(PGconn *c, const char *sql)
 {
@@ -58,10 +79,11 @@ int main(int argc, char **argv)
         exec(c, "INSERT INTO resources VALUES ('old', 'volume', "
                 "'creating_db', 'create', '" OPID "', 'new', 'api', "
                 "99999999999999999, 60000000, 5, 5, 5, 1)") ||
-        exec(c, "INSERT INTO history VALUES (1, 'old', 1, 'volume', "
+        exec(c, "INSERT INTO history VALUES (" OLD_SEQ ", 'old', 1, "
+                "'volume', "
                 "'create', 'create', '" OPID "', 'new', 'creating_db', "
                 "'api', 5, NULL, NULL)") ||
-        exec(c, "UPDATE vse_seq SET seq = 1") || exec(c, "COMMIT"))
+        exec(c, "UPDATE vse_seq SET seq = " OLD_SEQ) || exec(c, "COMMIT"))
         return 1;
     PQfinish(c);
 
@@ -78,10 +100,54 @@ int main(int argc, char **argv)
                    &e) == 0,
           "step after migration: %s", e.msg);
     CHECK(strcmp(r.attrs, "{\"size\":2}") == 0, "attrs: %s", r.attrs);
+    /* A watcher at the old log's end gets the new event, numbered after
+     * it; the whole log reads in order. */
+    {
+        struct seen all = {0}, after = {0};
+        int64_t last = 0;
+
+        CHECK(vse_events(db, 0, 0, on_event, &all, &e) == 0, "events: %s",
+              e.msg);
+        CHECK(all.n == 2 && all.seq[0] == atoll(OLD_SEQ) &&
+                  all.seq[1] > all.seq[0],
+              "log after migration: %d events, seqs %lld %lld", all.n,
+              (long long)all.seq[0], (long long)all.seq[1]);
+        CHECK(vse_events(db, atoll(OLD_SEQ), 0, on_event, &after, &e) == 0 &&
+                  after.n == 1 && after.seq[0] == all.seq[1],
+              "a watcher at the old end got %d events", after.n);
+        CHECK(vse_last_seq(db, &last, &e) == 0 && last == all.seq[1],
+              "last_seq %lld", (long long)last);
+    }
+    vse_close(db);
+
+    /* The same store as if restored into another cluster: the newest
+     * row's xid and seq lie ahead of this cluster's ids.  Opening it
+     * rebases: the row is readable and the next event comes after it. */
+    c = PQconnectdb(argv[1]);
+    CHECK(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    if (exec(c, "UPDATE history SET seq = " AHEAD ", xid = '" AHEAD "' "
+                "WHERE seq = (SELECT max(seq) FROM history)"))
+        return 1;
+    PQfinish(c);
+    CHECK(vse_open(argv[1], &db, &e) == 0, "open: %s (%s)", e.msg,
+          e.detail);
+    {
+        struct seen all = {0}, after = {0};
+
+        CHECK(vse_renew(db, "old", OPID, NULL, NULL, &e) == 0, "renew: %s",
+              e.msg);
+        CHECK(vse_events(db, 0, 0, on_event, &all, &e) == 0 && all.n == 3 &&
+                  all.seq[1] == atoll(AHEAD) && all.seq[2] > all.seq[1],
+              "log after a restore: %d events", all.n);
+        CHECK(vse_events(db, atoll(AHEAD), 0, on_event, &after, &e) == 0 &&
+                  after.n == 1,
+              "a watcher at the restored end got %d events", after.n);
+    }
     CHECK(vse_check(db, NULL, NULL, NULL, &violations, &e) == 0 &&
               violations == 0,
           "check: %lld violations", (long long)violations);
     vse_close(db);
-    printf("pgmigrate: schema 1 store migrated; its rows kept\n");
+    printf("pgmigrate: schema 1 store migrated; its rows kept; a restored "
+           "store rebased\n");
     return 0;
 }

@@ -122,7 +122,7 @@ static void test_new_file_gets_schema(void **state)
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0),
-                        "format=vse,schema_version=2");
+                        "format=vse,schema_version=3");
     sqlite3_finalize(st);
     sqlite3_close(db);
     /* A second open of an existing store changes nothing either. */
