@@ -38,7 +38,8 @@ else
 # ---- the real build ------------------------------------------------------
 .DEFAULT_GOAL := all
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
+# Debian's ZooKeeper C client ships no .pc file.
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lzookeeper_mt -lpthread -lm
 TEST_LIBS  := $(shell pkg-config --libs $(TESTPKGS))
 SVC_CFLAGS := $(shell pkg-config --cflags $(SVCPKGS))
 SVC_LIBS   := $(shell pkg-config --libs $(SVCPKGS)) -lpthread

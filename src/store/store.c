@@ -13,11 +13,14 @@
 /* store-pg.c; "postgres:" is libpq's other spelling of the scheme. */
 extern const struct vse_store_methods vse__store_pg;
 extern const struct vse_store_methods vse__store_postgres;
+/* store-zk.c */
+extern const struct vse_store_methods vse__store_zk;
 
 static const struct vse_store_methods *const backends[] = {
     &vse__store_sqlite,
     &vse__store_pg,
     &vse__store_postgres,
+    &vse__store_zk,
 };
 
 /* Backends registered at run time: test shims (tests/store/). */
@@ -101,7 +104,7 @@ int vse__store_open(const char *url, struct vse_store **out,
     }
     vse__err(err, VSE_EINVAL, "store URL '%s' has an unknown scheme '%.*s'",
              url, (int)slen, url);
-    vse__err_hint(err, "known schemes: sqlite, postgresql");
+    vse__err_hint(err, "known schemes: sqlite, postgresql, zookeeper");
     return VSE_EINVAL;
 }
 
