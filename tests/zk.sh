@@ -28,8 +28,9 @@
 # /etc/zookeeper), fsync on, the admin HTTP server off (it would take
 # port 8080), the four-letter words srvr, stat, ruok, mntr and conf on.
 # Readiness is polled with "srvr" against a deadline: the JVM needs a few
-# seconds to start, an ensemble a few more to elect.  ZK_HEAP (default
-# 256m) sets each member's heap.
+# seconds to start, an ensemble a few more to elect (ZK_START_TIMEOUT:
+# the limit, default 60 s times VSE_TEST_TIMEOUT_MULTIPLIER).  ZK_HEAP
+# (default 256m) sets each member's heap.
 
 ZK_JAR=${ZK_JAR:-/usr/share/java/zookeeper.jar}
 
@@ -50,9 +51,9 @@ zk__free_port() {
 }
 
 # zk__4lw PORT WORD: the member's answer to a four-letter word (empty when
-# it does not answer within a second).
+# it does not answer within a few seconds).
 zk__4lw() {
-    timeout 2 bash -c '
+    timeout 5 bash -c '
         exec 3<>/dev/tcp/127.0.0.1/$1 || exit 1
         printf "%s" "$2" >&3
         cat <&3' zk4lw "$1" "$2" 2>/dev/null
@@ -133,6 +134,13 @@ zk__launch() {
     zk__pid[$n]=$!
 }
 
+# Seconds a start may take: ZK_START_TIMEOUT, or 60 times the test
+# runner's multiplier (a JVM on a loaded machine is slow to start).
+zk__start_timeout() {
+    awk -v t="${ZK_START_TIMEOUT:-}" -v m="${VSE_TEST_TIMEOUT_MULTIPLIER:-1}" \
+        'BEGIN { if (t + 0 > 0) print int(t); else print int(60 * (m + 0 > 0 ? m : 1) + 0.999) }'
+}
+
 # zk__wait_serving DEADLINE N...: wait until every member named serves
 # (leader, follower or standalone); 1 if one dies or the deadline passes.
 zk__wait_serving() {
@@ -181,7 +189,7 @@ zk__start_members() {
             zk__launch "$i"
         done
         rc=0
-        zk__wait_serving $(($(date +%s) + ${ZK_START_TIMEOUT:-60})) \
+        zk__wait_serving $(($(date +%s) + $(zk__start_timeout))) \
             $(seq 1 "$count") || rc=$?
         [ $rc -eq 0 ] && break
         # A member died (a port taken since we chose it) or nobody served
@@ -254,7 +262,7 @@ zk_restart() {
     zk__alive "$n" && return 0
     zk__launch "$n"
     zk__export
-    if ! zk__wait_serving $(($(date +%s) + ${ZK_START_TIMEOUT:-60})) "$n"; then
+    if ! zk__wait_serving $(($(date +%s) + $(zk__start_timeout))) "$n"; then
         echo "zk.sh: member $n does not serve again:" >&2
         tail -15 "$ZK_DIR/$n/log" >&2
         return 1
