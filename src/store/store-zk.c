@@ -25,11 +25,14 @@
 #include "vse-int.h"
 
 /*
- * The layout's own version, in ROOT/meta (it is not the SQL schema's
- * number: the two evolve apart).  migrations[v] would take v to v + 1;
- * version 1 is the first ZooKeeper layout, so there are none yet.
+ * ROOT/meta holds the schema version with the SQL stores' numbering, so
+ * that vsectl migrate and the release notes speak of one number.  A new
+ * chroot is created at the current version.  A version the ZooKeeper
+ * layout does not care about (a change to the SQL tables only) is a
+ * migration with nothing to do but record the number; the first one that
+ * changes the tree goes in migrate_meta()'s place.
  */
-#define LAYOUT_VERSION 1
+#define LAYOUT_VERSION VSE_SCHEMA_VERSION
 /* Session timeout asked of the server; VSE_ZK_SESSION_MS overrides. */
 #define SESSION_MS 10000
 /* How long a call keeps trying to reach the ensemble before it answers;
@@ -58,6 +61,12 @@ struct zk_conn {
     int session_ms;
     int reconnect_ms;
     int64_t bucket; /* the log bucket appends go to; -1: look it up */
+    /* Where the last event history_all() delivered is in the log: a
+     * watcher asks for "after the last one I saw", and this spares it
+     * the binary search.  Only a hint, checked against after_seq. */
+    int64_t pos_seq;
+    int64_t pos_bucket;
+    char pos_name[32];
     /* Wake-ups: the client's event thread bumps gen on every watch and
      * session event; vse_wait sleeps on cv. */
     pthread_mutex_t mu;
@@ -794,6 +803,28 @@ static int create_layout(struct zk_conn *c, struct vse_error *err)
     return zk_fail(c, zrc, err, "create the store layout");
 }
 
+/*
+ * Record the current version in meta, at the version of meta that was
+ * judged: of several processes opening an older store at once, one
+ * migrates and the others read its result.  No layout change exists yet
+ * between versions, so there is nothing else to do.
+ */
+static int migrate_meta(struct zk_conn *c, const char *path, int at,
+                        struct vse_error *err)
+{
+    char meta[160];
+    int zrc;
+
+    snprintf(meta, sizeof(meta),
+             "{\"format\":\"vse\",\"schema_version\":%d,"
+             "\"migrated\":%" PRId64 "}",
+             LAYOUT_VERSION, vse_now_us());
+    zrc = zoo_set(c->zh, path, meta, (int)strlen(meta), at);
+    if (zrc == ZOK || zrc == ZBADVERSION || lost(zrc))
+        return 0; /* re-read decides */
+    return zk_fail(c, zrc, err, "migrate the schema");
+}
+
 static int layout(struct zk_conn *c, struct vse_error *err)
 {
     char path[PATH_SIZE];
@@ -808,12 +839,15 @@ static int layout(struct zk_conn *c, struct vse_error *err)
         zrc = zget(c, path, &buf, &len, &st, 0, err, "read the schema");
         if (zrc < 0)
             return zrc;
-        if (zrc == ZOK) {
+        if (zrc == 0) {
             zrc = judge_meta(c, buf, len, &version, err);
             free(buf);
-            /* NEEDSWORK: migrations from version 1 go here, applied with
-             * a set on meta at st.version so that one process runs each. */
-            return zrc;
+            if (zrc < 0 || version == LAYOUT_VERSION)
+                return zrc;
+            zrc = migrate_meta(c, path, st.version, err);
+            if (zrc < 0)
+                return zrc;
+            continue; /* judge what is there now */
         }
         zrc = make_root(c, err);
         if (zrc < 0)
@@ -1391,13 +1425,21 @@ static int history_all(struct zk_conn *c, int64_t after_seq, size_t limit,
     struct vse_event *e = vse__malloc(sizeof(*e));
     int64_t *b = NULL;
     size_t sent = 0;
-    int n = 0, from, rc, stop = 0;
+    int n = 0, from, rc, stop = 0, hit = 0;
 
     if (e == NULL)
         return vse__err(err, VSE_ENOMEM, "out of memory");
     rc = list_buckets(c, 0, &b, &n, err);
     from = n;
-    while (rc == 0 && from > 0) {
+    if (after_seq > 0 && after_seq == c->pos_seq) {
+        /* Buckets before the one holding the entry at after_seq hold
+         * older entries only (they were sealed before it was opened). */
+        for (int i = 0; i < n; i++)
+            if (b[i] == c->pos_bucket)
+                from = i;
+        hit = from < n;
+    }
+    while (rc == 0 && !hit && from > 0) {
         char bp[PATH_SIZE];
         struct Stat st;
         int zrc;
@@ -1428,7 +1470,14 @@ static int history_all(struct zk_conn *c, int64_t after_seq, size_t limit,
         if (zrc == ABSENT)
             continue;
         sort_names(&kids);
-        rc = first_after(c, bp, &kids, after_seq, &at, err);
+        at = 0;
+        if (hit && b[i] == c->pos_bucket) {
+            /* Names are in commit order within a bucket. */
+            while (at < kids.count && strcmp(kids.data[at], c->pos_name) <= 0)
+                at++;
+        } else if (!hit) {
+            rc = first_after(c, bp, &kids, after_seq, &at, err);
+        }
         for (int k = at; rc == 0 && k < kids.count; k++) {
             struct Stat est;
             char *buf;
@@ -1446,6 +1495,9 @@ static int history_all(struct zk_conn *c, int64_t after_seq, size_t limit,
             free(buf);
             if (zrc < 0 || e->seq <= after_seq)
                 continue;
+            c->pos_seq = e->seq;
+            c->pos_bucket = b[i];
+            vse__strlcpy(c->pos_name, kids.data[k], sizeof(c->pos_name));
             if (cb(ctx, e) != 0 || (limit != 0 && ++sent >= limit)) {
                 stop = 1;
                 break;
