@@ -39,7 +39,8 @@
  * VSE_ZK_RECONNECT_MS overrides (tests). */
 #define RECONNECT_MS 15000
 /* A log bucket is sealed once it holds this many entries: a child list
- * comes back in one reply and ZooKeeper keeps every node in memory. */
+ * comes back in one reply and ZooKeeper keeps every node in memory.
+ * VSE_ZK_BUCKET_MAX overrides (tests, to make buckets roll over). */
 #define BUCKET_MAX 4096
 /* Seal races and bucket moves retried before apply gives up. */
 #define BUCKET_RETRIES 8
@@ -60,6 +61,7 @@ struct zk_conn {
     char where[1400];         /* zookeeper://HOSTS/CHROOT, for messages */
     int session_ms;
     int reconnect_ms;
+    int bucket_max;
     int64_t bucket; /* the log bucket appends go to; -1: look it up */
     /* Where the last event history_all() delivered is in the log: a
      * watcher asks for "after the last one I saw", and this spares it
@@ -656,6 +658,7 @@ static int parse_url(struct zk_conn *c, const char *rest,
 
     c->session_ms = env_ms("VSE_ZK_SESSION_MS", SESSION_MS);
     c->reconnect_ms = env_ms("VSE_ZK_RECONNECT_MS", RECONNECT_MS);
+    c->bucket_max = env_ms("VSE_ZK_BUCKET_MAX", BUCKET_MAX);
     if (strncmp(rest, "//", 2) != 0)
         return bad_url(rest, "it does not start with //", err);
     hosts = rest + 2;
@@ -1148,7 +1151,7 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
 
         if (seq != NULL)
             *seq = st.mzxid;
-        if (dash != NULL && strtoll(dash + 1, NULL, 10) >= BUCKET_MAX)
+        if (dash != NULL && strtoll(dash + 1, NULL, 10) >= c->bucket_max)
             seal_bucket(c, c->bucket);
         return 0;
     }
@@ -1999,8 +2002,9 @@ static int zk_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
         left = deadline - mono_ms();
         if (left <= 0 || interrupted(c))
             return 0;
-        /* In slices: vse_interrupt() ends the wait within one. */
-        nap(c, g, left > 200 ? 200 : left);
+        /* In slices: vse_interrupt() ends the wait within one.  Long
+         * ones: a wake-up is the watch's job, not the slice's. */
+        nap(c, g, left > 1000 ? 1000 : left);
     }
 }
 
