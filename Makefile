@@ -40,7 +40,8 @@ else
 # ---- the real build ------------------------------------------------------
 .DEFAULT_GOAL := all
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
+# Debian's ZooKeeper C client ships no .pc file.
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lzookeeper_mt -lpthread -lm
 TEST_LIBS  := $(shell pkg-config --libs $(TESTPKGS))
 SVC_CFLAGS := $(shell pkg-config --cflags $(SVCPKGS))
 SVC_LIBS   := $(shell pkg-config --libs $(SVCPKGS)) -lpthread
@@ -107,6 +108,10 @@ $(BUILD)/obj/src/store/store-sqlite.o: PART_CFLAGS := $(STORE_CFLAGS) \
     $(call cflags_of,sqlite3)
 $(BUILD)/obj/src/store/store-pg.o: PART_CFLAGS := $(STORE_CFLAGS) \
     $(call cflags_of,libpq)
+# Debian's ZooKeeper client ships no .pc file: its headers are on the
+# default path (<zookeeper/zookeeper.h>) and it links as -lzookeeper_mt.
+$(BUILD)/obj/src/store/store-zk.o: PART_CFLAGS := $(STORE_CFLAGS) \
+    $(call cflags_of,jansson)
 $(BUILD)/obj/src/common/%.o: PART_CFLAGS := $(COMMON_CFLAGS)
 $(BUILD)/obj/src/driver/%.o: PART_CFLAGS := $(DRIVER_CFLAGS)
 $(BUILD)/obj/src/vsed/%.o: PART_CFLAGS := $(VSED_CFLAGS)

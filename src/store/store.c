@@ -18,6 +18,7 @@
 static const struct vse_store_methods *const backends[] = {
     &vse__store_sqlite,
     &vse__store_pg,
+    &vse__store_zk,
 };
 
 /* Backends registered at run time: test shims (tests/store/). */

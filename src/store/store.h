@@ -252,6 +252,7 @@ struct vse_store_methods {
 /* The built-in backends (store-*.c), in the registry of store.c. */
 extern const struct vse_store_methods vse__store_sqlite;
 extern const struct vse_store_methods vse__store_pg;
+extern const struct vse_store_methods vse__store_zk;
 
 /*
  * Make a backend known at run time, after the built-ins; for test shims

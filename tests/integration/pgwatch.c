@@ -128,6 +128,10 @@ int main(int argc, char **argv)
         die("open", &e);
     if (vse_create(db, "volume", "watched", &o, &r, &e) < 0)
         die("create", &e);
+    /* A store client may run threads of its own (ZooKeeper's does): fork
+     * with no handle open, so that the child holds no copy of one whose
+     * threads it does not have. */
+    vse_close(db);
     if (pipe(fds) < 0)
         die("pipe", NULL);
     fflush(NULL);
@@ -138,6 +142,8 @@ int main(int argc, char **argv)
         exit(watcher(url, events, fds[1], max_ms));
     }
     close(fds[1]);
+    if (vse_open(url, &db, &e) < 0)
+        die("open", &e);
     if (read(fds[0], &go, 1) != 1)
         die("the watcher did not start", NULL);
     for (int i = 0; i < events; i++) {

@@ -7,7 +7,14 @@
  * that every call answered "done" left exactly one history row.
  *
  * usage: race --store URL --procs N --resources R --attempts A
- *             [--ttl-ms T] --dir DIR
+ *             [--ttl-ms T] [--faults] --dir DIR
+ *
+ * --faults: the store's servers are killed and restarted during the race,
+ * so a call may also fail clearly (VSE_ESTORE, VSE_EBUSY: it changed
+ * nothing) or answer VSE_EUNKNOWN (it left one history row or none).
+ * The check then proves that every call answered "done" still left
+ * exactly one row, and that each row no call was told about is covered by
+ * an "outcome unknown" call of its kind.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +34,14 @@
 static const char *store_url;
 static int nprocs = 4, nres = 8, attempts = 6000, ttl_ms = 80;
 static const char *dir;
+static int faults; /* --faults */
+
+/* A store error a fault may cause: allowed with --faults only. */
+static int fault_rc(int rc)
+{
+    return faults &&
+           (rc == VSE_ESTORE || rc == VSE_EBUSY || rc == VSE_EUNKNOWN);
+}
 
 static void die(const char *what, const struct vse_error *e)
 {
@@ -77,7 +92,7 @@ static void check_rc(int rc, const struct vse_error *e)
     /* Anything but done / repeated / refused / fenced / not found is a
      * failure of the enforcer or the store, not of the race. */
     if (rc >= 0 || rc == VSE_ECONFLICT || rc == VSE_EFENCED ||
-        rc == VSE_ENOTFOUND)
+        rc == VSE_ENOTFOUND || fault_rc(rc))
         return;
     die("unexpected error", e);
 }
@@ -290,8 +305,10 @@ static void reaper_main(int stop_fd)
         struct pollfd pfd = {.fd = stop_fd, .events = POLLIN};
         int rc = vse_reap(db, &st, &e);
 
-        if (rc < 0)
+        if (rc < 0 && !fault_rc(rc))
             die("reap", &e);
+        if (rc < 0)
+            memset(&st, 0, sizeof(st));
         expired += st.retried + st.failed + st.reverted;
         /* Reap every 10 ms until the parent closes the pipe (the workers
          * are done): POLLHUP then ends the loop. */
@@ -346,6 +363,53 @@ static int count_kind(void *ctx, const struct vse_event *ev)
     return 0;
 }
 
+/*
+ * With --faults: every call answered "done" left its row (sorted lists
+ * "KIND OP_ID", merged), and every other row of the race is paid for by
+ * one "outcome unknown" call of its kind (whose op_id a begin does not
+ * learn).  1 if not.
+ */
+static int match_faults(const struct strs *done, const struct strs *hist,
+                        struct strs *unknown)
+{
+    size_t i = 0, j = 0;
+    int bad = 0;
+
+    while (i < done->n || j < hist->n) {
+        int c = i >= done->n   ? 1
+                : j >= hist->n ? -1
+                               : strcmp(done->v[i], hist->v[j]);
+        size_t k, len;
+
+        if (c == 0) {
+            i++;
+            j++;
+            continue;
+        }
+        if (c < 0) {
+            fprintf(stderr, "race: '%s' answered done but left no history "
+                            "row\n", done->v[i++]);
+            bad = 1;
+            continue;
+        }
+        len = strcspn(hist->v[j], " ");
+        for (k = 0; k < unknown->n; k++)
+            if (unknown->v[k][0] != '\0' &&
+                strncmp(unknown->v[k], hist->v[j], len) == 0 &&
+                unknown->v[k][len] == ' ')
+                break;
+        if (k == unknown->n) {
+            fprintf(stderr, "race: history row '%s' of a call that was "
+                            "not answered done\n", hist->v[j]);
+            bad = 1;
+        } else {
+            unknown->v[k][0] = '\0'; /* used up */
+        }
+        j++;
+    }
+    return bad;
+}
+
 static void on_violation(void *ctx, const char *id, const char *msg)
 {
     (void)ctx;
@@ -361,10 +425,11 @@ int main(int argc, char **argv)
         {"attempts", required_argument, 0, 'a'},
         {"ttl-ms", required_argument, 0, 't'},
         {"dir", required_argument, 0, 'd'},
+        {"faults", no_argument, 0, 'f'},
         {0, 0, 0, 0}};
     struct vse_error e;
-    struct strs done = {0}, hist = {0};
-    long long calls = 0, by_rc[8] = {0}, kinds[16] = {0};
+    struct strs done = {0}, hist = {0}, unknown = {0};
+    long long calls = 0, by_rc[8] = {0}, kinds[16] = {0}, store_errs = 0;
     int64_t violations = 0, setup_seq = 0;
     vse_db *db;
     int c, fds[2], failed = 0;
@@ -378,12 +443,14 @@ int main(int argc, char **argv)
         case 'a': attempts = atoi(optarg); break;
         case 't': ttl_ms = atoi(optarg); break;
         case 'd': dir = optarg; break;
+        case 'f': faults = 1; break;
         default: return 2;
         }
     }
     if (store_url == NULL || dir == NULL || nprocs < 1 || nres < 1) {
         fprintf(stderr, "usage: race --store URL --dir DIR [--procs N] "
-                        "[--resources R] [--attempts A] [--ttl-ms T]\n");
+                        "[--resources R] [--attempts A] [--ttl-ms T] "
+                        "[--faults]\n");
         return 2;
     }
     attempts = (attempts + nprocs - 1) / nprocs; /* per worker */
@@ -471,6 +538,10 @@ int main(int argc, char **argv)
             if (rc == 0 && strcmp(kind, "reset") != 0 &&
                 strcmp(kind, "claim") != 0)
                 push(&done, kind, op_id);
+            if (rc == VSE_EUNKNOWN)
+                push(&unknown, kind, "");
+            if (fault_rc(rc))
+                store_errs++;
         }
         fclose(f);
     }
@@ -487,12 +558,14 @@ int main(int argc, char **argv)
 
     qsort(done.v, done.n, sizeof(char *), cmp_str);
     qsort(hist.v, hist.n, sizeof(char *), cmp_str);
-    if (done.n != hist.n) {
+    if (faults) {
+        failed |= match_faults(&done, &hist, &unknown);
+    } else if (done.n != hist.n) {
         fprintf(stderr, "race: %zu calls answered done, %zu history rows "
                         "for them\n", done.n, hist.n);
         failed = 1;
     }
-    for (size_t i = 0; i < done.n && i < hist.n; i++) {
+    for (size_t i = 0; !faults && i < done.n && i < hist.n; i++) {
         if (strcmp(done.v[i], hist.v[i]) != 0) {
             fprintf(stderr, "race: call/history mismatch: '%s' vs '%s'\n",
                     done.v[i], hist.v[i]);
@@ -509,6 +582,9 @@ int main(int argc, char **argv)
            kinds[VSE_KIND_BEGIN], kinds[VSE_KIND_CLAIM],
            kinds[VSE_KIND_EXPIRE], kinds[VSE_KIND_RESET],
            (long long)violations);
+    if (faults)
+        printf("race: %lld calls failed on the store, %zu of them with "
+               "the outcome unknown\n", store_errs, unknown.n);
     /* The race must really have happened, or it proves nothing. */
     if (calls < (long long)attempts * nprocs || by_rc[1] == 0 ||
         by_rc[4] == 0 || by_rc[5] == 0 || kinds[VSE_KIND_EXPIRE] == 0 ||
@@ -523,7 +599,10 @@ int main(int argc, char **argv)
         free(done.v[i]);
     for (size_t i = 0; i < hist.n; i++)
         free(hist.v[i]);
+    for (size_t i = 0; i < unknown.n; i++)
+        free(unknown.v[i]);
     free(done.v);
     free(hist.v);
+    free(unknown.v);
     return failed;
 }

@@ -2,7 +2,9 @@
  * test-conformance.c - the enforcer's contract (DESIGN.md section 4),
  * checked through the public API against one store.  The same suite runs
  * once per store: VSE_TEST_STORE=sqlite (default: a fresh file per test)
- * or postgresql (VSE_TEST_PG_URL; a fresh schema per test, dropped after).
+ * or postgresql (VSE_TEST_PG_URL; a fresh schema per test, dropped after)
+ * or zookeeper (VSE_TEST_ZK_HOSTS, HOST:PORT,...; a fresh chroot per test,
+ * left on the throwaway server).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,7 +81,17 @@ static int store_url(struct fx *f)
                  u, strchr(u, '?') ? "&" : "?", f->schema);
         return 0;
     }
-    fprintf(stderr, "VSE_TEST_STORE must be sqlite or postgresql\n");
+    if (strcmp(which, "zookeeper") == 0) {
+        const char *h = getenv("VSE_TEST_ZK_HOSTS");
+
+        if (h == NULL || h[0] == '\0')
+            return 1; /* skipped */
+        snprintf(f->url, sizeof(f->url), "zookeeper://%s/vse-conf/%d-%d", h,
+                 (int)getpid(), ++serial);
+        return 0;
+    }
+    fprintf(stderr, "VSE_TEST_STORE must be sqlite, postgresql or "
+                    "zookeeper\n");
     return -1;
 }
 
@@ -1096,6 +1108,11 @@ int main(void)
     if (which != NULL && strcmp(which, "postgresql") == 0 &&
         getenv("VSE_TEST_PG_URL") == NULL) {
         printf("skipped: VSE_TEST_STORE=postgresql needs VSE_TEST_PG_URL\n");
+        return 0;
+    }
+    if (which != NULL && strcmp(which, "zookeeper") == 0 &&
+        getenv("VSE_TEST_ZK_HOSTS") == NULL) {
+        printf("skipped: VSE_TEST_STORE=zookeeper needs VSE_TEST_ZK_HOSTS\n");
         return 0;
     }
     return cmocka_run_group_tests(tests, NULL, NULL);
