@@ -1,0 +1,40 @@
+"""
+conftest.py - fixtures for the Python binding's tests: a store URL per
+store kind.  SQLite always; PostgreSQL when $VSE_TEST_PG_URL names a
+server (tests/integration/t-python.sh starts a throwaway one with
+tests/pg.sh).  Every test uses fresh resource ids, so tests sharing one
+PostgreSQL database cannot see each other's rows.
+"""
+import os
+import sys
+import uuid
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+
+STORES = ["sqlite"]
+if os.environ.get("VSE_TEST_PG_URL"):
+    STORES.append("postgresql")
+
+
+@pytest.fixture(params=STORES)
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return "sqlite:%s" % (tmp_path / "vse.db")
+    return os.environ["VSE_TEST_PG_URL"]
+
+
+@pytest.fixture
+def st(store_url):
+    import vse
+    s = vse.open(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def rid():
+    """A fresh resource id."""
+    return "py-" + uuid.uuid4().hex[:12]
