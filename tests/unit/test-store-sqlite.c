@@ -536,7 +536,7 @@ static void test_unknown_scheme_hint(void **state)
     assert_null(db);
     assert_string_equal(err.msg, "store URL 'bogus:x' has an unknown scheme "
                                  "'bogus'");
-    assert_string_equal(err.hint, "known schemes: sqlite, postgresql");
+    assert_string_equal(err.hint, "known schemes: sqlite, postgresql, zookeeper");
 }
 
 /* A backend answers to its aliases as to its scheme (one vtable), and
