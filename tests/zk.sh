@@ -278,7 +278,9 @@ zk__stop_members() {
     local i pid
     for i in $(seq 1 "${ZK_N:-0}"); do
         pid=${zk__pid[$i]:-0}
-        [ "$pid" -gt 0 ] && kill -TERM "$pid" 2>/dev/null
+        # A member that died by itself is gone already: not an error
+        # (and under set -e it must not end the caller).
+        [ "$pid" -gt 0 ] && { kill -TERM "$pid" 2>/dev/null || true; }
     done
     for i in $(seq 1 "${ZK_N:-0}"); do
         pid=${zk__pid[$i]:-0}
