@@ -565,7 +565,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         cs[i].o = &o;
         cs[i].idx = i;
-        cs[i].rng = (uint64_t)vse__now_mono_us() * 2654435761u + (uint64_t)i + 1;
+        cs[i].rng =
+            (uint64_t)vse__now_mono_us() * 2654435761u + (uint64_t)i + 1;
         snprintf(cs[i].owner, sizeof(cs[i].owner), "raw-%d", i);
         /* One at a time: hundreds of SCRAM handshakes at once time out
          * on two cores, and the start is not what is measured. */

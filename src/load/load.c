@@ -250,7 +250,8 @@ static void do_create(struct client *c, struct slot *s)
                      0, NULL);
 
     if (st == 202 && created_id(c, "volume", id, sizeof(id)) == 0)
-        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, vse__now_mono_us(), 0);
+        add_pending(OP_CREATE, (int)(s - g.slots), 0, id, vse__now_mono_us(),
+                    0);
     pthread_mutex_lock(&g.mu);
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->size = 1;

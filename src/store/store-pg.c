@@ -440,8 +440,11 @@ static int reconnect(struct pg_conn *c, struct vse_error *err)
             break;
         /* In slices: vse_interrupt() ends the wait within one. */
         for (int64_t end = vse__now_mono_ms() + backoff;
-             vse__now_mono_ms() < end && !interrupted(c);)
-            sleep_ms(end - vse__now_mono_ms() < 50 ? end - vse__now_mono_ms() : 50);
+             vse__now_mono_ms() < end && !interrupted(c);) {
+            int64_t left = end - vse__now_mono_ms();
+
+            sleep_ms(left < 50 ? left : 50);
+        }
         if (interrupted(c))
             break;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;

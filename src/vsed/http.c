@@ -372,8 +372,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
          * too slow ends the connection; one too large (chunked, so its
          * size was not known at the start) is read to its end, no longer
          * than the request timeout, and answered 413. */
-        if (vse__now_mono_us() - r->start_us > (int64_t)cfg->request_timeout * 1000000)
-        {
+        if (vse__now_mono_us() - r->start_us >
+            (int64_t)cfg->request_timeout * 1000000) {
             r->status = 408;
             return MHD_NO;
         }

@@ -230,7 +230,8 @@ static void *hb_main(void *arg)
 
     pthread_mutex_lock(&mu);
     while (!atomic_load(&stop_flag)) {
-        int64_t wake = next_beat, now = vse__now_mono_ms(), wall = vse_now_us();
+        int64_t wake = next_beat, now = vse__now_mono_ms();
+        int64_t wall = vse_now_us();
 
         for (int i = 0; i < nsvcs; i++)
             if (!svcs[i].up && svcs[i].retry_at > 0) {
