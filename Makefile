@@ -278,6 +278,11 @@ UNITDIR      ?= $(PREFIX)/lib/systemd/system
 CONFDIR      ?= /etc/vse
 STATEDIR     ?= /var/lib/vse
 VSE_SHARE    := $(DATADIR)/vse
+# The Python package, for Debian's python3: its own dist-packages under
+# /usr, the versioned one (on its default path) under any other prefix.
+PYVER        := $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)
+PYDIR        ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
+INST_PY      := $(sort $(wildcard python/vse/*.py))
 INSTALL      ?= install
 
 INST_MAN      := $(sort $(wildcard man/*.1))
@@ -291,11 +296,12 @@ INSTALLED := $(BINDIR)/vsectl $(BINDIR)/vsed \
     $(addprefix $(VSE_SHARE)/machines/,$(notdir $(INST_MACHINES))) \
     $(patsubst etc/%,$(VSE_SHARE)/examples/%,$(wildcard etc/*.yaml)) \
     $(patsubst etc/vse/%,$(VSE_SHARE)/examples/etc-vse/%,$(wildcard etc/vse/*)) \
-    $(addprefix $(UNITDIR)/,$(INST_UNITS))
+    $(addprefix $(UNITDIR)/,$(INST_UNITS)) \
+    $(addprefix $(PYDIR)/vse/,$(notdir $(INST_PY)))
 # The directories only vse uses, deepest first: uninstall removes them
 # when they are empty.
 VSE_DIRS := $(VSE_SHARE)/examples/etc-vse $(VSE_SHARE)/examples \
-    $(VSE_SHARE)/machines $(VSE_SHARE)
+    $(VSE_SHARE)/machines $(VSE_SHARE) $(PYDIR)/vse
 VSE_SUBST := sed -e 's|@VERSION@|$(VSE_VERSION)|g' \
     -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
     -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
@@ -323,6 +329,7 @@ install: all
 	for u in $(INST_UNITS); do \
 	    $(VSE_SUBST) etc/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
+	$(INSTALL) -m 644 $(INST_PY) $(DESTDIR)$(PYDIR)/vse/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
@@ -349,5 +356,5 @@ deb:
 	lintian --fail-on error $(DEB_DIR)/*.changes >$(DEB_DIR)/lintian.txt \
 	    2>&1; st=$$?; cat $(DEB_DIR)/lintian.txt; exit $$st
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
 endif

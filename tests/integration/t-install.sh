@@ -57,6 +57,7 @@ minor=${minor%%.*}
 if [ "$major" = 0 ]; then soname=libvse.so.0.$minor; else
     soname=libvse.so.$major; fi
 
+pyver=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 want=$(sort <<EOF2
 bin/vsectl
 bin/vsed
@@ -72,6 +73,7 @@ $(cd man && for f in *.1; do echo "share/man/man1/$f"; done)
 $(cd machines && for f in *.yaml; do echo "share/vse/machines/$f"; done)
 $(cd etc && for f in *.yaml; do echo "share/vse/examples/$f"; done)
 $(cd etc/vse && for f in *; do echo "share/vse/examples/etc-vse/$f"; done)
+$(cd python/vse && for f in *.py; do echo "lib/python$pyver/dist-packages/vse/$f"; done)
 EOF2
 )
 got=$(cd "$D$P" && find . ! -type d | sed 's|^\./||' | sort | while read -r f
@@ -177,6 +179,19 @@ check "installed vsectl --version" "vsectl $version" \
     "$("$D$P/bin/vsectl" --version 2>&1)"
 check "installed vsed --version" "vsed $version" \
     "$("$D$P/bin/vsed" --version 2>&1)"
+
+# The Python package, as Debian's python3 finds it under this prefix, on
+# the installed library (a sanitizer build cannot be loaded into python3).
+if [ -z "$san" ]; then
+    out=$(cd "$T" && PYTHONPATH=$D$P/lib/python$pyver/dist-packages \
+        VSE_LIBRARY=$lib /usr/bin/python3 -c '
+import sys, vse
+st = vse.open(sys.argv[1])
+r = st.get("vol-1")
+print(vse.__file__.startswith(sys.argv[2]), r["state"], r["version"])
+' "sqlite:$T/s.db" "$D$P/lib/python$pyver" 2>&1)
+    check "the installed Python package reads it" "True creating_db 1" "$out"
+fi
 
 echo "# uninstall"
 if mk uninstall >"$T/uninstall.log" 2>&1; then ok "make uninstall"; else
