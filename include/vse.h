@@ -277,7 +277,8 @@ typedef struct vse_db vse_db;
 
 /*
  * Open the store at `url` ("sqlite:PATH[?synchronous=full|normal]",
- * later "postgresql://..." and "etcd://...") with the built-in machines
+ * "postgresql://..." (or "postgres://..."), or
+ * "zookeeper://HOST:PORT[,HOST:PORT...]/CHROOT") with the built-in machines
  * loaded and checked against the definitions the store pinned.  A SQLite
  * store file that does not exist is created.  Returns VSE_EINVAL (bad URL),
  * VSE_ESTORE, VSE_ESCHEMA (not a vse store, or a newer schema) or
