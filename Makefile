@@ -6,8 +6,10 @@
 #                   ./var/pool, reaper) on sqlite:./var/vse.db, in the
 #                   foreground, with etc/vsed-dev.yaml (loopback, noauth)
 #   make example    the worked example, live, on sqlite:./var/vse.db
-#   make check      install what is missing, build with -Werror, run every
-#                   test; then again under AddressSanitizer + UBSan
+#   make check      install what is missing, check the layout (check-style),
+#                   build with -Werror, run every test; then again under
+#                   AddressSanitizer + UBSan
+#   make format     apply .clang-format to the C sources (scripts/format.sh)
 #   make bench      vse against raw SQLite, same SQL, same run
 #
 # Top-level targets first make sure the Debian packages are there
@@ -26,7 +28,7 @@ ifeq ($(VSE_DEPS_OK),)
 # ---- entry points: install dependencies, then re-enter -----------------
 .DEFAULT_GOAL := all
 .PHONY: all run example check check-asan check-style bench bench-http deps \
-        clean tests docs
+        clean tests docs format
 all run example check check-asan bench bench-http tests docs check-style:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory VSE_DEPS_OK=1 $@
@@ -34,6 +36,9 @@ deps:
 	@scripts/deps.sh
 clean:
 	rm -rf build
+# Needs only clang-format (scripts/deps.sh installs it with the rest).
+format:
+	scripts/format.sh
 else
 # ---- the real build ------------------------------------------------------
 .DEFAULT_GOAL := all
@@ -134,7 +139,10 @@ tests: all $(UNIT_BIN) $(HELPER_BIN) $(BENCH_BIN) $(BUILD)/tests/fuzz-api
 
 ASAN := SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" OPT="-O1 -g"
 
-check: tests
+# The layout is checked first, before anything is built, so that it fails
+# fast; then the build and the tests.
+check: check-style
+	$(MAKE) --no-print-directory tests
 	tests/run.sh $(BUILD)
 	$(MAKE) --no-print-directory BUILD=build/asan $(ASAN) check-asan
 
@@ -143,7 +151,7 @@ check-asan: tests
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(BUILD)
 
 check-style:
-	clang-format --dry-run --Werror include/*.h src/*/*.[ch]
+	scripts/format.sh --check
 
 run: all
 	@mkdir -p var
