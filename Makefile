@@ -6,9 +6,11 @@
 #                   ./var/pool, reaper) on sqlite:./var/vse.db, in the
 #                   foreground, with etc/vsed-dev.yaml (loopback, noauth)
 #   make example    the worked example, live, on sqlite:./var/vse.db
-#   make check      install what is missing, build with -Werror, run every
-#                   test; then again under AddressSanitizer + UBSan; then
-#                   the threaded tests under ThreadSanitizer (check-tsan)
+#   make check      install what is missing, check the layout (check-style),
+#                   build with -Werror, run every test; then again under
+#                   AddressSanitizer + UBSan; then the threaded tests under
+#                   ThreadSanitizer (check-tsan)
+#   make format     apply .clang-format to the C sources (scripts/format.sh)
 #   make bench      vse against raw SQLite, same SQL, same run
 #
 # Top-level targets first make sure the Debian packages are there
@@ -27,7 +29,7 @@ ifeq ($(VSE_DEPS_OK),)
 # ---- entry points: install dependencies, then re-enter -----------------
 .DEFAULT_GOAL := all
 .PHONY: all run example check check-asan check-tsan check-style bench \
-        bench-http deps clean tests docs install uninstall deb
+        bench-http deps clean tests docs install uninstall deb format
 all run example check check-asan check-tsan bench bench-http tests docs \
 check-style install uninstall deb:
 	@scripts/deps.sh
@@ -36,6 +38,9 @@ deps:
 	@scripts/deps.sh
 clean:
 	rm -rf build
+# Needs only clang-format (scripts/deps.sh installs it with the rest).
+format:
+	scripts/format.sh
 else
 # ---- the real build ------------------------------------------------------
 .DEFAULT_GOAL := all
@@ -198,7 +203,10 @@ tests: all $(UNIT_BIN) $(HELPER_BIN) $(BENCH_BIN) $(BUILD)/tests/fuzz-api
 
 ASAN := SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" OPT="-O1 -g"
 
-check: tests
+# The layout is checked first, before anything is built, so that it fails
+# fast; then the build and the tests.
+check: check-style
+	$(MAKE) --no-print-directory tests
 	tests/run.sh $(BUILD)
 	$(MAKE) --no-print-directory BUILD=build/asan $(ASAN) check-asan
 	$(MAKE) --no-print-directory BUILD=build/tsan $(TSAN) check-tsan-run
@@ -232,7 +240,7 @@ check-tsan-run: all $(HELPER_BIN)
 	    echo "check-tsan: ThreadSanitizer reports above"; exit 1; fi
 
 check-style:
-	clang-format --dry-run --Werror include/*.h src/*/*.[ch]
+	scripts/format.sh --check
 
 run: all
 	@mkdir -p var
