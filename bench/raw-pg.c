@@ -30,7 +30,7 @@
  */
 #define RAW_SCHEMA                                                           \
     "SET client_min_messages = warning;"                                     \
-    "CREATE TABLE IF NOT EXISTS raw_resources(id TEXT COLLATE \"C\""        \
+    "CREATE TABLE IF NOT EXISTS raw_resources(id TEXT COLLATE \"C\""         \
     " PRIMARY KEY, machine TEXT NOT NULL, state TEXT NOT NULL, op TEXT,"     \
     " op_id TEXT, origin TEXT, owner TEXT, lease_expires BIGINT,"            \
     " lease_ttl BIGINT NOT NULL DEFAULT 0, since BIGINT NOT NULL,"           \
@@ -61,7 +61,7 @@
     " WHERE id = $1 AND version = $2 RETURNING id, machine, version)"        \
     " INSERT INTO raw_history(resource, version, machine, kind, op, op_id,"  \
     " from_state, to_state, owner, at)"                                      \
-    " SELECT u.id, u.version, u.machine, $13, $17, $14, $15, $3, $16, $11"    \
+    " SELECT u.id, u.version, u.machine, $13, $17, $14, $15, $3, $16, $11"   \
     " FROM u RETURNING seq"
 #define RAW_APPLY_TYPES "titttttiiiiittttt"
 
@@ -320,8 +320,10 @@ static int follow(struct client *c, const char *id, const char *kind,
         to_busy(c, &r, to, op, 0);
     rc = apply(c, &r, expect, kind, from, op, op_id);
     if (rc == 0) {
-        snprintf(c->error, sizeof(c->error), "lost the CAS on '%s' inside "
-                 "our own op", id);
+        snprintf(c->error, sizeof(c->error),
+                 "lost the CAS on '%s' inside "
+                 "our own op",
+                 id);
         c->errors++;
         return -1;
     }
@@ -360,8 +362,8 @@ static int cycle(struct client *c)
     expect = r.version;
     to_busy(c, &r, attach ? "reserved" : "detaching",
             attach ? "attach" : "detach", 1);
-    rc = apply(c, &r, expect, "begin", attach ? "available" : "in_use",
-               r.op, r.op_id);
+    rc = apply(c, &r, expect, "begin", attach ? "available" : "in_use", r.op,
+               r.op_id);
     if (rc <= 0) {
         if (rc == 0)
             c->refused++;
@@ -405,8 +407,8 @@ static int contend(struct client *c, const char *id)
         }
         c->conflicts++;
         pause = tries < 7 ? INT64_C(100) << tries : 10000;
-        usleep((useconds_t)(pause / 2 + (int64_t)(rng_next(&c->rng) %
-                                                  (uint64_t)pause)));
+        usleep((useconds_t)(pause / 2 +
+                            (int64_t)(rng_next(&c->rng) % (uint64_t)pause)));
     }
     c->transitions++;
     add_lat(&c->acq, vse__now_mono_us() - t0);
@@ -505,10 +507,9 @@ static void merge(struct lat *to, const struct lat *from)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: raw-pg --url URL [--clients N --resources R | "
-            "--contention R:W]\n"
-            "              [--seconds S] [--json]\n");
+    fprintf(stderr, "usage: raw-pg --url URL [--clients N --resources R | "
+                    "--contention R:W]\n"
+                    "              [--seconds S] [--json]\n");
     exit(2);
 }
 
@@ -565,8 +566,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         cs[i].o = &o;
         cs[i].idx = i;
-        cs[i].rng =
-            (uint64_t)vse__now_mono_us() * 2654435761u + (uint64_t)i + 1;
+        cs[i].rng = (uint64_t)vse__now_mono_us() * 2654435761u + (uint64_t)i +
+                    1;
         snprintf(cs[i].owner, sizeof(cs[i].owner), "raw-%d", i);
         /* One at a time: hundreds of SCRAM handshakes at once time out
          * on two cores, and the start is not what is measured. */

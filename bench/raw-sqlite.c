@@ -98,9 +98,10 @@ static int busy_handler(void *arg, int count)
     struct timespec ts;
 
     if (count == 0)
-        c->busy_deadline =
-            now + (int64_t)(c->in_checkpoint ? VSE_SQLITE_CKPT_WAIT_MS
-                                             : BUSY_MS) * 1000;
+        c->busy_deadline = now + (int64_t)(c->in_checkpoint
+                                               ? VSE_SQLITE_CKPT_WAIT_MS
+                                               : BUSY_MS) *
+                                     1000;
     if (now >= c->busy_deadline)
         return 0;
     spread = VSE_SQLITE_BUSY_SPREAD_US +
@@ -168,16 +169,17 @@ static sqlite3 *open_db(const struct opts *o, struct client *c)
 {
     sqlite3 *db = NULL;
 
-    if (sqlite3_open_v2(o->db, &db, SQLITE_OPEN_READWRITE |
-                                        SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(o->db, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)
         die_db(db, o->db);
     sqlite3_extended_result_codes(db, 1);
     c->gate = o->full ? vse_sqlite_gate_open(o->db) : NULL; /* as vse */
     sqlite3_busy_handler(db, busy_handler, c);
     sqlite3_wal_hook(db, wal_hook, c);
-    if (sqlite3_exec(db, o->full ? "PRAGMA synchronous = FULL"
-                                 : "PRAGMA synchronous = NORMAL",
+    if (sqlite3_exec(db,
+                     o->full ? "PRAGMA synchronous = FULL"
+                             : "PRAGMA synchronous = NORMAL",
                      NULL, NULL, NULL) != SQLITE_OK)
         die_db(db, "PRAGMA synchronous");
     return db;
@@ -596,8 +598,9 @@ static void setup(const struct opts *o)
                            "WHERE key = 'schema_version'",
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        fprintf(stderr, "raw-sqlite: '%s' holds no vse schema: make it "
-                        "with 'vsectl --store sqlite:%s list'\n",
+        fprintf(stderr,
+                "raw-sqlite: '%s' holds no vse schema: make it "
+                "with 'vsectl --store sqlite:%s list'\n",
                 o->db, o->db);
         exit(1);
     }
@@ -756,9 +759,8 @@ int main(int argc, char **argv)
             uint32_t *nl = realloc(lat, (total.n_lat + r.n_lat + 1) *
                                             sizeof(*lat));
 
-            if (nl == NULL ||
-                read_all(fds[i], nl + total.n_lat,
-                         r.n_lat * sizeof(*lat)) < 0) {
+            if (nl == NULL || read_all(fds[i], nl + total.n_lat,
+                                       r.n_lat * sizeof(*lat)) < 0) {
                 fprintf(stderr, "raw-sqlite: client %d: short report\n", i);
                 return 1;
             }

@@ -31,7 +31,7 @@
 #define ROW_MAX 4096
 
 struct opts {
-    const char *hosts; /* HOST:PORT[,...] */
+    const char *hosts;  /* HOST:PORT[,...] */
     const char *chroot; /* "/name" */
     int clients;
     int resources;
@@ -213,8 +213,8 @@ static int row_decode(struct row *w, const char *buf, int len, int zversion)
     json_t *j = json_loadb(buf, (size_t)len, 0, NULL);
     const char *s;
 
-#define STR(f)                                                                 \
-    s = json_string_value(json_object_get(j, #f));                             \
+#define STR(f)                                                               \
+    s = json_string_value(json_object_get(j, #f));                           \
     snprintf(w->f, sizeof(w->f), "%s", s ? s : "")
 #define NUM(f) w->f = json_integer_value(json_object_get(j, #f))
     if (!json_is_object(j)) {
@@ -311,7 +311,8 @@ static int find_bucket(struct client *c)
     if (rc != ZOK)
         return fail(c, rc, "list the log");
     for (int i = 0; i < kids.count; i++)
-        if (kids.data[i][0] == 'b' && strtoll(kids.data[i] + 1, NULL, 10) > top)
+        if (kids.data[i][0] == 'b' &&
+            strtoll(kids.data[i] + 1, NULL, 10) > top)
             top = strtoll(kids.data[i] + 1, NULL, 10);
     deallocate_String_vector(&kids);
     if (top < 0)
@@ -368,8 +369,7 @@ static int apply(struct client *c, const struct row *n, int zversion,
         bucket_path(bpath, sizeof(bpath), c->bucket);
         snprintf(lpath, sizeof(lpath), "%s/e-", bpath);
         zoo_check_op_init(&ops[0], bpath, 0);
-        zoo_set_op_init(&ops[1], rpath, row, (int)strlen(row), zversion,
-                        &st);
+        zoo_set_op_init(&ops[1], rpath, row, (int)strlen(row), zversion, &st);
         zoo_create_op_init(&ops[2], hpath, ev, (int)strlen(ev),
                            &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
         zoo_create_op_init(&ops[3], lpath, ev, (int)strlen(ev),
@@ -530,8 +530,7 @@ static void *client_main(void *arg)
 static void must(int rc, int ok2, const char *what, const char *path)
 {
     if (rc != ZOK && rc != ok2) {
-        fprintf(stderr, "raw-zk: setup: %s %s: %s\n", what, path,
-                zerror(rc));
+        fprintf(stderr, "raw-zk: setup: %s %s: %s\n", what, path, zerror(rc));
         exit(1);
     }
 }

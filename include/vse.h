@@ -53,20 +53,20 @@ extern "C" {
  * 3 refused (conflict or fenced), 4 not found.
  */
 #define VSE_ERROR_MAP(XX)                                                    \
-    XX(EINVAL, -1, 2, 400, "invalid argument")                              \
-    XX(ENOTFOUND, -2, 4, 404, "not found")                                  \
-    XX(ECONFLICT, -3, 3, 409, "transition refused")                         \
-    XX(EFENCED, -4, 3, 409, "operation fenced")                             \
-    XX(EEXIST, -5, 3, 409, "resource already exists")                       \
-    XX(ESTORE, -6, 1, 503, "store failure")                                 \
-    XX(ENOMEM, -7, 1, 500, "out of memory")                                 \
-    XX(EMACHINE, -8, 2, 422, "invalid machine definition")                  \
-    XX(ESCHEMA, -9, 1, 503, "store schema not usable")                      \
-    XX(EPINNED, -10, 1, 503, "machine differs from the store's pinned one") \
-    XX(ETOOBIG, -11, 2, 413, "input too large")                             \
-    XX(EBUSY, -12, 1, 503, "store busy")                                    \
-    XX(EINTERNAL, -13, 1, 500, "internal error")                            \
-    XX(EIO, -14, 1, 500, "i/o error")                                       \
+    XX(EINVAL, -1, 2, 400, "invalid argument")                               \
+    XX(ENOTFOUND, -2, 4, 404, "not found")                                   \
+    XX(ECONFLICT, -3, 3, 409, "transition refused")                          \
+    XX(EFENCED, -4, 3, 409, "operation fenced")                              \
+    XX(EEXIST, -5, 3, 409, "resource already exists")                        \
+    XX(ESTORE, -6, 1, 503, "store failure")                                  \
+    XX(ENOMEM, -7, 1, 500, "out of memory")                                  \
+    XX(EMACHINE, -8, 2, 422, "invalid machine definition")                   \
+    XX(ESCHEMA, -9, 1, 503, "store schema not usable")                       \
+    XX(EPINNED, -10, 1, 503, "machine differs from the store's pinned one")  \
+    XX(ETOOBIG, -11, 2, 413, "input too large")                              \
+    XX(EBUSY, -12, 1, 503, "store busy")                                     \
+    XX(EINTERNAL, -13, 1, 500, "internal error")                             \
+    XX(EIO, -14, 1, 500, "i/o error")                                        \
     XX(EUNKNOWN, -15, 1, 503, "outcome unknown")
 
 enum vse_errno {
@@ -118,7 +118,7 @@ void vse_free(void *p);
 #define VSE_NAME_MAX 63     /* machine, state and operation names */
 #define VSE_OPID_LEN 36     /* op_id: a random UUID, 8-4-4-4-12 hex */
 #define VSE_REASON_MAX 1023 /* reason text recorded in history */
-#define VSE_ATTRS_MAX 8191   /* a resource's attrs, JSON text, bytes */
+#define VSE_ATTRS_MAX 8191  /* a resource's attrs, JSON text, bytes */
 #define VSE_MACHINE_FILE_MAX (1024 * 1024) /* machine file, bytes */
 #define VSE_MACHINE_STATES_MAX 64
 #define VSE_MACHINE_OPS_MAX 64
@@ -198,16 +198,16 @@ struct vse_resource {
     char id[VSE_ID_MAX + 1];
     char machine[VSE_NAME_MAX + 1];
     char state[VSE_NAME_MAX + 1];
-    char op[VSE_NAME_MAX + 1];      /* operation in flight, "" at rest */
-    char op_id[VSE_OPID_LEN + 1];   /* its fencing token, "" at rest */
-    char origin[VSE_NAME_MAX + 1];  /* rest state the op began from */
-    char owner[VSE_ID_MAX + 1];     /* "" = unowned: waiting for a claim */
-    int64_t lease_expires;          /* 0 when at rest */
-    int64_t lease_ttl;              /* the op's lease length, us */
-    int64_t since;                  /* when the op began (or rest began) */
-    int64_t updated;                /* last transition */
+    char op[VSE_NAME_MAX + 1];     /* operation in flight, "" at rest */
+    char op_id[VSE_OPID_LEN + 1];  /* its fencing token, "" at rest */
+    char origin[VSE_NAME_MAX + 1]; /* rest state the op began from */
+    char owner[VSE_ID_MAX + 1];    /* "" = unowned: waiting for a claim */
+    int64_t lease_expires;         /* 0 when at rest */
+    int64_t lease_ttl;             /* the op's lease length, us */
+    int64_t since;                 /* when the op began (or rest began) */
+    int64_t updated;               /* last transition */
     int64_t created;
-    int64_t version;                /* number of history rows written */
+    int64_t version; /* number of history rows written */
     /* The caller's data about the resource (a volume's size, host,
      * project...): a JSON object, "{}" when empty, changed only together
      * with a transition or by vse_update(), so it is never out of step
@@ -417,12 +417,12 @@ typedef int (*vse_resource_cb)(void *ctx, const struct vse_resource *r);
 typedef int (*vse_event_cb)(void *ctx, const struct vse_event *e);
 
 struct vse_filter {
-    const char *machine; /* NULL = any */
-    const char *state;   /* NULL = any */
-    int busy;            /* only resources with an op in flight */
-    int stuck;           /* only busy ones whose lease has expired */
+    const char *machine;  /* NULL = any */
+    const char *state;    /* NULL = any */
+    int busy;             /* only resources with an op in flight */
+    int stuck;            /* only busy ones whose lease has expired */
     const char *after_id; /* paging: ids greater than this */
-    size_t limit;        /* 0 = no limit */
+    size_t limit;         /* 0 = no limit */
     /* Last, so the fields above keep their offsets.  "deleted" rows stay
      * until a purge: skipping them in the store keeps a list's cost with
      * the live rows, not with the store's age. */

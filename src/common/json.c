@@ -78,19 +78,17 @@ static json_t *attrs_json(const char *attrs)
 
 json_t *vse__json_resource(const struct vse_resource *r, const char *status)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-                     "s:I, s:I, s:o, s:o, s:o}",
-                     "id", vse__jstr(r->id), "machine", vse__jstr(r->machine),
-                     "state", vse__jstr(r->state), "status",
-                     vse__jstr(status), "op", vse__jstr(r->op), "op_id",
-                     vse__jstr(r->op_id), "owner", vse__jstr(r->owner),
-                     "origin", vse__jstr(r->origin), "lease_expires",
-                     vse__jtime(r->lease_expires), "since",
-                     vse__jtime(r->since), "lease_ttl_ms",
-                     (json_int_t)(r->lease_ttl / 1000), "version",
-                     (json_int_t)r->version, "created",
-                     vse__jtime(r->created), "updated",
-                     vse__jtime(r->updated), "attrs", attrs_json(r->attrs));
+    return json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
+        "s:I, s:I, s:o, s:o, s:o}",
+        "id", vse__jstr(r->id), "machine", vse__jstr(r->machine), "state",
+        vse__jstr(r->state), "status", vse__jstr(status), "op",
+        vse__jstr(r->op), "op_id", vse__jstr(r->op_id), "owner",
+        vse__jstr(r->owner), "origin", vse__jstr(r->origin), "lease_expires",
+        vse__jtime(r->lease_expires), "since", vse__jtime(r->since),
+        "lease_ttl_ms", (json_int_t)(r->lease_ttl / 1000), "version",
+        (json_int_t)r->version, "created", vse__jtime(r->created), "updated",
+        vse__jtime(r->updated), "attrs", attrs_json(r->attrs));
 }
 
 json_t *vse__json_event(const struct vse_event *e)
@@ -219,13 +217,13 @@ static const struct {
     int rc;
     const char *code;
 } codes[] = {
-    {VSE_EINVAL, "invalid"},         {VSE_ENOTFOUND, "not_found"},
-    {VSE_ECONFLICT, "conflict"},     {VSE_EFENCED, "fenced"},
-    {VSE_EEXIST, "exists"},          {VSE_ESTORE, "store"},
-    {VSE_ENOMEM, "no_memory"},       {VSE_EMACHINE, "invalid_machine"},
-    {VSE_ESCHEMA, "schema"},         {VSE_EPINNED, "pinned"},
-    {VSE_ETOOBIG, "too_large"},      {VSE_EBUSY, "busy"},
-    {VSE_EINTERNAL, "internal"},     {VSE_EIO, "io"},
+    {VSE_EINVAL, "invalid"},     {VSE_ENOTFOUND, "not_found"},
+    {VSE_ECONFLICT, "conflict"}, {VSE_EFENCED, "fenced"},
+    {VSE_EEXIST, "exists"},      {VSE_ESTORE, "store"},
+    {VSE_ENOMEM, "no_memory"},   {VSE_EMACHINE, "invalid_machine"},
+    {VSE_ESCHEMA, "schema"},     {VSE_EPINNED, "pinned"},
+    {VSE_ETOOBIG, "too_large"},  {VSE_EBUSY, "busy"},
+    {VSE_EINTERNAL, "internal"}, {VSE_EIO, "io"},
 };
 
 const char *vse__err_code(int rc)

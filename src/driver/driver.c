@@ -76,8 +76,8 @@ int vsed_driver_parse(const char *name, char *kind, size_t ksize, char *id,
 static void tmp_path(const struct vsed_driver *d, const char *kind,
                      const char *id, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s/" TMP_PREFIX "%ld-%s-%s", d->pool,
-             (long)getpid(), kind, id);
+    snprintf(buf, size, "%s/" TMP_PREFIX "%ld-%s-%s", d->pool, (long)getpid(),
+             kind, id);
 }
 
 /* 1 if the temporary file `name` belongs to a live process of this
@@ -89,8 +89,8 @@ static int tmp_owner_alive(const char *name)
 
     if (end == name + strlen(TMP_PREFIX) || *end != '-' || pid <= 0)
         return 0; /* not ours, or from before names carried a pid */
-    return pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
-                                     errno == EPERM);
+    return pid != (long)getpid() &&
+           (kill((pid_t)pid, 0) == 0 || errno == EPERM);
 }
 
 /* Tests set VSE_DRIVER_PAUSE_MS to hold a step between writing its
@@ -236,7 +236,8 @@ static int sparse_copy(int in, int out, off_t len)
             return -1;
         while (data < hole) {
             size_t want = (size_t)(hole - data) < sizeof(buf)
-                              ? (size_t)(hole - data) : sizeof(buf);
+                              ? (size_t)(hole - data)
+                              : sizeof(buf);
             ssize_t n = pread(in, buf, want, data);
 
             if (n <= 0 || pwrite(out, buf, (size_t)n, data) != n)
@@ -310,8 +311,7 @@ int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb,
      * as it would on a shared volume group; snapshots (reflinks or
      * sparse copies) and a step's temporary file do not count. */
     while ((e = readdir(dir)) != NULL) {
-        if (e->d_name[0] == '.' ||
-            strncmp(e->d_name, "snapshot-", 9) == 0)
+        if (e->d_name[0] == '.' || strncmp(e->d_name, "snapshot-", 9) == 0)
             continue;
         snprintf(path, sizeof(path), "%s/%s", d->pool, e->d_name);
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode))

@@ -18,13 +18,11 @@
     ".pushsection .rodata\n"                                                 \
     ".balign 16\n"                                                           \
     ".globl " #sym "\n"                                                      \
-    ".hidden " #sym "\n"                                                     \
-    #sym ":\n"                                                               \
+    ".hidden " #sym "\n" #sym ":\n"                                          \
     ".incbin \"" path "\"\n"                                                 \
     ".byte 0\n"                                                              \
     ".globl " #sym "_end\n"                                                  \
-    ".hidden " #sym "_end\n"                                                 \
-    #sym "_end:\n"                                                           \
+    ".hidden " #sym "_end\n" #sym "_end:\n"                                  \
     ".popsection\n"
 
 __asm__(BUILTIN_BLOB(vse__builtin_volume, "machines/volume.yaml")
@@ -65,8 +63,8 @@ int vse_machine_builtin(const char *name, vse_machine **out,
 {
     if (out != NULL)
         *out = NULL;
-    for (size_t i = 0; name != NULL && i < sizeof(builtins) /
-                                               sizeof(*builtins); i++) {
+    for (size_t i = 0;
+         name != NULL && i < sizeof(builtins) / sizeof(*builtins); i++) {
         const struct builtin *b = &builtins[i];
 
         if (strcmp(b->name, name) == 0)

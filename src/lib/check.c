@@ -103,8 +103,10 @@ static void replay(struct checker *ck, const vse_machine *m,
             violation(ck, id, "versions jump from %lld to %lld",
                       (long long)h->v[i - 1].version, v);
         if (strcmp(e->from, state) != 0)
-            violation(ck, id, "version %lld starts from '%s' but the state "
-                      "was '%s'", v, e->from, state);
+            violation(ck, id,
+                      "version %lld starts from '%s' but the state "
+                      "was '%s'",
+                      v, e->from, state);
         if (to < 0) {
             violation(ck, id, "version %lld moves to unknown state '%s'", v,
                       e->to);
@@ -127,26 +129,32 @@ static void replay(struct checker *ck, const vse_machine *m,
         if ((e->kind == VSE_KIND_STEP || e->kind == VSE_KIND_FINISH ||
              e->kind == VSE_KIND_FAIL || e->kind == VSE_KIND_RENEW) &&
             (inflight != o || strcmp(token, e->op_id) != 0))
-            violation(ck, id, "version %lld: %s under op_id %s, which was "
-                      "not the current token of a running %s", v,
-                      vse_kind_name(e->kind), e->op_id, e->op);
+            violation(ck, id,
+                      "version %lld: %s under op_id %s, which was "
+                      "not the current token of a running %s",
+                      v, vse_kind_name(e->kind), e->op_id, e->op);
 
         switch (e->kind) {
         case VSE_KIND_CREATE:
         case VSE_KIND_BEGIN:
             if (inflight >= 0)
-                violation(ck, id, "operations overlap: %s %s at version "
+                violation(ck, id,
+                          "operations overlap: %s %s at version "
                           "%lld while %s (since version %lld) was in "
-                          "flight", vse_kind_name(e->kind), e->op, v,
+                          "flight",
+                          vse_kind_name(e->kind), e->op, v,
                           m->ops[inflight].name, (long long)since_version);
             if (e->kind == VSE_KIND_CREATE ? !op->from_new
-                                            : !bit(op->from, from))
-                violation(ck, id, "version %lld: %s may not begin from "
-                          "'%s'", v, e->op, e->from);
+                                           : !bit(op->from, from))
+                violation(ck, id,
+                          "version %lld: %s may not begin from "
+                          "'%s'",
+                          v, e->op, e->from);
             if (to != op->steps[0])
-                violation(ck, id, "version %lld: %s must enter '%s', not "
-                          "'%s'", v, e->op, m->states[op->steps[0]].name,
-                          e->to);
+                violation(ck, id,
+                          "version %lld: %s must enter '%s', not "
+                          "'%s'",
+                          v, e->op, m->states[op->steps[0]].name, e->to);
             inflight = o;
             since_version = e->version;
             vse__strlcpy(token, e->op_id, sizeof(token));
@@ -154,26 +162,34 @@ static void replay(struct checker *ck, const vse_machine *m,
             break;
         case VSE_KIND_STEP:
             if (op != NULL && !bit(op->step_to[from], to))
-                violation(ck, id, "version %lld: step '%s' -> '%s' is not "
-                          "an edge of %s", v, e->from, e->to, e->op);
+                violation(ck, id,
+                          "version %lld: step '%s' -> '%s' is not "
+                          "an edge of %s",
+                          v, e->from, e->to, e->op);
             break;
         case VSE_KIND_FINISH:
             if (op != NULL && !bit(op->finish_to[from], to))
-                violation(ck, id, "version %lld: finish '%s' -> '%s' is "
-                          "not allowed in %s", v, e->from, e->to, e->op);
+                violation(ck, id,
+                          "version %lld: finish '%s' -> '%s' is "
+                          "not allowed in %s",
+                          v, e->from, e->to, e->op);
             inflight = -1;
             break;
         case VSE_KIND_FAIL:
             if (op != NULL && to != op->failure)
-                violation(ck, id, "version %lld: fail must end in '%s', "
-                          "not '%s'", v, m->states[op->failure].name, e->to);
+                violation(ck, id,
+                          "version %lld: fail must end in '%s', "
+                          "not '%s'",
+                          v, m->states[op->failure].name, e->to);
             inflight = -1;
             break;
         case VSE_KIND_CLAIM:
         case VSE_KIND_RENEW:
             if (inflight != o)
-                violation(ck, id, "version %lld: %s of %s, which was not "
-                          "in flight", v, vse_kind_name(e->kind), e->op);
+                violation(ck, id,
+                          "version %lld: %s of %s, which was not "
+                          "in flight",
+                          v, vse_kind_name(e->kind), e->op);
             if (from != to)
                 violation(ck, id, "version %lld: %s changed the state", v,
                           vse_kind_name(e->kind));
@@ -182,22 +198,25 @@ static void replay(struct checker *ck, const vse_machine *m,
             break;
         case VSE_KIND_EXPIRE:
             if (inflight != o)
-                violation(ck, id, "version %lld: expiry of %s, which was "
-                          "not in flight", v, e->op);
+                violation(ck, id,
+                          "version %lld: expiry of %s, which was "
+                          "not in flight",
+                          v, e->op);
             else if (from == to)
                 vse__strlcpy(token, e->op_id, sizeof(token)); /* retry */
             else if (op != NULL && to != op->failure &&
                      strcmp(e->to, origin) != 0)
-                violation(ck, id, "version %lld: expiry moved to '%s', "
-                          "neither the failure state nor the origin", v,
-                          e->to);
+                violation(ck, id,
+                          "version %lld: expiry moved to '%s', "
+                          "neither the failure state nor the origin",
+                          v, e->to);
             else
                 inflight = -1;
             break;
         case VSE_KIND_RESET:
             if (m->states[to].busy)
-                violation(ck, id, "version %lld: reset to busy state '%s'",
-                          v, e->to);
+                violation(ck, id, "version %lld: reset to busy state '%s'", v,
+                          e->to);
             inflight = -1;
             break;
         default:
@@ -208,9 +227,10 @@ static void replay(struct checker *ck, const vse_machine *m,
     }
 
     if (h->v[h->n - 1].version != r->version)
-        violation(ck, id, "row is at version %lld but the history ends at "
-                  "%lld", (long long)r->version,
-                  (long long)h->v[h->n - 1].version);
+        violation(ck, id,
+                  "row is at version %lld but the history ends at "
+                  "%lld",
+                  (long long)r->version, (long long)h->v[h->n - 1].version);
     if (h->v[0].version == 1 && (int64_t)h->n != r->version)
         violation(ck, id, "version %lld but %zu history rows",
                   (long long)r->version, h->n);
@@ -219,15 +239,14 @@ static void replay(struct checker *ck, const vse_machine *m,
                   r->state, state);
     if ((inflight >= 0) != (r->op[0] != '\0') ||
         (inflight >= 0 && strcmp(r->op, m->ops[inflight].name) != 0))
-        violation(ck, id, "row says op '%s' but the history says '%s'",
-                  r->op, inflight >= 0 ? m->ops[inflight].name : "");
+        violation(ck, id, "row says op '%s' but the history says '%s'", r->op,
+                  inflight >= 0 ? m->ops[inflight].name : "");
     else if (inflight >= 0 && strcmp(r->op_id, token) != 0)
         violation(ck, id, "row holds op_id %s but the history's token is %s",
                   r->op_id, token);
-    if (m->states[vse__machine_state(m, r->state)].busy !=
-        (r->op[0] != '\0'))
-        violation(ck, id, "state '%s' and op '%s' disagree on busy",
-                  r->state, r->op);
+    if (m->states[vse__machine_state(m, r->state)].busy != (r->op[0] != '\0'))
+        violation(ck, id, "state '%s' and op '%s' disagree on busy", r->state,
+                  r->op);
 }
 
 static int check_one(void *ctx, const struct vse_resource *r)

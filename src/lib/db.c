@@ -122,8 +122,10 @@ int vse_add_machine(vse_db *db, vse_machine *m, struct vse_error *err)
         break;
     }
     if (slot == VSE_DB_MACHINES_MAX) {
-        vse__err(err, VSE_EINVAL, "cannot add machine '%s': at most %d "
-                 "machines per handle", m->name, VSE_DB_MACHINES_MAX);
+        vse__err(err, VSE_EINVAL,
+                 "cannot add machine '%s': at most %d "
+                 "machines per handle",
+                 m->name, VSE_DB_MACHINES_MAX);
         vse_machine_free(m);
         return VSE_EINVAL;
     }
@@ -195,7 +197,8 @@ int vse_list(vse_db *db, const struct vse_filter *f, vse_resource_cb cb,
                         f->machine, f->state);
     /* A typo would otherwise leave out nothing, silently. */
     if (f->machine != NULL && f->not_state != NULL &&
-        vse__machine_state(vse_find_machine(db, f->machine), f->not_state) < 0)
+        vse__machine_state(vse_find_machine(db, f->machine), f->not_state) <
+            0)
         return vse__err(err, VSE_EINVAL, "machine '%s' has no state '%s'",
                         f->machine, f->not_state);
     return vse__store_list(db->store, f, vse_now_us(), cb, ctx, err);

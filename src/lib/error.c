@@ -11,13 +11,10 @@
 const char *vse_strerror(int code)
 {
     switch (code) {
-    case VSE_OK:
-        return "ok";
-    case VSE_REPEATED:
-        return "already done";
-#define XX(name, c, exit_, http, msg) \
-    case c:                           \
-        return msg;
+    case VSE_OK: return "ok";
+    case VSE_REPEATED: return "already done";
+#define XX(name, c, exit_, http, msg)                                        \
+    case c: return msg;
         VSE_ERROR_MAP(XX)
 #undef XX
     }
@@ -27,13 +24,10 @@ const char *vse_strerror(int code)
 const char *vse_err_name(int code)
 {
     switch (code) {
-    case VSE_OK:
-        return "VSE_OK";
-    case VSE_REPEATED:
-        return "VSE_REPEATED";
-#define XX(name, c, exit_, http, msg) \
-    case c:                           \
-        return "VSE_" #name;
+    case VSE_OK: return "VSE_OK";
+    case VSE_REPEATED: return "VSE_REPEATED";
+#define XX(name, c, exit_, http, msg)                                        \
+    case c: return "VSE_" #name;
         VSE_ERROR_MAP(XX)
 #undef XX
     }
@@ -45,9 +39,8 @@ int vse_err_exit_status(int code)
     if (code >= 0)
         return 0;
     switch (code) {
-#define XX(name, c, exit_, http, msg) \
-    case c:                           \
-        return exit_;
+#define XX(name, c, exit_, http, msg)                                        \
+    case c: return exit_;
         VSE_ERROR_MAP(XX)
 #undef XX
     }
@@ -59,9 +52,8 @@ int vse_err_http_status(int code)
     if (code >= 0)
         return 200;
     switch (code) {
-#define XX(name, c, exit_, http, msg) \
-    case c:                           \
-        return http;
+#define XX(name, c, exit_, http, msg)                                        \
+    case c: return http;
         VSE_ERROR_MAP(XX)
 #undef XX
     }

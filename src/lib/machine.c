@@ -218,7 +218,8 @@ static int report(struct loader *l, vse_diag_fn diag, void *ctx,
              first->col, first->msg);
     more = l->total - 1;
     if (more > 0)
-        vse__err_hint(err, "and %zu more error%s", more, more == 1 ? "" : "s");
+        vse__err_hint(err, "and %zu more error%s", more,
+                      more == 1 ? "" : "s");
     return VSE_EMACHINE;
 }
 
@@ -243,8 +244,10 @@ static int plain_node(struct loader *l, struct fy_node *n,
     if (fy_node_is_alias(n)) {
         const char *a = fy_node_get_scalar(n, &len);
 
-        error_node(l, n, near, "alias '*%s' is not supported in a machine "
-                   "file", show(a ? a : "", a ? len : 0, b, sizeof(b)));
+        error_node(l, n, near,
+                   "alias '*%s' is not supported in a machine "
+                   "file",
+                   show(a ? a : "", a ? len : 0, b, sizeof(b)));
         return 0;
     }
     tag = fy_node_get_tag(n, &len);
@@ -315,8 +318,9 @@ static int status_ok(const char *s, size_t len)
  * Read a name (machine, state or operation) into out; 0 and a diagnostic
  * if it is not one.
  */
-static int read_name(struct loader *l, struct fy_node *n, struct fy_node *near,
-                     const char *what, char out[VSE_NAME_MAX + 1])
+static int read_name(struct loader *l, struct fy_node *n,
+                     struct fy_node *near, const char *what,
+                     char out[VSE_NAME_MAX + 1])
 {
     size_t len;
     const char *s = scalar_text(l, n, near, what, &len);
@@ -502,8 +506,10 @@ static void read_description(struct loader *l, struct fy_node *n,
     if (s == NULL)
         return;
     if (len > DESCRIPTION_MAX) {
-        error_node(l, n, key, "'description' is %zu bytes long, the limit is "
-                   "%d", len, DESCRIPTION_MAX);
+        error_node(l, n, key,
+                   "'description' is %zu bytes long, the limit is "
+                   "%d",
+                   len, DESCRIPTION_MAX);
         return;
     }
     l->m->description = vse__malloc(len + 1);
@@ -714,8 +720,8 @@ enum want { WANT_ANY, WANT_REST, WANT_BUSY };
  * 'create'").  A state whose kind was itself wrong passes, so that one
  * mistake is reported once.
  */
-static int ref_state(struct loader *l, struct fy_node *n, struct fy_node *near,
-                     const char *role, enum want want)
+static int ref_state(struct loader *l, struct fy_node *n,
+                     struct fy_node *near, const char *role, enum want want)
 {
     size_t len;
     const char *s = scalar_text(l, n, near, "a state name", &len);
@@ -736,8 +742,8 @@ static int ref_state(struct loader *l, struct fy_node *n, struct fy_node *near,
     memcpy(name, s, len);
     name[len] = '\0';
     if (strcmp(name, VSE_STATE_NEW) == 0) {
-        error_node(l, n, near,
-                   "'new' in %s: 'new' is only allowed in 'from'", role);
+        error_node(l, n, near, "'new' in %s: 'new' is only allowed in 'from'",
+                   role);
         return -1;
     }
     i = find_state(l, name);
@@ -749,13 +755,17 @@ static int ref_state(struct loader *l, struct fy_node *n, struct fy_node *near,
     if (!l->st[i].kind_ok)
         return i;
     if (want == WANT_REST && l->m->states[i].busy) {
-        error_node(l, n, near, "busy state '%s' in %s: it must be a rest "
-                   "state", name, role);
+        error_node(l, n, near,
+                   "busy state '%s' in %s: it must be a rest "
+                   "state",
+                   name, role);
         return -1;
     }
     if (want == WANT_BUSY && !l->m->states[i].busy) {
-        error_node(l, n, near, "rest state '%s' in %s: it must be a busy "
-                   "state", name, role);
+        error_node(l, n, near,
+                   "rest state '%s' in %s: it must be a busy "
+                   "state",
+                   name, role);
         return -1;
     }
     return i;
@@ -765,8 +775,9 @@ static int ref_state(struct loader *l, struct fy_node *n, struct fy_node *near,
  * Iterate a "state or list of states" value: calls fn for each item node.
  * Returns the number of items, or -1 (reported) for a wrong type.
  */
-typedef void list_fn(struct loader *l, struct vse__op *op, struct fy_node *item,
-                     struct fy_node *key, const char *role);
+typedef void list_fn(struct loader *l, struct vse__op *op,
+                     struct fy_node *item, struct fy_node *key,
+                     const char *role);
 
 static int for_list(struct loader *l, struct vse__op *op, struct fy_node *n,
                     struct fy_node *key, const char *role, list_fn *fn)
@@ -799,8 +810,9 @@ static int for_list(struct loader *l, struct vse__op *op, struct fy_node *n,
     return count;
 }
 
-static void add_from(struct loader *l, struct vse__op *op, struct fy_node *item,
-                     struct fy_node *key, const char *role)
+static void add_from(struct loader *l, struct vse__op *op,
+                     struct fy_node *item, struct fy_node *key,
+                     const char *role)
 {
     size_t len;
     const char *s = scalar_text(l, item, key, "a state name", &len);
@@ -823,8 +835,9 @@ static void add_from(struct loader *l, struct vse__op *op, struct fy_node *item,
     op->from |= BIT(i);
 }
 
-static void add_step(struct loader *l, struct vse__op *op, struct fy_node *item,
-                     struct fy_node *key, const char *role)
+static void add_step(struct loader *l, struct vse__op *op,
+                     struct fy_node *item, struct fy_node *key,
+                     const char *role)
 {
     int i = ref_state(l, item, key, role, WANT_BUSY);
 
@@ -853,8 +866,9 @@ static void add_success(struct loader *l, struct vse__op *op,
     op->success |= BIT(i);
 }
 
-static void add_edge(struct loader *l, struct vse__op *op, struct fy_node *item,
-                     struct fy_node *key, const char *role)
+static void add_edge(struct loader *l, struct vse__op *op,
+                     struct fy_node *item, struct fy_node *key,
+                     const char *role)
 {
     const struct vse__state *st = l->m->states;
     int edge_src = l->edge_src;
@@ -877,8 +891,8 @@ static void add_edge(struct loader *l, struct vse__op *op, struct fy_node *item,
     }
 }
 
-static void read_edges(struct loader *l, struct vse__op *op, struct fy_node *n,
-                       struct fy_node *key)
+static void read_edges(struct loader *l, struct vse__op *op,
+                       struct fy_node *n, struct fy_node *key)
 {
     void *it = NULL;
     struct fy_node_pair *p;
@@ -886,8 +900,10 @@ static void read_edges(struct loader *l, struct vse__op *op, struct fy_node *n,
     if (n == NULL || fy_node_is_null(n))
         return;
     if (!fy_node_is_mapping(n)) {
-        error_node(l, n, key, "'edges' of operation '%s' must be a mapping "
-                   "from steps to states", op->name);
+        error_node(l, n, key,
+                   "'edges' of operation '%s' must be a mapping "
+                   "from steps to states",
+                   op->name);
         return;
     }
     while ((p = fy_node_mapping_iterate(n, &it)) != NULL) {
@@ -986,8 +1002,10 @@ static int read_expiry(struct loader *l, struct vse__op *op,
             continue;
         }
         if (op->expiry[s] != VSE_EXPIRY_NONE) {
-            error_node(l, k, NULL, "step '%s' repeated in 'on_expiry' of "
-                       "operation '%s'", l->m->states[s].name, op->name);
+            error_node(l, k, NULL,
+                       "step '%s' repeated in 'on_expiry' of "
+                       "operation '%s'",
+                       l->m->states[s].name, op->name);
             continue;
         }
         e = parse_policy(l, op, fy_node_pair_value(p), k);
@@ -1035,16 +1053,13 @@ static void read_op_body(struct loader *l, struct vse__op *op,
             error_node(l, vals[O_STEPS], keys[O_STEPS], "%s is empty", role);
     }
     if (keys[O_SUCCESS] != NULL) {
-        snprintf(role, sizeof(role), "'success' of operation '%s'",
-                 op->name);
+        snprintf(role, sizeof(role), "'success' of operation '%s'", op->name);
         /* An empty list is left to the "cannot reach a rest state"
          * check, which says what it means. */
-        for_list(l, op, vals[O_SUCCESS], keys[O_SUCCESS], role,
-                 add_success);
+        for_list(l, op, vals[O_SUCCESS], keys[O_SUCCESS], role, add_success);
     }
     if (keys[O_FAILURE] != NULL) {
-        snprintf(role, sizeof(role), "'failure' of operation '%s'",
-                 op->name);
+        snprintf(role, sizeof(role), "'failure' of operation '%s'", op->name);
         if (vals[O_FAILURE] == NULL || fy_node_is_null(vals[O_FAILURE]))
             error_node(l, vals[O_FAILURE], keys[O_FAILURE], "%s is empty",
                        role);
@@ -1052,8 +1067,8 @@ static void read_op_body(struct loader *l, struct vse__op *op,
             error_node(l, vals[O_FAILURE], keys[O_FAILURE],
                        "%s must be one state name", role);
         else
-            op->failure = ref_state(l, vals[O_FAILURE], keys[O_FAILURE],
-                                    role, WANT_REST);
+            op->failure = ref_state(l, vals[O_FAILURE], keys[O_FAILURE], role,
+                                    WANT_REST);
     }
 
     /* The linear path: begin enters steps[0], each step moves to the
@@ -1363,7 +1378,8 @@ static int check_bytes(struct loader *l, const char *buf, size_t len)
         unsigned c = p[i];
 
         if (c == 0) {
-            error_at(l, line, col, "file holds a NUL byte; a machine file is "
+            error_at(l, line, col,
+                     "file holds a NUL byte; a machine file is "
                      "UTF-8 text");
             return 0;
         }
@@ -1386,8 +1402,10 @@ static int check_bytes(struct loader *l, const char *buf, size_t len)
                        (c == 0xf4 && p[i + 1] >= 0x90)))
             n = 0;
         if (n == 0) {
-            error_at(l, line, col, "invalid UTF-8 byte 0x%02x; a machine "
-                     "file is UTF-8 text", c);
+            error_at(l, line, col,
+                     "invalid UTF-8 byte 0x%02x; a machine "
+                     "file is UTF-8 text",
+                     c);
             return 0;
         }
         if (c == '\n') {
@@ -1437,7 +1455,9 @@ static int unclosed_flow(const char *buf, size_t len, int *line, int *col,
                          int *mapping)
 {
     enum { OPEN_MAX = 64 }; /* libfyaml's own nesting limit */
-    struct { int line, col, mapping; } open[OPEN_MAX];
+    struct {
+        int line, col, mapping;
+    } open[OPEN_MAX];
     struct fy_diag_cfg dc;
     struct fy_parse_cfg pc;
     struct fy_parser *fyp;
@@ -1478,7 +1498,8 @@ static int unclosed_flow(const char *buf, size_t len, int *line, int *col,
             }
             depth++;
         } else if ((type == FYTT_FLOW_SEQUENCE_END ||
-                    type == FYTT_FLOW_MAPPING_END) && depth > 0) {
+                    type == FYTT_FLOW_MAPPING_END) &&
+                   depth > 0) {
             depth--;
         }
         fy_scan_token_free(fyp, t);
@@ -1529,10 +1550,10 @@ static struct fy_document *parse(struct loader *l, struct fy_parser **fypp,
     if (doc != NULL && !fy_diag_got_error(*diagp)) {
         extra = fy_parse_load_document(*fypp);
         if (extra != NULL) {
-            struct fy_document_state *ds =
-                fy_document_get_document_state(extra);
-            const struct fy_mark *mk =
-                ds ? fy_document_state_start_mark(ds) : NULL;
+            struct fy_document_state *ds = fy_document_get_document_state(
+                extra);
+            const struct fy_mark *mk = ds ? fy_document_state_start_mark(ds)
+                                          : NULL;
 
             error_at(l, mk ? mk->line + 1 : 0, mk ? mk->column + 1 : 0,
                      "more than one YAML document; a machine file holds "
@@ -1551,8 +1572,10 @@ static struct fy_document *parse(struct loader *l, struct fy_parser **fypp,
         if (!moved && at_end(buf, len, e->line, e->column) &&
             unclosed_flow(buf, len, &line, &col, &mapping)) {
             moved = 1;
-            error_at(l, line, col, "yaml syntax error: flow %s without a "
-                     "closing %s", mapping ? "mapping" : "sequence",
+            error_at(l, line, col,
+                     "yaml syntax error: flow %s without a "
+                     "closing %s",
+                     mapping ? "mapping" : "sequence",
                      mapping ? "brace" : "bracket");
             continue;
         }
@@ -1583,7 +1606,8 @@ static void read_machine(struct loader *l, struct fy_node *root)
     if (!plain_node(l, root, NULL))
         return;
     if (!fy_node_is_mapping(root)) {
-        error_node(l, root, NULL, "top level must be a mapping with "
+        error_node(l, root, NULL,
+                   "top level must be a mapping with "
                    "'machine', 'version', 'states' and 'operations'");
         return;
     }
@@ -1632,8 +1656,10 @@ static int finish_machine(vse_machine *m, struct vse_error *err)
         index_add(m->op_slots, m->ops[o].name, o);
     m->canonical = canonical_json(m);
     if (m->canonical == NULL)
-        return vse__err(err, VSE_ENOMEM, "out of memory building machine "
-                        "'%s'", m->name);
+        return vse__err(err, VSE_ENOMEM,
+                        "out of memory building machine "
+                        "'%s'",
+                        m->name);
     vse__hash_hex(m->canonical, strlen(m->canonical), m->hash);
     return 0;
 }
@@ -1922,8 +1948,10 @@ void vse__machine_diff(const char *pinned_canonical, const vse_machine *m,
     }
     old = json_loads(pinned_canonical, 0, &je);
     if (old == NULL || !json_is_object(old)) {
-        snprintf(buf, size, "the pinned definition of '%s' is not readable "
-                 "(%s)", m->name, old ? "not a JSON object" : je.text);
+        snprintf(buf, size,
+                 "the pinned definition of '%s' is not readable "
+                 "(%s)",
+                 m->name, old ? "not a JSON object" : je.text);
         json_decref(old);
         return;
     }

@@ -68,8 +68,7 @@ typedef void transition_fn(void *ctx, const char *op, const char *kind,
  * back from the canonical form rather than derived again here, so that
  * the derivation rules live in machine.c only.
  */
-static int each_transition(const vse_machine *m, transition_fn *fn,
-                           void *ctx)
+static int each_transition(const vse_machine *m, transition_fn *fn, void *ctx)
 {
     json_t *canon = json_loads(m->canonical ? m->canonical : "", 0, NULL);
     json_t *v;
@@ -142,9 +141,8 @@ static int render_table(const vse_machine *m, struct sbuf *b)
         for (int i = 0; i < m->ops[o].nsteps; i++) {
             int s = m->ops[o].steps[i];
 
-            sb_printf(b, "%-*s  %-*s  %s\n", t.wop, m->ops[o].name,
-                      t.wstate, m->states[s].name,
-                      expiry_name[m->ops[o].expiry[s]]);
+            sb_printf(b, "%-*s  %-*s  %s\n", t.wop, m->ops[o].name, t.wstate,
+                      m->states[s].name, expiry_name[m->ops[o].expiry[s]]);
         }
     return 0;
 }
@@ -157,8 +155,8 @@ static void dot_edge(void *ctx, const char *op, const char *kind,
                      const char *from, const char *to)
 {
     /* Names are [a-z][a-z0-9_]*, so quoting them is enough. */
-    sb_printf(ctx, "    \"%s\" -> \"%s\" [label=\"%s\"%s];\n", from, to,
-              op, strcmp(kind, "fail") == 0 ? ", style=dashed" : "");
+    sb_printf(ctx, "    \"%s\" -> \"%s\" [label=\"%s\"%s];\n", from, to, op,
+              strcmp(kind, "fail") == 0 ? ", style=dashed" : "");
 }
 
 static int render_dot(const vse_machine *m, struct sbuf *b)
@@ -215,12 +213,13 @@ static int render_mermaid(const vse_machine *m, struct sbuf *b)
  * re-ordered for people: identity first, then states, operations and
  * transitions.
  */
-static const char *const top_order[] = {
-    "machine", "version", "hash", "description", "states", "operations",
-    "transitions", NULL};
+static const char *const top_order[] = {"machine",     "version",
+                                        "hash",        "description",
+                                        "states",      "operations",
+                                        "transitions", NULL};
 static const char *const state_order[] = {"name", "kind", "status", NULL};
-static const char *const op_order[] = {"name",    "from",    "steps",
-                                       "edges",   "success", "failure",
+static const char *const op_order[] = {"name",      "from",    "steps",
+                                       "edges",     "success", "failure",
                                        "on_expiry", NULL};
 static const char *const tr_order[] = {"op", "kind", "from", "to", NULL};
 
@@ -286,18 +285,10 @@ int vse_machine_render(const vse_machine *m, enum vse_format fmt, char **out,
         return vse__err(err, VSE_EINVAL, "no machine to render");
     *out = NULL;
     switch (fmt) {
-    case VSE_FORMAT_TABLE:
-        rc = render_table(m, &b);
-        break;
-    case VSE_FORMAT_DOT:
-        rc = render_dot(m, &b);
-        break;
-    case VSE_FORMAT_MERMAID:
-        rc = render_mermaid(m, &b);
-        break;
-    case VSE_FORMAT_JSON:
-        rc = render_json(m, &b);
-        break;
+    case VSE_FORMAT_TABLE: rc = render_table(m, &b); break;
+    case VSE_FORMAT_DOT: rc = render_dot(m, &b); break;
+    case VSE_FORMAT_MERMAID: rc = render_mermaid(m, &b); break;
+    case VSE_FORMAT_JSON: rc = render_json(m, &b); break;
     default:
         return vse__err(err, VSE_EINVAL, "unknown render format %d",
                         (int)fmt);

@@ -138,7 +138,8 @@ static void hint_allowed(struct vse_error *err, const vse_machine *m,
         if (o < 0)
             return;
         op = &m->ops[o];
-        add(buf, sizeof(buf), &len, "allowed now, with op_id %s:", cur->op_id);
+        add(buf, sizeof(buf), &len,
+            "allowed now, with op_id %s:", cur->op_id);
         if (op->step_to[s]) {
             add(buf, sizeof(buf), &len, " step to ");
             add_states(buf, sizeof(buf), &len, m, op->step_to[s]);
@@ -190,8 +191,8 @@ static int fenced(struct vse_error *err, const vse_machine *m,
                  "op_id %s is fenced: %s, no operation in flight", op_id,
                  what);
     else
-        vse__err(err, VSE_EFENCED, "op_id %s is fenced: %s (op_id %s)",
-                 op_id, what, cur->op_id);
+        vse__err(err, VSE_EFENCED, "op_id %s is fenced: %s (op_id %s)", op_id,
+                 what, cur->op_id);
     vse__err_detail(err, "the op was ended, reaped, reset or claimed by "
                          "another worker; this worker must stop");
     hint_allowed(err, m, cur);
@@ -231,15 +232,20 @@ static int attrs_check(const char *patch, struct vse_error *err)
     size_t n = strlen(patch);
 
     if (n > VSE_ATTRS_MAX)
-        return vse__err(err, VSE_ETOOBIG, "attrs patch is %zu bytes long, "
-                        "the limit is %d", n, VSE_ATTRS_MAX);
+        return vse__err(err, VSE_ETOOBIG,
+                        "attrs patch is %zu bytes long, "
+                        "the limit is %d",
+                        n, VSE_ATTRS_MAX);
     p = json_loadb(patch, n, JSON_REJECT_DUPLICATES, &je);
     if (p == NULL)
-        return vse__err(err, VSE_EINVAL, "attrs patch is not valid JSON: "
-                        "%s at character %d", je.text, je.position);
+        return vse__err(err, VSE_EINVAL,
+                        "attrs patch is not valid JSON: "
+                        "%s at character %d",
+                        je.text, je.position);
     if (!json_is_object(p)) {
         json_decref(p);
-        return vse__err(err, VSE_EINVAL, "attrs patch must be a JSON "
+        return vse__err(err, VSE_EINVAL,
+                        "attrs patch must be a JSON "
                         "object");
     }
     json_decref(p);
@@ -256,8 +262,10 @@ static int attrs_apply(const char *cur, const char *patch,
     int rc = 0;
 
     if (t == NULL || !json_is_object(t) || p == NULL) {
-        rc = vse__err(err, VSE_EINTERNAL, "attrs of '%s' are not a JSON "
-                      "object", next->id);
+        rc = vse__err(err, VSE_EINTERNAL,
+                      "attrs of '%s' are not a JSON "
+                      "object",
+                      next->id);
         goto out;
     }
     merge_patch(t, p);
@@ -267,9 +275,10 @@ static int attrs_apply(const char *cur, const char *patch,
         goto out;
     }
     if (strlen(s) > VSE_ATTRS_MAX) {
-        rc = vse__err(err, VSE_ETOOBIG, "attrs of '%s' would be %zu bytes "
-                      "long, the limit is %d", next->id, strlen(s),
-                      VSE_ATTRS_MAX);
+        rc = vse__err(err, VSE_ETOOBIG,
+                      "attrs of '%s' would be %zu bytes "
+                      "long, the limit is %d",
+                      next->id, strlen(s), VSE_ATTRS_MAX);
         goto out;
     }
     vse__strlcpy(next->attrs, s, sizeof(next->attrs));
@@ -351,19 +360,25 @@ static int decide_create(const struct call *c, const vse_machine *m,
     if (has(c->op)) {
         o = vse__machine_op(m, c->op);
         if (o < 0)
-            return vse__err(err, VSE_EINVAL, "machine '%s' has no operation "
-                            "'%s'", m->name, c->op);
+            return vse__err(err, VSE_EINVAL,
+                            "machine '%s' has no operation "
+                            "'%s'",
+                            m->name, c->op);
         if (!m->ops[o].from_new)
-            return vse__err(err, VSE_EINVAL, "operation '%s' of machine "
+            return vse__err(err, VSE_EINVAL,
+                            "operation '%s' of machine "
                             "'%s' does not create resources (its from has "
-                            "no 'new')", c->op, m->name);
+                            "no 'new')",
+                            c->op, m->name);
     } else {
         for (int i = 0; i < m->nops; i++) {
             if (!m->ops[i].from_new)
                 continue;
             if (o >= 0) {
-                vse__err(err, VSE_EINVAL, "machine '%s' has more than one "
-                         "creating operation", m->name);
+                vse__err(err, VSE_EINVAL,
+                         "machine '%s' has more than one "
+                         "creating operation",
+                         m->name);
                 vse__err_hint(err, "name one with --op: '%s' or '%s'",
                               m->ops[o].name, m->ops[i].name);
                 return VSE_EINVAL;
@@ -371,8 +386,10 @@ static int decide_create(const struct call *c, const vse_machine *m,
             o = i;
         }
         if (o < 0)
-            return vse__err(err, VSE_EINVAL, "machine '%s' has no creating "
-                            "operation", m->name);
+            return vse__err(err, VSE_EINVAL,
+                            "machine '%s' has no creating "
+                            "operation",
+                            m->name);
     }
     memset(next, 0, sizeof(*next));
     vse__strlcpy(next->id, c->id, sizeof(next->id));
@@ -399,7 +416,8 @@ static int decide(const struct call *c, const vse_machine *m,
     char why[160];
 
     if (s < 0 || (has(cur->op) && o < 0))
-        return vse__err(err, VSE_EINTERNAL, "%s '%s' is in state '%s' / op "
+        return vse__err(err, VSE_EINTERNAL,
+                        "%s '%s' is in state '%s' / op "
                         "'%s', which machine '%s' does not declare",
                         cur->machine, cur->id, cur->state, cur->op, m->name);
     *next = *cur;
@@ -412,8 +430,10 @@ static int decide(const struct call *c, const vse_machine *m,
         int rc;
 
         if (b < 0)
-            return vse__err(err, VSE_EINVAL, "machine '%s' has no operation "
-                            "'%s'", m->name, c->op);
+            return vse__err(err, VSE_EINVAL,
+                            "machine '%s' has no operation "
+                            "'%s'",
+                            m->name, c->op);
         if (has(cur->op)) {
             snprintf(why, sizeof(why), "%s may not begin", c->op);
             return refuse(err, m, cur, why);
@@ -434,15 +454,15 @@ static int decide(const struct call *c, const vse_machine *m,
             return vse__err(err, VSE_EINVAL, "machine '%s' has no state '%s'",
                             m->name, c->to);
         if (m->states[t].busy)
-            return vse__err(err, VSE_EINVAL, "'%s' is a busy state; "
-                            "reset-state takes a rest state", c->to);
+            return vse__err(err, VSE_EINVAL,
+                            "'%s' is a busy state; "
+                            "reset-state takes a rest state",
+                            c->to);
         to_rest(next, c->to, c->now);
         return 0;
     }
-    case VSE_KIND_UPDATE:
-        return 0; /* attrs only: run() applies the patch */
-    default:
-        break;
+    case VSE_KIND_UPDATE: return 0; /* attrs only: run() applies the patch */
+    default: break;
     }
 
     /* Everything else acts on the op in flight, under its token. */
@@ -473,13 +493,16 @@ static int decide(const struct call *c, const vse_machine *m,
         if (has(c->to)) {
             t = vse__machine_state(m, c->to);
             if (t < 0)
-                return vse__err(err, VSE_EINVAL, "machine '%s' has no state "
-                                "'%s'", m->name, c->to);
+                return vse__err(err, VSE_EINVAL,
+                                "machine '%s' has no state "
+                                "'%s'",
+                                m->name, c->to);
         } else {
             uint64_t set = op->finish_to[s];
 
             if (set == 0 || (set & (set - 1)) != 0) {
-                snprintf(why, sizeof(why), "finish needs a state here (one "
+                snprintf(why, sizeof(why),
+                         "finish needs a state here (one "
                          "of the op's success states)");
                 return refuse(err, m, cur, why);
             }
@@ -504,9 +527,11 @@ static int decide(const struct call *c, const vse_machine *m,
             return refuse(err, m, cur, why);
         }
         if (has(cur->owner) && op->expiry[s] != VSE_EXPIRY_RETRY) {
-            snprintf(why, sizeof(why), "step %s may not be resumed by "
+            snprintf(why, sizeof(why),
+                     "step %s may not be resumed by "
                      "another worker (its expiry policy is not retry); "
-                     "the reaper will end it", cur->state);
+                     "the reaper will end it",
+                     cur->state);
             return refuse(err, m, cur, why);
         }
         rc = vse__uuid(next->op_id, err);
@@ -536,8 +561,8 @@ static int decide(const struct call *c, const vse_machine *m,
  * request id says so; otherwise a step, finish or fail under the same
  * op_id to the same state is the same transition delivered twice.
  */
-static int find_repeat(vse_db *db, const struct call *c,
-                       struct vse_event *ev, struct vse_error *err)
+static int find_repeat(vse_db *db, const struct call *c, struct vse_event *ev,
+                       struct vse_error *err)
 {
     struct vse_error e2;
     int rc;
@@ -554,11 +579,8 @@ static int find_repeat(vse_db *db, const struct call *c,
         case VSE_KIND_FINISH:
             q.to = has(c->to) ? c->to : NULL;
             /* fall through */
-        case VSE_KIND_FAIL:
-            q.op_id = c->op_id;
-            break;
-        default:
-            return VSE_ENOTFOUND;
+        case VSE_KIND_FAIL: q.op_id = c->op_id; break;
+        default: return VSE_ENOTFOUND;
         }
     }
     rc = vse__store_find_event(db->store, &q, ev, &e2);
@@ -593,8 +615,10 @@ static int check_inputs(const struct call *c, struct vse_error *err)
     if (rc < 0)
         return rc;
     if (c->o->reason != NULL && strlen(c->o->reason) > VSE_REASON_MAX)
-        return vse__err(err, VSE_EINVAL, "reason is %zu bytes long, the "
-                        "limit is %d", strlen(c->o->reason), VSE_REASON_MAX);
+        return vse__err(err, VSE_EINVAL,
+                        "reason is %zu bytes long, the "
+                        "limit is %d",
+                        strlen(c->o->reason), VSE_REASON_MAX);
     if (c->o->attrs != NULL && attrs_check(c->o->attrs, err) < 0)
         return err ? err->code : VSE_EINVAL;
     if (c->kind == VSE_KIND_UPDATE && c->o->attrs == NULL)
@@ -609,16 +633,20 @@ static int check_inputs(const struct call *c, struct vse_error *err)
                         vse_kind_name(c->kind));
     if (c->kind == VSE_KIND_CLAIM && !has(c->o->owner))
         return vse__err(err, VSE_EINVAL, "claim needs an owner");
-    if (c->op_id != NULL && (c->op_id[0] == '\0' ||
-                             strlen(c->op_id) != VSE_OPID_LEN))
-        return vse__err(err, VSE_EINVAL, "op_id '%.40s' is not an op_id "
-                        "(%d characters)", c->op_id, VSE_OPID_LEN);
+    if (c->op_id != NULL &&
+        (c->op_id[0] == '\0' || strlen(c->op_id) != VSE_OPID_LEN))
+        return vse__err(err, VSE_EINVAL,
+                        "op_id '%.40s' is not an op_id "
+                        "(%d characters)",
+                        c->op_id, VSE_OPID_LEN);
     if (c->to != NULL && strlen(c->to) > VSE_NAME_MAX)
         return vse__err(err, VSE_EINVAL, "state name is longer than %d bytes",
                         VSE_NAME_MAX);
     if (c->op != NULL && strlen(c->op) > VSE_NAME_MAX)
-        return vse__err(err, VSE_EINVAL, "operation name is longer than %d "
-                        "bytes", VSE_NAME_MAX);
+        return vse__err(err, VSE_EINVAL,
+                        "operation name is longer than %d "
+                        "bytes",
+                        VSE_NAME_MAX);
     return 0;
 }
 
@@ -642,8 +670,7 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
     }
     /* A request id names one request: if it is already in the history
      * the request was carried out, even if the state has moved on. */
-    rc = has(c->o->request_id) ? find_repeat(db, c, &ev, err)
-                               : VSE_ENOTFOUND;
+    rc = has(c->o->request_id) ? find_repeat(db, c, &ev, err) : VSE_ENOTFOUND;
     if (rc < 0 && rc != VSE_ENOTFOUND)
         return rc;
     if (rc == 0) {
@@ -752,17 +779,18 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
                             c->id);
         /* Lost a race: decide again against what won. */
     }
-    return vse__err(err, VSE_EBUSY, "%s '%s' changed %d times while this "
-                    "transition was being decided", cur.machine, c->id,
-                    CAS_ATTEMPTS);
+    return vse__err(err, VSE_EBUSY,
+                    "%s '%s' changed %d times while this "
+                    "transition was being decided",
+                    cur.machine, c->id, CAS_ATTEMPTS);
 }
 
 int vse_create(vse_db *db, const char *machine, const char *id,
                const struct vse_opts *o, struct vse_resource *out,
                struct vse_error *err)
 {
-    struct call c = {.kind = VSE_KIND_CREATE, .id = id, .machine = machine,
-                     .o = o};
+    struct call c = {
+        .kind = VSE_KIND_CREATE, .id = id, .machine = machine, .o = o};
 
     if (machine == NULL || machine[0] == '\0')
         return vse__err(err, VSE_EINVAL, "machine name is empty");
@@ -787,8 +815,7 @@ static int by_op(vse_db *db, enum vse_kind kind, const char *id,
                  const char *op_id, const char *to, const struct vse_opts *o,
                  struct vse_resource *out, struct vse_error *err)
 {
-    struct call c = {.kind = kind, .id = id, .op_id = op_id, .to = to,
-                     .o = o};
+    struct call c = {.kind = kind, .id = id, .op_id = op_id, .to = to, .o = o};
 
     if (op_id == NULL)
         return vse__err(err, VSE_EINVAL, "%s needs an op_id",
@@ -908,7 +935,8 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
             return rc;
         next.owner[0] = '\0';
         next.lease_expires = c.now + cur->lease_ttl;
-        snprintf(reason, sizeof(reason), "lease of %s expired at %s; "
+        snprintf(reason, sizeof(reason),
+                 "lease of %s expired at %s; "
                  "step %s handed back for another worker (retry)",
                  cur->owner, when, cur->state);
         break;
@@ -919,13 +947,17 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
             return 0;
         }
         to_rest(&next, cur->origin, c.now);
-        snprintf(reason, sizeof(reason), "lease of %s expired at %s; "
-                 "reverted to %s", cur->owner, when, cur->origin);
+        snprintf(reason, sizeof(reason),
+                 "lease of %s expired at %s; "
+                 "reverted to %s",
+                 cur->owner, when, cur->origin);
         break;
     default:
         to_rest(&next, m->states[m->ops[o].failure].name, c.now);
-        snprintf(reason, sizeof(reason), "lease of %s expired at %s; "
-                 "failed in step %s", cur->owner, when, cur->state);
+        snprintf(reason, sizeof(reason),
+                 "lease of %s expired at %s; "
+                 "failed in step %s",
+                 cur->owner, when, cur->state);
         break;
     }
     ev_init(&ev, &c, cur, &next);

@@ -173,8 +173,8 @@ int vse_check_id(const char *what, const char *id, struct vse_error *err)
 }
 
 static const char *const kind_names[] = {
-    NULL,   "create", "begin",  "step",  "finish", "fail",
-    "claim", "renew", "expire", "reset", "update",
+    NULL,    "create", "begin",  "step",  "finish", "fail",
+    "claim", "renew",  "expire", "reset", "update",
 };
 
 const char *vse_kind_name(enum vse_kind k)

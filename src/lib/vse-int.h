@@ -38,14 +38,14 @@ struct vse__state {
  */
 struct vse__op {
     char name[VSE_NAME_MAX + 1];
-    int from_new;           /* may start a resource (create) */
-    uint64_t from;          /* rest states it may begin from */
+    int from_new;  /* may start a resource (create) */
+    uint64_t from; /* rest states it may begin from */
     int nsteps;
     int steps[VSE_MACHINE_STATES_MAX]; /* declared order; steps[0] is entered
                                           by begin/create */
-    uint64_t busy;          /* the set of its steps */
-    uint64_t success;       /* rest states finish may end in */
-    int failure;            /* state index fail ends in */
+    uint64_t busy;                     /* the set of its steps */
+    uint64_t success;                  /* rest states finish may end in */
+    int failure;                       /* state index fail ends in */
     /* step_to[s]: busy states a step may move to from step s;
      * finish_to[s]: success states finish may move to from step s. */
     uint64_t step_to[VSE_MACHINE_STATES_MAX];

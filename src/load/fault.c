@@ -31,7 +31,8 @@
 #define KILL_FOR_S 0.5
 #define STOP_FOR_S 5.0
 #define POOL_FOR_S 3.0
-#define STOP_WAIT_S 2.0  /* a stop waits this long for the manager to
+#define STOP_WAIT_S                                                          \
+    2.0                  /* a stop waits this long for the manager to
                             hold an op, so that it lands mid-step */
 #define TERM_WAIT_S 10.0 /* SIGTERM, then this long, then SIGKILL */
 #define FILLER "fill-vse-load"
@@ -46,11 +47,11 @@ struct held {
 struct fault {
     char spec[100];
     enum load_fault_kind kind;
-    double at, dur;       /* seconds; at drawn at random if not given */
+    double at, dur; /* seconds; at drawn at random if not given */
     int has_at, has_for;
-    int target;           /* kill, stop: index of the manager */
+    int target; /* kill, stop: index of the manager */
     pthread_t thread;
-    json_t *rec;          /* the record for report.json */
+    json_t *rec; /* the record for report.json */
     /* stop: what the manager held when it was stopped, and when (wall
      * clock, microseconds: history rows carry wall-clock times). */
     struct held *held;
@@ -60,14 +61,14 @@ struct fault {
 };
 
 struct manager {
-    int n;                /* 1-based, as in manager-N.log */
+    int n; /* 1-based, as in manager-N.log */
     const char *cmd;
-    char *shcmd;          /* "exec CMD" */
+    char *shcmd; /* "exec CMD" */
     char log[4200];
-    pid_t pid;            /* 0 while not running */
-    int expect_exit;      /* killed by a fault or by the end of the run */
-    json_t *pids;         /* every pid it ran as */
-    char end[120];        /* how the last process ended */
+    pid_t pid;       /* 0 while not running */
+    int expect_exit; /* killed by a fault or by the end of the run */
+    json_t *pids;    /* every pid it ran as */
+    char end[120];   /* how the last process ended */
 };
 
 static struct {
@@ -76,12 +77,12 @@ static struct {
     int nfaults;
     struct manager mgrs[MANAGERS_MAX];
     int nmgrs;
-    pthread_mutex_t mu;   /* mgrs, violations, filler */
+    pthread_mutex_t mu; /* mgrs, violations, filler */
     pthread_t monitor, sigthread;
     int monitoring;
     atomic_int monitor_stop, dying;
     json_t *violations;
-    char filler[4200];    /* the pool filler while it exists, else "" */
+    char filler[4200]; /* the pool filler while it exists, else "" */
     int64_t t0;
     int (*load_over)(void);
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -159,8 +160,8 @@ static double spec_num(const char *spec, const char *s, size_t len,
     memcpy(buf, s, len);
     buf[len] = '\0';
     /* Plain decimals only: strtod would take "inf", "1e9" and hex. */
-    if (strspn(buf, "0123456789.") != len || strchr(buf, '.') !=
-        strrchr(buf, '.'))
+    if (strspn(buf, "0123456789.") != len ||
+        strchr(buf, '.') != strrchr(buf, '.'))
         usage_error("--fault '%s': bad %s (seconds, e.g. 2.5)", spec, what);
     errno = 0;
     v = strtod(buf, &end);
@@ -189,7 +190,8 @@ void load_fault_add(const char *spec)
             break;
     if (k == 4)
         usage_error("--fault '%s': unknown kind (kill, stop, pg-restart, "
-                    "pool-full)%s", spec, "");
+                    "pool-full)%s",
+                    spec, "");
     f->kind = (enum load_fault_kind)k;
     if (at != NULL && dur != NULL && dur < at)
         usage_error("--fault '%s': @AT comes before :FOR%s", spec, "");
@@ -236,18 +238,19 @@ void load_faults_check(const struct load_fault_opts *o)
         snprintf(secs, sizeof(secs), "%g", o->seconds);
         if (f->has_at && f->at > o->seconds)
             usage_error("--fault '%s': AT is past the end of the load "
-                        "(--seconds %s)", f->spec, secs);
+                        "(--seconds %s)",
+                        f->spec, secs);
         /* Without @AT: somewhere in the middle of the run, so that the
          * load is under way and has time to meet the fault's effects. */
         if (!f->has_at)
-            f->at = o->seconds * (0.1 + 0.6 * (double)(rng_next(&rng) >> 11)
-                                            / 9007199254740992.0);
+            f->at = o->seconds * (0.1 + 0.6 * (double)(rng_next(&rng) >> 11) /
+                                            9007199254740992.0);
         switch (f->kind) {
         case FK_KILL:
         case FK_STOP:
             if (o->nmanagers == 0)
-                usage_error("--fault '%s' needs a --manager to %s",
-                            f->spec, f->kind == FK_KILL ? "kill" : "stop");
+                usage_error("--fault '%s' needs a --manager to %s", f->spec,
+                            f->kind == FK_KILL ? "kill" : "stop");
             /* Round-robin in the order the faults were given. */
             f->target = next_mgr++ % o->nmanagers;
             if (!f->has_for)
@@ -256,10 +259,10 @@ void load_faults_check(const struct load_fault_opts *o)
         case FK_PG_RESTART:
             if (f->has_for && (o->pg_stop == NULL || o->pg_start == NULL))
                 usage_error("--fault '%s' (with :FOR) needs --pg-stop and "
-                            "--pg-start%s", f->spec, "");
+                            "--pg-start%s",
+                            f->spec, "");
             if (!f->has_for && o->pg_restart == NULL)
-                usage_error("--fault '%s' needs --pg-restart%s", f->spec,
-                            "");
+                usage_error("--fault '%s' needs --pg-restart%s", f->spec, "");
             break;
         case FK_POOL_FULL:
             if (o->pool == NULL)
@@ -340,9 +343,10 @@ static void reap_locked(void)
         wait_status(st, how, sizeof(how));
         snprintf(m->end, sizeof(m->end), "pid %ld: %s", (long)m->pid, how);
         if (!m->expect_exit && !atomic_load(&F.dying)) {
-            snprintf(msg, sizeof(msg), "manager %d exited by itself (%s, pid "
-                     "%ld, at %.1f s; see %s)", m->n, how, (long)m->pid,
-                     since_t0(), m->log);
+            snprintf(msg, sizeof(msg),
+                     "manager %d exited by itself (%s, pid "
+                     "%ld, at %.1f s; see %s)",
+                     m->n, how, (long)m->pid, since_t0(), m->log);
             fprintf(stderr, "vse-load: %s\n", msg);
             if (F.violations == NULL)
                 F.violations = json_array();
@@ -400,9 +404,10 @@ static void terminate_locked(void)
             } else if (vse__now_mono_us() >= end) {
                 kill(-m->pid, SIGKILL);
                 waitpid(m->pid, &st, 0);
-                snprintf(m->end, sizeof(m->end), "pid %ld: did not end "
-                         "within %.0f s of SIGTERM: SIGKILL", (long)m->pid,
-                         TERM_WAIT_S);
+                snprintf(m->end, sizeof(m->end),
+                         "pid %ld: did not end "
+                         "within %.0f s of SIGTERM: SIGKILL",
+                         (long)m->pid, TERM_WAIT_S);
                 fprintf(stderr, "vse-load: manager %d: %s\n", m->n, m->end);
                 m->pid = 0;
             } else {
@@ -485,8 +490,10 @@ void load_managers_start(const struct load_fault_opts *o)
             char how[100];
 
             wait_status(st, how, sizeof(how));
-            fprintf(stderr, "vse-load: manager %d ended at start (%s); see "
-                    "%s\n", m->n, how, m->log);
+            fprintf(stderr,
+                    "vse-load: manager %d ended at start (%s); see "
+                    "%s\n",
+                    m->n, how, m->log);
             m->pid = 0;
             terminate_locked();
             exit(1);
@@ -639,7 +646,8 @@ static void fault_kill(struct fault *f)
         pthread_mutex_unlock(&F.mu);
     } while (now == pid && nap(0.01));
     if (!nap(f->dur)) {
-        rec_done(f, at, target, 0, "SIGKILL sent; vse-load was interrupted "
+        rec_done(f, at, target, 0,
+                 "SIGKILL sent; vse-load was interrupted "
                  "before the restart");
         return;
     }
@@ -647,15 +655,18 @@ static void fault_kill(struct fault *f)
     ok = spawn(m) == 0;
     now = m->pid;
     pthread_mutex_unlock(&F.mu);
-    json_object_set_new(f->rec, "new_pid", ok ? json_integer(now)
-                                              : json_null());
+    json_object_set_new(f->rec, "new_pid",
+                        ok ? json_integer(now) : json_null());
     if (ok)
-        snprintf(detail, sizeof(detail), "SIGKILL to manager %d (pid %ld), "
-                 "started again after %.2f s as pid %ld", m->n, (long)pid,
-                 f->dur, (long)now);
+        snprintf(detail, sizeof(detail),
+                 "SIGKILL to manager %d (pid %ld), "
+                 "started again after %.2f s as pid %ld",
+                 m->n, (long)pid, f->dur, (long)now);
     else
-        snprintf(detail, sizeof(detail), "SIGKILL to manager %d (pid %ld); "
-                 "could not start it again", m->n, (long)pid);
+        snprintf(detail, sizeof(detail),
+                 "SIGKILL to manager %d (pid %ld); "
+                 "could not start it again",
+                 m->n, (long)pid);
     rec_done(f, at, target, ok, detail);
 }
 
@@ -697,12 +708,11 @@ static void fault_stop(struct fault *f)
     f->nheld = n > 0 ? (size_t)n : 0;
     held = json_array();
     for (size_t i = 0; i < f->nheld; i++)
-        json_array_append_new(held, json_pack("{s:s, s:s, s:s, s:s, s:s}",
-                                              "id", f->held[i].id, "machine",
-                                              f->held[i].machine, "op",
-                                              f->held[i].op, "op_id",
-                                              f->held[i].op_id, "owner",
-                                              f->held[i].owner));
+        json_array_append_new(
+            held,
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", f->held[i].id,
+                      "machine", f->held[i].machine, "op", f->held[i].op,
+                      "op_id", f->held[i].op_id, "owner", f->held[i].owner));
     json_object_set_new(f->rec, "pid", json_integer(pid));
     json_object_set_new(f->rec, "held", held);
     /* The list may be slow (a manager stopped inside a SQLite write
@@ -715,13 +725,16 @@ static void fault_stop(struct fault *f)
     f->cont_wall = wall_us();
     pthread_mutex_unlock(&F.mu);
     if (n < 0)
-        snprintf(detail, sizeof(detail), "SIGSTOP to manager %d (pid %ld) "
-                 "for %.2f s, SIGCONT; its ops could not be listed", m->n,
-                 (long)pid, f->dur);
+        snprintf(detail, sizeof(detail),
+                 "SIGSTOP to manager %d (pid %ld) "
+                 "for %.2f s, SIGCONT; its ops could not be listed",
+                 m->n, (long)pid, f->dur);
     else
-        snprintf(detail, sizeof(detail), "SIGSTOP to manager %d (pid %ld) "
+        snprintf(detail, sizeof(detail),
+                 "SIGSTOP to manager %d (pid %ld) "
                  "for %.2f s holding %d op(s) (%d besides its service "
-                 "row), SIGCONT", m->n, (long)pid, f->dur, n, steps);
+                 "row), SIGCONT",
+                 m->n, (long)pid, f->dur, n, steps);
     rec_done(f, at, target, 1, detail);
 }
 
@@ -779,7 +792,8 @@ static void fault_pg(struct fault *f)
         wait_status(st2, how2, sizeof(how2));
         took = (double)(vse__now_mono_us() - t) / 1e6;
         ok = st == 0 && st2 == 0;
-        snprintf(detail, sizeof(detail), "--pg-stop: %s, %.2f s down, "
+        snprintf(detail, sizeof(detail),
+                 "--pg-stop: %s, %.2f s down, "
                  "--pg-start: %s; %.2f s in all",
                  st < 0 ? "could not run" : how, f->dur,
                  st2 < 0 ? "could not run" : how2, took);
@@ -838,8 +852,10 @@ static void fault_pool(struct fault *f)
     if (size > 0) {
         ok = 1;
         nap(f->dur);
-        snprintf(detail, sizeof(detail), "sparse file %s of %lld GiB for "
-                 "%.2f s", path, (long long)(size >> 30), f->dur);
+        snprintf(detail, sizeof(detail),
+                 "sparse file %s of %lld GiB for "
+                 "%.2f s",
+                 path, (long long)(size >> 30), f->dur);
     }
     pthread_mutex_lock(&F.mu);
     if (F.filler[0] != '\0' && unlink(F.filler) != 0) {
@@ -868,8 +884,10 @@ static void *fault_main(void *arg)
     while (vse__now_mono_us() < when && !atomic_load(&F.dying)) {
         /* --requests may end the load before a fault's time. */
         if (F.load_over()) {
-            snprintf(detail, sizeof(detail), "not carried out: the load "
-                     "was over at %.1f s", since_t0());
+            snprintf(detail, sizeof(detail),
+                     "not carried out: the load "
+                     "was over at %.1f s",
+                     since_t0());
             rec_done(f, since_t0(), "", 0, detail);
             json_object_set_new(f->rec, "duration_s", json_real(0));
             return NULL;
@@ -909,8 +927,8 @@ static int64_t parse_time(const char *s)
     char frac[8] = "";
 
     memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon,
-               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
         return 0;
     if (s[n] == '.') {
         int k = 0;
@@ -956,8 +974,10 @@ static int check_fence(const struct fault *f, const struct held *h, int *bad)
         json_t *j, *v, *next;
         size_t i;
 
-        snprintf(path, sizeof(path), "resources/%s/history?since=%lld&"
-                 "limit=10000", h->id, (long long)since);
+        snprintf(path, sizeof(path),
+                 "resources/%s/history?since=%lld&"
+                 "limit=10000",
+                 h->id, (long long)since);
         j = v1_get(path);
         if (j == NULL)
             return -1;
@@ -985,10 +1005,11 @@ static int check_fence(const struct fault *f, const struct held *h, int *bad)
                 !owned_by(jstr(v, "owner"), f->pid))
                 continue;
             (*bad)++;
-            snprintf(msg, sizeof(msg), "woken manager %ld changed %s after "
+            snprintf(msg, sizeof(msg),
+                     "woken manager %ld changed %s after "
                      "it was fenced: %s row seq %lld at %s (%s -> %s) under "
-                     "op_id %s, fenced %.3f s after its SIGSTOP", f->pid,
-                     h->id, kind,
+                     "op_id %s, fenced %.3f s after its SIGSTOP",
+                     f->pid, h->id, kind,
                      (long long)json_integer_value(json_object_get(v, "seq")),
                      jstr(v, "at"), jstr(v, "from"), jstr(v, "to"), h->op_id,
                      (double)(fence_at - f->stop_wall) / 1e6);
@@ -1021,14 +1042,19 @@ static void verify_stop(struct fault *f)
         bad += b;
     }
     if (f->nheld == 0)
-        snprintf(verdict, sizeof(verdict), "held no op when stopped: "
+        snprintf(verdict, sizeof(verdict),
+                 "held no op when stopped: "
                  "nothing to fence");
     else if (bad > 0)
-        snprintf(verdict, sizeof(verdict), "VIOLATION: %d write(s) through "
-                 "the fence", bad);
+        snprintf(verdict, sizeof(verdict),
+                 "VIOLATION: %d write(s) through "
+                 "the fence",
+                 bad);
     else
-        snprintf(verdict, sizeof(verdict), "%d of %zu held op(s) taken over, "
-                 "no write through a fence%s", fenced, f->nheld,
+        snprintf(verdict, sizeof(verdict),
+                 "%d of %zu held op(s) taken over, "
+                 "no write through a fence%s",
+                 fenced, f->nheld,
                  unread ? "; some histories could not be read" : "");
     json_object_set_new(f->rec, "fenced", json_integer(fenced));
     json_object_set_new(f->rec, "fence_violations", json_integer(bad));

@@ -44,7 +44,8 @@ void load_http_init(struct load_http *h, const char *url, const char *project)
      * being admin for everyone, good for /v1 too). */
     snprintf(tok, sizeof(tok), "X-Auth-Token: load:%s", project);
     h->hdrs = curl_slist_append(NULL, tok);
-    h->hdrs = curl_slist_append(h->hdrs, "OpenStack-API-Version: volume 3.70");
+    h->hdrs = curl_slist_append(h->hdrs,
+                                "OpenStack-API-Version: volume 3.70");
     h->hdrs = curl_slist_append(h->hdrs, "Content-Type: application/json");
     h->hdrs = curl_slist_append(h->hdrs, "Accept: application/json");
     curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->hdrs);

@@ -33,19 +33,19 @@
 #define MANAGERS_MAX 32
 
 const char *const load_op_names[OP_COUNT] = {
-    "create", "delete", "extend", "reserve", "attach", "unreserve",
-    "begin_detaching", "detach", "snapshot", "snapshot_delete"};
+    "create",    "delete",          "extend", "reserve",  "attach",
+    "unreserve", "begin_detaching", "detach", "snapshot", "snapshot_delete"};
 
 /* A volume the workload aims at.  The contention workload shares a few
  * slots among all clients, so that their requests collide; throughput
  * gives each client slots of its own. */
 struct slot {
-    char id[40];          /* "" = empty: the next pick creates one */
-    int creating;         /* a client is posting the create */
-    int64_t size;         /* GiB, as last accepted */
-    int attached;         /* an attach was accepted, no detach since */
-    int broken;           /* settled in an error status: delete it */
-    int settling;         /* accepted requests not settled yet: the
+    char id[40];  /* "" = empty: the next pick creates one */
+    int creating; /* a client is posting the create */
+    int64_t size; /* GiB, as last accepted */
+    int attached; /* an attach was accepted, no detach since */
+    int broken;   /* settled in an error status: delete it */
+    int settling; /* accepted requests not settled yet: the
                              throughput workload leaves the slot alone */
     char snaps[SLOT_SNAPS][40];
     int nsnaps;
@@ -54,11 +54,11 @@ struct slot {
 /* An accepted request waiting to settle. */
 struct pending {
     int op;
-    int slot;             /* index in g.slots, -1 for none */
-    int snapshot;         /* poll /snapshots, not /volumes */
+    int slot;     /* index in g.slots, -1 for none */
+    int snapshot; /* poll /snapshots, not /volumes */
     char id[40];
     int64_t accepted_us;
-    int64_t want_size;    /* extend: the new size asked for */
+    int64_t want_size; /* extend: the new size asked for */
 };
 
 static struct {
@@ -68,20 +68,20 @@ static struct {
     const char *project;
     int clients;
     double seconds;
-    long requests;        /* 0 = no limit */
+    long requests; /* 0 = no limit */
     double settle_s;
     int contention;
     int nslots, per_client;
     struct slot *slots;
-    pthread_mutex_t mu;   /* slots and the pending queue */
+    pthread_mutex_t mu; /* slots and the pending queue */
     struct pending *pend;
     size_t npend, cappend;
     struct load_outcome *outs;
     size_t nouts, capouts;
-    char (*deletes)[40];  /* see struct load_report */
+    char (*deletes)[40]; /* see struct load_report */
     size_t ndeletes, capdeletes;
     atomic_long issued;
-    atomic_int stop;      /* load phase over */
+    atomic_int stop; /* load phase over */
     atomic_int clients_done;
     int64_t t0;
 } g = {.project = "load", .settle_s = SETTLE_DEFAULT_S};
@@ -131,7 +131,7 @@ struct client {
     pthread_t thread;
     struct load_http h;
     uint64_t rng;
-    int64_t want_size;    /* of the extend being sent */
+    int64_t want_size; /* of the extend being sent */
     struct load_rec *recs;
     size_t nrecs, cap;
 };
@@ -163,8 +163,8 @@ static void add_pending(int op, int slot, int snapshot, const char *id,
     pthread_mutex_unlock(&g.mu);
 }
 
-static void add_outcome(const struct pending *p, const char *what,
-                        int64_t at, int64_t size);
+static void add_outcome(const struct pending *p, const char *what, int64_t at,
+                        int64_t size);
 
 /* A delete of `id` that may have been carried out: answered 202, or with
  * no clear answer (5xx, none), which may hide an accepted one. */
@@ -246,8 +246,8 @@ static void do_create(struct client *c, struct slot *s)
 {
     char id[40] = "";
     int st = send_op(c, OP_CREATE, "POST", "volumes",
-                     "{\"volume\": {\"size\": 1, \"name\": \"load\"}}", -1,
-                     0, NULL);
+                     "{\"volume\": {\"size\": 1, \"name\": \"load\"}}", -1, 0,
+                     NULL);
 
     if (st == 202 && created_id(c, "volume", id, sizeof(id)) == 0)
         add_pending(OP_CREATE, (int)(s - g.slots), 0, id, vse__now_mono_us(),
@@ -315,8 +315,8 @@ static void one(struct client *c)
     attached = s->attached;
     op = pick_op(c, s);
     if (op == OP_SNAPSHOT_DELETE)
-        snprintf(snap, sizeof(snap), "%s", s->snaps[rnd(c, (uint32_t)
-                                                        s->nsnaps)]);
+        snprintf(snap, sizeof(snap), "%s",
+                 s->snaps[rnd(c, (uint32_t)s->nsnaps)]);
     pthread_mutex_unlock(&g.mu);
 
     snprintf(path, sizeof(path), "volumes/%s/action", id);
@@ -331,8 +331,7 @@ static void one(struct client *c)
         }
         break;
     case OP_EXTEND:
-        snprintf(body, sizeof(body),
-                 "{\"os-extend\": {\"new_size\": %lld}}",
+        snprintf(body, sizeof(body), "{\"os-extend\": {\"new_size\": %lld}}",
                  (long long)size + 1);
         c->want_size = size + 1;
         st = send_op(c, op, "POST", path, body, si, 0, id);
@@ -347,12 +346,14 @@ static void one(struct client *c)
     case OP_RESERVE:
         /* The legacy attach flow: reserve, then attach; a reserve whose
          * attach is refused is unreserved, so nothing stays held. */
-        if (send_op(c, op, "POST", path, "{\"os-reserve\": {}}", si, 0,
-                    id) != 202)
+        if (send_op(c, op, "POST", path, "{\"os-reserve\": {}}", si, 0, id) !=
+            202)
             break;
-        snprintf(body, sizeof(body), "{\"os-attach\": {\"instance_uuid\": "
+        snprintf(body, sizeof(body),
+                 "{\"os-attach\": {\"instance_uuid\": "
                  "\"load-%d\", \"mountpoint\": \"/dev/vdb\", \"mode\": "
-                 "\"rw\"}}", c->n);
+                 "\"rw\"}}",
+                 c->n);
         st = send_op(c, OP_ATTACH, "POST", path, body, si, 0, id);
         if (st != 202) {
             send_op(c, OP_UNRESERVE, "POST", path, "{\"os-unreserve\": {}}",
@@ -368,8 +369,8 @@ static void one(struct client *c)
         if (send_op(c, op, "POST", path, "{\"os-begin_detaching\": {}}", si,
                     0, id) != 202)
             break;
-        if (send_op(c, OP_DETACH, "POST", path, "{\"os-detach\": {}}", si,
-                    0, id) != 202)
+        if (send_op(c, OP_DETACH, "POST", path, "{\"os-detach\": {}}", si, 0,
+                    id) != 202)
             break;
         pthread_mutex_lock(&g.mu);
         if (strcmp(s->id, id) == 0)
@@ -378,9 +379,10 @@ static void one(struct client *c)
         break;
     case OP_SNAPSHOT:
         /* An in-use volume is snapshotted only with force, as Cinder. */
-        snprintf(body, sizeof(body), "{\"snapshot\": {\"volume_id\": \"%s\", "
-                 "\"name\": \"load\", \"force\": %s}}", id,
-                 attached ? "true" : "false");
+        snprintf(body, sizeof(body),
+                 "{\"snapshot\": {\"volume_id\": \"%s\", "
+                 "\"name\": \"load\", \"force\": %s}}",
+                 id, attached ? "true" : "false");
         if (send_op(c, op, "POST", "snapshots", body, si, 1, NULL) != 202 ||
             created_id(c, "snapshot", snap, sizeof(snap)) != 0)
             break;
@@ -439,8 +441,8 @@ static int transient(const char *st)
     return 0;
 }
 
-static void add_outcome(const struct pending *p, const char *what,
-                        int64_t at, int64_t size)
+static void add_outcome(const struct pending *p, const char *what, int64_t at,
+                        int64_t size)
 {
     struct load_outcome *o;
 
@@ -462,7 +464,8 @@ static void add_outcome(const struct pending *p, const char *what,
 
 /* Poll one pending request; 1 if it settled (outcome recorded, and
  * copied into what[24]). */
-static int settle_one(struct load_http *h, const struct pending *p, char *what)
+static int settle_one(struct load_http *h, const struct pending *p,
+                      char *what)
 {
     char path[200];
     const char *st;
@@ -563,80 +566,81 @@ static void *settler_main(void *arg)
 
 static void usage(int st)
 {
-    fprintf(st ? stderr : stdout,
-"Usage: vse-load --url URL [--url URL2 ...] --workload contention|throughput\n"
-"                --clients N --seconds S [--requests K] --out DIR\n"
-"                [--manager CMD ...] [--fault SPEC ...] [options]\n"
-"Drive vsed's Cinder v3 API with N client threads for S seconds (or K\n"
-"requests in all), wait for every accepted request to settle, check what\n"
-"it settled in, and write report.json, report.txt, timeline.tsv,\n"
-"faults.tsv and the plots into DIR.  Optionally run the volume managers\n"
-"and inject faults into them, PostgreSQL and the pool while the load runs.\n"
-"\n"
-"Load:\n"
-"      --url URL          an API server (http://HOST:PORT); repeat it for\n"
-"                         several: client i uses URL number i mod n; the\n"
-"                         settler and /v1 calls use the first\n"
-"      --workload W       contention: all clients share a few volumes;\n"
-"                         throughput: each client has volumes of its own\n"
-"      --volumes V        volumes aimed at (contention: shared, default 4;\n"
-"                         throughput: per client, default 4)\n"
-"      --project P        the project sent in X-Auth-Token (default load)\n"
-"      --settle-seconds S how long accepted requests may take to settle\n"
-"                         after the load (default 60)\n"
-"      --seed N           random seed of the workload and of fault times\n"
-"                         (default: from the time; the report prints it,\n"
-"                         so a run can be repeated)\n"
-"\n"
-"Managed processes:\n"
-"      --manager CMD      a volume manager (vsed --role volume ...) that\n"
-"                         vse-load starts before the load as\n"
-"                         /bin/sh -c 'exec CMD' in a process group of its\n"
-"                         own, output appended to DIR/manager-N.log (N from\n"
-"                         1, in option order); repeatable.  After settling,\n"
-"                         or on SIGINT or SIGTERM to vse-load, each gets\n"
-"                         SIGCONT and SIGTERM, and SIGKILL 10 s later.  A\n"
-"                         manager that exits when no fault killed it is a\n"
-"                         violation\n"
-"\n"
-"Faults:\n"
-"      --fault SPEC       KIND[@AT][:FOR], repeatable.  AT and FOR are\n"
-"                         seconds (decimals allowed) from the start of the\n"
-"                         load; AT at most --seconds, FOR above 0.  Without\n"
-"                         @AT the fault comes at a random time in 10%%-70%%\n"
-"                         of --seconds.  Each fault runs in a thread of its\n"
-"                         own while the load goes on.  KIND is one of:\n"
-"        kill             SIGKILL a manager (round-robin over --manager in\n"
-"                         --fault order), start the same CMD again FOR\n"
-"                         seconds later (default 0.5)\n"
-"        stop             SIGSTOP a manager (same round-robin) for FOR\n"
-"                         seconds (default 5; make it longer than the\n"
-"                         lease plus the reap interval), then SIGCONT.  It\n"
-"                         waits up to 2 s for the manager to hold an op\n"
-"                         (GET /v1/resources?busy=true), so that the stop\n"
-"                         lands mid-step; after the run, each held op's\n"
-"                         history must show no write by the woken manager\n"
-"                         under its op_id once that was fenced\n"
-"        pg-restart       run --pg-restart CMD; with :FOR, run --pg-stop\n"
-"                         CMD, wait FOR seconds, run --pg-start CMD.\n"
-"                         Output goes to DIR/pg.log\n"
-"        pool-full        create the sparse file DIR/fill-vse-load in the\n"
-"                         --pool directory, hold it FOR seconds (default\n"
-"                         3), remove it\n"
-"      --pg-restart CMD   restart PostgreSQL (e.g. pg_ctl -D D -m immediate\n"
-"                         restart); run with /bin/sh -c\n"
-"      --pg-stop CMD      stop PostgreSQL, for pg-restart:FOR\n"
-"      --pg-start CMD     start PostgreSQL, for pg-restart:FOR\n"
-"      --pool DIR         the volume managers' pool, for pool-full\n"
-"      --pool-fill-gb N   size of the pool-full file in GiB (default: the\n"
-"                         largest the filesystem takes, 1 PiB down to 1 GiB)\n"
-"\n"
-"Violations: an accepted request that never settled, or settled in a\n"
-"status its operation may not end in (a delete whose volume is still\n"
-"available, an extend whose volume did not grow); a 5xx or no answer; a\n"
-"manager that exited by itself; a write by a woken manager through a fence.\n"
-"\n"
-"Exit status: 0 done and no violation, 1 a violation or an error, 2 usage.\n");
+    fprintf(
+        st ? stderr : stdout,
+        "Usage: vse-load --url URL [--url URL2 ...] --workload contention|throughput\n"
+        "                --clients N --seconds S [--requests K] --out DIR\n"
+        "                [--manager CMD ...] [--fault SPEC ...] [options]\n"
+        "Drive vsed's Cinder v3 API with N client threads for S seconds (or K\n"
+        "requests in all), wait for every accepted request to settle, check what\n"
+        "it settled in, and write report.json, report.txt, timeline.tsv,\n"
+        "faults.tsv and the plots into DIR.  Optionally run the volume managers\n"
+        "and inject faults into them, PostgreSQL and the pool while the load runs.\n"
+        "\n"
+        "Load:\n"
+        "      --url URL          an API server (http://HOST:PORT); repeat it for\n"
+        "                         several: client i uses URL number i mod n; the\n"
+        "                         settler and /v1 calls use the first\n"
+        "      --workload W       contention: all clients share a few volumes;\n"
+        "                         throughput: each client has volumes of its own\n"
+        "      --volumes V        volumes aimed at (contention: shared, default 4;\n"
+        "                         throughput: per client, default 4)\n"
+        "      --project P        the project sent in X-Auth-Token (default load)\n"
+        "      --settle-seconds S how long accepted requests may take to settle\n"
+        "                         after the load (default 60)\n"
+        "      --seed N           random seed of the workload and of fault times\n"
+        "                         (default: from the time; the report prints it,\n"
+        "                         so a run can be repeated)\n"
+        "\n"
+        "Managed processes:\n"
+        "      --manager CMD      a volume manager (vsed --role volume ...) that\n"
+        "                         vse-load starts before the load as\n"
+        "                         /bin/sh -c 'exec CMD' in a process group of its\n"
+        "                         own, output appended to DIR/manager-N.log (N from\n"
+        "                         1, in option order); repeatable.  After settling,\n"
+        "                         or on SIGINT or SIGTERM to vse-load, each gets\n"
+        "                         SIGCONT and SIGTERM, and SIGKILL 10 s later.  A\n"
+        "                         manager that exits when no fault killed it is a\n"
+        "                         violation\n"
+        "\n"
+        "Faults:\n"
+        "      --fault SPEC       KIND[@AT][:FOR], repeatable.  AT and FOR are\n"
+        "                         seconds (decimals allowed) from the start of the\n"
+        "                         load; AT at most --seconds, FOR above 0.  Without\n"
+        "                         @AT the fault comes at a random time in 10%%-70%%\n"
+        "                         of --seconds.  Each fault runs in a thread of its\n"
+        "                         own while the load goes on.  KIND is one of:\n"
+        "        kill             SIGKILL a manager (round-robin over --manager in\n"
+        "                         --fault order), start the same CMD again FOR\n"
+        "                         seconds later (default 0.5)\n"
+        "        stop             SIGSTOP a manager (same round-robin) for FOR\n"
+        "                         seconds (default 5; make it longer than the\n"
+        "                         lease plus the reap interval), then SIGCONT.  It\n"
+        "                         waits up to 2 s for the manager to hold an op\n"
+        "                         (GET /v1/resources?busy=true), so that the stop\n"
+        "                         lands mid-step; after the run, each held op's\n"
+        "                         history must show no write by the woken manager\n"
+        "                         under its op_id once that was fenced\n"
+        "        pg-restart       run --pg-restart CMD; with :FOR, run --pg-stop\n"
+        "                         CMD, wait FOR seconds, run --pg-start CMD.\n"
+        "                         Output goes to DIR/pg.log\n"
+        "        pool-full        create the sparse file DIR/fill-vse-load in the\n"
+        "                         --pool directory, hold it FOR seconds (default\n"
+        "                         3), remove it\n"
+        "      --pg-restart CMD   restart PostgreSQL (e.g. pg_ctl -D D -m immediate\n"
+        "                         restart); run with /bin/sh -c\n"
+        "      --pg-stop CMD      stop PostgreSQL, for pg-restart:FOR\n"
+        "      --pg-start CMD     start PostgreSQL, for pg-restart:FOR\n"
+        "      --pool DIR         the volume managers' pool, for pool-full\n"
+        "      --pool-fill-gb N   size of the pool-full file in GiB (default: the\n"
+        "                         largest the filesystem takes, 1 PiB down to 1 GiB)\n"
+        "\n"
+        "Violations: an accepted request that never settled, or settled in a\n"
+        "status its operation may not end in (a delete whose volume is still\n"
+        "available, an extend whose volume did not grow); a 5xx or no answer; a\n"
+        "manager that exited by itself; a write by a woken manager through a fence.\n"
+        "\n"
+        "Exit status: 0 done and no violation, 1 a violation or an error, 2 usage.\n");
     exit(st);
 }
 
@@ -738,9 +742,7 @@ int main(int argc, char **argv)
         case 'T': fo.pg_stop = optarg; break;
         case 'B': fo.pg_start = optarg; break;
         case 'P': fo.pool = optarg; break;
-        case 'G':
-            fo.pool_fill_gb = num("--pool-fill-gb", optarg, 1);
-            break;
+        case 'G': fo.pool_fill_gb = num("--pool-fill-gb", optarg, 1); break;
         case 'h': usage(0); break;
         default: usage(2);
         }

@@ -31,17 +31,17 @@ extern const char *const load_op_names[OP_COUNT];
 
 /* Why a request was not accepted, from its status and body. */
 enum load_reason {
-    RS_NONE,          /* accepted (2xx) */
-    RS_BUSY,          /* 400: an operation is in flight on it */
-    RS_STATUS,        /* 400: at rest, but in a status the op may not
+    RS_NONE,      /* accepted (2xx) */
+    RS_BUSY,      /* 400: an operation is in flight on it */
+    RS_STATUS,    /* 400: at rest, but in a status the op may not
                          start from */
-    RS_SNAPSHOTS,     /* 400: a volume with snapshots is not deleted */
-    RS_SIZE,          /* 400: extend to a size not above the current */
-    RS_BAD_INPUT,     /* 400: anything else */
-    RS_LOST_RACE,     /* 409: the op_id changed between read and write */
-    RS_NOT_FOUND,     /* 404 */
-    RS_SERVER,        /* 5xx */
-    RS_TRANSPORT,     /* no HTTP answer at all */
+    RS_SNAPSHOTS, /* 400: a volume with snapshots is not deleted */
+    RS_SIZE,      /* 400: extend to a size not above the current */
+    RS_BAD_INPUT, /* 400: anything else */
+    RS_LOST_RACE, /* 409: the op_id changed between read and write */
+    RS_NOT_FOUND, /* 404 */
+    RS_SERVER,    /* 5xx */
+    RS_TRANSPORT, /* no HTTP answer at all */
     RS_OTHER,
     RS_COUNT
 };
@@ -51,22 +51,22 @@ extern const char *const load_reason_names[RS_COUNT];
 struct load_rec {
     int64_t start_us; /* since the run began */
     int32_t latency_us;
-    int16_t status;   /* HTTP status, 0 when there was none */
-    uint8_t op;       /* enum load_op */
-    uint8_t reason;   /* enum load_reason */
+    int16_t status; /* HTTP status, 0 when there was none */
+    uint8_t op;     /* enum load_op */
+    uint8_t reason; /* enum load_reason */
 };
 
 /* What became of one request answered 202. */
 struct load_outcome {
     uint8_t op;
-    uint8_t snapshot;   /* id is a snapshot's, not a volume's */
-    char outcome[24];   /* settled status ("available", "deleted", ...),
+    uint8_t snapshot;    /* id is a snapshot's, not a volume's */
+    char outcome[24];    /* settled status ("available", "deleted", ...),
                            or "unresolved" past the deadline */
-    char id[40];        /* "" for the synchronous actions */
+    char id[40];         /* "" for the synchronous actions */
     int64_t accepted_us; /* since the run began */
-    int64_t settle_us;  /* from the answer to the settled status */
-    int64_t want_size;  /* extend: the new size asked for, GiB */
-    int64_t size;       /* volume size in the settled body, -1 unknown */
+    int64_t settle_us;   /* from the answer to the settled status */
+    int64_t want_size;   /* extend: the new size asked for, GiB */
+    int64_t size;        /* volume size in the settled body, -1 unknown */
 };
 
 struct json_t;
@@ -77,9 +77,9 @@ struct load_report {
     int nurls;
     uint64_t seed;
     int clients;
-    double seconds;    /* asked for */
-    double elapsed;    /* measured, load phase only */
-    double settle_s;   /* time the drain took */
+    double seconds;  /* asked for */
+    double elapsed;  /* measured, load phase only */
+    double settle_s; /* time the drain took */
     struct load_rec *recs;
     size_t nrecs;
     struct load_outcome *outs;
@@ -112,11 +112,11 @@ struct load_fault_opts {
     const char *const *managers; /* --manager CMDs */
     int nmanagers;
     const char *pg_restart, *pg_stop, *pg_start, *pool;
-    double pool_fill_gb;         /* 0 = the largest the filesystem takes */
-    const char *out;             /* OUTDIR, for the logs */
-    const char *url;             /* /v1 of the first API server */
-    const char *project;         /* the token's project */
-    double seconds;              /* --seconds */
+    double pool_fill_gb; /* 0 = the largest the filesystem takes */
+    const char *out;     /* OUTDIR, for the logs */
+    const char *url;     /* /v1 of the first API server */
+    const char *project; /* the token's project */
+    double seconds;      /* --seconds */
     uint64_t seed;
 };
 
@@ -146,14 +146,15 @@ _Noreturn void load_oom(void);
 
 /* One connection's worth of state to one API server; one per thread. */
 struct load_http {
-    const char *url;      /* http://HOST:PORT, borrowed */
+    const char *url; /* http://HOST:PORT, borrowed */
     CURL *c;
     struct curl_slist *hdrs;
-    char *body;           /* the last answer's body, NUL-terminated */
+    char *body; /* the last answer's body, NUL-terminated */
     size_t len, cap;
 };
 
-void load_http_init(struct load_http *h, const char *url, const char *project);
+void load_http_init(struct load_http *h, const char *url,
+                    const char *project);
 void load_http_free(struct load_http *h);
 /* METHOD url+PATH (PATH from the root: "/v3/...", "/v1/..."), with a JSON
  * payload or NULL; the HTTP status, 0 when there was no answer. */

@@ -15,9 +15,10 @@
 #include "load.h"
 
 const char *const load_reason_names[RS_COUNT] = {
-    "accepted",     "400 busy",      "400 wrong status", "400 snapshots",
-    "400 size",     "400 bad input", "409 lost race",    "404 not found",
-    "5xx server",   "transport",     "other"};
+    "accepted",      "400 busy",      "400 wrong status",
+    "400 snapshots", "400 size",      "400 bad input",
+    "409 lost race", "404 not found", "5xx server",
+    "transport",     "other"};
 
 static int cmp_i32(const void *a, const void *b)
 {
@@ -94,12 +95,12 @@ static int one_of(const char *s, const char *const *list)
  *                            delete failed); gone only if a delete of it
  *                            was sent
  */
-static int outcome_ok(const struct load_report *r, const struct load_outcome *o,
-                      char *why, size_t size)
+static int outcome_ok(const struct load_report *r,
+                      const struct load_outcome *o, char *why, size_t size)
 {
     static const char *const deleted[] = {"deleted", "error_deleting", NULL};
-    static const char *const snap[] = {"available", "error",
-                                       "error_deleting", NULL};
+    static const char *const snap[] = {"available", "error", "error_deleting",
+                                       NULL};
     const char *what = o->snapshot ? "snapshot" : "volume";
     int gone = strcmp(o->outcome, "deleted") == 0;
 
@@ -125,16 +126,16 @@ static int outcome_ok(const struct load_report *r, const struct load_outcome *o,
             strcmp(o->outcome, "error") == 0 || o->size < 0 ||
             o->size >= o->want_size)
             return 1;
-        snprintf(why, size, "the volume settled '%s' at %lld GiB, not the "
-                 "%lld GiB asked for", o->outcome, (long long)o->size,
-                 (long long)o->want_size);
+        snprintf(why, size,
+                 "the volume settled '%s' at %lld GiB, not the "
+                 "%lld GiB asked for",
+                 o->outcome, (long long)o->size, (long long)o->want_size);
         return 0;
     case OP_SNAPSHOT:
         if (one_of(o->outcome, snap))
             return 1;
         break;
-    default:
-        return 1;
+    default: return 1;
     }
     snprintf(why, size, "the %s settled '%s'", what, o->outcome);
     return 0;
@@ -151,13 +152,14 @@ static void check_outcomes(const struct load_report *r, json_t *viol)
         if (outcome_ok(r, o, why, sizeof(why)))
             continue;
         snprintf(msg, sizeof(msg), "%s of %s %s accepted at %.1f s but %s",
-                 o->op == OP_SNAPSHOT_DELETE ? "delete" : o->op == OP_SNAPSHOT
-                     ? "create" : load_op_names[o->op],
+                 o->op == OP_SNAPSHOT_DELETE ? "delete"
+                 : o->op == OP_SNAPSHOT      ? "create"
+                                             : load_op_names[o->op],
                  o->snapshot ? "snapshot" : "volume", o->id,
                  (double)o->accepted_us / 1e6, why);
-        json_array_append_new(viol, json_pack("{s:s, s:i, s:s}", "kind",
-                                              "outcome", "count", 1,
-                                              "message", msg));
+        json_array_append_new(viol,
+                              json_pack("{s:s, s:i, s:s}", "kind", "outcome",
+                                        "count", 1, "message", msg));
     }
 }
 
@@ -195,8 +197,8 @@ static json_t *outcomes_json(const struct load_report *r, json_t *viol,
     }
     if (*unresolved > 0)
         json_array_append_new(
-            viol, json_pack("{s:s, s:I, s:s}", "kind", "unresolved",
-                            "count", (json_int_t)*unresolved, "message",
+            viol, json_pack("{s:s, s:I, s:s}", "kind", "unresolved", "count",
+                            (json_int_t)*unresolved, "message",
                             "accepted requests whose resource never left "
                             "its transient status"));
     if (t != NULL)
@@ -249,8 +251,8 @@ static int write_timeline(const struct load_report *r, const char *dir)
         qsort(lat, n, sizeof(*lat), cmp_i32);
         if (n > 0)
             fprintf(f, "%zu\t%zu\t%zu\t%zu\t%.3f\t%.3f\t%.3f\n", s, cnt[s],
-                    acc[s], cnt[s] - acc[s], pct(lat, n, 50),
-                    pct(lat, n, 95), pct(lat, n, 99));
+                    acc[s], cnt[s] - acc[s], pct(lat, n, 50), pct(lat, n, 95),
+                    pct(lat, n, 99));
     }
     fclose(f);
     free(cnt);
@@ -277,17 +279,19 @@ static void fault_marks(FILE *f, json_t *faults)
 
         if (!json_is_true(json_object_get(v, "ok")))
             continue;
-        fprintf(f, "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead "
-                   "lc rgb 'red' lw 1.5 front\n"
-                   "set label '%s' at %.3f, graph %.2f offset 0.3,0 "
-                   "tc rgb 'red' front\n",
+        fprintf(f,
+                "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead "
+                "lc rgb 'red' lw 1.5 front\n"
+                "set label '%s' at %.3f, graph %.2f offset 0.3,0 "
+                "tc rgb 'red' front\n",
                 at, at, kind ? kind : "?", at, 0.95 - 0.06 * (double)(i % 4));
         if (dur < 0.05)
             continue;
-        fprintf(f, "set object rect from %.3f, graph 0 to %.3f, graph 1 "
-                   "fc rgb 'red' fs transparent solid 0.08 noborder behind\n"
-                   "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead "
-                   "lc rgb 'red' dt 2 front\n",
+        fprintf(f,
+                "set object rect from %.3f, graph 0 to %.3f, graph 1 "
+                "fc rgb 'red' fs transparent solid 0.08 noborder behind\n"
+                "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead "
+                "lc rgb 'red' dt 2 front\n",
                 at, at + dur, at + dur, at + dur);
     }
 }
@@ -320,9 +324,9 @@ static int write_faults(json_t *faults, const char *dir)
  * and the report says so (the numbers are all in report.json). */
 static int plot(const char *dir, const char *workload, json_t *faults)
 {
-    static const char *const term[2][2] = {
-        {"svg size 800,400 dynamic", "svg"},
-        {"pngcairo size 800,400", "png"}};
+    static const char *const term[2][2] = {{"svg size 800,400 dynamic",
+                                            "svg"},
+                                           {"pngcairo size 800,400", "png"}};
     char path[4200], cmd[4300];
     FILE *f;
     int rc;
@@ -336,19 +340,21 @@ static int plot(const char *dir, const char *workload, json_t *faults)
                "set xlabel 'seconds since start'\n");
     fault_marks(f, faults);
     for (int t = 0; t < 2; t++) {
-        fprintf(f, "set terminal %s\nset output 'throughput.%s'\n"
-                   "set title 'vse-load %s: requests per second'\n"
-                   "set ylabel 'requests/s'\n"
-                   "plot 'timeline.tsv' using 1:2 with linespoints title "
-                   "'all', '' using 1:3 with linespoints title 'accepted', "
-                   "'' using 1:4 with linespoints title 'refused'\n",
+        fprintf(f,
+                "set terminal %s\nset output 'throughput.%s'\n"
+                "set title 'vse-load %s: requests per second'\n"
+                "set ylabel 'requests/s'\n"
+                "plot 'timeline.tsv' using 1:2 with linespoints title "
+                "'all', '' using 1:3 with linespoints title 'accepted', "
+                "'' using 1:4 with linespoints title 'refused'\n",
                 term[t][0], term[t][1], workload);
-        fprintf(f, "set terminal %s\nset output 'latency.%s'\n"
-                   "set title 'vse-load %s: latency of requests started "
-                   "in each second'\nset ylabel 'ms'\n"
-                   "plot 'timeline.tsv' using 1:5 with linespoints title "
-                   "'p50', '' using 1:6 with linespoints title 'p95', "
-                   "'' using 1:7 with linespoints title 'p99'\n",
+        fprintf(f,
+                "set terminal %s\nset output 'latency.%s'\n"
+                "set title 'vse-load %s: latency of requests started "
+                "in each second'\nset ylabel 'ms'\n"
+                "plot 'timeline.tsv' using 1:5 with linespoints title "
+                "'p50', '' using 1:6 with linespoints title 'p95', "
+                "'' using 1:7 with linespoints title 'p99'\n",
                 term[t][0], term[t][1], workload);
     }
     fclose(f);
@@ -370,8 +376,9 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
     for (int u = 1; u < r->nurls; u++)
         fprintf(f, ", %s", r->urls[u]);
     fprintf(f, " (seed %llu)\n", (unsigned long long)r->seed);
-    fprintf(f, "requests %lld, %.1f/s; accepted %lld, refused %lld, "
-               "errors %lld\n\n",
+    fprintf(f,
+            "requests %lld, %.1f/s; accepted %lld, refused %lld, "
+            "errors %lld\n\n",
             (long long)json_integer_value(json_object_get(rep, "requests")),
             json_real_value(json_object_get(rep, "throughput_rps")),
             (long long)json_integer_value(json_object_get(rep, "accepted")),
@@ -393,8 +400,9 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
     fprintf(f, "\n%-20s %7s\n", "REFUSED: REASON", "COUNT");
     json_object_foreach(json_object_get(rep, "refusals"), k, v)
         fprintf(f, "%-20s %7lld\n", k, (long long)json_integer_value(v));
-    fprintf(f, "\naccepted requests: %lld, settled %lld, unresolved %lld "
-               "(settle p50 %.1f ms, p99 %.1f ms)\n",
+    fprintf(f,
+            "\naccepted requests: %lld, settled %lld, unresolved %lld "
+            "(settle p50 %.1f ms, p99 %.1f ms)\n",
             (long long)json_integer_value(json_object_get(out, "accepted")),
             (long long)json_integer_value(json_object_get(out, "settled")),
             (long long)json_integer_value(json_object_get(out, "unresolved")),
@@ -521,12 +529,13 @@ int load_report_write(const struct load_report *r, const char *dir)
         r->elapsed > 0 ? (double)r->nrecs / r->elapsed : 0.0, "accepted",
         (json_int_t)acc, "refused", (json_int_t)ref, "errors",
         (json_int_t)errs, "operations", ops, "refusals", refs, "faults",
-        faults, "managers", r->managers ? r->managers : empty,
-        "violations", viol, "outcomes", outs, "plots", plotted);
+        faults, "managers", r->managers ? r->managers : empty, "violations",
+        viol, "outcomes", outs, "plots", plotted);
     json_decref(empty);
     snprintf(path, sizeof(path), "%s/report.json", dir);
     if (rep == NULL ||
-        json_dump_file(rep, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
+        json_dump_file(rep, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) !=
+            0) {
         fprintf(stderr, "vse-load: cannot write '%s'\n", path);
         json_decref(rep);
         return -1;

@@ -65,7 +65,8 @@ static inline void vse_sqlite_gate_wake(struct vse_sqlite_gate *g)
  * it cannot be had (a read-only directory, say): writers then rely on
  * the busy handler alone, which is slower under contention but correct.
  */
-static inline struct vse_sqlite_gate *vse_sqlite_gate_open(const char *db_path)
+static inline struct vse_sqlite_gate *
+vse_sqlite_gate_open(const char *db_path)
 {
     char path[4200];
     struct stat st;

@@ -88,7 +88,7 @@
     "DECLARE n BIGINT;\n"                                                    \
     "BEGIN\n"                                                                \
     "  IF p_expect = 0 THEN\n"                                               \
-    "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS_V1 ")\n"                  \
+    "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS_V1 ")\n"               \
     "    VALUES (p_id, p_machine, p_state, p_op, p_op_id, p_origin,"         \
     " p_owner, p_lease_expires, p_lease_ttl, p_since, p_updated,"            \
     " p_created, p_version)\n"                                               \

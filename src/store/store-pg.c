@@ -105,8 +105,8 @@ static const struct stmt stmts[ST_COUNT] = {
 struct pg_conn {
     struct vse_store base; /* must be first */
     PGconn *conn;
-    char *uri;        /* as libpq takes it; may hold a password */
-    char where[300];  /* user@host:port/db, for messages: no password */
+    char *uri;         /* as libpq takes it; may hold a password */
+    char where[300];   /* user@host:port/db, for messages: no password */
     unsigned prepared; /* bit per enum stmt_id, for this session */
     int listening;     /* LISTEN again after a reconnect */
     int64_t notified;  /* highest seq a notification named */
@@ -161,8 +161,9 @@ static int pg_fail(struct pg_conn *c, const PGresult *res,
                    struct vse_error *err, const char *fmt, ...)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : 0;
-    const char *primary =
-        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *primary = res ? PQresultErrorField(res,
+                                                   PG_DIAG_MESSAGE_PRIMARY)
+                              : NULL;
     char what[256], line[256];
     va_list ap;
 
@@ -175,18 +176,19 @@ static int pg_fail(struct pg_conn *c, const PGresult *res,
         first_line(c->conn ? PQerrorMessage(c->conn) : "out of memory", line,
                    sizeof(line));
     if (!conn_ok(c)) {
-        vse__err(err, VSE_ESTORE, "lost the connection to store '%s' while "
-                 "trying to %s", c->where, what);
+        vse__err(err, VSE_ESTORE,
+                 "lost the connection to store '%s' while "
+                 "trying to %s",
+                 c->where, what);
         vse__err_detail(err, "postgresql: %s", line);
         vse__err_hint(err, "the next call reconnects; check that the "
                            "server is running");
         return VSE_ESTORE;
     }
-    if (state != NULL && (strncmp(state, "53", 2) == 0 ||
-                          strcmp(state, "40001") == 0 ||
-                          strcmp(state, "40P01") == 0 ||
-                          strcmp(state, "55P03") == 0 ||
-                          strcmp(state, "57P03") == 0)) {
+    if (state != NULL &&
+        (strncmp(state, "53", 2) == 0 || strcmp(state, "40001") == 0 ||
+         strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0 ||
+         strcmp(state, "57P03") == 0)) {
         vse__err(err, VSE_EBUSY, "store '%s' is busy: cannot %s", c->where,
                  what);
         vse__err_detail(err, "postgresql: %s (SQLSTATE %s)", line, state);
@@ -318,8 +320,8 @@ static int exec_ok(PGresult *r)
 }
 
 /* Run plain SQL (no parameters); 0 or a reported error. */
-static int exec_sql(struct pg_conn *c, const char *sql,
-                    struct vse_error *err, const char *what)
+static int exec_sql(struct pg_conn *c, const char *sql, struct vse_error *err,
+                    const char *what)
 {
     PGresult *r = PQexec(c->conn, sql);
     int rc = 0;
@@ -455,8 +457,10 @@ static int reconnect(struct pg_conn *c, struct vse_error *err)
                            "the store");
         return VSE_ESTORE;
     }
-    vse__err_hint(err, "the store was unreachable for %d ms; the next call "
-                       "tries again", c->reconnect_ms);
+    vse__err_hint(err,
+                  "the store was unreachable for %d ms; the next call "
+                  "tries again",
+                  c->reconnect_ms);
     return VSE_ESTORE;
 }
 
@@ -586,8 +590,10 @@ static int parse_url(struct pg_conn *c, const char *rest,
     if (env != NULL && atoi(env) >= 0)
         c->reconnect_ms = atoi(env);
     if (strncmp(rest, "//", 2) != 0) {
-        vse__err(err, VSE_EINVAL, "store URL 'postgresql:%s' is not a "
-                 "connection URI", rest);
+        vse__err(err, VSE_EINVAL,
+                 "store URL 'postgresql:%s' is not a "
+                 "connection URI",
+                 rest);
         vse__err_hint(err, "write it as postgresql://USER[:PASSWORD]@HOST"
                            "[:PORT]/DB[?PARAM=VALUE...]");
         return VSE_EINVAL;
@@ -604,7 +610,8 @@ static int parse_url(struct pg_conn *c, const char *rest,
 
         first_line(msg ? msg : "out of memory", line, sizeof(line));
         PQfreemem(msg);
-        vse__err(err, VSE_EINVAL, "store URL is not a valid PostgreSQL "
+        vse__err(err, VSE_EINVAL,
+                 "store URL is not a valid PostgreSQL "
                  "connection URI");
         vse__err_detail(err, "postgresql: %s", line);
         vse__err_hint(err, "write it as postgresql://USER[:PASSWORD]@HOST"
@@ -719,8 +726,8 @@ static int pg_schema_begin(struct vse_store *s, struct vse_error *err)
     if (rc == 0) {
         rc = exec_sql(c, "BEGIN", err, "begin the schema transaction");
         if (rc < 0 && conn_ok(c))
-            exec_sql(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")",
-                     NULL, "unlock the schema");
+            exec_sql(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")", NULL,
+                     "unlock the schema");
     }
     return rc;
 }
@@ -964,8 +971,8 @@ static int settle(struct pg_conn *c, const struct vse_change *ch,
         p_i64(&p, e->version);
         rc = prepare(c, ST_HIST_AT, NULL);
         r = rc < 0 ? NULL
-                   : PQexecPrepared(c->conn, stmts[ST_HIST_AT].name, p.n,
-                                    p.v, NULL, NULL, 0);
+                   : PQexecPrepared(c->conn, stmts[ST_HIST_AT].name, p.n, p.v,
+                                    NULL, NULL, 0);
         if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK) {
             rc = 1;
             if (PQntuples(r) == 1) {
@@ -984,13 +991,17 @@ static int settle(struct pg_conn *c, const struct vse_change *ch,
         if (rc >= 0)
             return rc;
     }
-    vse__err(err, VSE_EUNKNOWN, "outcome unknown until the store is back: "
-             "re-read resource '%s'", ch->row->id);
-    vse__err_detail(err, "lost the connection to '%s' during the "
+    vse__err(err, VSE_EUNKNOWN,
+             "outcome unknown until the store is back: "
+             "re-read resource '%s'",
+             ch->row->id);
+    vse__err_detail(err,
+                    "lost the connection to '%s' during the "
                     "transition to version %" PRId64 " (postgresql: %s)",
                     c->where, ch->row->version, lost);
-    vse__err_hint(err, "the transition happened if the history of '%s' "
-                       "has version %" PRId64 " with op_id %s",
+    vse__err_hint(err,
+                  "the transition happened if the history of '%s' "
+                  "has version %" PRId64 " with op_id %s",
                   ch->row->id, ch->row->version,
                   e->op_id[0] ? e->op_id : "-");
     return VSE_EUNKNOWN;
@@ -1055,9 +1066,11 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
     }
     if (rc < 0)
         return rc;
-    vse__err(err, VSE_ESTORE, "connection lost; the transition was not "
+    vse__err(err, VSE_ESTORE,
+             "connection lost; the transition was not "
              "applied");
-    vse__err_detail(err, "lost the connection to '%s' twice while applying "
+    vse__err_detail(err,
+                    "lost the connection to '%s' twice while applying "
                     "version %" PRId64 " of '%s' (postgresql: %s)",
                     c->where, ch->row->version, ch->row->id, lost);
     vse__err_hint(err, "retry: nothing was written");
@@ -1101,11 +1114,11 @@ static int pg_list(struct vse_store *s, const struct vse_filter *f,
         f = &all;
     n = (size_t)snprintf(sql, sizeof(sql), "SELECT %s FROM resources",
                          VSE_PG_RESOURCE_COLS);
-#define ADD(...)                                                            \
-    do {                                                                    \
-        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s", and);         \
-        n += (size_t)snprintf(sql + n, sizeof(sql) - n, __VA_ARGS__);       \
-        and = " AND ";                                                      \
+#define ADD(...)                                                             \
+    do {                                                                     \
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s", and);          \
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, __VA_ARGS__);        \
+        and = " AND ";                                                       \
     } while (0)
     if (f->machine != NULL && f->machine[0] != '\0') {
         p_text(&p, f->machine);
@@ -1155,8 +1168,9 @@ static int pg_history(struct vse_store *s, const char *id, int64_t after_seq,
      * pages by seq, so that memory stays bounded on a long history. */
     for (;;) {
         struct params p = {0};
-        size_t page = id ? limit : (left == 0 || left > HISTORY_PAGE
-                                        ? HISTORY_PAGE : left);
+        size_t page = id ? limit
+                         : (left == 0 || left > HISTORY_PAGE ? HISTORY_PAGE
+                                                             : left);
         PGresult *r;
         int rows, stop = 0;
 
@@ -1220,8 +1234,8 @@ static int pg_find_event(struct vse_store *s, const struct vse_event_query *q,
     }
     if (q->to != NULL) {
         p.v[p.n++] = q->to;
-        n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-                              " AND to_state = $%d", p.n);
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND to_state = $%d",
+                              p.n);
     }
     snprintf(sql + n, sizeof(sql) - n, " ORDER BY version DESC LIMIT 1");
     rc = run_adhoc(c, sql, &p, &r, err, "read history");
@@ -1322,8 +1336,7 @@ static int pg_purge(struct vse_store *s, int64_t before,
                          "updated < $1::BIGINT AND machine = $2 AND "
                          "state = $3 AND op IS NULL RETURNING id), "
                          "d AS (DELETE FROM history WHERE resource IN "
-                         "(SELECT id FROM r) RETURNING seq, xid), "
-                         PURGE_FLOOR
+                         "(SELECT id FROM r) RETURNING seq, xid), " PURGE_FLOOR
                          "SELECT (SELECT count(*) FROM r), "
                          "(SELECT count(*) FROM d)",
                          p.n, NULL, p.v, NULL, NULL, 0);
@@ -1529,4 +1542,3 @@ const struct vse_store_methods vse__store_pg = {
     .nsteps = sizeof(steps) / sizeof(*steps),
     .settled = pg_settled,
 };
-

@@ -133,17 +133,18 @@ static int busy_handler(void *arg, int count)
     struct timespec ts;
 
     if (count == 0)
-        c->busy_deadline =
-            now + (int64_t)(c->in_checkpoint ? VSE_SQLITE_CKPT_WAIT_MS
-                                             : c->busy_ms) * 1000;
+        c->busy_deadline = now + (int64_t)(c->in_checkpoint
+                                               ? VSE_SQLITE_CKPT_WAIT_MS
+                                               : c->busy_ms) *
+                                     1000;
     if (now >= c->busy_deadline)
         return 0;
-    spread = VSE_SQLITE_BUSY_SPREAD_US + (int64_t)count *
-                                             VSE_SQLITE_BUSY_GROW_US;
+    spread = VSE_SQLITE_BUSY_SPREAD_US +
+             (int64_t)count * VSE_SQLITE_BUSY_GROW_US;
     if (spread > VSE_SQLITE_BUSY_MAX_US)
         spread = VSE_SQLITE_BUSY_MAX_US;
-    us = VSE_SQLITE_BUSY_MIN_US + (int64_t)(rng_next(&c->rng) %
-                                            (uint64_t)spread);
+    us = VSE_SQLITE_BUSY_MIN_US +
+         (int64_t)(rng_next(&c->rng) % (uint64_t)spread);
     if (now + us > c->busy_deadline)
         us = c->busy_deadline - now;
     ts.tv_sec = 0;
@@ -177,7 +178,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
  * taken is VSE_EBUSY; everything else is VSE_ESTORE, never a conflict.
  */
 static int db_fail(struct sqlite_conn *c, int rc, struct vse_error *err,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                   const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int db_fail(struct sqlite_conn *c, int rc, struct vse_error *err,
                    const char *fmt, ...)
 {
@@ -212,8 +214,10 @@ static int db_fail(struct sqlite_conn *c, int rc, struct vse_error *err,
     case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_CANTOPEN:
-        vse__err_hint(err, "check that '%s', its directory and its -wal and "
-                           "-shm files are writable", c->path);
+        vse__err_hint(err,
+                      "check that '%s', its directory and its -wal and "
+                      "-shm files are writable",
+                      c->path);
         break;
     case SQLITE_CORRUPT:
         vse__err_hint(err, "the file is damaged: restore it from a backup");
@@ -228,8 +232,7 @@ static int db_fail(struct sqlite_conn *c, int rc, struct vse_error *err,
  * private one is prepared instead; release() tells them apart.
  */
 static int acquire(struct sqlite_conn *c, sqlite3_stmt **slot,
-                   const char *sql, sqlite3_stmt **out,
-                   struct vse_error *err)
+                   const char *sql, sqlite3_stmt **out, struct vse_error *err)
 {
     int rc;
 
@@ -265,8 +268,7 @@ static void release(sqlite3_stmt **slot, sqlite3_stmt *st)
     }
 }
 
-static void put_stmt(struct sqlite_conn *c, enum stmt_id id,
-                     sqlite3_stmt *st)
+static void put_stmt(struct sqlite_conn *c, enum stmt_id id, sqlite3_stmt *st)
 {
     release(&c->st[id], st);
 }
@@ -492,8 +494,8 @@ static int parse_url(struct sqlite_conn *c, const char *rest,
             else if (strcasecmp(val, "normal") == 0)
                 c->synchronous_full = 0;
             else
-                return bad_url(err, rest,
-                               "an unknown value for synchronous", val);
+                return bad_url(err, rest, "an unknown value for synchronous",
+                               val);
         } else if (strcmp(item, "busy_timeout") == 0) {
             char *end;
             long v;
@@ -773,8 +775,10 @@ static int cannot_open(struct sqlite_conn *c, int rc, struct vse_error *err)
         vse__err_hint(err, "create the directory '%.*s' first",
                       (int)(slash - c->path), c->path);
     else if (e == EACCES || e == EPERM || e == EROFS)
-        vse__err_hint(err, "check the permissions of '%s' and its "
-                           "directory", c->path);
+        vse__err_hint(err,
+                      "check the permissions of '%s' and its "
+                      "directory",
+                      c->path);
     else
         vse__err_hint(err, "give the path of a file (it is created if it "
                            "does not exist)");
@@ -944,9 +948,9 @@ static int conflict(struct sqlite_conn *c, const struct vse_change *ch,
     }
     if (rc < 0)
         return rc;
-    vse__err(err, VSE_ECONFLICT,
-             "resource '%s' is at version %lld, not %lld", ch->row->id,
-             (long long)r->version, (long long)ch->expect_version);
+    vse__err(err, VSE_ECONFLICT, "resource '%s' is at version %lld, not %lld",
+             ch->row->id, (long long)r->version,
+             (long long)ch->expect_version);
     return VSE_ECONFLICT;
 }
 
@@ -1007,8 +1011,8 @@ static int apply_locked(struct sqlite_conn *c, const struct vse_change *ch,
 
 /* Step st, calling cb per row; the callback may stop early. */
 static int each_resource(struct sqlite_conn *c, sqlite3_stmt *st,
-                         vse_resource_cb cb, void *ctx,
-                         struct vse_error *err, const char *what)
+                         vse_resource_cb cb, void *ctx, struct vse_error *err,
+                         const char *what)
 {
     struct vse_resource r;
     int rc;
@@ -1053,10 +1057,10 @@ static void list_sql(unsigned mask, char *buf, size_t size)
     size_t n = 0;
     const char *and = " WHERE ";
 
-#define ADD(cond)                                                 \
-    do {                                                          \
-        n += (size_t)snprintf(buf + n, size - n, "%s%s", and, cond); \
-        and = " AND ";                                            \
+#define ADD(cond)                                                            \
+    do {                                                                     \
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", and, cond);         \
+        and = " AND ";                                                       \
     } while (0)
     n += (size_t)snprintf(buf, size, "SELECT %s FROM resources",
                           VSE_SQL_RESOURCE_COLS);
@@ -1332,8 +1336,7 @@ static int sqlite_pin_get(struct vse_store *s, const char *machine,
         col_text(st, 1, out->hash, sizeof(out->hash));
         out->pinned_at = sqlite3_column_int64(st, 3);
         out->definition = vse__strdup(def ? def : "");
-        rc = out->definition ? 0
-                             : vse__err(err, VSE_ENOMEM, "out of memory");
+        rc = out->definition ? 0 : vse__err(err, VSE_ENOMEM, "out of memory");
     } else if (rc == SQLITE_DONE) {
         rc = vse__err(err, VSE_ENOTFOUND, "machine '%s' is not pinned",
                       machine);
@@ -1359,8 +1362,8 @@ static int sqlite_pin_put(struct vse_store *s, const struct vse_pin *p,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 4, p->definition ? p->definition : "",
-                               -1, SQLITE_STATIC);
+        rc = sqlite3_bind_text(st, 4, p->definition ? p->definition : "", -1,
+                               SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 5, p->pinned_at);
     if (rc == SQLITE_OK)

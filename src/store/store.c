@@ -105,8 +105,7 @@ static void known_schemes(char *buf, size_t size)
 static int not_vse(const struct vse_store_facts *f, const char *why,
                    struct vse_error *err)
 {
-    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", f->where,
-             why);
+    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", f->where, why);
     if (f->hint != NULL)
         vse__err_hint(err, "%s", f->hint);
     return VSE_ESCHEMA;
@@ -131,8 +130,9 @@ static int judge(const struct vse_store_facts *f, size_t current,
                  "store '%s' has schema version %d, newer than this vse "
                  "understands (%zu)",
                  f->where, f->version, current);
-        vse__err_hint(err, "upgrade vse (this is %s) to a release that "
-                           "knows schema version %d",
+        vse__err_hint(err,
+                      "upgrade vse (this is %s) to a release that "
+                      "knows schema version %d",
                       VSE_VERSION_STRING, f->version);
         return VSE_ESCHEMA;
     }
@@ -166,8 +166,7 @@ static int run_step(struct vse_store *s, size_t v, struct vse_error *err)
         snprintf(val, sizeof(val), "%" PRId64, vse_now_us());
         rc = s->m->meta_set(s, "format", "vse", "create the schema", err);
         if (rc == 0)
-            rc = s->m->meta_set(s, "created", val, "create the schema",
-                                err);
+            rc = s->m->meta_set(s, "created", val, "create the schema", err);
     }
     if (rc == 0) {
         snprintf(val, sizeof(val), "%zu", v + 1);
@@ -240,7 +239,8 @@ int vse__store_open(const char *url, struct vse_store **out,
     colon = strchr(url, ':');
     if (colon == NULL || colon == url) {
         vse__err(err, VSE_EINVAL, "store URL '%s' has no scheme", url);
-        vse__err_hint(err, "write it as sqlite:PATH, e.g. sqlite:./var/vse.db");
+        vse__err_hint(err,
+                      "write it as sqlite:PATH, e.g. sqlite:./var/vse.db");
         return VSE_EINVAL;
     }
     slen = (size_t)(colon - url);
@@ -314,9 +314,9 @@ int vse__store_list(struct vse_store *s, const struct vse_filter *f,
     return s->m->list(s, f, now, cb, ctx, err);
 }
 
-int vse__store_history(struct vse_store *s, const char *id,
-                       int64_t after_seq, size_t limit, vse_event_cb cb,
-                       void *ctx, struct vse_error *err)
+int vse__store_history(struct vse_store *s, const char *id, int64_t after_seq,
+                       size_t limit, vse_event_cb cb, void *ctx,
+                       struct vse_error *err)
 {
     return s->m->history(s, id, after_seq, limit, cb, ctx, err);
 }

@@ -86,7 +86,8 @@ typedef int vse_store_get_fn(struct vse_store *s, const char *id,
  * (resource, version), before it answers).  VSE_EUNKNOWN: it could not
  * find out in time; err->hint names the version to look for.
  */
-typedef int vse_store_apply_fn(struct vse_store *s, const struct vse_change *c,
+typedef int vse_store_apply_fn(struct vse_store *s,
+                               const struct vse_change *c,
                                struct vse_resource *cur, int64_t *seq,
                                struct vse_error *err);
 /*
@@ -130,8 +131,8 @@ struct vse_state_ref {
     const char *state;
 };
 typedef int vse_store_purge_fn(struct vse_store *s, int64_t before,
-                               const struct vse_state_ref *terminal,
-                               size_t n, struct vse_purge_stats *st,
+                               const struct vse_state_ref *terminal, size_t n,
+                               struct vse_purge_stats *st,
                                struct vse_error *err);
 /* Read a pin: 0 (out->definition malloc'ed, caller frees), VSE_ENOTFOUND. */
 typedef int vse_store_pin_get_fn(struct vse_store *s, const char *machine,
@@ -215,10 +216,10 @@ struct vse_store_step {
 };
 
 struct vse_store_methods {
-    int version;          /* 2; a version 1 backend has none of the slots
+    int version;        /* 2; a version 1 backend has none of the slots
                              after `wait` (test wrappers) */
-    const char *scheme;   /* "sqlite", "postgresql", "etcd" */
-    size_t conn_size;     /* sizeof the backend's struct */
+    const char *scheme; /* "sqlite", "postgresql", "etcd" */
+    size_t conn_size;   /* sizeof the backend's struct */
     vse_store_open_fn *open;
     vse_store_close_fn *close;
     vse_store_get_fn *get;
@@ -245,7 +246,7 @@ struct vse_store_methods {
     vse_store_meta_set_fn *meta_set;
     vse_store_exec_fn *exec;
     const struct vse_store_step *steps;
-    size_t nsteps; /* the backend's current schema version */
+    size_t nsteps;                 /* the backend's current schema version */
     vse_store_settled_fn *settled; /* optional */
 };
 
@@ -278,9 +279,9 @@ int vse__store_apply(struct vse_store *s, const struct vse_change *c,
 int vse__store_list(struct vse_store *s, const struct vse_filter *f,
                     int64_t now, vse_resource_cb cb, void *ctx,
                     struct vse_error *err);
-int vse__store_history(struct vse_store *s, const char *id,
-                       int64_t after_seq, size_t limit, vse_event_cb cb,
-                       void *ctx, struct vse_error *err);
+int vse__store_history(struct vse_store *s, const char *id, int64_t after_seq,
+                       size_t limit, vse_event_cb cb, void *ctx,
+                       struct vse_error *err);
 int vse__store_find_event(struct vse_store *s,
                           const struct vse_event_query *q,
                           struct vse_event *out, struct vse_error *err);

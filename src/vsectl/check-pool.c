@@ -26,7 +26,7 @@ struct item {
     char owner[VSE_ID_MAX + 1];
     char host[VSE_ID_MAX + 1];
     int64_t size;
-    int located;          /* attrs.provider_location is set */
+    int located; /* attrs.provider_location is set */
     int64_t version;
     int64_t updated;
 };
@@ -144,13 +144,16 @@ static void check_backing(struct run *r, int k, const struct item *it,
     vsed_driver_path(d, machines[k], it->id, path, sizeof(path));
     if (stat(path, &st) != 0) {
         if (!moved_on(r, it))
-            violation(r, it->id, "%s is %s on host %s but its file '%s' "
-                      "is missing", machines[k], it->state, it->host, path);
+            violation(r, it->id,
+                      "%s is %s on host %s but its file '%s' "
+                      "is missing",
+                      machines[k], it->state, it->host, path);
     } else if (k == 0 && st.st_size != it->size * VSED_GIB) {
         if (!moved_on(r, it))
-            violation(r, it->id, "volume file '%s' is %lld bytes; the "
-                      "volume is %lld GiB (%lld bytes)", path,
-                      (long long)st.st_size, (long long)it->size,
+            violation(r, it->id,
+                      "volume file '%s' is %lld bytes; the "
+                      "volume is %lld GiB (%lld bytes)",
+                      path, (long long)st.st_size, (long long)it->size,
                       (long long)(it->size * VSED_GIB));
     }
     for (int i = 0; i < n; i++) {
@@ -158,9 +161,10 @@ static void check_backing(struct run *r, int k, const struct item *it,
             continue;
         vsed_driver_path(&p[i].drv, machines[k], it->id, path, sizeof(path));
         if (stat(path, &st) == 0 && !moved_on(r, it))
-            violation(r, it->id, "a second file '%s' in the pool of host "
-                      "%s; the %s is on host %s", path, p[i].host,
-                      machines[k], it->host);
+            violation(r, it->id,
+                      "a second file '%s' in the pool of host "
+                      "%s; the %s is on host %s",
+                      path, p[i].host, machines[k], it->host);
     }
 }
 
@@ -194,8 +198,10 @@ static void check_files(struct run *r, const struct check_pool *p)
         vse_error_clear(&err);
         if (vse_get(r->db, id, &cur, &err) < 0 ||
             strcmp(cur.machine, machines[k]) != 0) {
-            violation(r, id, "file '%s' in the pool of host %s has no %s "
-                      "in the store", path, p->host, kind);
+            violation(r, id,
+                      "file '%s' in the pool of host %s has no %s "
+                      "in the store",
+                      path, p->host, kind);
             continue;
         }
         if (it == NULL || it->version != cur.version) {
@@ -203,20 +209,27 @@ static void check_files(struct run *r, const struct check_pool *p)
 
             item_of(&cur, &now);
             if (strcmp(now.state, "deleted") == 0 && now.op[0] == '\0')
-                violation(r, id, "file '%s' in the pool of host %s belongs "
-                          "to a deleted %s", path, p->host, kind);
+                violation(r, id,
+                          "file '%s' in the pool of host %s belongs "
+                          "to a deleted %s",
+                          path, p->host, kind);
             else if (strcmp(now.host, p->host) != 0)
-                violation(r, id, "file '%s' is in the pool of host %s; the "
-                          "%s is on host '%s'", path, p->host, kind,
-                          now.host);
+                violation(r, id,
+                          "file '%s' is in the pool of host %s; the "
+                          "%s is on host '%s'",
+                          path, p->host, kind, now.host);
             continue;
         }
         if (strcmp(it->state, "deleted") == 0 && it->op[0] == '\0')
-            violation(r, id, "file '%s' in the pool of host %s belongs to a "
-                      "deleted %s", path, p->host, kind);
+            violation(r, id,
+                      "file '%s' in the pool of host %s belongs to a "
+                      "deleted %s",
+                      path, p->host, kind);
         else if (strcmp(it->host, p->host) != 0)
-            violation(r, id, "file '%s' is in the pool of host %s; the %s "
-                      "is on host '%s'", path, p->host, kind, it->host);
+            violation(r, id,
+                      "file '%s' is in the pool of host %s; the %s "
+                      "is on host '%s'",
+                      path, p->host, kind, it->host);
     }
     closedir(dir);
 }
@@ -257,7 +270,8 @@ static void check_usage(struct run *r, const struct check_pool *p)
         return; /* check_files reported it */
     while ((e = readdir(dir)) != NULL) {
         if (vsed_driver_parse(e->d_name, kind, sizeof(kind), id,
-                              sizeof(id)) != 0 || strcmp(kind, "volume") != 0)
+                              sizeof(id)) != 0 ||
+            strcmp(kind, "volume") != 0)
             continue;
         snprintf(path, sizeof(path), "%s/%s", p->drv.pool, e->d_name);
         if (stat(path, &st) == 0)
@@ -268,7 +282,8 @@ static void check_usage(struct run *r, const struct check_pool *p)
      * service.c): the resource that stands for the host. */
     snprintf(svc, sizeof(svc), "cinder-volume@%s", p->host);
     if (quiet && store_gb != pool_gb)
-        violation(r, svc, "host %s: the store counts %lld GiB of volumes "
+        violation(r, svc,
+                  "host %s: the store counts %lld GiB of volumes "
                   "on it; the volume files in its pool '%s' take %lld GiB",
                   p->host, (long long)store_gb, p->drv.pool,
                   (long long)pool_gb);
@@ -281,9 +296,11 @@ static void check_usage(struct run *r, const struct check_pool *p)
         json_decref(a);
     }
     if (cap > 0 && (store_gb > cap || pool_gb > cap))
-        violation(r, svc, "host %s: volumes take %lld GiB (store) and %lld "
-                  "GiB (pool), more than its capacity of %lld GiB", p->host,
-                  (long long)store_gb, (long long)pool_gb, (long long)cap);
+        violation(r, svc,
+                  "host %s: volumes take %lld GiB (store) and %lld "
+                  "GiB (pool), more than its capacity of %lld GiB",
+                  p->host, (long long)store_gb, (long long)pool_gb,
+                  (long long)cap);
 }
 
 /* A busy volume or snapshot whose last transition is older than the
@@ -298,8 +315,10 @@ static void check_stuck(struct run *r, int k, const struct item *it,
     if (moved_on(r, it))
         return;
     vse_time_format(it->updated, since, sizeof(since));
-    violation(r, it->id, "%s busy in %s (op %s, owner %s) since %s: "
-              "%.1f s, longer than %.1f s", machines[k], it->state, it->op,
+    violation(r, it->id,
+              "%s busy in %s (op %s, owner %s) since %s: "
+              "%.1f s, longer than %.1f s",
+              machines[k], it->state, it->op,
               it->owner[0] ? it->owner : "none", since,
               (double)(now - it->updated) / 1e6, (double)stuck_ms / 1000.0);
 }

@@ -47,14 +47,10 @@ static int rc_of_status(long status)
     case 400:
     case 413:
     case 415:
-    case 422:
-        return VSE_EINVAL;
-    case 404:
-        return VSE_ENOTFOUND;
-    case 409:
-        return VSE_ECONFLICT;
-    default:
-        return VSE_EIO;
+    case 422: return VSE_EINVAL;
+    case 404: return VSE_ENOTFOUND;
+    case 409: return VSE_ECONFLICT;
+    default: return VSE_EIO;
     }
 }
 
@@ -125,8 +121,10 @@ static int request(struct ctx *ctx, const char *method, const char *path,
     free(b.p);
     if (status >= 200 && status < 300) {
         if (j == NULL) {
-            snprintf(err->msg, sizeof(err->msg), "vsed answered %ld with a "
-                     "body that is not JSON", status);
+            snprintf(err->msg, sizeof(err->msg),
+                     "vsed answered %ld with a "
+                     "body that is not JSON",
+                     status);
             return VSE_EIO;
         }
         *out = j;
@@ -172,9 +170,9 @@ static int http_transition(struct ctx *ctx, const struct tr *t,
                            struct vse_error *err)
 {
     static const char *const action[] = {
-        [VSE_KIND_BEGIN] = "/begin", [VSE_KIND_STEP] = "/step",
-        [VSE_KIND_FINISH] = "/finish", [VSE_KIND_FAIL] = "/fail",
-        [VSE_KIND_CLAIM] = "/claim", [VSE_KIND_RENEW] = "/renew",
+        [VSE_KIND_BEGIN] = "/begin",       [VSE_KIND_STEP] = "/step",
+        [VSE_KIND_FINISH] = "/finish",     [VSE_KIND_FAIL] = "/fail",
+        [VSE_KIND_CLAIM] = "/claim",       [VSE_KIND_RENEW] = "/renew",
         [VSE_KIND_RESET] = "/reset-state", [VSE_KIND_UPDATE] = "/update"};
     json_t *body = json_object(), *res = NULL;
     char path[1024];
@@ -209,7 +207,8 @@ static int http_transition(struct ctx *ctx, const struct tr *t,
         if (!json_is_object(a)) {
             json_decref(a);
             json_decref(body);
-            snprintf(err->msg, sizeof(err->msg), "attrs must be a JSON "
+            snprintf(err->msg, sizeof(err->msg),
+                     "attrs must be a JSON "
                      "object");
             return VSE_EINVAL;
         }
@@ -223,7 +222,8 @@ static int http_transition(struct ctx *ctx, const struct tr *t,
     rc = vse__json_to_resource(res, out, status);
     json_decref(res);
     if (rc < 0) {
-        snprintf(err->msg, sizeof(err->msg), "vsed answered with a resource "
+        snprintf(err->msg, sizeof(err->msg),
+                 "vsed answered with a resource "
                  "vsectl cannot read");
         return VSE_EIO;
     }
@@ -443,16 +443,18 @@ static int http_watch(struct ctx *ctx, int64_t after, int64_t timeout_ms,
         json_t *j = s.other.p ? json_loads(s.other.p, 0, NULL) : NULL;
         json_t *e = json_object_get(j, "error");
 
-        rc = vse__err_from_code(json_string_value(json_object_get(e,
-                                                                  "code")));
+        rc = vse__err_from_code(
+            json_string_value(json_object_get(e, "code")));
         if (rc == 0)
             rc = rc_of_status(s.status);
         copy(err->msg, sizeof(err->msg), json_object_get(e, "message"));
         json_decref(j);
     } else if (cc != CURLE_OK && cc != CURLE_OPERATION_TIMEDOUT && !s.done &&
                !*stop) {
-        snprintf(err->msg, sizeof(err->msg), "event stream from '%s' "
-                 "broke off", ctx->url);
+        snprintf(err->msg, sizeof(err->msg),
+                 "event stream from '%s' "
+                 "broke off",
+                 ctx->url);
         snprintf(err->detail, sizeof(err->detail), "%s",
                  curl_easy_strerror(cc));
         rc = VSE_EIO;
@@ -496,8 +498,8 @@ static int http_purge(struct ctx *ctx, int64_t older_ms, int keep_terminal,
     json_decref(body);
     if (rc < 0)
         return rc;
-    st->history_rows = json_integer_value(json_object_get(res,
-                                                          "history_rows"));
+    st->history_rows = json_integer_value(
+        json_object_get(res, "history_rows"));
     st->resources = json_integer_value(json_object_get(res, "resources"));
     json_decref(res);
     return 0;
@@ -516,8 +518,10 @@ int client_http_open(struct ctx *ctx)
 
     if (strncmp(ctx->url, "http://", 7) != 0 &&
         strncmp(ctx->url, "https://", 8) != 0)
-        return usage_error(ctx, "--url '%s' must start with http:// or "
-                                "https://", ctx->url);
+        return usage_error(ctx,
+                           "--url '%s' must start with http:// or "
+                           "https://",
+                           ctx->url);
     /* "http://h:p/" and "http://h:p" name the same server. */
     while (n > 8 && ctx->url[n - 1] == '/')
         n--;
@@ -530,8 +534,8 @@ int client_http_open(struct ctx *ctx)
         return report(VSE_ENOMEM, NULL);
     curl_easy_setopt(ctx->http, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(ctx->http, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(ctx->http, CURLOPT_USERAGENT, "vsectl/"
-                     VSE_VERSION_STRING);
+    curl_easy_setopt(ctx->http, CURLOPT_USERAGENT,
+                     "vsectl/" VSE_VERSION_STRING);
     ctx->ops = &client_http;
     return 0;
 }

@@ -126,7 +126,7 @@ static int lib_watch(struct ctx *ctx, int64_t after, int64_t timeout_ms,
         if (w.done || *stop)
             break;
         if (w.got == WATCH_BATCH)
-            continue; /* more are waiting: no need to sleep */
+            continue;   /* more are waiting: no need to sleep */
         fflush(stdout); /* a follower reads line by line */
         if (deadline != 0) {
             int64_t left = deadline - vse__now_mono_ms();

@@ -14,13 +14,13 @@ struct ctx;
 
 /* One transition, as the commands fill it. */
 struct tr {
-    enum vse_kind kind; /* CREATE, BEGIN, STEP, FINISH, FAIL, CLAIM,
+    enum vse_kind kind;  /* CREATE, BEGIN, STEP, FINISH, FAIL, CLAIM,
                            RENEW or RESET */
     const char *machine; /* create */
     const char *id;
-    const char *op;      /* begin */
-    const char *op_id;   /* step ... renew */
-    const char *to;      /* step, finish, reset */
+    const char *op;    /* begin */
+    const char *op_id; /* step ... renew */
+    const char *to;    /* step, finish, reset */
     struct vse_opts o;
 };
 
@@ -35,8 +35,8 @@ struct client_ops {
                       struct vse_error *err);
     int (*get)(struct ctx *ctx, const char *id, struct vse_resource *out,
                char *status, struct vse_error *err);
-    int (*list)(struct ctx *ctx, const struct vse_filter *f,
-                client_res_cb cb, void *arg, struct vse_error *err);
+    int (*list)(struct ctx *ctx, const struct vse_filter *f, client_res_cb cb,
+                void *arg, struct vse_error *err);
     int (*history)(struct ctx *ctx, const char *id, int64_t after,
                    size_t limit, vse_event_cb cb, void *arg,
                    struct vse_error *err);

@@ -8,21 +8,14 @@
 
 #include "vsectl.h"
 
-enum {
-    OPT_JSON = OPT_FIRST_LOCAL,
-    OPT_OLDER,
-    OPT_KEEP,
-    OPT_POOL,
-    OPT_STUCK
-};
+enum { OPT_JSON = OPT_FIRST_LOCAL, OPT_OLDER, OPT_KEEP, OPT_POOL, OPT_STUCK };
 
 /* Options of a command whose only own option is --json. */
 static int json_only(struct ctx *ctx, int argc, char **argv, int *json)
 {
-    static const struct option lo[] = {
-        COMMON_LONGOPTS,
-        {"json", no_argument, NULL, OPT_JSON},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {COMMON_LONGOPTS,
+                                       {"json", no_argument, NULL, OPT_JSON},
+                                       {NULL, 0, NULL, 0}};
 
     for (;;) {
         int c = next_opt(ctx, argc, argv, "", lo);
@@ -131,9 +124,8 @@ static void on_violation(void *arg, const char *id, const char *msg)
     struct violations *v = arg;
 
     if (v->json)
-        json_array_append_new(v->list, json_pack("{s:o, s:o}", "id",
-                                                 jstr(id), "message",
-                                                 jstr(msg)));
+        json_array_append_new(v->list, json_pack("{s:o, s:o}", "id", jstr(id),
+                                                 "message", jstr(msg)));
     else
         printf("%s: %s\n", id[0] ? id : "(store)", msg);
 }
@@ -231,7 +223,8 @@ int cmd_check(int argc, char **argv, struct ctx *ctx)
                              (json_int_t)n));
     else {
         json_decref(v.list);
-        printf("check: %" PRId64 " violation%s found\n", n, n == 1 ? "" : "s");
+        printf("check: %" PRId64 " violation%s found\n", n,
+               n == 1 ? "" : "s");
     }
     return n > 0 ? EXIT_ERROR : EXIT_DONE;
 }
@@ -260,6 +253,7 @@ int cmd_migrate(int argc, char **argv, struct ctx *ctx)
                              "schema_version", VSE_SCHEMA_VERSION));
     else
         printf("migrate: the store is at schema version %d, the current "
-               "one\n", VSE_SCHEMA_VERSION);
+               "one\n",
+               VSE_SCHEMA_VERSION);
     return EXIT_DONE;
 }

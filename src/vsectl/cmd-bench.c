@@ -16,12 +16,7 @@
 #include "util.h"
 #include "vsectl.h"
 
-enum {
-    OPT_CLIENTS = OPT_FIRST_LOCAL,
-    OPT_RESOURCES,
-    OPT_SECONDS,
-    OPT_JSON
-};
+enum { OPT_CLIENTS = OPT_FIRST_LOCAL, OPT_RESOURCES, OPT_SECONDS, OPT_JSON };
 
 #define BENCH_MACHINE "volume"
 #define BENCH_CLIENTS_MAX 256
@@ -403,8 +398,8 @@ static void print_result(const struct ctx *ctx, int json, int64_t clients,
     if (json) {
         print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:I, s:I, "
                              "s:I}",
-                             "engine", ctx->url ? "vsed" : "vse", "store", url,
-                             "clients", (json_int_t)clients, "resources",
+                             "engine", ctx->url ? "vsed" : "vse", "store",
+                             url, "clients", (json_int_t)clients, "resources",
                              (json_int_t)nres, "seconds", (json_int_t)secs,
                              "transitions", (json_int_t)t->transitions,
                              "transitions_per_s", tps, "refused",

@@ -68,7 +68,8 @@ static void machine_counts(const vse_machine *m, size_t *s, size_t *o,
 
 int cmd_machine_validate(int argc, char **argv, struct ctx *ctx)
 {
-    static const struct option longopts[] = {COMMON_LONGOPTS, {NULL, 0, 0, 0}};
+    static const struct option longopts[] = {COMMON_LONGOPTS,
+                                             {NULL, 0, 0, 0}};
     vse_machine *m = NULL;
     size_t s, o, t;
     int st;
@@ -91,17 +92,18 @@ int cmd_machine_validate(int argc, char **argv, struct ctx *ctx)
     machine_counts(m, &s, &o, &t);
     printf("%s: machine %s version %d is valid (%zu states, %zu operations, "
            "%zu transitions)\n",
-           argv[optind], vse_machine_name(m), vse_machine_version(m), s, o, t);
+           argv[optind], vse_machine_name(m), vse_machine_version(m), s, o,
+           t);
     vse_machine_free(m);
     return EXIT_DONE;
 }
 
 int cmd_machine_show(int argc, char **argv, struct ctx *ctx)
 {
-    static const struct option longopts[] = {
-        COMMON_LONGOPTS,
-        {"format", required_argument, NULL, 'f'},
-        {NULL, 0, 0, 0}};
+    static const struct option longopts[] = {COMMON_LONGOPTS,
+                                             {"format", required_argument,
+                                              NULL, 'f'},
+                                             {NULL, 0, 0, 0}};
     enum vse_format fmt = VSE_FORMAT_TABLE;
     struct vse_error err;
     vse_machine *m = NULL;
@@ -119,8 +121,9 @@ int cmd_machine_show(int argc, char **argv, struct ctx *ctx)
         if (c == 'f') {
             fmt = vse_format_parse(optarg);
             if (fmt == 0)
-                return usage_error(ctx, "unknown format '%s' (table, dot, "
-                                        "mermaid or json)",
+                return usage_error(ctx,
+                                   "unknown format '%s' (table, dot, "
+                                   "mermaid or json)",
                                    optarg);
         }
     }

@@ -31,10 +31,9 @@ enum {
 
 int cmd_get(int argc, char **argv, struct ctx *ctx)
 {
-    static const struct option lo[] = {
-        COMMON_LONGOPTS,
-        {"json", no_argument, NULL, OPT_JSON},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {COMMON_LONGOPTS,
+                                       {"json", no_argument, NULL, OPT_JSON},
+                                       {NULL, 0, NULL, 0}};
     struct vse_resource r;
     struct vse_error err;
     char status[VSE_STATUS_MAX + 1];
@@ -182,9 +181,7 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
         if (c < -1)
             return stop_status(c);
         switch (c) {
-        case OPT_JSON:
-            w.json = 1;
-            break;
+        case OPT_JSON: w.json = 1; break;
         case OPT_MACHINE:
             f.machine = optarg;
             st = check_name(ctx, "machine name", optarg);
@@ -197,12 +194,8 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
             f.not_state = optarg;
             st = check_name(ctx, "state", optarg);
             break;
-        case OPT_BUSY:
-            f.busy = 1;
-            break;
-        case OPT_STUCK:
-            f.stuck = 1;
-            break;
+        case OPT_BUSY: f.busy = 1; break;
+        case OPT_STUCK: f.stuck = 1; break;
         case OPT_LIMIT:
             st = parse_int(ctx, "--limit", optarg, 1, LIMIT_MAX, &limit);
             break;

@@ -23,7 +23,10 @@ enum {
     OPT_ATTRS
 };
 
-#define LOPT(name, has, val) {name, has, NULL, val}
+#define LOPT(name, has, val)                                                 \
+    {                                                                        \
+        name, has, NULL, val                                                 \
+    }
 #define L_OWNER LOPT("owner", required_argument, OPT_OWNER)
 #define L_TTL LOPT("ttl", required_argument, OPT_TTL)
 #define L_OP LOPT("op", required_argument, OPT_OP)
@@ -33,7 +36,10 @@ enum {
 #define L_JSON LOPT("json", no_argument, OPT_JSON)
 #define L_RELEASE LOPT("release", no_argument, OPT_RELEASE)
 #define L_ATTRS LOPT("attrs", required_argument, OPT_ATTRS)
-#define L_END {NULL, 0, NULL, 0}
+#define L_END                                                                \
+    {                                                                        \
+        NULL, 0, NULL, 0                                                     \
+    }
 
 struct targs {
     const char *owner;
@@ -92,12 +98,8 @@ static int parse(struct ctx *ctx, int argc, char **argv,
             a->actor = optarg;
             st = check_id(ctx, "actor", optarg);
             break;
-        case OPT_JSON:
-            a->json = 1;
-            break;
-        case OPT_RELEASE:
-            a->release = 1;
-            break;
+        case OPT_JSON: a->json = 1; break;
+        case OPT_RELEASE: a->release = 1; break;
         case OPT_ATTRS: {
             json_error_t je;
             json_t *j = json_loads(optarg, JSON_REJECT_DUPLICATES, &je);
@@ -111,9 +113,7 @@ static int parse(struct ctx *ctx, int argc, char **argv,
             json_decref(j);
             break;
         }
-        default:
-            st = usage_error(ctx, "unexpected option");
-            break;
+        default: st = usage_error(ctx, "unexpected option"); break;
         }
         if (st != 0)
             return st;
@@ -243,17 +243,16 @@ static int check_positional(struct ctx *ctx, const struct tcmd *t,
     case VSE_KIND_RESET:
         st = check_id(ctx, "resource id", a->pos[0]);
         return st != 0 ? st : check_name(ctx, "state", a->pos[1]);
-    case VSE_KIND_UPDATE:
-        return check_id(ctx, "resource id", a->pos[0]);
+    case VSE_KIND_UPDATE: return check_id(ctx, "resource id", a->pos[0]);
     default:
-        return check_id_opid(ctx, a, t->kind == VSE_KIND_STEP ||
-                                         t->kind == VSE_KIND_FINISH);
+        return check_id_opid(
+            ctx, a, t->kind == VSE_KIND_STEP || t->kind == VSE_KIND_FINISH);
     }
 }
 
 /* The subject of the "already done" note. */
-static void describe(const struct tcmd *t, const struct targs *a,
-                     char *what, size_t size)
+static void describe(const struct tcmd *t, const struct targs *a, char *what,
+                     size_t size)
 {
     const char *third = a->npos > 2 ? a->pos[2] : NULL;
 
@@ -275,12 +274,9 @@ static void describe(const struct tcmd *t, const struct targs *a,
         snprintf(what, size, "claim '%s' by %s", a->pos[0], a->owner);
         break;
     case VSE_KIND_RESET:
-        snprintf(what, size, "reset-state '%s' to %s", a->pos[0],
-                 a->pos[1]);
+        snprintf(what, size, "reset-state '%s' to %s", a->pos[0], a->pos[1]);
         break;
-    default:
-        snprintf(what, size, "%s '%s'", t->name, a->pos[0]);
-        break;
+    default: snprintf(what, size, "%s '%s'", t->name, a->pos[0]); break;
     }
 }
 
@@ -321,14 +317,9 @@ static int transition_cmd(int argc, char **argv, struct ctx *ctx,
         first = a.pos[0]; /* the machine */
         id = a.pos[1];
         break;
-    case VSE_KIND_BEGIN:
-        op = a.pos[1];
-        break;
-    case VSE_KIND_RESET:
-        to = a.pos[1];
-        break;
-    case VSE_KIND_UPDATE:
-        break;
+    case VSE_KIND_BEGIN: op = a.pos[1]; break;
+    case VSE_KIND_RESET: to = a.pos[1]; break;
+    case VSE_KIND_UPDATE: break;
     default:
         op_id = a.pos[1];
         to = a.npos > 2 ? a.pos[2] : NULL;
@@ -341,13 +332,13 @@ static int transition_cmd(int argc, char **argv, struct ctx *ctx,
 }
 
 #define TCMD(fn, name_, kind_, min_, max_, needs_, print_, ...)              \
-    int fn(int argc, char **argv, struct ctx *ctx)                            \
-    {                                                                         \
-        static const struct option lo[] = {COMMON_LONGOPTS, L_REQID, L_JSON,  \
-                                           L_ATTRS, __VA_ARGS__ L_END};       \
-        static const struct tcmd t = {name_, kind_, lo,    min_,              \
-                                      max_,  needs_, print_};                 \
-        return transition_cmd(argc, argv, ctx, &t);                           \
+    int fn(int argc, char **argv, struct ctx *ctx)                           \
+    {                                                                        \
+        static const struct option lo[] = {COMMON_LONGOPTS, L_REQID, L_JSON, \
+                                           L_ATTRS, __VA_ARGS__ L_END};      \
+        static const struct tcmd t = {name_, kind_,  lo,    min_,            \
+                                      max_,  needs_, print_};                \
+        return transition_cmd(argc, argv, ctx, &t);                          \
     }
 
 /* Each command's own options, each followed by a comma. */

@@ -53,8 +53,7 @@ int out_finish(int status)
     /* A reader that went away (EPIPE) is not worth a message: the
      * pipeline's other end already has what it wanted. */
     if (errno != EPIPE)
-        fprintf(stderr, "vsectl: cannot write output: %s\n",
-                strerror(errno));
+        fprintf(stderr, "vsectl: cannot write output: %s\n", strerror(errno));
     return status != 0 ? status : EXIT_ERROR;
 }
 
@@ -100,8 +99,9 @@ int check_op_id(const struct ctx *ctx, char *s)
         s[i] = (char)tolower((unsigned char)s[i]);
     return 0;
 bad:
-    return usage_error(ctx, "op_id '%.40s%s' is not an op_id (expected "
-                            "8-4-4-4-12 hex digits)",
+    return usage_error(ctx,
+                       "op_id '%.40s%s' is not an op_id (expected "
+                       "8-4-4-4-12 hex digits)",
                        s, n > 40 ? "..." : "");
 }
 
@@ -146,8 +146,8 @@ int check_reason(const struct ctx *ctx, const char *s)
     if (n == 0)
         return usage_error(ctx, "reason is empty");
     if (n > VSE_REASON_MAX)
-        return usage_error(ctx, "reason is %zu bytes long, the limit is %d", n,
-                           VSE_REASON_MAX);
+        return usage_error(ctx, "reason is %zu bytes long, the limit is %d",
+                           n, VSE_REASON_MAX);
     if (!utf8_ok(s))
         return usage_error(ctx, "reason is not valid UTF-8");
     for (size_t i = 0; i < n; i++) {
@@ -155,8 +155,9 @@ int check_reason(const struct ctx *ctx, const char *s)
 
         /* A newline would break the one-row-per-line outputs. */
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return usage_error(ctx, "reason holds a control character "
-                                    "(0x%02x) at byte %zu",
+            return usage_error(ctx,
+                               "reason holds a control character "
+                               "(0x%02x) at byte %zu",
                                ch, i + 1);
     }
     return 0;
@@ -178,8 +179,9 @@ int parse_int(const struct ctx *ctx, const char *what, const char *s,
     if (*end != '\0')
         return usage_error(ctx, "%s '%s' is not a number", what, s);
     if (errno == ERANGE || v < min || v > max)
-        return usage_error(ctx, "%s '%s' is out of range (%" PRId64
-                                " to %" PRId64 ")",
+        return usage_error(ctx,
+                           "%s '%s' is out of range (%" PRId64 " to %" PRId64
+                           ")",
                            what, s, min, max);
     *out = v;
     return 0;
@@ -194,8 +196,8 @@ int parse_duration(const struct ctx *ctx, const char *what, const char *s,
     static const struct {
         const char *name;
         int64_t ms;
-    } units[] = {{"ms", 1},       {"s", 1000},     {"m", 60000},
-                 {"h", 3600000},  {"d", 86400000}, {NULL, 0}};
+    } units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+                 {"h", 3600000}, {"d", 86400000}, {NULL, 0}};
     char *end;
     unsigned long long v;
     int64_t mult = unit_ms;
@@ -223,8 +225,9 @@ int parse_duration(const struct ctx *ctx, const char *what, const char *s,
     *out_ms = (int64_t)v * mult;
     return 0;
 bad:
-    return usage_error(ctx, "%s '%s' is not a duration (a number with an "
-                            "optional unit ms, s, m, h or d)",
+    return usage_error(ctx,
+                       "%s '%s' is not a duration (a number with an "
+                       "optional unit ms, s, m, h or d)",
                        what, s);
 range:
     return usage_error(ctx, "%s '%s' is too long", what, s);
@@ -244,7 +247,8 @@ json_t *jtime(int64_t us)
 
 const char *resource_status(vse_db *db, const struct vse_resource *r)
 {
-    const vse_machine *m = db != NULL ? vse_find_machine(db, r->machine) : NULL;
+    const vse_machine *m = db != NULL ? vse_find_machine(db, r->machine)
+                                      : NULL;
     const char *st = m != NULL ? vse_machine_status(m, r->state) : NULL;
 
     return st != NULL ? st : "";

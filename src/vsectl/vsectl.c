@@ -24,22 +24,22 @@ struct cmd_doc {
     const char *example;
 };
 
-#define EXITS_TRANSITION                                                 \
-    "0 done (also when it was already done: a note goes\nto stderr), 1 " \
-    "store error, 2 bad input, 3 refused (conflict or fenced),\n4 no "   \
+#define EXITS_TRANSITION                                                     \
+    "0 done (also when it was already done: a note goes\nto stderr), 1 "     \
+    "store error, 2 bad input, 3 refused (conflict or fenced),\n4 no "       \
     "such resource."
 #define EXITS_READ "0 done, 1 store error, 2 bad input, 4 no such resource."
-#define OPT_REQID                                                        \
-    "      --request-id R   idempotency key: a repeat with the same R is " \
-    "done\n"                                                             \
-    "      --attrs JSON     merge patch for the resource's attrs, applied " \
+#define OPT_REQID                                                            \
+    "      --request-id R   idempotency key: a repeat with the same R is "   \
+    "done\n"                                                                 \
+    "      --attrs JSON     merge patch for the resource's attrs, applied "  \
     "in the\n                       same atomic change\n"
-#define OPT_JSON_RES                                                     \
-    "      --json           print the resulting resource as one JSON "   \
+#define OPT_JSON_RES                                                         \
+    "      --json           print the resulting resource as one JSON "       \
     "object\n"
-#define OPT_TTL                                                          \
-    "      --ttl DURATION   lease length: seconds, or with a unit ms, s, " \
-    "m, h\n"                                                             \
+#define OPT_TTL                                                              \
+    "      --ttl DURATION   lease length: seconds, or with a unit ms, s, "   \
+    "m, h\n"                                                                 \
     "                       (default 60s)\n"
 
 static const struct cmd_doc docs[] = {
@@ -82,15 +82,16 @@ static const struct cmd_doc docs[] = {
      " A refusal says what\nis in the way and what is allowed now.",
      "      --owner O        who does the work (default: unowned)\n" OPT_TTL
          OPT_REQID OPT_JSON_RES,
-     EXITS_TRANSITION, "op=$(vsectl begin vol-1 delete --owner volume@host2)"},
+     EXITS_TRANSITION,
+     "op=$(vsectl begin vol-1 delete --owner volume@host2)"},
     {"vsectl step ID OP_ID STATE [--release] [--request-id R]",
      "Move the operation OP_ID on resource ID to the busy state STATE, "
      "along an edge\nof its machine; this renews the lease.  With "
      "--release the op is handed off:\nits owner is cleared and another "
      "worker takes it with 'vsectl claim'.  Prints\nnothing unless --json.",
-     "      --release        hand the op off (clear its owner) for a claim\n"
-     OPT_REQID OPT_JSON_RES, EXITS_TRANSITION,
-     "vsectl step vol-1 \"$op\" scheduling --release"},
+     "      --release        hand the op off (clear its owner) for a claim\n" OPT_REQID
+         OPT_JSON_RES,
+     EXITS_TRANSITION, "vsectl step vol-1 \"$op\" scheduling --release"},
     {"vsectl finish ID OP_ID [STATE] [--request-id R]",
      "End the operation OP_ID on resource ID in the rest state STATE (may "
      "be left out\nwhen the operation has one success state).  Prints "
@@ -132,8 +133,8 @@ static const struct cmd_doc docs[] = {
      "patch (RFC 7396):\nmembers are set, a null removes one.  One history "
      "row of kind update.  Every\ntransition also takes --attrs, applied in "
      "the same atomic change.",
-     OPT_REQID OPT_JSON_RES,
-     EXITS_TRANSITION, "vsectl update vol-1 --attrs '{\"name\":\"db\"}'"},
+     OPT_REQID OPT_JSON_RES, EXITS_TRANSITION,
+     "vsectl update vol-1 --attrs '{\"name\":\"db\"}'"},
     {"vsectl migrate [--json]",
      "Bring the store's schema up to date (opening a store does that, in "
      "one\ntransaction; a newer schema is refused, unchanged) and print the "
@@ -274,15 +275,16 @@ static const struct cmd_doc *find_doc(const char *name)
 
 static void print_main_help(FILE *f)
 {
-    fprintf(f,
-            "Usage: vsectl [--store URL | --url URL] [--machines FILE] COMMAND "
-            "[ARGS]\n"
-            "\n"
-            "vsectl reads and changes the state of resources kept by the "
-            "volume state\nenforcer.  Every change is one atomic transition "
-            "of the resource's machine;\na transition that is not allowed "
-            "now is refused at once, with the reason.\n"
-            "\nCommands:\n");
+    fprintf(
+        f,
+        "Usage: vsectl [--store URL | --url URL] [--machines FILE] COMMAND "
+        "[ARGS]\n"
+        "\n"
+        "vsectl reads and changes the state of resources kept by the "
+        "volume state\nenforcer.  Every change is one atomic transition "
+        "of the resource's machine;\na transition that is not allowed "
+        "now is refused at once, with the reason.\n"
+        "\nCommands:\n");
     for (size_t i = 0; i < NCMDS; i++)
         fprintf(f, "  %-18s %s\n", cmds[i].name, cmds[i].summary);
     fprintf(f,
@@ -376,22 +378,14 @@ int next_opt(struct ctx *ctx, int argc, char **argv, const char *shortopts,
     for (;;) {
         c = getopt_long(argc, argv, spec, longopts, NULL);
         switch (c) {
-        case OPT_STORE:
-            ctx->store_url = optarg;
-            continue;
+        case OPT_STORE: ctx->store_url = optarg; continue;
         case OPT_MACHINES:
             if (add_machine_file(ctx, optarg) != 0)
                 return OPT_STOP_USAGE;
             continue;
-        case OPT_URL:
-            ctx->url = optarg;
-            continue;
-        case OPT_TOKEN:
-            ctx->token = optarg;
-            continue;
-        case 'h':
-            print_cmd_help(ctx->cmd);
-            return OPT_STOP_DONE;
+        case OPT_URL: ctx->url = optarg; continue;
+        case OPT_TOKEN: ctx->token = optarg; continue;
+        case 'h': print_cmd_help(ctx->cmd); return OPT_STOP_DONE;
         case ':':
             name = long_name(longopts, optopt);
             if (name != NULL)
@@ -408,8 +402,7 @@ int next_opt(struct ctx *ctx, int argc, char **argv, const char *shortopts,
             else
                 usage_error(ctx, "unknown option '%s'", argv[optind - 1]);
             return OPT_STOP_USAGE;
-        default:
-            return c;
+        default: return c;
         }
     }
 }
@@ -604,7 +597,8 @@ int main(int argc, char **argv)
      * and end on quietly, not a signal that kills us mid-line. */
     signal(SIGPIPE, SIG_IGN);
     memset(&ctx, 0, sizeof(ctx));
-    ctx.store_url = env != NULL && env[0] != '\0' ? env : VSECTL_DEFAULT_STORE;
+    ctx.store_url = env != NULL && env[0] != '\0' ? env
+                                                  : VSECTL_DEFAULT_STORE;
     env = getenv("VSE_TOKEN");
     ctx.token = env != NULL && env[0] != '\0' ? env : NULL;
 

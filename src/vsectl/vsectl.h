@@ -113,12 +113,14 @@ enum {
     OPT_FIRST_LOCAL = 0x200 /* commands number their own from here */
 };
 
-#define COMMON_LONGOPTS                                                  \
-    {"store", required_argument, NULL, OPT_STORE},                      \
-        {"machines", required_argument, NULL, OPT_MACHINES},            \
-        {"url", required_argument, NULL, OPT_URL},                      \
-        {"token", required_argument, NULL, OPT_TOKEN},                  \
-        {"help", no_argument, NULL, 'h'}
+#define COMMON_LONGOPTS                                                      \
+    {"store", required_argument, NULL, OPT_STORE},                           \
+        {"machines", required_argument, NULL, OPT_MACHINES},                 \
+        {"url", required_argument, NULL, OPT_URL},                           \
+        {"token", required_argument, NULL, OPT_TOKEN},                       \
+    {                                                                        \
+        "help", no_argument, NULL, 'h'                                       \
+    }
 
 /* next_opt() results that end the command: --help was printed (exit 0),
  * or a usage error was (exit 2).  See stop_status(). */

@@ -27,17 +27,17 @@ int vsed_noauth;
 #define TTL_MAX_MS (INT64_C(365) * 86400 * 1000)
 
 static const char *const route_names[R_COUNT] = {
-    "unknown",  "healthz",    "metrics",    "machines", "machine",
-    "resources", "resource",  "transition", "reset-state", "history",
-    "reap",     "purge",      "events",   "cinder"};
+    "unknown",   "healthz",  "metrics",    "machines",    "machine",
+    "resources", "resource", "transition", "reset-state", "history",
+    "reap",      "purge",    "events",     "cinder"};
 
 const char *vsed_route_name(int route)
 {
     return route >= 0 && route < R_COUNT ? route_names[route] : "unknown";
 }
 
-static const char *const actions[] = {"begin", "step",  "finish",
-                                      "fail",  "claim", "renew",
+static const char *const actions[] = {"begin",       "step",    "finish",
+                                      "fail",        "claim",   "renew",
                                       "reset-state", "history", "update",
                                       NULL};
 
@@ -143,9 +143,9 @@ static void lib_error(const struct vsed_req *q, struct vsed_resp *p, int rc,
     vsed_metrics_refusal(rc);
     if (j != NULL && cur != NULL &&
         (rc == VSE_ECONFLICT || rc == VSE_EFENCED) && cur->id[0] != '\0') {
-        json_object_set_new(
-            json_object_get(j, "error"), "current",
-            vse__json_resource(cur, vsed_status_of(q->db, cur)));
+        json_object_set_new(json_object_get(j, "error"), "current",
+                            vse__json_resource(cur,
+                                               vsed_status_of(q->db, cur)));
     }
     if (status == 409)
         p->retry_after = cur != NULL && cur->id[0] ? retry_after(cur) : 1;
@@ -171,8 +171,9 @@ int vsed_api_allow(const struct vsed_req *q, enum vsed_role need,
         vsed_api_error(p, 401, "unauthorized",
                        q->token_presented ? "token not accepted"
                                           : "authentication required",
-                       NULL, "send 'Authorization: Bearer TOKEN' or "
-                             "'X-Auth-Token: TOKEN'");
+                       NULL,
+                       "send 'Authorization: Bearer TOKEN' or "
+                       "'X-Auth-Token: TOKEN'");
         return -1;
     }
     if (q->role < need) {
@@ -202,8 +203,10 @@ static int arg_int(const struct vsed_req *q, struct vsed_resp *p,
     errno = 0;
     v = isdigit((unsigned char)s[0]) ? strtoll(s, &end, 10) : -1;
     if (v < 0 || *end != '\0' || errno != 0 || v < min || v > max) {
-        snprintf(msg, sizeof(msg), "query argument '%s' must be a number "
-                 "from %" PRId64 " to %" PRId64, key, min, max);
+        snprintf(msg, sizeof(msg),
+                 "query argument '%s' must be a number "
+                 "from %" PRId64 " to %" PRId64,
+                 key, min, max);
         vsed_api_error(p, 400, "invalid", msg, NULL, NULL);
         return -1;
     }
@@ -224,8 +227,10 @@ static int arg_bool(const struct vsed_req *q, struct vsed_resp *p,
     else if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0)
         *out = 0;
     else {
-        snprintf(msg, sizeof(msg), "query argument '%s' must be true or "
-                 "false", key);
+        snprintf(msg, sizeof(msg),
+                 "query argument '%s' must be true or "
+                 "false",
+                 key);
         vsed_api_error(p, 400, "invalid", msg, NULL, NULL);
         return -1;
     }
@@ -246,8 +251,7 @@ static json_t *body_object(const struct vsed_req *q, struct vsed_resp *p,
     char detail[256], msg[160];
 
     switch (vsed_body_parse(q, &j, &je)) {
-    case VSED_BODY_EMPTY:
-        return json_object();
+    case VSED_BODY_EMPTY: return json_object();
     case VSED_BODY_SYNTAX:
         snprintf(detail, sizeof(detail), "line %d, column %d: %s", je.line,
                  je.column, je.text);
@@ -258,8 +262,7 @@ static json_t *body_object(const struct vsed_req *q, struct vsed_resp *p,
         vsed_api_error(p, 422, "unprocessable",
                        "request body must be a JSON object", NULL, NULL);
         return NULL;
-    case VSED_BODY_OK:
-        break;
+    case VSED_BODY_OK: break;
     }
     json_object_foreach(j, key, v) {
         int ok = 0;
@@ -298,8 +301,8 @@ static int field_str(json_t *j, struct vsed_resp *p, const char *key,
         vsed_api_error(p, 422, "unprocessable", msg, NULL, NULL);
         return -1;
     }
-    if (!json_is_string(v) || strlen(json_string_value(v)) !=
-                                  json_string_length(v)) {
+    if (!json_is_string(v) ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
         snprintf(msg, sizeof(msg), "field '%s' must be a string", key);
         vsed_api_error(p, 422, "unprocessable", msg, NULL, NULL);
         return -1;
@@ -318,8 +321,10 @@ static int field_int(json_t *j, struct vsed_resp *p, const char *key,
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min ||
         json_integer_value(v) > max) {
-        snprintf(msg, sizeof(msg), "field '%s' must be an integer from "
-                 "%" PRId64 " to %" PRId64, key, min, max);
+        snprintf(msg, sizeof(msg),
+                 "field '%s' must be an integer from "
+                 "%" PRId64 " to %" PRId64,
+                 key, min, max);
         vsed_api_error(p, 422, "unprocessable", msg, NULL, NULL);
         return -1;
     }
@@ -368,15 +373,15 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
                        const struct path *pa)
 {
     static const char *const f_create[] = {"machine", "id", "owner", "ttl",
-                                           "ttl_ms", "op", "attrs", NULL};
-    static const char *const f_begin[] = {"op", "owner", "ttl", "ttl_ms",
-                                          "attrs", NULL};
+                                           "ttl_ms",  "op", "attrs", NULL};
+    static const char *const f_begin[] = {"op",     "owner", "ttl",
+                                          "ttl_ms", "attrs", NULL};
     static const char *const f_step[] = {"op_id", "to", "release", "attrs",
                                          NULL};
     static const char *const f_finish[] = {"op_id", "to", "attrs", NULL};
     static const char *const f_fail[] = {"op_id", "reason", "attrs", NULL};
-    static const char *const f_claim[] = {"op_id", "owner", "ttl", "ttl_ms",
-                                          "attrs", NULL};
+    static const char *const f_claim[] = {"op_id",  "owner", "ttl",
+                                          "ttl_ms", "attrs", NULL};
     static const char *const f_renew[] = {"op_id", "ttl", "ttl_ms", "attrs",
                                           NULL};
     static const char *const f_reset[] = {"to", "reason", "owner", "attrs",
@@ -424,8 +429,7 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
 
         if (av != NULL && !json_is_object(av)) {
             vsed_api_error(p, 422, "unprocessable",
-                           "field 'attrs' must be a JSON object", NULL,
-                           NULL);
+                           "field 'attrs' must be a JSON object", NULL, NULL);
             json_decref(j);
             return;
         }
@@ -599,8 +603,9 @@ static void list_resources(const struct vsed_req *q, struct vsed_resp *p)
         lib_error(q, p, rc, &err, NULL);
         return;
     }
-    set_json(p, 200, json_pack("{s:o, s:o}", "resources", c.arr, "next",
-                               c.more ? vse__jstr(c.last_id) : json_null()));
+    set_json(p, 200,
+             json_pack("{s:o, s:o}", "resources", c.arr, "next",
+                       c.more ? vse__jstr(c.last_id) : json_null()));
 }
 
 static void history(const struct vsed_req *q, struct vsed_resp *p,
@@ -626,9 +631,9 @@ static void history(const struct vsed_req *q, struct vsed_resp *p,
         lib_error(q, p, rc, &err, NULL);
         return;
     }
-    set_json(p, 200, json_pack("{s:o, s:o}", "history", c.arr, "next",
-                               c.more ? json_integer(c.last_seq)
-                                      : json_null()));
+    set_json(p, 200,
+             json_pack("{s:o, s:o}", "history", c.arr, "next",
+                       c.more ? json_integer(c.last_seq) : json_null()));
 }
 
 static void machines(const struct vsed_req *q, struct vsed_resp *p)
@@ -677,8 +682,8 @@ static void machine(const struct vsed_req *q, struct vsed_resp *p,
     }
     /* Texts come back from the library allocator: copy into ours. */
     vsed_reply_text(p, 200, strdup(text),
-             fmt == VSE_FORMAT_JSON ? "application/json"
-                                    : "text/plain; charset=utf-8");
+                    fmt == VSE_FORMAT_JSON ? "application/json"
+                                           : "text/plain; charset=utf-8");
     vse_free(text);
 }
 
@@ -703,12 +708,12 @@ static void reap(const struct vsed_req *q, struct vsed_resp *p)
         lib_error(q, p, rc, &err, NULL);
         return;
     }
-    set_json(p, 200, json_pack("{s:I, s:I, s:I, s:I, s:I}", "examined",
-                               (json_int_t)s.examined, "retried",
-                               (json_int_t)s.retried, "failed",
-                               (json_int_t)s.failed, "reverted",
-                               (json_int_t)s.reverted, "skipped",
-                               (json_int_t)s.skipped));
+    set_json(p, 200,
+             json_pack("{s:I, s:I, s:I, s:I, s:I}", "examined",
+                       (json_int_t)s.examined, "retried",
+                       (json_int_t)s.retried, "failed", (json_int_t)s.failed,
+                       "reverted", (json_int_t)s.reverted, "skipped",
+                       (json_int_t)s.skipped));
 }
 
 static void purge(const struct vsed_req *q, struct vsed_resp *p)
@@ -723,8 +728,9 @@ static void purge(const struct vsed_req *q, struct vsed_resp *p)
 
     if (j == NULL)
         return;
-    rc = field_int(j, p, "older_than_ms", 1, INT64_C(1000000000000), &older)
-         || field_bool(j, p, "keep_terminal", &keep);
+    rc = field_int(j, p, "older_than_ms", 1, INT64_C(1000000000000),
+                   &older) ||
+         field_bool(j, p, "keep_terminal", &keep);
     json_decref(j);
     if (rc != 0)
         return;
@@ -740,9 +746,10 @@ static void purge(const struct vsed_req *q, struct vsed_resp *p)
         lib_error(q, p, rc, &err, NULL);
         return;
     }
-    set_json(p, 200, json_pack("{s:I, s:I}", "history_rows",
-                               (json_int_t)s.history_rows, "resources",
-                               (json_int_t)s.resources));
+    set_json(p, 200,
+             json_pack("{s:I, s:I}", "history_rows",
+                       (json_int_t)s.history_rows, "resources",
+                       (json_int_t)s.resources));
 }
 
 static void metrics(const struct vsed_req *q, struct vsed_resp *p)
@@ -845,37 +852,21 @@ void vsed_api_handle(const struct vsed_req *q, struct vsed_resp *p)
     case R_HEALTHZ:
         set_json(p, 200, json_pack("{s:s}", "status", "ok"));
         break;
-    case R_METRICS:
-        metrics(q, p);
-        break;
-    case R_MACHINES:
-        machines(q, p);
-        break;
-    case R_MACHINE:
-        machine(q, p, &pa);
-        break;
+    case R_METRICS: metrics(q, p); break;
+    case R_MACHINES: machines(q, p); break;
+    case R_MACHINE: machine(q, p, &pa); break;
     case R_RESOURCES:
         if (strcmp(q->method, "POST") == 0)
             transition(q, p, &pa);
         else
             list_resources(q, p);
         break;
-    case R_RESOURCE:
-        get_resource(q, p, &pa);
-        break;
+    case R_RESOURCE: get_resource(q, p, &pa); break;
     case R_TRANSITION:
-    case R_RESET:
-        transition(q, p, &pa);
-        break;
-    case R_HISTORY:
-        history(q, p, &pa);
-        break;
-    case R_REAP:
-        reap(q, p);
-        break;
-    case R_PURGE:
-        purge(q, p);
-        break;
+    case R_RESET: transition(q, p, &pa); break;
+    case R_HISTORY: history(q, p, &pa); break;
+    case R_REAP: reap(q, p); break;
+    case R_PURGE: purge(q, p); break;
     default:
         /* R_EVENTS is answered by http.c; here only by the fuzzer. */
         vsed_api_error(p, 404, "not_found", "no route", NULL, NULL);

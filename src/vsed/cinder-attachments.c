@@ -24,19 +24,21 @@ static json_t *connection(const struct vse_resource *r, const json_t *a)
 static json_t *attachment_json(const struct vse_resource *r, const json_t *a,
                                const json_t *at, int with_connection)
 {
-    json_t *j = json_pack(
-        "{s:O?, s:s, s:O?, s:s, s:O?, s:O?, s:s}", "id",
-        json_object_get(at, "id"), "volume_id", r->id, "instance",
-        json_object_get(at, "server_id"), "status",
-        vsed_attr_str(at, "status"), "attached_at",
-        json_object_get(at, "attached_at"), "detached_at", NULL,
-        "attach_mode", vsed_attr_str(at, "attach_mode")[0]
-                           ? vsed_attr_str(at, "attach_mode") : "rw");
+    json_t *j = json_pack("{s:O?, s:s, s:O?, s:s, s:O?, s:O?, s:s}", "id",
+                          json_object_get(at, "id"), "volume_id", r->id,
+                          "instance", json_object_get(at, "server_id"),
+                          "status", vsed_attr_str(at, "status"),
+                          "attached_at", json_object_get(at, "attached_at"),
+                          "detached_at", NULL, "attach_mode",
+                          vsed_attr_str(at, "attach_mode")[0]
+                              ? vsed_attr_str(at, "attach_mode")
+                              : "rw");
 
     if (j != NULL && with_connection)
         json_object_set_new(j, "connection_info",
                             json_object_get(at, "connector") != NULL
-                                ? connection(r, a) : json_object());
+                                ? connection(r, a)
+                                : json_object());
     return j;
 }
 
@@ -50,12 +52,12 @@ char *cinder_new_attachment(const char *server, const char *host,
     if (vse_uuid4(id_out, NULL) < 0)
         return NULL;
     cinder_tstamp(vse_now_us(), t, sizeof(t));
-    return vsed_json_text(
-        json_pack("{s:[{s:s, s:s?, s:s?, s:s?, s:s, s:s, s:O?, s:s?}]}",
-                  "attachments", "id", id_out, "server_id", server, "host_name",
-                  host, "mountpoint", mountpoint, "status", status,
-                  "attach_mode", mode ? mode : "rw", "connector", connector,
-                  "attached_at", strcmp(status, "attached") == 0 ? t : NULL));
+    return vsed_json_text(json_pack(
+        "{s:[{s:s, s:s?, s:s?, s:s?, s:s, s:s, s:O?, s:s?}]}", "attachments",
+        "id", id_out, "server_id", server, "host_name", host, "mountpoint",
+        mountpoint, "status", status, "attach_mode", mode ? mode : "rw",
+        "connector", connector, "attached_at",
+        strcmp(status, "attached") == 0 ? t : NULL));
 }
 
 struct att_scan {
@@ -78,7 +80,8 @@ static int att_one(void *arg, const struct vse_resource *r)
     if (strcmp(r->state, VOLUME_DELETED) == 0)
         return 0;
     a = vsed_attrs(r);
-    if ((!cinder_all_tenants(s->c) && s->id == NULL && !cinder_owns(s->c, a)) ||
+    if ((!cinder_all_tenants(s->c) && s->id == NULL &&
+         !cinder_owns(s->c, a)) ||
         (s->volume != NULL && strcmp(s->volume, r->id) != 0)) {
         json_decref(a);
         return 0;
@@ -160,8 +163,8 @@ static char *attachment_patch(const json_t *a, const char *id,
     return vsed_json_text(json_pack("{s:o}", "attachments", arr));
 }
 
-static void attachment_reply(struct cinder_ctx *c, int status, const char *vol,
-                             const char *id)
+static void attachment_reply(struct cinder_ctx *c, int status,
+                             const char *vol, const char *id)
 {
     struct vse_resource r;
     struct vse_error err;
@@ -198,7 +201,8 @@ void cinder_attachment_create(struct cinder_ctx *c)
     patch = cinder_new_attachment(
         json_string_value(json_object_get(v, "instance_uuid")),
         connect ? json_string_value(json_object_get(conn, "host")) : NULL,
-        connect ? json_string_value(json_object_get(conn, "mountpoint")) : NULL,
+        connect ? json_string_value(json_object_get(conn, "mountpoint"))
+                : NULL,
         json_string_value(json_object_get(v, "mode")),
         connect ? "attaching" : "reserved", connect ? conn : NULL, id);
     snprintf(reason, sizeof(reason), "attachment %s created by %s", id,
@@ -213,8 +217,7 @@ void cinder_attachment_create(struct cinder_ctx *c)
     rc = vse_begin(c->q->db, vol, VOLUME_OP_ATTACH, &o, &r, &err);
     if (rc == 0 && connect) {
         o.attrs = NULL;
-        rc = vse_step(c->q->db, vol, r.op_id, VOLUME_ATTACHING, &o, &r,
-                      &err);
+        rc = vse_step(c->q->db, vol, r.op_id, VOLUME_ATTACHING, &o, &r, &err);
     }
     free(patch);
     json_decref(root); /* vol points into it: r.id from here on */
@@ -290,7 +293,8 @@ void cinder_attachment_update(struct cinder_ctx *c, const char *id)
     json_decref(a);
     json_decref(root);
     if (rc < 0)
-        cinder_lib_fault_r(c, "volume", "connect the attachment", rc, &err, &r);
+        cinder_lib_fault_r(c, "volume", "connect the attachment", rc, &err,
+                           &r);
     else
         attachment_reply(c, 200, r.id, id);
 }
@@ -367,7 +371,8 @@ void cinder_attachment_delete(struct cinder_ctx *c, const char *id)
         return;
     }
     if (rc < 0)
-        cinder_lib_fault_r(c, "volume", "delete the attachment", rc, &err, &r);
+        cinder_lib_fault_r(c, "volume", "delete the attachment", rc, &err,
+                           &r);
     else
         cinder_reply(c, 200, json_pack("{s:[]}", "attachments"));
 }

@@ -85,8 +85,10 @@ void cinder_snapshot_create(struct cinder_ctx *c)
                   json_is_object(meta) ? json_incref(meta) : json_object(),
                   "project_id", c->project, "user_id", c->user));
     json_decref(root);
-    snprintf(reason, sizeof(reason), "task create_snapshot: queued for host "
-             "%s", vsed_attr_str(a, "host"));
+    snprintf(reason, sizeof(reason),
+             "task create_snapshot: queued for host "
+             "%s",
+             vsed_attr_str(a, "host"));
     json_decref(a);
     cinder_init_opts(&o, reason);
     o.attrs = attrs;
@@ -99,9 +101,9 @@ void cinder_snapshot_create(struct cinder_ctx *c)
         return;
     }
     a = vsed_attrs(&out);
-    cinder_reply(
-        c, 202,
-        json_pack("{s:o}", "snapshot", cinder_snapshot_json(c, &out, a, 1)));
+    cinder_reply(c, 202,
+                 json_pack("{s:o}", "snapshot",
+                           cinder_snapshot_json(c, &out, a, 1)));
     json_decref(a);
 }
 
@@ -112,9 +114,9 @@ void cinder_snapshot_show(struct cinder_ctx *c, const char *id)
 
     if (cinder_load(c, VSED_MACHINE_SNAPSHOT, id, &r, &a) != 0)
         return;
-    cinder_reply(
-        c, 200,
-        json_pack("{s:o}", "snapshot", cinder_snapshot_json(c, &r, a, 1)));
+    cinder_reply(c, 200,
+                 json_pack("{s:o}", "snapshot",
+                           cinder_snapshot_json(c, &r, a, 1)));
     json_decref(a);
 }
 
@@ -134,7 +136,8 @@ void cinder_snapshot_delete(struct cinder_ctx *c, const char *id)
     vse_error_clear(&err);
     rc = vse_begin(c->q->db, id, SNAPSHOT_OP_DELETE, &o, &r, &err);
     if (rc < 0)
-        cinder_lib_fault_r(c, "snapshot", "delete the snapshot", rc, &err, &r);
+        cinder_lib_fault_r(c, "snapshot", "delete the snapshot", rc, &err,
+                           &r);
     else
         cinder_empty(c, 202);
 }
@@ -166,10 +169,10 @@ void cinder_snapshot_action(struct cinder_ctx *c, const char *id)
                      "snapshot_admin_actions:reset_status to be performed.");
         return;
     }
-    st = json_string_value(json_object_get(
-        json_object_get(root, "os-reset_status"), "status"));
-    if (st == NULL || cinder_rest_state_of(c->q->db, VSED_MACHINE_SNAPSHOT, st,
-                                           state, sizeof(state))) {
+    st = json_string_value(
+        json_object_get(json_object_get(root, "os-reset_status"), "status"));
+    if (st == NULL || cinder_rest_state_of(c->q->db, VSED_MACHINE_SNAPSHOT,
+                                           st, state, sizeof(state))) {
         cinder_fault(c, 400,
                      "Invalid input received: vse resets a snapshot only "
                      "to available, error or error_deleting, not '%s'",

@@ -19,13 +19,14 @@ static json_t *volume_attachments(const struct vse_resource *r,
 
     json_array_foreach(json_object_get(a, "attachments"), i, at) {
         json_array_append_new(
-            out, json_pack("{s:O?, s:O?, s:s, s:O?, s:O?, s:O?, s:O?}", "id",
-                           json_object_get(at, "id"), "attachment_id",
-                           json_object_get(at, "id"), "volume_id", r->id,
-                           "server_id", json_object_get(at, "server_id"),
-                           "host_name", json_object_get(at, "host_name"),
-                           "device", json_object_get(at, "mountpoint"),
-                           "attached_at", json_object_get(at, "attached_at")));
+            out,
+            json_pack("{s:O?, s:O?, s:s, s:O?, s:O?, s:O?, s:O?}", "id",
+                      json_object_get(at, "id"), "attachment_id",
+                      json_object_get(at, "id"), "volume_id", r->id,
+                      "server_id", json_object_get(at, "server_id"),
+                      "host_name", json_object_get(at, "host_name"), "device",
+                      json_object_get(at, "mountpoint"), "attached_at",
+                      json_object_get(at, "attached_at")));
     }
     return out;
 }
@@ -45,17 +46,17 @@ json_t *cinder_volume_json(const struct cinder_ctx *c,
                                                             : "false";
     json_object_set_new(v, "status", json_string(cinder_status(c->q->db, r)));
     json_object_set_new(v, "size", json_integer(vsed_attr_int(a, "size", 0)));
-    json_object_set_new(
-        v, "availability_zone",
-        cinder_jcopy(a, "availability_zone", json_string("nova")));
+    json_object_set_new(v, "availability_zone",
+                        cinder_jcopy(a, "availability_zone",
+                                     json_string("nova")));
     json_object_set_new(v, "created_at", cinder_jtime(r->created));
     json_object_set_new(v, "updated_at", cinder_jtime(r->updated));
     json_object_set_new(v, "attachments", volume_attachments(r, a));
     json_object_set_new(v, "description",
                         cinder_jcopy(a, "description", json_null()));
-    json_object_set_new(
-        v, "volume_type",
-        cinder_jcopy(a, "volume_type", json_string("__DEFAULT__")));
+    json_object_set_new(v, "volume_type",
+                        cinder_jcopy(a, "volume_type",
+                                     json_string("__DEFAULT__")));
     json_object_set_new(v, "snapshot_id",
                         cinder_jcopy(a, "snapshot_id", json_null()));
     json_object_set_new(v, "source_volid", json_null());
@@ -66,17 +67,16 @@ json_t *cinder_volume_json(const struct cinder_ctx *c,
     json_object_set_new(v, "multiattach", json_false());
     json_object_set_new(v, "replication_status", json_null());
     json_object_set_new(v, "consistencygroup_id", json_null());
-    json_object_set_new(v, "user_id", cinder_jcopy(a, "user_id", json_null()));
+    json_object_set_new(v, "user_id",
+                        cinder_jcopy(a, "user_id", json_null()));
     json_object_set_new(v, "os-vol-tenant-attr:tenant_id",
                         cinder_jcopy(a, "project_id", json_null()));
     json_object_set_new(v, "migration_status", json_null());
     if (c->admin) {
         json_object_set_new(v, "os-vol-host-attr:host",
                             cinder_jcopy(a, "host", json_null()));
-        json_object_set_new(v, "os-vol-mig-status-attr:migstat",
-                            json_null());
-        json_object_set_new(v, "os-vol-mig-status-attr:name_id",
-                            json_null());
+        json_object_set_new(v, "os-vol-mig-status-attr:migstat", json_null());
+        json_object_set_new(v, "os-vol-mig-status-attr:name_id", json_null());
     }
     if (c->mv >= 13)
         json_object_set_new(v, "group_id", json_null());
@@ -168,7 +168,8 @@ void cinder_volume_create(struct cinder_ctx *c)
         cinder_lib_fault(c, "volume", "create the volume", rc, &err);
         return;
     }
-    cinder_init_opts(&o, "task create_volume.schedule: queued for a scheduler");
+    cinder_init_opts(&o,
+                     "task create_volume.schedule: queued for a scheduler");
     o.release = 1;
     rc = vse_step(c->q->db, id, out.op_id, VOLUME_SCHEDULING, &o, &out, &err);
     if (rc < 0) {
@@ -176,9 +177,9 @@ void cinder_volume_create(struct cinder_ctx *c)
         return;
     }
     v = vsed_attrs(&out);
-    cinder_reply(
-        c, 202,
-        json_pack("{s:o}", "volume", cinder_volume_json(c, &out, v, 1)));
+    cinder_reply(c, 202,
+                 json_pack("{s:o}", "volume",
+                           cinder_volume_json(c, &out, v, 1)));
     json_decref(v);
 }
 
@@ -190,15 +191,16 @@ void cinder_volume_show(struct cinder_ctx *c, const char *id)
     if (cinder_load(c, VSED_MACHINE_VOLUME, id, &r, &a) != 0)
         return;
     cinder_reply(c, 200,
-                 json_pack("{s:o}", "volume", cinder_volume_json(c, &r, a, 1)));
+                 json_pack("{s:o}", "volume",
+                           cinder_volume_json(c, &r, a, 1)));
     json_decref(a);
 }
 
 void cinder_volume_update(struct cinder_ctx *c, const char *id)
 {
-    static const char *const keys[] = {"name", "description", "metadata",
-                                       "display_name", "display_description",
-                                       NULL};
+    static const char *const keys[] = {
+        "name",         "description",         "metadata",
+        "display_name", "display_description", NULL};
     struct vse_resource r;
     struct vse_error err;
     struct vse_opts o;
@@ -223,8 +225,10 @@ void cinder_volume_update(struct cinder_ctx *c, const char *id)
         json_t *x = json_object_get(v, keys[i]);
 
         if (x != NULL)
-            json_object_set(patch, strncmp(keys[i], "display_", 8) == 0
-                                       ? keys[i] + 8 : keys[i], x);
+            json_object_set(patch,
+                            strncmp(keys[i], "display_", 8) == 0 ? keys[i] + 8
+                                                                 : keys[i],
+                            x);
     }
     /* Cinder's PUT replaces metadata as a whole, and a merge patch
      * merges: keys that go are set to null in the patch.  A concurrent
@@ -252,7 +256,8 @@ void cinder_volume_update(struct cinder_ctx *c, const char *id)
     }
     a = vsed_attrs(&r);
     cinder_reply(c, 200,
-                 json_pack("{s:o}", "volume", cinder_volume_json(c, &r, a, 1)));
+                 json_pack("{s:o}", "volume",
+                           cinder_volume_json(c, &r, a, 1)));
     json_decref(a);
 }
 
@@ -288,8 +293,8 @@ static void volume_delete_row(struct cinder_ctx *c, struct vse_resource *r,
      * state) read: deleted snapshots pile up until purge, and scanning
      * them made every delete slower than the last (seen by vse-load). */
     static const char *const live[] = {
-        SNAPSHOT_CREATING, SNAPSHOT_AVAILABLE, SNAPSHOT_DELETING,
-        SNAPSHOT_ERROR, SNAPSHOT_ERROR_DELETING, NULL};
+        SNAPSHOT_CREATING, SNAPSHOT_AVAILABLE,      SNAPSHOT_DELETING,
+        SNAPSHOT_ERROR,    SNAPSHOT_ERROR_DELETING, NULL};
 
     memset(&l, 0, sizeof(l));
     memset(&f, 0, sizeof(f));
@@ -371,15 +376,15 @@ static int64_t int_field(const json_t *o, const char *key)
 struct action {
     struct cinder_ctx *c;
     const char *id;
-    const char *name;        /* "os-extend" */
-    struct vse_resource r;   /* the volume as read; then as written */
-    json_t *a;               /* its attrs */
-    const json_t *val;       /* the body's member for the action */
-    struct vse_opts o;       /* reason, and the read for local-locks */
+    const char *name;      /* "os-extend" */
+    struct vse_resource r; /* the volume as read; then as written */
+    json_t *a;             /* its attrs */
+    const json_t *val;     /* the body's member for the action */
+    struct vse_opts o;     /* reason, and the read for local-locks */
     struct vse_error err;
     char owner[VSE_ID_MAX + 1];
     char reason[VSE_REASON_MAX + 1];
-    char *patch;             /* freed after the handler */
+    char *patch; /* freed after the handler */
 };
 
 /* What a handler returns: a library code (0: answer 202; < 0: answer
@@ -405,10 +410,12 @@ static int act_extend(struct action *x)
         cinder_refuse(x->c, "volume", &x->r, "extend");
         return ANSWERED;
     }
-    x->patch = vsed_json_text(json_pack("{s:I}", "new_size", (json_int_t)want));
-    snprintf(x->reason, sizeof(x->reason), "task extend_volume: queued for "
-             "host %s (%lld -> %lld GiB)", vsed_attr_str(x->a, "host"),
-             (long long)size, (long long)want);
+    x->patch = vsed_json_text(
+        json_pack("{s:I}", "new_size", (json_int_t)want));
+    snprintf(x->reason, sizeof(x->reason),
+             "task extend_volume: queued for "
+             "host %s (%lld -> %lld GiB)",
+             vsed_attr_str(x->a, "host"), (long long)size, (long long)want);
     x->o.attrs = x->patch;
     return vse_begin(x->c->q->db, x->id, VOLUME_OP_EXTEND, &x->o, &x->r,
                      &x->err);
@@ -490,16 +497,16 @@ static int act_detach(struct action *x)
     }
     x->o.attrs = "{\"attachments\":[]}";
     if (rc == 0)
-        rc = vse_finish(db, x->id, x->r.op_id, VOLUME_AVAILABLE, &x->o,
-                        &x->r, &x->err);
+        rc = vse_finish(db, x->id, x->r.op_id, VOLUME_AVAILABLE, &x->o, &x->r,
+                        &x->err);
     return rc;
 }
 
 static int act_reset_status(struct action *x)
 {
     const char *st = json_string_value(json_object_get(x->val, "status"));
-    const char *ast = json_string_value(json_object_get(x->val,
-                                                        "attach_status"));
+    const char *ast = json_string_value(
+        json_object_get(x->val, "attach_status"));
     char state[VSE_NAME_MAX + 1];
 
     if (!x->c->admin) {
@@ -510,8 +517,8 @@ static int act_reset_status(struct action *x)
     }
     if (st == NULL && ast != NULL)
         st = strcmp(ast, "attached") == 0 ? "in-use" : "available";
-    if (st == NULL || cinder_rest_state_of(x->c->q->db, VSED_MACHINE_VOLUME, st,
-                                           state, sizeof(state))) {
+    if (st == NULL || cinder_rest_state_of(x->c->q->db, VSED_MACHINE_VOLUME,
+                                           st, state, sizeof(state))) {
         cinder_fault(x->c, 400,
                      "Invalid input received: vse resets a "
                      "volume only to a status with no operation in flight "
@@ -523,8 +530,7 @@ static int act_reset_status(struct action *x)
     if (ast != NULL && strcmp(ast, "detached") == 0)
         x->o.attrs = "{\"attachments\":[]}";
     x->o.owner = x->c->user;
-    return vse_reset_state(x->c->q->db, x->id, state, &x->o, &x->r,
-                           &x->err);
+    return vse_reset_state(x->c->q->db, x->id, state, &x->o, &x->r, &x->err);
 }
 
 static int act_force_delete(struct action *x)

@@ -93,10 +93,11 @@ void cinder_lib_fault_r(struct cinder_ctx *c, const char *kind,
         cinder_fault(c, 400, "Invalid %s: cannot %s: its status is '%s': %s",
                      kind, what, cinder_status(c->q->db, cur), err->msg);
     else if (rc == VSE_ECONFLICT)
-        cinder_fault(c, 400, "Invalid %s: cannot %s: %s", kind, what, err->msg);
-    else if (rc == VSE_EFENCED || rc == VSE_EEXIST)
-        cinder_fault(c, 409, "cannot %s: %s changed meanwhile: %s", what, kind,
+        cinder_fault(c, 400, "Invalid %s: cannot %s: %s", kind, what,
                      err->msg);
+    else if (rc == VSE_EFENCED || rc == VSE_EEXIST)
+        cinder_fault(c, 409, "cannot %s: %s changed meanwhile: %s", what,
+                     kind, err->msg);
     else if (rc == VSE_ENOTFOUND)
         cinder_fault(c, 404, "%s could not be found", kind);
     else if (rc == VSE_EINVAL)
@@ -154,8 +155,7 @@ json_t *cinder_body(struct cinder_ctx *c, json_t **root)
     case VSED_BODY_NOT_OBJECT:
         cinder_fault(c, 400, "Malformed request body: not an object");
         return NULL;
-    case VSED_BODY_OK:
-        break;
+    case VSED_BODY_OK: break;
     }
     return *root;
 }
@@ -171,7 +171,7 @@ int cinder_load(struct cinder_ctx *c, const char *machine, const char *id,
 {
     struct vse_error err;
     const char *kind = strcmp(machine, VSED_MACHINE_VOLUME) == 0 ? "Volume"
-                                                      : "Snapshot";
+                                                                 : "Snapshot";
 
     *a = NULL;
     vse_error_clear(&err);
@@ -372,17 +372,19 @@ static json_t *version_v3(const struct cinder_ctx *c)
              c->q->host_header ? c->q->host_header : "localhost");
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}, {s:s, s:s}], "
-        "s:[{s:s, s:s}]}", "id", "v3.0", "status", "CURRENT", "version",
-        "3.70", "min_version", "3.0", "updated", "2023-08-31T00:00:00Z",
-        "links", "rel", "describedby", "type", "text/html", "href",
+        "s:[{s:s, s:s}]}",
+        "id", "v3.0", "status", "CURRENT", "version", "3.70", "min_version",
+        "3.0", "updated", "2023-08-31T00:00:00Z", "links", "rel",
+        "describedby", "type", "text/html", "href",
         "https://docs.openstack.org/", "rel", "self", "href", self,
         "media-types", "base", "application/json", "type",
         "application/vnd.openstack.volume+json;version=3");
 }
 
 static const char *const collections[] = {
-    "volumes", "snapshots", "attachments", "os-services", "limits",
-    "os-availability-zone", NULL};
+    "volumes",     "snapshots", "attachments",
+    "os-services", "limits",    "os-availability-zone",
+    NULL};
 
 int vsed_cinder_route(const char *path)
 {
@@ -488,7 +490,8 @@ static void dispatch(struct cinder_ctx *c)
                          c->q->method, c->q->path);
     } else if (strcmp(coll, "attachments") == 0) {
         if (c->mv < 27)
-            cinder_fault(c, 404, "attachments need microversion 3.27 or later");
+            cinder_fault(c, 404,
+                         "attachments need microversion 3.27 or later");
         else if (n == 1 && method(c, "GET"))
             cinder_attachment_list(c);
         else if (n == 1 && method(c, "POST"))
@@ -544,10 +547,11 @@ void vsed_cinder_handle(const struct vsed_req *q, struct vsed_resp *p)
     }
     if (!q->authenticated) {
         cinder_fault(&c, 401, "%s",
-                     q->token_presented ? "The request you have made requires "
-                                          "authentication: token not accepted."
-                                        : "The request you have made requires "
-                                          "authentication.");
+                     q->token_presented
+                         ? "The request you have made requires "
+                           "authentication: token not accepted."
+                         : "The request you have made requires "
+                           "authentication.");
         return;
     }
     c.admin = q->role == ROLE_ADMIN;

@@ -20,13 +20,13 @@
 struct cinder_ctx {
     const struct vsed_req *q;
     struct vsed_resp *p;
-    int mv;              /* negotiated microversion: 3.mv */
+    int mv; /* negotiated microversion: 3.mv */
     int admin;
     const char *project; /* the caller's project */
     const char *user;
     char url_project[VSE_ID_MAX + 1];
-    char base[512];      /* http://HOST/v3/PROJECT, for links */
-    const char *seg[4];  /* path segments after /v3[/PROJECT] */
+    char base[512];     /* http://HOST/v3/PROJECT, for links */
+    const char *seg[4]; /* path segments after /v3[/PROJECT] */
     char segbuf[1024];
     int nseg;
 };

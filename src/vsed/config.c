@@ -46,8 +46,7 @@ void vsed_config_release(struct vsed_config *c)
     c->ntokens = 0;
 }
 
-static const char *const role_names[] = {"none", "reader", "member",
-                                         "admin"};
+static const char *const role_names[] = {"none", "reader", "member", "admin"};
 
 enum vsed_role vsed_role_parse(const char *s)
 {
@@ -158,9 +157,11 @@ static int limits(struct cfgerr *e, struct vsed_config *c, struct fy_node *n)
                 return -1;
             c->threads = (int)v;
         } else {
-            return fail(e, fy_node_pair_key(p), "unknown limit '%s' (body_max,"
+            return fail(e, fy_node_pair_key(p),
+                        "unknown limit '%s' (body_max,"
                         " idle_timeout, request_timeout, connections, "
-                        "threads)", key);
+                        "threads)",
+                        key);
         }
     }
     return 0;
@@ -192,7 +193,8 @@ static int token(struct cfgerr *e, struct vsed_config *c, struct fy_node *n)
             have |= 1;
         } else if (strcmp(key, "hash") == 0) {
             if (vsed_parse_hash(val, t->hash) != 0)
-                return fail(e, v, "hash must be sha256: and 64 hex digits "
+                return fail(e, v,
+                            "hash must be sha256: and 64 hex digits "
                             "(see 'vsed hash-token')");
             have |= 2;
         } else if (strcmp(key, "project") == 0) {
@@ -202,8 +204,10 @@ static int token(struct cfgerr *e, struct vsed_config *c, struct fy_node *n)
         } else if (strcmp(key, "role") == 0) {
             t->role = vsed_role_parse(val);
             if (t->role == ROLE_NONE)
-                return fail(e, v, "unknown role '%s' (reader, member or "
-                            "admin)", val);
+                return fail(e, v,
+                            "unknown role '%s' (reader, member or "
+                            "admin)",
+                            val);
             have |= 4;
         } else {
             return fail(e, fy_node_pair_key(p), "unknown token key '%s'",
@@ -277,9 +281,11 @@ static int top(struct cfgerr *e, struct vsed_config *c, struct fy_node *root)
             if (tokens(e, c, n) != 0)
                 return -1;
         } else {
-            return fail(e, fy_node_pair_key(p), "unknown setting '%s' "
+            return fail(e, fy_node_pair_key(p),
+                        "unknown setting '%s' "
                         "(listen, store, auth, reaper_interval, limits, "
-                        "tokens)", key);
+                        "tokens)",
+                        key);
         }
     }
     return 0;
@@ -295,8 +301,10 @@ int vsed_config_load(struct vsed_config *c, const char *path,
 
     d = fy_document_build_from_file(&cfg, path);
     if (d == NULL)
-        return vse__err(err, VSE_EINVAL, "cannot read config '%s': not "
-                        "readable or not valid YAML", path);
+        return vse__err(err, VSE_EINVAL,
+                        "cannot read config '%s': not "
+                        "readable or not valid YAML",
+                        path);
     rc = top(&e, c, fy_document_root(d));
     fy_document_destroy(d);
     return rc < 0 ? VSE_EINVAL : 0;

@@ -209,11 +209,9 @@ static void authenticate(struct MHD_Connection *c, struct vsed_req *q,
     if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0)
         tok = h + 7;
     if (tok == NULL)
-        tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                          "X-Auth-Token");
+        tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Auth-Token");
     q->token_presented = tok != NULL;
-    q->role = vsed_noauth ? ROLE_ADMIN
-                          : vsed_auth(cfg, tok, &name, &project);
+    q->role = vsed_noauth ? ROLE_ADMIN : vsed_auth(cfg, tok, &name, &project);
     q->authenticated = vsed_noauth || q->role != ROLE_NONE;
     q->actor = vsed_noauth ? "anonymous" : name;
     if (vsed_noauth) {
@@ -242,8 +240,8 @@ static enum MHD_Result events(struct MHD_Connection *c, struct request *r,
     memset(&p, 0, sizeof(p));
     p.route = R_EVENTS;
     if (strcmp(q->method, "GET") != 0) {
-        vsed_api_error(&p, 405, "method_not_allowed", "events take GET",
-                       NULL, NULL);
+        vsed_api_error(&p, 405, "method_not_allowed", "events take GET", NULL,
+                       NULL);
         p.allow = "GET";
         return send_resp(c, r, &p);
     }
@@ -258,15 +256,16 @@ static enum MHD_Result events(struct MHD_Connection *c, struct request *r,
     if (since != NULL) {
         from = strtoll(since, &end, 10);
         if (since[0] < '0' || since[0] > '9' || *end != '\0' || from < 0) {
-            vsed_api_error(&p, 400, "invalid", "since and Last-Event-ID "
-                           "must be a sequence number", NULL, NULL);
+            vsed_api_error(&p, 400, "invalid",
+                           "since and Last-Event-ID "
+                           "must be a sequence number",
+                           NULL, NULL);
             return send_resp(c, r, &p);
         }
     }
     resp = vsed_events_response(c, from);
     if (resp == NULL) {
-        vsed_api_error(&p, 503, "store", "cannot stream events", NULL,
-                       NULL);
+        vsed_api_error(&p, 503, "store", "cannot stream events", NULL, NULL);
         return send_resp(c, r, &p);
     }
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -313,8 +312,10 @@ static enum MHD_Result complete(struct MHD_Connection *c, struct request *r,
     /* A process without the api role serves its health and metrics. */
     if (!(cfg->services & SVC_API) && r->route != R_HEALTHZ &&
         r->route != R_METRICS) {
-        vsed_api_error(&p, 404, "not_found", "this vsed does not run the "
-                       "api role", NULL, "start it with --role api");
+        vsed_api_error(&p, 404, "not_found",
+                       "this vsed does not run the "
+                       "api role",
+                       NULL, "start it with --role api");
         return send_resp(c, r, &p);
     }
     if (r->route == R_EVENTS)
@@ -347,8 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         atomic_fetch_add(&inflight, 1);
         r->start_us = vse__now_mono_us();
         snprintf(r->method, sizeof(r->method), "%s", method);
-        rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                          "X-Request-Id");
+        rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
         if (rid != NULL && strlen(rid) <= VSE_ID_MAX)
             snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
         else
@@ -543,9 +543,8 @@ int vsed_http_start(struct vsed_config *c)
         }
     }
     daemon_ = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
         MHD_OPTION_CONNECTION_LIMIT, c->conn_max,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout,
@@ -554,8 +553,8 @@ int vsed_http_start(struct vsed_config *c)
         vsed_log("cannot serve on %s", c->listen);
         return -1;
     }
-    snprintf(host, sizeof(host), "%.*s", (int)(strrchr(c->listen, ':') -
-                                               c->listen), c->listen);
+    snprintf(host, sizeof(host), "%.*s",
+             (int)(strrchr(c->listen, ':') - c->listen), c->listen);
     vsed_log("listening on http://%s:%u", host, port);
     return 0;
 }

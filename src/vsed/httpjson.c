@@ -124,8 +124,8 @@ void vsed_cinder_vfault(struct vsed_resp *p, int status, const char *fmt,
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     vsed_reply(p, VSED_DIALECT_CINDER, status,
-               json_pack("{s:{s:s, s:i}}", fault_name(status), "message",
-                         msg, "code", status));
+               json_pack("{s:{s:s, s:i}}", fault_name(status), "message", msg,
+                         "code", status));
 }
 
 /* ---- one meaning per code ----------------------------------------------- */

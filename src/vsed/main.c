@@ -19,78 +19,79 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"Usage: vsed [--store URL] [--listen ADDR:PORT] [--config FILE]\n"
-"            [--auth token|noauth] [--reaper-interval SECONDS]\n"
-"            [--role api|scheduler|volume|reaper]... [--all-in-one]\n"
-"            [--host NAME] [--pool DIR] [--capacity-gb N] [--lease-ms MS]\n"
-"            [--coordination enforcer|local-locks] [--lock-dir DIR]\n"
-"       vsed hash-token < TOKEN_FILE\n"
-"\n"
-"vsed serves the volume state enforcer over HTTP/JSON: resources, their\n"
-"transitions, history, machines, an event stream (server-sent events),\n"
-"Prometheus metrics and a health check.  It also runs the reaper, which\n"
-"applies each machine's expiry policy to leases that ran out.\n"
-"\n"
-"Options (each overrides the config file):\n"
-"      --store URL        the store (default %s)\n"
-"      --listen ADDR:PORT where to listen (default %s; port 0 picks a\n"
-"                         free one, printed at start).  Only the api role\n"
-"                         and --all-in-one listen by default; a process\n"
-"                         without the api role listens (for /healthz and\n"
-"                         /metrics) only when this is given.  A port in use\n"
-"                         ends the start before anything is registered\n"
-"      --config FILE      YAML: listen, store, auth, reaper_interval,\n"
-"                         limits, tokens (see docs/api.md)\n"
-"      --auth MODE        token (default): every route but /healthz needs\n"
-"                         a configured token; noauth: everyone is admin,\n"
-"                         refused unless listening on loopback\n"
-"      --reaper-interval S  seconds between reaper runs (default 10;\n"
-"                         0 turns the reaper off)\n"
-"      --role R         run role R (repeat, or a comma list): api (HTTP:\n"
-"                         /v1 and the Cinder v3 API), scheduler, volume (a\n"
-"                         volume host's manager), reaper.  Default: api and\n"
-"                         reaper.  Several roles on one host: start each\n"
-"                         with --role R --store URL; only the api needs a\n"
-"                         port\n"
-"      --all-in-one       every role, one volume host named after this\n"
-"                         machine on ./var/pool\n"
-"      --host NAME        this process's host name in services and in\n"
-"                         volumes' attrs.host (default: the hostname)\n"
-"      --pool DIR         volume role: the pool directory (./var/pool)\n"
-"      --capacity-gb N    volume role: GiB the pool may hold (1000)\n"
-"      --lease-ms MS      lease of a worker's step (default 30000)\n"
-"      --coordination M   enforcer (default): every transition is an\n"
-"                         atomic compare-and-swap checked against the\n"
-"                         machine's table.  local-locks: what vse replaces,\n"
-"                         for side-by-side runs only (docs/reliability.md):\n"
-"                         status read, then written blindly; op_ids fence\n"
-"                         nothing; no reaper; the volume role holds a file\n"
-"                         lock (flock) per volume and manager function in\n"
-"                         --lock-dir, as Cinder does.  Never on a store that\n"
-"                         matters\n"
-"      --lock-dir DIR     local-locks: where the lock files are (default\n"
-"                         /run/lock/vsed; one directory per host)\n"
-"  -h, --help             this help\n"
-"      --version          print the version\n"
-"\n"
-"Tokens: the config lists {name, hash, role}; hash is 'sha256:HEX' of the\n"
-"token, printed by 'vsed hash-token' from the token on stdin.  Roles:\n"
-"reader (GET), member (transitions), admin (reset-state, reap, purge).\n"
-"Clients send 'Authorization: Bearer TOKEN' or 'X-Auth-Token: TOKEN'.\n"
-"\n"
-"Signals: SIGTERM or SIGINT stop accepting connections, let requests in\n"
-"flight finish (up to %d s), end event streams and close the store; a\n"
-"store that is unreachable then is not waited for.\n"
-"\n"
-"Exit status: 0 stopped by a signal, 1 cannot start (store, address),\n"
-"2 usage or bad config.\n"
-"\n"
-"Example:\n"
-"  vsed --store sqlite:./var/vse.db --listen 127.0.0.1:8776 \\\n"
-"       --config /etc/vse/vsed.yaml\n"
-"  vsed --role scheduler --store sqlite:./var/vse.db     # no port\n",
-            VSED_DEFAULT_STORE, VSED_DEFAULT_LISTEN, GRACE_MS / 1000);
+    fprintf(
+        f,
+        "Usage: vsed [--store URL] [--listen ADDR:PORT] [--config FILE]\n"
+        "            [--auth token|noauth] [--reaper-interval SECONDS]\n"
+        "            [--role api|scheduler|volume|reaper]... [--all-in-one]\n"
+        "            [--host NAME] [--pool DIR] [--capacity-gb N] [--lease-ms MS]\n"
+        "            [--coordination enforcer|local-locks] [--lock-dir DIR]\n"
+        "       vsed hash-token < TOKEN_FILE\n"
+        "\n"
+        "vsed serves the volume state enforcer over HTTP/JSON: resources, their\n"
+        "transitions, history, machines, an event stream (server-sent events),\n"
+        "Prometheus metrics and a health check.  It also runs the reaper, which\n"
+        "applies each machine's expiry policy to leases that ran out.\n"
+        "\n"
+        "Options (each overrides the config file):\n"
+        "      --store URL        the store (default %s)\n"
+        "      --listen ADDR:PORT where to listen (default %s; port 0 picks a\n"
+        "                         free one, printed at start).  Only the api role\n"
+        "                         and --all-in-one listen by default; a process\n"
+        "                         without the api role listens (for /healthz and\n"
+        "                         /metrics) only when this is given.  A port in use\n"
+        "                         ends the start before anything is registered\n"
+        "      --config FILE      YAML: listen, store, auth, reaper_interval,\n"
+        "                         limits, tokens (see docs/api.md)\n"
+        "      --auth MODE        token (default): every route but /healthz needs\n"
+        "                         a configured token; noauth: everyone is admin,\n"
+        "                         refused unless listening on loopback\n"
+        "      --reaper-interval S  seconds between reaper runs (default 10;\n"
+        "                         0 turns the reaper off)\n"
+        "      --role R         run role R (repeat, or a comma list): api (HTTP:\n"
+        "                         /v1 and the Cinder v3 API), scheduler, volume (a\n"
+        "                         volume host's manager), reaper.  Default: api and\n"
+        "                         reaper.  Several roles on one host: start each\n"
+        "                         with --role R --store URL; only the api needs a\n"
+        "                         port\n"
+        "      --all-in-one       every role, one volume host named after this\n"
+        "                         machine on ./var/pool\n"
+        "      --host NAME        this process's host name in services and in\n"
+        "                         volumes' attrs.host (default: the hostname)\n"
+        "      --pool DIR         volume role: the pool directory (./var/pool)\n"
+        "      --capacity-gb N    volume role: GiB the pool may hold (1000)\n"
+        "      --lease-ms MS      lease of a worker's step (default 30000)\n"
+        "      --coordination M   enforcer (default): every transition is an\n"
+        "                         atomic compare-and-swap checked against the\n"
+        "                         machine's table.  local-locks: what vse replaces,\n"
+        "                         for side-by-side runs only (docs/reliability.md):\n"
+        "                         status read, then written blindly; op_ids fence\n"
+        "                         nothing; no reaper; the volume role holds a file\n"
+        "                         lock (flock) per volume and manager function in\n"
+        "                         --lock-dir, as Cinder does.  Never on a store that\n"
+        "                         matters\n"
+        "      --lock-dir DIR     local-locks: where the lock files are (default\n"
+        "                         /run/lock/vsed; one directory per host)\n"
+        "  -h, --help             this help\n"
+        "      --version          print the version\n"
+        "\n"
+        "Tokens: the config lists {name, hash, role}; hash is 'sha256:HEX' of the\n"
+        "token, printed by 'vsed hash-token' from the token on stdin.  Roles:\n"
+        "reader (GET), member (transitions), admin (reset-state, reap, purge).\n"
+        "Clients send 'Authorization: Bearer TOKEN' or 'X-Auth-Token: TOKEN'.\n"
+        "\n"
+        "Signals: SIGTERM or SIGINT stop accepting connections, let requests in\n"
+        "flight finish (up to %d s), end event streams and close the store; a\n"
+        "store that is unreachable then is not waited for.\n"
+        "\n"
+        "Exit status: 0 stopped by a signal, 1 cannot start (store, address),\n"
+        "2 usage or bad config.\n"
+        "\n"
+        "Example:\n"
+        "  vsed --store sqlite:./var/vse.db --listen 127.0.0.1:8776 \\\n"
+        "       --config /etc/vse/vsed.yaml\n"
+        "  vsed --role scheduler --store sqlite:./var/vse.db     # no port\n",
+        VSED_DEFAULT_STORE, VSED_DEFAULT_LISTEN, GRACE_MS / 1000);
 }
 
 static int hash_token(void)
@@ -99,8 +100,10 @@ static int hash_token(void)
     size_t n = fread(buf, 1, sizeof(buf), stdin);
 
     if (!feof(stdin)) {
-        fprintf(stderr, "vsed: token on stdin is too long (over %zu "
-                        "bytes)\n", sizeof(buf) - 1);
+        fprintf(stderr,
+                "vsed: token on stdin is too long (over %zu "
+                "bytes)\n",
+                sizeof(buf) - 1);
         return 2;
     }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -126,9 +129,22 @@ static void raise_nofile(void)
     }
 }
 
-enum { O_STORE = 0x100, O_LISTEN, O_CONFIG, O_AUTH, O_REAPER, O_VERSION,
-       O_ROLE, O_AIO, O_HOST, O_POOL, O_CAPACITY, O_LEASE, O_COORD,
-       O_LOCKDIR };
+enum {
+    O_STORE = 0x100,
+    O_LISTEN,
+    O_CONFIG,
+    O_AUTH,
+    O_REAPER,
+    O_VERSION,
+    O_ROLE,
+    O_AIO,
+    O_HOST,
+    O_POOL,
+    O_CAPACITY,
+    O_LEASE,
+    O_COORD,
+    O_LOCKDIR
+};
 
 /* "api,volume" into service bits; 0 if a name is unknown. */
 static unsigned parse_roles(const char *s)
@@ -136,8 +152,10 @@ static unsigned parse_roles(const char *s)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"api", SVC_API}, {"scheduler", SVC_SCHEDULER},
-                 {"volume", SVC_VOLUME}, {"reaper", SVC_REAPER}};
+    } names[] = {{"api", SVC_API},
+                 {"scheduler", SVC_SCHEDULER},
+                 {"volume", SVC_VOLUME},
+                 {"reaper", SVC_REAPER}};
     unsigned bits = 0;
     char buf[256], *tok, *save = NULL;
 
@@ -218,8 +236,10 @@ int main(int argc, char **argv)
             unsigned b = parse_roles(optarg);
 
             if (b == 0) {
-                fprintf(stderr, "vsed: --role '%s': roles are api, "
-                        "scheduler, volume and reaper\n", optarg);
+                fprintf(stderr,
+                        "vsed: --role '%s': roles are api, "
+                        "scheduler, volume and reaper\n",
+                        optarg);
                 return 2;
             }
             services |= b;
@@ -232,25 +252,27 @@ int main(int argc, char **argv)
         case O_LEASE: lease = optarg; break;
         case O_COORD: coord = optarg; break;
         case O_LOCKDIR: lockdir = optarg; break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case O_VERSION:
-            printf("vsed %s\n", VSE_VERSION_STRING);
-            return 0;
+        case 'h': usage(stdout); return 0;
+        case O_VERSION: printf("vsed %s\n", VSE_VERSION_STRING); return 0;
         case ':':
-            fprintf(stderr, "vsed: option '%s' needs a value\nTry 'vsed "
-                            "--help'.\n", argv[optind - 1]);
+            fprintf(stderr,
+                    "vsed: option '%s' needs a value\nTry 'vsed "
+                    "--help'.\n",
+                    argv[optind - 1]);
             return 2;
         default:
-            fprintf(stderr, "vsed: unknown option '%s'\nTry 'vsed "
-                            "--help'.\n", argv[optind - 1]);
+            fprintf(stderr,
+                    "vsed: unknown option '%s'\nTry 'vsed "
+                    "--help'.\n",
+                    argv[optind - 1]);
             return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "vsed: unexpected argument '%s'\nTry 'vsed "
-                        "--help'.\n", argv[optind]);
+        fprintf(stderr,
+                "vsed: unexpected argument '%s'\nTry 'vsed "
+                "--help'.\n",
+                argv[optind]);
         return 2;
     }
 
@@ -280,8 +302,10 @@ int main(int argc, char **argv)
         long v = strtol(reaper, &end, 10);
 
         if (reaper[0] < '0' || reaper[0] > '9' || *end != '\0' || v > 86400) {
-            fprintf(stderr, "vsed: --reaper-interval '%s' must be 0 to 86400 "
-                            "seconds\n", reaper);
+            fprintf(stderr,
+                    "vsed: --reaper-interval '%s' must be 0 to 86400 "
+                    "seconds\n",
+                    reaper);
             vsed_config_release(&c);
             return 2;
         }
@@ -313,8 +337,10 @@ int main(int argc, char **argv)
     if (coord != NULL) {
         if (strcmp(coord, "enforcer") != 0 &&
             strcmp(coord, "local-locks") != 0) {
-            fprintf(stderr, "vsed: --coordination '%s': it is enforcer or "
-                            "local-locks\n", coord);
+            fprintf(stderr,
+                    "vsed: --coordination '%s': it is enforcer or "
+                    "local-locks\n",
+                    coord);
             vsed_config_release(&c);
             return 2;
         }
@@ -322,8 +348,10 @@ int main(int argc, char **argv)
     }
     if (lockdir != NULL) {
         if (lockdir[0] == '\0' || strlen(lockdir) >= sizeof(c.lock_dir)) {
-            fprintf(stderr, "vsed: --lock-dir '%s' is not a directory "
-                            "path\n", lockdir);
+            fprintf(stderr,
+                    "vsed: --lock-dir '%s' is not a directory "
+                    "path\n",
+                    lockdir);
             vsed_config_release(&c);
             return 2;
         }
@@ -352,10 +380,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!c.auth && !loopback) {
-        fprintf(stderr, "vsed: refusing to listen on '%s' with noauth: "
-                        "anyone who can connect would be admin\n  hint: "
-                        "listen on 127.0.0.1, or use --auth token with "
-                        "tokens in the config\n", c.listen);
+        fprintf(stderr,
+                "vsed: refusing to listen on '%s' with noauth: "
+                "anyone who can connect would be admin\n  hint: "
+                "listen on 127.0.0.1, or use --auth token with "
+                "tokens in the config\n",
+                c.listen);
         vsed_config_release(&c);
         return 2;
     }
@@ -384,13 +414,14 @@ int main(int argc, char **argv)
     if (c.local_locks)
         vsed_log("coordination: LOCAL-LOCKS (for comparison only): status "
                  "reads and blind writes, no fencing, no reaper; file locks "
-                 "in %s", c.lock_dir);
+                 "in %s",
+                 c.lock_dir);
     if (!c.auth)
         vsed_log("authentication is OFF (--auth noauth): every caller is "
                  "admin; loopback only");
     else
-        vsed_log("authentication: token (%d token%s configured%s)",
-                 c.ntokens, c.ntokens == 1 ? "" : "s",
+        vsed_log("authentication: token (%d token%s configured%s)", c.ntokens,
+                 c.ntokens == 1 ? "" : "s",
                  c.ntokens == 0 ? "; every route but /healthz answers 401"
                                 : "");
     /* Open once first: a bad store fails the start, not the first
@@ -441,7 +472,8 @@ int main(int argc, char **argv)
     sigwait(&set, &sig);
     vsed_http_quiesce();
     vsed_log("%s: stopping: no new connections; finishing requests in "
-             "flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+             "flight",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&vsed_stopping, 1);
     /* With the store away every call would wait out its reconnect budget
      * (10 s each) and a stop could take a minute: stop waiting now. */

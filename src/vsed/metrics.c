@@ -190,32 +190,37 @@ char *vsed_metrics_render(vse_db *db, size_t *len)
         return NULL;
     }
     fputs("# HELP vse_transitions_total Transitions committed to the store."
-          "\n# TYPE vse_transitions_total counter\n", o);
+          "\n# TYPE vse_transitions_total counter\n",
+          o);
     pthread_mutex_lock(&tmu);
     for (size_t i = 0; i < ntc; i++)
-        fprintf(o, "vse_transitions_total{%s} %lld\n", tc[i].labels,
-                tc[i].n);
+        fprintf(o, "vse_transitions_total{%s} %lld\n", tc[i].labels, tc[i].n);
     pthread_mutex_unlock(&tmu);
 
     fputs("# HELP vse_refusals_total Transitions refused, by reason.\n"
-          "# TYPE vse_refusals_total counter\n", o);
+          "# TYPE vse_refusals_total counter\n",
+          o);
     for (size_t i = 0; i < 3; i++)
         fprintf(o, "vse_refusals_total{reason=\"%s\"} %lld\n",
                 refusal_name[i], atomic_load(&refusals[i]));
 
     fputs("# HELP vse_inflight Resources with an operation in flight.\n"
-          "# TYPE vse_inflight gauge\n", o);
+          "# TYPE vse_inflight gauge\n",
+          o);
     if (db != NULL && vse_list(db, &flt, count_busy, f, NULL) == 0)
         for (size_t i = 0; i < f->n; i++)
             fprintf(o, "vse_inflight{machine=\"%s\",state=\"%s\"} %lld\n",
                     f->row[i].machine, f->row[i].state, f->row[i].n);
 
-    fprintf(o, "# HELP vse_expired_leases_total Leases the reaper "
-               "expired.\n# TYPE vse_expired_leases_total counter\n"
-               "vse_expired_leases_total %lld\n", atomic_load(&expired));
+    fprintf(o,
+            "# HELP vse_expired_leases_total Leases the reaper "
+            "expired.\n# TYPE vse_expired_leases_total counter\n"
+            "vse_expired_leases_total %lld\n",
+            atomic_load(&expired));
 
     fputs("# HELP vse_store_seconds Time of one store call made for a "
-          "request.\n# TYPE vse_store_seconds histogram\n", o);
+          "request.\n# TYPE vse_store_seconds histogram\n",
+          o);
     for (size_t i = 0; i <= NBOUNDS; i++) {
         cum += atomic_load(&store_bucket[i]);
         if (i < NBOUNDS)
@@ -228,7 +233,8 @@ char *vsed_metrics_render(vse_db *db, size_t *len)
             (double)atomic_load(&store_sum_us) / 1e6, cum);
 
     fputs("# HELP vse_http_requests_total HTTP requests answered.\n"
-          "# TYPE vse_http_requests_total counter\n", o);
+          "# TYPE vse_http_requests_total counter\n",
+          o);
     for (int r = 0; r < R_COUNT; r++)
         for (size_t i = 0; i < NCODES; i++) {
             long long n = atomic_load(&http_count[r][i]);
@@ -236,11 +242,15 @@ char *vsed_metrics_render(vse_db *db, size_t *len)
             if (n == 0)
                 continue;
             if (codes[i] != 0)
-                fprintf(o, "vse_http_requests_total{route=\"%s\",code=\"%d\"}"
-                           " %lld\n", vsed_route_name(r), codes[i], n);
+                fprintf(o,
+                        "vse_http_requests_total{route=\"%s\",code=\"%d\"}"
+                        " %lld\n",
+                        vsed_route_name(r), codes[i], n);
             else
-                fprintf(o, "vse_http_requests_total{route=\"%s\",code="
-                           "\"other\"} %lld\n", vsed_route_name(r), n);
+                fprintf(o,
+                        "vse_http_requests_total{route=\"%s\",code="
+                        "\"other\"} %lld\n",
+                        vsed_route_name(r), n);
         }
     free(f);
     if (fclose(o) != 0) {

@@ -9,7 +9,7 @@
 
 #include "names.h"
 
-#define VSED_NAME_DEF_(ident, machine, kind, name, used) \
+#define VSED_NAME_DEF_(ident, machine, kind, name, used)                     \
     const char ident[] = name;
 VSED_NAME_MAP(VSED_NAME_DEF_)
 #undef VSED_NAME_DEF_
@@ -20,7 +20,7 @@ static const struct {
     const char *name;
     const char *used;
 } names[] = {
-#define VSED_NAME_ROW_(ident, machine, kind, name, used) \
+#define VSED_NAME_ROW_(ident, machine, kind, name, used)                     \
     {machine, VSED_NAME_##kind, name, used},
     VSED_NAME_MAP(VSED_NAME_ROW_)
 #undef VSED_NAME_ROW_
@@ -48,8 +48,8 @@ static int has_op(const vse_machine *m, const char *op)
 }
 
 /* The problem with names[i], into buf; 0 if none. */
-static int problem(vsed_find_machine_fn *find, void *ctx, size_t i,
-                   char *buf, size_t size)
+static int problem(vsed_find_machine_fn *find, void *ctx, size_t i, char *buf,
+                   size_t size)
 {
     const vse_machine *m = find(ctx, names[i].machine);
     int busy;
@@ -62,8 +62,10 @@ static int problem(vsed_find_machine_fn *find, void *ctx, size_t i,
     if (names[i].kind == VSED_NAME_OP) {
         if (has_op(m, names[i].name))
             return 0;
-        snprintf(buf, size, "machine '%s' has no operation '%s' (needed by "
-                 "%s)", names[i].machine, names[i].name, names[i].used);
+        snprintf(buf, size,
+                 "machine '%s' has no operation '%s' (needed by "
+                 "%s)",
+                 names[i].machine, names[i].name, names[i].used);
         return 1;
     }
     busy = vse_machine_state_busy(m, names[i].name);
@@ -73,10 +75,11 @@ static int problem(vsed_find_machine_fn *find, void *ctx, size_t i,
         return 1;
     }
     if (busy != (names[i].kind == VSED_NAME_BUSY)) {
-        snprintf(buf, size, "state '%s' of machine '%s' is %s, but vsed "
-                 "needs it %s (used by %s)", names[i].name, names[i].machine,
-                 busy ? "busy" : "rest", busy ? "rest" : "busy",
-                 names[i].used);
+        snprintf(buf, size,
+                 "state '%s' of machine '%s' is %s, but vsed "
+                 "needs it %s (used by %s)",
+                 names[i].name, names[i].machine, busy ? "busy" : "rest",
+                 busy ? "rest" : "busy", names[i].used);
         return 1;
     }
     return 0;

@@ -76,7 +76,7 @@ enum vsed_name_kind {
        "heartbeats, scheduler role")                                         \
     XX(SERVICE_STOPPED, "service", REST, "stopped", "heartbeats")
 
-#define VSED_NAME_DECL_(ident, machine, kind, name, used) \
+#define VSED_NAME_DECL_(ident, machine, kind, name, used)                    \
     extern const char ident[];
 VSED_NAME_MAP(VSED_NAME_DECL_)
 #undef VSED_NAME_DECL_

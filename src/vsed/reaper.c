@@ -28,8 +28,7 @@ static void *reaper_main(void *arg)
 
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += interval;
-        while (!stop &&
-               pthread_cond_timedwait(&cv, &mu, &until) != ETIMEDOUT)
+        while (!stop && pthread_cond_timedwait(&cv, &mu, &until) != ETIMEDOUT)
             ;
         if (stop)
             break;

@@ -82,7 +82,8 @@ static int collect_volume(void *arg, const struct vse_resource *r)
           json_object_get(a, "provider_location") == NULL)) {
         int64_t size = vsed_attr_int(a, "size", 0);
         int64_t grow = strcmp(r->state, VOLUME_EXTENDING) == 0
-                           ? vsed_attr_int(a, "new_size", size) : size;
+                           ? vsed_attr_int(a, "new_size", size)
+                           : size;
 
         h->used += grow > size ? grow : size;
     }
@@ -139,9 +140,10 @@ static void schedule(struct sched *s, const struct vse_resource *r)
     if (best == NULL) {
         char why[VSE_REASON_MAX + 1];
 
-        snprintf(why, sizeof(why), "task schedule: failed: no volume host "
-                 "has %lld GiB free (free/capacity:%s)", (long long)size,
-                 s->nhosts ? reason : " no host up");
+        snprintf(why, sizeof(why),
+                 "task schedule: failed: no volume host "
+                 "has %lld GiB free (free/capacity:%s)",
+                 (long long)size, s->nhosts ? reason : " no host up");
         o.reason = why;
         rc = vse_fail(s->db, r->id, out.op_id, &o, NULL, &err);
         vsed_log("scheduler: %s: %s", r->id, why);
@@ -149,15 +151,17 @@ static void schedule(struct sched *s, const struct vse_resource *r)
     }
     best->used += size;
     patch = vsed_json_text(json_pack("{s:s}", "host", best->name));
-    snprintf(reason, sizeof(reason), "task schedule: done: host %s (%lld "
-             "of %lld GiB free before)", best->name,
-             (long long)(best->capacity - best->used + size),
+    snprintf(reason, sizeof(reason),
+             "task schedule: done: host %s (%lld "
+             "of %lld GiB free before)",
+             best->name, (long long)(best->capacity - best->used + size),
              (long long)best->capacity);
     o.reason = reason;
     o.attrs = patch;
     o.release = 1;
     vse_error_clear(&err);
-    rc = vse_step(s->db, r->id, out.op_id, VOLUME_CREATING_VOL, &o, NULL, &err);
+    rc = vse_step(s->db, r->id, out.op_id, VOLUME_CREATING_VOL, &o, NULL,
+                  &err);
     if (rc < 0) {
         best->used -= size;
         vsed_log("scheduler: %s: step to creating_vol: %s", r->id, err.msg);

@@ -29,8 +29,8 @@ struct job {
     struct vse_resource row; /* as claimed */
     json_t *attrs;
     char err[ERR_SIZE];
-    const char *success;  /* rest state to finish in */
-    char *done_attrs;     /* patch written with the finish */
+    const char *success;    /* rest state to finish in */
+    char *done_attrs;       /* patch written with the finish */
     const char *fail_attrs; /* patch written with the fail */
     int reschedule;         /* a failed first task hands the op back to
                                the schedulers (create's capacity check) */
@@ -71,9 +71,10 @@ static int fits(struct job *j, int64_t want)
     if (stat(path, &st) == 0)
         mine = (st.st_size + VSED_GIB - 1) / VSED_GIB;
     if (used - mine + want > j->drv->capacity_gb) {
-        snprintf(j->err, sizeof(j->err), "pool '%s' has %lld of %lld GiB "
-                 "free; %lld needed", j->drv->pool,
-                 (long long)(j->drv->capacity_gb - used + mine),
+        snprintf(j->err, sizeof(j->err),
+                 "pool '%s' has %lld of %lld GiB "
+                 "free; %lld needed",
+                 j->drv->pool, (long long)(j->drv->capacity_gb - used + mine),
                  (long long)j->drv->capacity_gb, (long long)want);
         return -1;
     }
@@ -230,10 +231,12 @@ static void reschedule(struct job *j, const char *task)
         ex = json_array();
     }
     json_array_append_new(ex, json_string(vsed_cfg->host));
-    patch = vsed_json_text(json_pack("{s:n, s:o}", "host", "excluded_hosts",
-                                     ex));
-    snprintf(reason, sizeof(reason), "task %s: failed: %s; rescheduled "
-             "without host %s", task, j->err, vsed_cfg->host);
+    patch = vsed_json_text(
+        json_pack("{s:n, s:o}", "host", "excluded_hosts", ex));
+    snprintf(reason, sizeof(reason),
+             "task %s: failed: %s; rescheduled "
+             "without host %s",
+             task, j->err, vsed_cfg->host);
     memset(&o, 0, sizeof(o));
     o.reason = reason;
     o.attrs = patch;
@@ -318,8 +321,9 @@ static void run_flow(struct job *j, const struct task *t, int n)
         snprintf(reason, sizeof(reason), "task %s: reverted", t[k].name);
         note(j, reason, "{\"provider_location\":null}");
         len += (size_t)snprintf(reverted + len,
-                                len < sizeof(reverted) ? sizeof(reverted) - len
-                                                       : 0,
+                                len < sizeof(reverted)
+                                    ? sizeof(reverted) - len
+                                    : 0,
                                 " %s", t[k].name);
     }
     snprintf(reason, sizeof(reason), "task %s: failed: %s%s%s", t[i].name,

@@ -18,7 +18,6 @@
 #include "names.h"
 #include "vsed.h"
 
-
 #define HEARTBEAT_TTL_MS 10000
 #define HEARTBEAT_EVERY_MS 3000
 
@@ -127,7 +126,7 @@ struct svc {
     char op_id[VSE_OPID_LEN + 1];
     int up;
     int warned;
-    int64_t retry_at;   /* not up: when the holder's lease ends (wall
+    int64_t retry_at; /* not up: when the holder's lease ends (wall
                            clock, us), to take the row over right then */
 };
 
@@ -183,8 +182,7 @@ static int svc_up(struct svc *s)
         /* Another process of this host holds it (a manager beside us):
          * try again the moment its lease ends, not up to a heartbeat
          * later, so that the host is not counted down in between. */
-        s->retry_at = cur.owner[0] != '\0' &&
-                              cur.lease_expires > vse_now_us()
+        s->retry_at = cur.owner[0] != '\0' && cur.lease_expires > vse_now_us()
                           ? cur.lease_expires
                           : 0; /* else: the next heartbeat, no spinning */
         return -1;
@@ -313,8 +311,8 @@ int vsed_services_start(const struct vsed_config *c)
         sched_running = 1;
     }
     if (c->services & SVC_VOLUME) {
-        if (pthread_create(&vol_thread, NULL, vsed_volume_main,
-                           &stop_flag) != 0)
+        if (pthread_create(&vol_thread, NULL, vsed_volume_main, &stop_flag) !=
+            0)
             return -1;
         vol_running = 1;
     }
@@ -346,8 +344,8 @@ void vsed_services_stop(void)
         memset(&o, 0, sizeof(o));
         o.reason = "service stopped";
         vse_error_clear(&err);
-        vse_finish(hb_db, svcs[i].id, svcs[i].op_id, SERVICE_STOPPED, &o, NULL,
-                   &err);
+        vse_finish(hb_db, svcs[i].id, svcs[i].op_id, SERVICE_STOPPED, &o,
+                   NULL, &err);
     }
     nsvcs = 0;
     vsed_close(hb_db);

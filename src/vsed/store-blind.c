@@ -174,8 +174,10 @@ static int blind_attrs(const struct vse_resource *base,
     d = json_loads(decided->attrs[0] ? decided->attrs : "{}", 0, NULL);
     c = json_loads(cur->attrs[0] ? cur->attrs : "{}", 0, NULL);
     if (!json_is_object(b) || !json_is_object(d) || !json_is_object(c)) {
-        rc = vse__err(err, VSE_EINTERNAL, "attrs of '%s' are not a JSON "
-                      "object", cur->id);
+        rc = vse__err(err, VSE_EINTERNAL,
+                      "attrs of '%s' are not a JSON "
+                      "object",
+                      cur->id);
         goto out;
     }
     json_object_foreach_safe(b, tmp, k, v)
@@ -188,9 +190,10 @@ static int blind_attrs(const struct vse_resource *base,
     if (s == NULL)
         rc = vse__err(err, VSE_ENOMEM, "out of memory");
     else if (strlen(s) > VSE_ATTRS_MAX)
-        rc = vse__err(err, VSE_ETOOBIG, "attrs of '%s' would be %zu bytes "
-                      "long, the limit is %d", cur->id, strlen(s),
-                      VSE_ATTRS_MAX);
+        rc = vse__err(err, VSE_ETOOBIG,
+                      "attrs of '%s' would be %zu bytes "
+                      "long, the limit is %d",
+                      cur->id, strlen(s), VSE_ATTRS_MAX);
     else
         vse__strlcpy(to->attrs, s, sizeof(to->attrs));
 out:
@@ -254,12 +257,11 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
     b->sub_id[0] = '\0';
     if (was != NULL && was->version == c->expect_version)
         base = was;
-    rc = vse__store_apply(in(s), &(struct vse_change){c->expect_version,
-                                                      decided, &ev_decided},
-                          cur, seq, err);
-    for (int i = 0; i < BLIND_ATTEMPTS && rc == VSE_ECONFLICT &&
-                    blind(c, cur);
-         i++) {
+    rc = vse__store_apply(
+        in(s), &(struct vse_change){c->expect_version, decided, &ev_decided},
+        cur, seq, err);
+    for (int i = 0;
+         i < BLIND_ATTEMPTS && rc == VSE_ECONFLICT && blind(c, cur); i++) {
         int64_t at = cur->version;
 
         rc = overwrite(base, decided, &ev_decided, cur, row, &ev, err);
@@ -269,9 +271,10 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
                               seq, err);
     }
     if (rc == VSE_ECONFLICT && blind(c, cur))
-        rc = vse__err(err, VSE_EBUSY, "%s '%s' changed %d times while a "
-                      "blind write was being made", cur->machine, cur->id,
-                      BLIND_ATTEMPTS);
+        rc = vse__err(err, VSE_EBUSY,
+                      "%s '%s' changed %d times while a "
+                      "blind write was being made",
+                      cur->machine, cur->id, BLIND_ATTEMPTS);
     free(decided);
     /* The caller now holds the row as it decided it (its "object"). */
     if (rc == 0)

@@ -45,29 +45,29 @@ enum vsed_service {
 #define SVC_ALL (SVC_API | SVC_SCHEDULER | SVC_VOLUME | SVC_REAPER)
 
 struct vsed_config {
-    char listen[128];     /* ADDR:PORT */
-    int listen_set;       /* listen given (--listen or the config file):
+    char listen[128];    /* ADDR:PORT */
+    int listen_set;      /* listen given (--listen or the config file):
                              a role without the API serves HTTP only then */
-    char store[1024];     /* store URL */
-    int auth;             /* 1 = token (default), 0 = noauth */
-    int reaper_interval;  /* seconds; 0 = no reaper */
-    size_t body_max;      /* bytes; bigger bodies are answered 413 */
-    int idle_timeout;     /* seconds a connection may stay silent */
-    int request_timeout;  /* seconds for one request's body to arrive */
-    unsigned conn_max;    /* concurrent connections */
-    int threads;          /* MHD worker threads */
+    char store[1024];    /* store URL */
+    int auth;            /* 1 = token (default), 0 = noauth */
+    int reaper_interval; /* seconds; 0 = no reaper */
+    size_t body_max;     /* bytes; bigger bodies are answered 413 */
+    int idle_timeout;    /* seconds a connection may stay silent */
+    int request_timeout; /* seconds for one request's body to arrive */
+    unsigned conn_max;   /* concurrent connections */
+    int threads;         /* MHD worker threads */
     struct vsed_token *tokens;
     int ntokens;
-    unsigned services;    /* enum vsed_service bits */
-    int heartbeat;        /* register the roles as services (--role or
+    unsigned services;           /* enum vsed_service bits */
+    int heartbeat;               /* register the roles as services (--role or
                              --all-in-one given) */
     char host[VSE_NAME_MAX + 1]; /* this process's host name */
-    char pool[1024];      /* volume role: the pool directory */
-    int64_t capacity_gb;  /* volume role: what the pool may hold */
-    int64_t lease_ms;     /* leases of workers' steps and heartbeats */
-    int local_locks;      /* --coordination local-locks: the approach vse
+    char pool[1024];             /* volume role: the pool directory */
+    int64_t capacity_gb;         /* volume role: what the pool may hold */
+    int64_t lease_ms;            /* leases of workers' steps and heartbeats */
+    int local_locks;     /* --coordination local-locks: the approach vse
                              replaces, for comparison (issue 7) */
-    char lock_dir[1024];  /* its per-host file locks */
+    char lock_dir[1024]; /* its per-host file locks */
 };
 
 /* Defaults: loopback, token auth, reaper every 10 s. */
@@ -110,15 +110,15 @@ struct vsed_req {
     const char *content_type; /* NULL if none */
     const char *body;         /* NUL-terminated, may be NULL */
     size_t body_len;
-    const char *request_id;  /* always set: logged and echoed */
+    const char *request_id; /* always set: logged and echoed */
     /* The client's X-Request-Id, or NULL: only an id the client knows
      * can make a retry idempotent, so only that one is recorded. */
     const char *client_request_id;
-    int authenticated;       /* a token was presented and matched, or
+    int authenticated; /* a token was presented and matched, or
                                 noauth */
     int token_presented;
     enum vsed_role role;
-    const char *actor;       /* token name, or "anonymous" */
+    const char *actor; /* token name, or "anonymous" */
     /* The volume API's caller: the token's project, or under noauth the
      * client's x-project-id / X-Auth-Token USER:PROJECT. */
     const char *project;
@@ -134,10 +134,10 @@ struct vsed_resp {
     char *body; /* malloc'd */
     size_t len;
     const char *content_type;
-    int retry_after; /* seconds; 0 = no header */
-    int repeated;    /* X-Vse-Repeated: true */
-    const char *allow; /* Allow header for a 405 */
-    int route;       /* enum vsed_route, for metrics and logs */
+    int retry_after;      /* seconds; 0 = no header */
+    int repeated;         /* X-Vse-Repeated: true */
+    const char *allow;    /* Allow header for a 405 */
+    int route;            /* enum vsed_route, for metrics and logs */
     char api_version[32]; /* OpenStack-API-Version answer; "" none */
 };
 

@@ -158,8 +158,7 @@ static void *watch_main(void *arg)
         int rc = vse_wait(w->db, w->after, 1000, &e);
 
         CHECK(rc >= 0, "wait: %s", e.msg);
-        CHECK(now_ms() < deadline, "watcher: %d of %d events", w->n,
-              w->want);
+        CHECK(now_ms() < deadline, "watcher: %d of %d events", w->n, w->want);
         if (rc == 1)
             CHECK(vse_events(w->db, w->after, 0, on_event, w, &e) == 0,
                   "events: %s", e.msg);
@@ -202,10 +201,12 @@ static int64_t round_trip(vse_db *w, vse_db *r, PGconn *ctl, struct late *l,
 
     /* Later transitions commit while it is held: no commit waits. */
     for (int i = 0; i < later; i++)
-        CHECK(vse_renew(w, "b", b_op_id, &opts, NULL, &e) == 0,
-              "renew b: %s", e.msg);
-    snprintf(q, sizeof(q), "SELECT min(seq) FROM history WHERE "
-             "resource = 'b' AND seq > %" PRId64, start);
+        CHECK(vse_renew(w, "b", b_op_id, &opts, NULL, &e) == 0, "renew b: %s",
+              e.msg);
+    snprintf(q, sizeof(q),
+             "SELECT min(seq) FROM history WHERE "
+             "resource = 'b' AND seq > %" PRId64,
+             start);
     CHECK(sql_i64(ctl, q) > lseq,
           "the later commits do not have higher seqs than the held one");
 
@@ -237,8 +238,9 @@ static int64_t round_trip(vse_db *w, vse_db *r, PGconn *ctl, struct late *l,
     } else {
         CHECK(l->rc == 0, "late renew: %s (%s)", l->err.msg, l->err.detail);
         CHECK(strcmp(wa.ev[0].resource, l->id) == 0 && wa.ev[0].seq == lseq,
-              "the watcher got '%s' seq %" PRId64 " first, not '%s' seq %"
-              PRId64, wa.ev[0].resource, wa.ev[0].seq, l->id, lseq);
+              "the watcher got '%s' seq %" PRId64
+              " first, not '%s' seq %" PRId64,
+              wa.ev[0].resource, wa.ev[0].seq, l->id, lseq);
     }
     for (int i = aborts ? 0 : 1; i < wa.n; i++)
         CHECK(strcmp(wa.ev[i].resource, "b") == 0 && wa.ev[i].seq > lseq,
@@ -272,8 +274,7 @@ int main(int argc, char **argv)
     alarm(120); /* a serialising store would hang in round_trip() */
     CHECK(vse_open(url, &w, &e) == 0, "open: %s", e.msg);
     CHECK(vse_open(url, &r, &e) == 0, "open: %s", e.msg);
-    CHECK(vse_create(w, "volume", "late", &opts, &res, &e) == 0, "%s",
-          e.msg);
+    CHECK(vse_create(w, "volume", "late", &opts, &res, &e) == 0, "%s", e.msg);
     snprintf(late.op_id, sizeof(late.op_id), "%s", res.op_id);
     CHECK(vse_create(w, "volume", "late-abort", &opts, &res, &e) == 0, "%s",
           e.msg);

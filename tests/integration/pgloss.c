@@ -81,8 +81,8 @@ static struct vse_opts opts(struct worker *w)
  * happen, or its outcome is unknown; anything else from the store is a
  * failure of the store, and so of the test.
  */
-static int logcall(struct worker *w, const char *kind, const char *id,
-                   int rc, const struct vse_error *e)
+static int logcall(struct worker *w, const char *kind, const char *id, int rc,
+                   const struct vse_error *e)
 {
     int cls;
 
@@ -92,9 +92,8 @@ static int logcall(struct worker *w, const char *kind, const char *id,
         cls = REFUSED;
     else if (rc == VSE_EUNKNOWN)
         cls = UNKNOWN;
-    else if (rc == VSE_ESTORE &&
-             (strstr(e->msg, "not applied") != NULL ||
-              strstr(e->detail, "not applied") != NULL))
+    else if (rc == VSE_ESTORE && (strstr(e->msg, "not applied") != NULL ||
+                                  strstr(e->detail, "not applied") != NULL))
         cls = FAILED;
     else if (rc == VSE_ESTORE || rc == VSE_EBUSY)
         cls = FAILED; /* a read before the CAS failed: nothing sent */
@@ -132,8 +131,7 @@ static void drive(struct worker *w, const char *id, const char *op_id,
         }
         if (rc < 0) {
             /* Whatever happened, the row says where the op is now. */
-            if (vse_get(w->db, id, &r, &e) < 0 ||
-                strcmp(r.op_id, op_id) != 0)
+            if (vse_get(w->db, id, &r, &e) < 0 || strcmp(r.op_id, op_id) != 0)
                 return;
         }
         snprintf(st, sizeof(st), "%s", r.state);
@@ -187,8 +185,8 @@ static void worker_main(int k)
             }
             continue;
         }
-        snprintf(id, sizeof(id), "pl-%d", (int)(rand_r(&w.seed) %
-                                                  (unsigned)nres));
+        snprintf(id, sizeof(id), "pl-%d",
+                 (int)(rand_r(&w.seed) % (unsigned)nres));
         rc = vse_get(w.db, id, &r, &e);
         if (rc < 0) {
             if (rc != VSE_ESTORE && rc != VSE_EBUSY)
@@ -239,8 +237,8 @@ static void reaper_main(void)
 
 struct row {
     char rid[64];
-    int count;  /* history rows with this request id */
-    int cls;    /* logged outcome, -1 if no call was logged */
+    int count; /* history rows with this request id */
+    int cls;   /* logged outcome, -1 if no call was logged */
     char kind[16];
 };
 
@@ -319,13 +317,17 @@ static int check(int64_t setup_seq)
             if (h != NULL)
                 h->cls = cls;
             if (cls == DONE && h == NULL) {
-                fprintf(stderr, "pgloss: %s %s %s answered done but left "
-                                "no history row\n", rid, kind, id);
+                fprintf(stderr,
+                        "pgloss: %s %s %s answered done but left "
+                        "no history row\n",
+                        rid, kind, id);
                 bad++;
             } else if ((cls == REFUSED || cls == FAILED) && h != NULL) {
-                fprintf(stderr, "pgloss: %s %s %s was reported %s but "
-                                "happened: %s", rid, kind, id,
-                        cls == FAILED ? "failed" : "refused", line);
+                fprintf(stderr,
+                        "pgloss: %s %s %s was reported %s but "
+                        "happened: %s",
+                        rid, kind, id, cls == FAILED ? "failed" : "refused",
+                        line);
                 bad++;
             }
         }
@@ -333,8 +335,10 @@ static int check(int64_t setup_seq)
     }
     for (size_t i = 0; i < hist.n; i++)
         if (hist.v[i].cls < 0) {
-            fprintf(stderr, "pgloss: history row of request %s matches no "
-                            "logged call\n", hist.v[i].rid);
+            fprintf(stderr,
+                    "pgloss: history row of request %s matches no "
+                    "logged call\n",
+                    hist.v[i].rid);
             bad++;
         }
     printf("pgloss: %d processes, %d resources: %ld done, %ld refused, "
@@ -352,13 +356,13 @@ static int check(int64_t setup_seq)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"store", required_argument, 0, 's'},
-        {"procs", required_argument, 0, 'p'},
-        {"resources", required_argument, 0, 'r'},
-        {"ttl-ms", required_argument, 0, 't'},
-        {"dir", required_argument, 0, 'd'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"store", required_argument, 0, 's'},
+                                       {"procs", required_argument, 0, 'p'},
+                                       {"resources", required_argument, 0,
+                                        'r'},
+                                       {"ttl-ms", required_argument, 0, 't'},
+                                       {"dir", required_argument, 0, 'd'},
+                                       {0, 0, 0, 0}};
     struct vse_error e;
     int64_t setup_seq = 0;
     vse_db *db;

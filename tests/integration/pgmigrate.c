@@ -87,8 +87,7 @@ int main(int argc, char **argv)
         return 1;
     PQfinish(c);
 
-    CHECK(vse_open(argv[1], &db, &e) == 0, "open: %s (%s)", e.msg,
-          e.detail);
+    CHECK(vse_open(argv[1], &db, &e) == 0, "open: %s (%s)", e.msg, e.detail);
     CHECK(vse_get(db, "old", &r, &e) == 0, "get: %s", e.msg);
     CHECK(strcmp(r.state, "creating_db") == 0 && r.version == 1 &&
               strcmp(r.op_id, OPID) == 0 && strcmp(r.attrs, "{}") == 0,
@@ -96,8 +95,7 @@ int main(int argc, char **argv)
           (long long)r.version, r.attrs);
     /* The op in flight goes on under the token vse 0.1 gave it. */
     CHECK(vse_step(db, "old", OPID, "scheduling",
-                   &(struct vse_opts){.attrs = "{\"size\":2}"}, &r,
-                   &e) == 0,
+                   &(struct vse_opts){.attrs = "{\"size\":2}"}, &r, &e) == 0,
           "step after migration: %s", e.msg);
     CHECK(strcmp(r.attrs, "{\"size\":2}") == 0, "attrs: %s", r.attrs);
     /* A watcher at the old log's end gets the new event, numbered after
@@ -129,8 +127,7 @@ int main(int argc, char **argv)
                 "WHERE seq = (SELECT max(seq) FROM history)"))
         return 1;
     PQfinish(c);
-    CHECK(vse_open(argv[1], &db, &e) == 0, "open: %s (%s)", e.msg,
-          e.detail);
+    CHECK(vse_open(argv[1], &db, &e) == 0, "open: %s (%s)", e.msg, e.detail);
     {
         struct seen all = {0}, after = {0};
 

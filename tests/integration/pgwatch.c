@@ -90,18 +90,18 @@ static int watcher(const char *url, int events, int fd, int max_ms)
     vse_close(db);
     qsort(s.lat, (size_t)s.n, sizeof(*s.lat), cmp64);
     printf("pgwatch: %d events, commit to wake-up: p50 %.2f ms, p99 %.2f "
-           "ms, max %.2f ms\n", s.n, s.lat[s.n / 2] / 1000.0,
-           s.lat[(s.n * 99) / 100] / 1000.0, s.lat[s.n - 1] / 1000.0);
+           "ms, max %.2f ms\n",
+           s.n, s.lat[s.n / 2] / 1000.0, s.lat[(s.n * 99) / 100] / 1000.0,
+           s.lat[s.n - 1] / 1000.0);
     return s.lat[(s.n * 99) / 100] > (int64_t)max_ms * 1000;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"store", required_argument, 0, 's'},
-        {"events", required_argument, 0, 'n'},
-        {"max-ms", required_argument, 0, 'm'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"store", required_argument, 0, 's'},
+                                       {"events", required_argument, 0, 'n'},
+                                       {"max-ms", required_argument, 0, 'm'},
+                                       {0, 0, 0, 0}};
     const char *url = NULL;
     int events = 200, max_ms = 50, c, fds[2], st;
     struct vse_resource r;

@@ -68,7 +68,7 @@ static void res_id(int i, char *buf, size_t n)
 struct worker {
     vse_db *db;
     FILE *log;
-    int n;          /* attempts made */
+    int n; /* attempts made */
     char owner[64];
     char stale[VSE_OPID_LEN + 1]; /* an op_id of an earlier op */
     unsigned seed;
@@ -181,8 +181,10 @@ static void drive(struct worker *w, const char *id, char *op_id,
             check_rc(rc2, &e);
             logcall(w, kind, id, op_id, rc2);
             if (rc2 == 0) {
-                fprintf(stderr, "race: a re-delivered %s was applied "
-                                "twice\n", kind);
+                fprintf(stderr,
+                        "race: a re-delivered %s was applied "
+                        "twice\n",
+                        kind);
                 exit(3);
             }
         }
@@ -268,8 +270,9 @@ static void worker_main(int k)
             if (strcmp(r.state, "in_use") == 0)
                 op = "detach";
             else if (strcmp(r.state, "available") == 0)
-                op = chance(&w, 100) ? "delete"
-                                     : (chance(&w, 500) ? "attach" : "extend");
+                op = chance(&w, 100)
+                         ? "delete"
+                         : (chance(&w, 500) ? "attach" : "extend");
             else if (r.op[0] == '\0')
                 op = "delete";
         }
@@ -387,8 +390,10 @@ static int match_faults(const struct strs *done, const struct strs *hist,
             continue;
         }
         if (c < 0) {
-            fprintf(stderr, "race: '%s' answered done but left no history "
-                            "row\n", done->v[i++]);
+            fprintf(stderr,
+                    "race: '%s' answered done but left no history "
+                    "row\n",
+                    done->v[i++]);
             bad = 1;
             continue;
         }
@@ -399,8 +404,10 @@ static int match_faults(const struct strs *done, const struct strs *hist,
                 unknown->v[k][len] == ' ')
                 break;
         if (k == unknown->n) {
-            fprintf(stderr, "race: history row '%s' of a call that was "
-                            "not answered done\n", hist->v[j]);
+            fprintf(stderr,
+                    "race: history row '%s' of a call that was "
+                    "not answered done\n",
+                    hist->v[j]);
             bad = 1;
         } else {
             unknown->v[k][0] = '\0'; /* used up */
@@ -561,8 +568,10 @@ int main(int argc, char **argv)
     if (faults) {
         failed |= match_faults(&done, &hist, &unknown);
     } else if (done.n != hist.n) {
-        fprintf(stderr, "race: %zu calls answered done, %zu history rows "
-                        "for them\n", done.n, hist.n);
+        fprintf(stderr,
+                "race: %zu calls answered done, %zu history rows "
+                "for them\n",
+                done.n, hist.n);
         failed = 1;
     }
     for (size_t i = 0; !faults && i < done.n && i < hist.n; i++) {
@@ -584,7 +593,8 @@ int main(int argc, char **argv)
            (long long)violations);
     if (faults)
         printf("race: %lld calls failed on the store, %zu of them with "
-               "the outcome unknown\n", store_errs, unknown.n);
+               "the outcome unknown\n",
+               store_errs, unknown.n);
     /* The race must really have happened, or it proves nothing. */
     if (calls < (long long)attempts * nprocs || by_rc[1] == 0 ||
         by_rc[4] == 0 || by_rc[5] == 0 || kinds[VSE_KIND_EXPIRE] == 0 ||

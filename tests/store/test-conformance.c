@@ -77,8 +77,8 @@ static int store_url(struct fx *f)
                  ++serial);
         if (pg_exec(u, "CREATE SCHEMA", f->schema) != 0)
             return -1;
-        snprintf(f->url, sizeof(f->url), "%s%soptions=-csearch_path%%3D%s",
-                 u, strchr(u, '?') ? "&" : "?", f->schema);
+        snprintf(f->url, sizeof(f->url), "%s%soptions=-csearch_path%%3D%s", u,
+                 strchr(u, '?') ? "&" : "?", f->schema);
         return 0;
     }
     if (strcmp(which, "zookeeper") == 0) {
@@ -132,12 +132,11 @@ static int teardown(void **state)
     return 0;
 }
 
-#define OK(call)                                                      \
-    do {                                                              \
-        int rc_ = (call);                                             \
-        if (rc_ != 0)                                                 \
-            fail_msg("%s = %s: %s", #call, vse_err_name(rc_),        \
-                     f->err.msg);                                     \
+#define OK(call)                                                             \
+    do {                                                                     \
+        int rc_ = (call);                                                    \
+        if (rc_ != 0)                                                        \
+            fail_msg("%s = %s: %s", #call, vse_err_name(rc_), f->err.msg);   \
     } while (0)
 
 static struct vse_opts owner_opts(const char *owner)
@@ -296,8 +295,8 @@ static void test_finish_to_non_success_refused(void **state)
     assert_int_equal(vse_finish(f->db, "v1", r.op_id, "error", NULL, &cur,
                                 &f->err),
                      VSE_ECONFLICT);
-    assert_int_equal(vse_finish(f->db, "v1", r.op_id, "available", NULL,
-                                &cur, &f->err),
+    assert_int_equal(vse_finish(f->db, "v1", r.op_id, "available", NULL, &cur,
+                                &f->err),
                      VSE_ECONFLICT);
     assert_int_equal(version_of(f, "v1"), r.version);
 }
@@ -346,8 +345,8 @@ static void test_repeated_step(void **state)
     make_available(f, "v1", NULL);
     begin_attach(f, "v1", 0, &r);
     OK(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &r, &f->err));
-    assert_int_equal(vse_step(f->db, "v1", r.op_id, "attaching", NULL,
-                              &again, &f->err),
+    assert_int_equal(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &again,
+                              &f->err),
                      VSE_REPEATED);
     assert_int_equal(again.version, r.version);
     assert_int_equal(version_of(f, "v1"), r.version);
@@ -506,8 +505,7 @@ static void test_reset_state_needs_reason(void **state)
     struct vse_resource r;
 
     make_available(f, "v1", &r);
-    assert_int_equal(vse_reset_state(f->db, "v1", "error", &o, NULL,
-                                     &f->err),
+    assert_int_equal(vse_reset_state(f->db, "v1", "error", &o, NULL, &f->err),
                      VSE_EINVAL);
     assert_int_equal(version_of(f, "v1"), r.version);
 }
@@ -629,8 +627,7 @@ static void test_history_of_unknown_resource(void **state)
     struct fx *f = *state;
     struct evlog l = {0};
 
-    assert_int_equal(vse_history(f->db, "nope", 0, 0, log_event, &l,
-                                 &f->err),
+    assert_int_equal(vse_history(f->db, "nope", 0, 0, log_event, &l, &f->err),
                      VSE_ENOTFOUND);
 }
 
@@ -828,8 +825,7 @@ static void test_blind_token_fences_nothing(void **state)
     OK(vse_begin(blind, "v1", "attach", &w, &mine, &f->err));
     OK(vse_reset_state(f->db, "v1", "available", &why, &r, &f->err));
     OK(vse_begin(f->db, "v1", "extend", &w2, &r, &f->err));
-    assert_int_equal(vse_renew(f->db, "v1", mine.op_id, NULL, NULL,
-                               &f->err),
+    assert_int_equal(vse_renew(f->db, "v1", mine.op_id, NULL, NULL, &f->err),
                      VSE_EFENCED);
     OK(vse_renew(blind, "v1", mine.op_id, NULL, NULL, &f->err));
     OK(vse_get(f->db, "v1", &after, &f->err));

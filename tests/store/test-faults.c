@@ -83,9 +83,9 @@ static int f_history(struct vse_store *s, const char *id, int64_t after,
                      size_t limit, vse_event_cb cb, void *ctx,
                      struct vse_error *err)
 {
-    return fault(err) ? VSE_ESTORE
-                      : vse__store_history(in(s), id, after, limit, cb, ctx,
-                                           err);
+    return fault(err)
+               ? VSE_ESTORE
+               : vse__store_history(in(s), id, after, limit, cb, ctx, err);
 }
 
 static int f_find_event(struct vse_store *s, const struct vse_event_query *q,
@@ -209,18 +209,10 @@ static int step_checked(vse_db *db, vse_db *real, int i, char *op_id,
         o.request_id = "req-1";
         rc = vse_step(db, "v", op_id, "scheduling", &o, &r, &e);
         break;
-    case 2:
-        rc = vse_step(db, "v", op_id, "creating_vol", &o, &r, &e);
-        break;
-    case 3:
-        rc = vse_finish(db, "v", op_id, "available", &o, &r, &e);
-        break;
-    case 4:
-        rc = vse_begin(db, "v", "extend", &o, &r, &e);
-        break;
-    case 5:
-        rc = vse_renew(db, "v", op_id, &o, &r, &e);
-        break;
+    case 2: rc = vse_step(db, "v", op_id, "creating_vol", &o, &r, &e); break;
+    case 3: rc = vse_finish(db, "v", op_id, "available", &o, &r, &e); break;
+    case 4: rc = vse_begin(db, "v", "extend", &o, &r, &e); break;
+    case 5: rc = vse_renew(db, "v", op_id, &o, &r, &e); break;
     case 6:
         o.attrs = "{\"size\":2}";
         rc = vse_update(db, "v", &o, &r, &e);
@@ -229,9 +221,7 @@ static int step_checked(vse_db *db, vse_db *real, int i, char *op_id,
         o.reason = "driver said no";
         rc = vse_fail(db, "v", op_id, &o, &r, &e);
         break;
-    case 8:
-        rc = vse_begin(db, "v", "delete", &o, &r, &e);
-        break;
+    case 8: rc = vse_begin(db, "v", "delete", &o, &r, &e); break;
     default:
         /* A step that is not allowed: the refusal must be a refusal even
          * when looking for an earlier identical step fails. */
@@ -243,11 +233,12 @@ static int step_checked(vse_db *db, vse_db *real, int i, char *op_id,
         (*faults_seen)++;
         if (rc != VSE_ESTORE)
             fail_msg("call %d: an injected store failure came back as %s "
-                     "(%s)", i, vse_err_name(rc), e.msg);
+                     "(%s)",
+                     i, vse_err_name(rc), e.msg);
         if (after != before)
             fail_msg("call %d failed in the store yet changed the version "
-                     "from %lld to %lld", i, (long long)before,
-                     (long long)after);
+                     "from %lld to %lld",
+                     i, (long long)before, (long long)after);
         return rc;
     }
     if (rc == 0 && after != before + 1)
@@ -301,7 +292,8 @@ static void test_every_store_call_can_fail(void **state)
             break; /* the script ran to its end without a fault */
     }
     print_message("%d store calls, each failed once: %d while opening, "
-                  "%d inside the script\n", n, open_faults, faults_seen);
+                  "%d inside the script\n",
+                  n, open_faults, faults_seen);
     /* Run n had no fault left to inject: each of the n calls before it
      * failed once, and each failure was seen where it happened. */
     assert_int_equal(open_faults + faults_seen, n);

@@ -135,8 +135,8 @@ static void snapshot_copies_data_and_stays_sparse(void **state)
     fseek(fp, 12345678, SEEK_SET);
     fputs("hello", fp);
     fclose(fp);
-    assert_int_equal(vsed_driver_snapshot(&f->d, "v1", "s1", &reflinked,
-                                          &f->err), 0);
+    assert_int_equal(
+        vsed_driver_snapshot(&f->d, "v1", "s1", &reflinked, &f->err), 0);
     assert_true(reflinked == 0 || reflinked == 1);
     assert_true(size_of(f, "snapshot", "s1", &blocks) == VSED_GIB);
     assert_true(blocks < 1024);
@@ -148,8 +148,8 @@ static void snapshot_copies_data_and_stays_sparse(void **state)
     fclose(fp);
     assert_string_equal(buf, "hello");
     /* Again (a resumed step): done, nothing changes. */
-    assert_int_equal(vsed_driver_snapshot(&f->d, "v1", "s1", &reflinked,
-                                          &f->err), 0);
+    assert_int_equal(
+        vsed_driver_snapshot(&f->d, "v1", "s1", &reflinked, &f->err), 0);
 }
 
 static void used_counts_volume_sizes(void **state)
@@ -216,19 +216,22 @@ static void parse_inverts_path(void **state)
 
     vsed_driver_path(&f->d, "snapshot", "s-1", path, sizeof(path));
     assert_int_equal(vsed_driver_parse(strrchr(path, '/') + 1, kind,
-                                       sizeof(kind), id, sizeof(id)), 0);
+                                       sizeof(kind), id, sizeof(id)),
+                     0);
     assert_string_equal(kind, "snapshot");
     assert_string_equal(id, "s-1");
     assert_int_equal(vsed_driver_parse("volume-v9", kind, sizeof(kind), id,
-                                       sizeof(id)), 0);
+                                       sizeof(id)),
+                     0);
     assert_string_equal(kind, "volume");
     assert_string_equal(id, "v9");
     assert_int_equal(vsed_driver_parse(".tmp-volume-v9", kind, sizeof(kind),
-                                       id, sizeof(id)), -1);
-    assert_int_equal(vsed_driver_parse("volume-", kind, sizeof(kind), id,
-                                       sizeof(id)), -1);
-    assert_int_equal(vsed_driver_parse("volumes", kind, sizeof(kind), id,
-                                       sizeof(id)), -1);
+                                       id, sizeof(id)),
+                     -1);
+    assert_int_equal(
+        vsed_driver_parse("volume-", kind, sizeof(kind), id, sizeof(id)), -1);
+    assert_int_equal(
+        vsed_driver_parse("volumes", kind, sizeof(kind), id, sizeof(id)), -1);
 }
 
 /* inspect does not touch the pool: a manager may be using it. */
@@ -257,25 +260,25 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(create_is_sparse_and_sized, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(open_keeps_live_managers_files,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(open_keeps_live_managers_files, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(create_again_is_done, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(extend_grows_and_never_shrinks,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(extend_grows_and_never_shrinks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(extend_of_a_missing_volume_fails,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(delete_is_idempotent, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(
-            snapshot_copies_data_and_stays_sparse, setup, teardown),
+        cmocka_unit_test_setup_teardown(snapshot_copies_data_and_stays_sparse,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(used_counts_volume_sizes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(open_sweeps_temporary_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(parse_inverts_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(inspect_leaves_temporary_files,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(inspect_leaves_temporary_files, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -337,24 +337,23 @@ static void test_volume_json(void **state)
     tr = json_object_get(j, "transitions");
     assert_int_equal(json_array_size(tr), 26);
     assert_true(has_transition(tr, "create", "begin", "new", "creating_db"));
-    assert_true(has_transition(tr, "create", "step", "creating_vol",
-                               "scheduling"));
-    assert_true(has_transition(tr, "create", "finish", "creating_vol",
-                               "available"));
+    assert_true(
+        has_transition(tr, "create", "step", "creating_vol", "scheduling"));
+    assert_true(
+        has_transition(tr, "create", "finish", "creating_vol", "available"));
     assert_true(has_transition(tr, "create", "fail", "scheduling", "error"));
-    assert_true(has_transition(tr, "detach", "finish", "detaching",
-                               "in_use"));
-    assert_true(has_transition(tr, "attach", "fail", "reserved",
-                               "available"));
-    assert_false(has_transition(tr, "delete", "begin", "in_use",
-                                "deleting"));
+    assert_true(
+        has_transition(tr, "detach", "finish", "detaching", "in_use"));
+    assert_true(
+        has_transition(tr, "attach", "fail", "reserved", "available"));
+    assert_false(has_transition(tr, "delete", "begin", "in_use", "deleting"));
     {
         json_t *c = json_array_get(json_object_get(j, "operations"), 0);
 
-        assert_string_equal(json_string_value(json_object_get(
-                                json_object_get(c, "on_expiry"),
-                                "creating_db")),
-                            "fail");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(c, "on_expiry"),
+                                              "creating_db")),
+            "fail");
         assert_string_equal(
             json_string_value(json_array_get(
                 json_object_get(json_object_get(c, "edges"), "creating_vol"),
@@ -598,8 +597,8 @@ static void test_diff_state_removed_and_changed(void **state)
 
     (void)state;
     diff_of(HEAD STATES "  z: {kind: rest, status: z}\n" OPS
-            "  zap:\n    from: a\n    steps: b\n    success: z\n"
-            "    failure: e\n    on_expiry: retry\n",
+                        "  zap:\n    from: a\n    steps: b\n    success: z\n"
+                        "    failure: e\n    on_expiry: retry\n",
             HEAD "states:\n  a: {kind: rest, status: ok}\n"
                  "  b: {kind: busy, status: b}\n"
                  "  e: {kind: rest, status: e}\n" OPS,
@@ -854,8 +853,9 @@ static void test_err_wrong_type(void **state)
     expect_error(HEAD STATES "operations:\n  make:\n    from: {a: 1}\n"
                              "    steps: [b]\n    success: a\n"
                              "    failure: e\n    on_expiry: retry\n",
-                 9, 12, "'from' of operation 'make' must be a state name "
-                        "or a list of them");
+                 9, 12,
+                 "'from' of operation 'make' must be a state name "
+                 "or a list of them");
 }
 
 static void test_err_bad_names(void **state)
@@ -885,8 +885,10 @@ static void test_err_long_name(void **state)
     char yaml[1024];
 
     (void)state;
-    snprintf(yaml, sizeof(yaml), HEAD STATES "  %064d: {kind: rest, status: "
-             "a}\n" OPS, 0);
+    snprintf(yaml, sizeof(yaml),
+             HEAD STATES "  %064d: {kind: rest, status: "
+                         "a}\n" OPS,
+             0);
     yaml[strlen(HEAD STATES) + 2] = 'z'; /* a valid start, 64 bytes long */
     expect_error(yaml, 7, 3, "at most 63 bytes");
 }
@@ -941,8 +943,9 @@ static void test_err_unknown_state_reference(void **state)
     expect_error(HEAD STATES "operations:\n  make:\n    from: new\n"
                              "    steps: [b]\n    success: [a, done]\n"
                              "    failure: e\n    on_expiry: retry\n",
-                 11, 18, "unknown state 'done' in 'success' of operation "
-                         "'make'");
+                 11, 18,
+                 "unknown state 'done' in 'success' of operation "
+                 "'make'");
 }
 
 static void test_err_from_busy(void **state)
@@ -950,8 +953,9 @@ static void test_err_from_busy(void **state)
     (void)state;
     expect_error(MINI "  poke: {from: [a, b], steps: b, success: a, "
                       "failure: e, on_expiry: retry}\n",
-                 14, 20, "busy state 'b' in 'from' of operation 'poke': it "
-                         "must be a rest state");
+                 14, 20,
+                 "busy state 'b' in 'from' of operation 'poke': it "
+                 "must be a rest state");
 }
 
 static void test_err_step_not_busy(void **state)
@@ -960,8 +964,9 @@ static void test_err_step_not_busy(void **state)
     expect_error(HEAD STATES "operations:\n  make:\n    from: new\n"
                              "    steps: [b, a]\n    success: a\n"
                              "    failure: e\n    on_expiry: retry\n",
-                 10, 16, "rest state 'a' in 'steps' of operation 'make': "
-                         "it must be a busy state");
+                 10, 16,
+                 "rest state 'a' in 'steps' of operation 'make': "
+                 "it must be a busy state");
 }
 
 static void test_err_step_repeated(void **state)
@@ -1021,8 +1026,9 @@ static void test_err_revert_from_new(void **state)
     expect_error(HEAD STATES "operations:\n  make:\n    from: new\n"
                              "    steps: [b]\n    success: a\n"
                              "    failure: e\n    on_expiry: {b: revert}\n",
-                 13, 20, "expiry policy 'revert' in operation 'make', which "
-                         "starts from 'new'");
+                 13, 20,
+                 "expiry policy 'revert' in operation 'make', which "
+                 "starts from 'new'");
 }
 
 static void test_err_bad_policy(void **state)
@@ -1041,8 +1047,9 @@ static void test_err_expiry_names_non_step(void **state)
                              "    steps: [b]\n    success: a\n"
                              "    failure: e\n"
                              "    on_expiry: {b: retry, a: fail}\n",
-                 13, 27, "'on_expiry' of operation 'make' names 'a', which "
-                         "is not one of its steps");
+                 13, 27,
+                 "'on_expiry' of operation 'make' names 'a', which "
+                 "is not one of its steps");
 }
 
 static void test_err_no_expiry_policy(void **state)
@@ -1052,8 +1059,9 @@ static void test_err_no_expiry_policy(void **state)
                              "operations:\n  make:\n    from: new\n"
                              "    steps: [b, c]\n    success: a\n"
                              "    failure: e\n    on_expiry: {b: retry}\n",
-                 9, 3, "busy state 'c' has no expiry policy in operation "
-                       "'make'");
+                 9, 3,
+                 "busy state 'c' has no expiry policy in operation "
+                 "'make'");
 }
 
 static void test_err_unreachable_state(void **state)
@@ -1069,8 +1077,9 @@ static void test_err_cannot_reach_rest(void **state)
     expect_error(HEAD STATES "operations:\n  make:\n    from: new\n"
                              "    steps: [b]\n    success: []\n"
                              "    failure: e\n    on_expiry: retry\n",
-                 8, 3, "operation 'make' cannot reach a rest state from "
-                       "step 'b'");
+                 8, 3,
+                 "operation 'make' cannot reach a rest state from "
+                 "step 'b'");
 }
 
 /* More than 64 states or operations: reported at the first one over. */

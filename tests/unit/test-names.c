@@ -73,8 +73,8 @@ static void load_edited(const char *file, const char *from, const char *to,
     }
     vse_machine_free(*m);
     *m = NULL;
-    assert_int_equal(vse_machine_load_buffer(path, out, k, NULL, NULL, m,
-                                             NULL), 0);
+    assert_int_equal(
+        vse_machine_load_buffer(path, out, k, NULL, NULL, m, NULL), 0);
     free(text);
     free(out);
 }
@@ -121,21 +121,20 @@ static void wrong_kind(void **state)
 {
     /* A service machine whose `running` is a rest state and `stopped` a
      * step: the heartbeat code would hold a lease at rest. */
-    static const char yaml[] =
-        "machine: service\n"
-        "version: 1\n"
-        "statuses: [up, down]\n"
-        "states:\n"
-        "  running: {kind: rest, status: up}\n"
-        "  stopped: {kind: busy, status: down}\n"
-        "  idle: {kind: rest, status: down}\n"
-        "operations:\n"
-        "  run:\n"
-        "    from: [new, idle]\n"
-        "    steps: [stopped]\n"
-        "    success: [running]\n"
-        "    failure: idle\n"
-        "    on_expiry: retry\n";
+    static const char yaml[] = "machine: service\n"
+                               "version: 1\n"
+                               "statuses: [up, down]\n"
+                               "states:\n"
+                               "  running: {kind: rest, status: up}\n"
+                               "  stopped: {kind: busy, status: down}\n"
+                               "  idle: {kind: rest, status: down}\n"
+                               "operations:\n"
+                               "  run:\n"
+                               "    from: [new, idle]\n"
+                               "    steps: [stopped]\n"
+                               "    success: [running]\n"
+                               "    failure: idle\n"
+                               "    on_expiry: retry\n";
     struct set s = {{NULL}};
     char msg[512] = "";
 
@@ -143,7 +142,8 @@ static void wrong_kind(void **state)
     vse_machine_free(s.m[2]);
     s.m[2] = NULL;
     assert_int_equal(vse_machine_load_buffer("t.yaml", yaml, strlen(yaml),
-                                             NULL, NULL, &s.m[2], NULL), 0);
+                                             NULL, NULL, &s.m[2], NULL),
+                     0);
     assert_int_equal(vsed_names_check(find, &s, msg, sizeof(msg)), 2);
     assert_string_equal(msg, "state 'running' of machine 'service' is rest, "
                              "but vsed needs it busy (used by heartbeats, "
@@ -168,10 +168,8 @@ static void missing_machine(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(builtins_pass),
-        cmocka_unit_test(missing_state),
-        cmocka_unit_test(missing_op),
-        cmocka_unit_test(wrong_kind),
+        cmocka_unit_test(builtins_pass),   cmocka_unit_test(missing_state),
+        cmocka_unit_test(missing_op),      cmocka_unit_test(wrong_kind),
         cmocka_unit_test(missing_machine),
     };
 

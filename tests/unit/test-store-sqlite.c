@@ -248,8 +248,10 @@ static void test_url_parameters(void **state)
     struct vse_error err;
     char url[240];
 
-    snprintf(url, sizeof(url), "sqlite://%s?synchronous=normal"
-                               "&busy_timeout=10", f->path);
+    snprintf(url, sizeof(url),
+             "sqlite://%s?synchronous=normal"
+             "&busy_timeout=10",
+             f->path);
     assert_int_equal(vse__store_open(url, &s, &err), 0);
     vse__store_close(s);
     snprintf(url, sizeof(url), "sqlite:%s?synchronous=off", f->path);
@@ -317,30 +319,26 @@ static void test_apply_cas(void **state)
 
     assert_int_equal(vse__store_open(f->url, &s, &err), 0);
     fill(&r, &e, "v1", "creating", "create", 1);
-    assert_int_equal(
-        vse__store_apply(s, &(struct vse_change){0, &r, &e}, &cur, &seq,
-                         &err),
-        0);
+    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
+                                      &cur, &seq, &err),
+                     0);
     assert_true(seq > 0);
     /* Create again: conflict with the current row. */
-    assert_int_equal(
-        vse__store_apply(s, &(struct vse_change){0, &r, &e}, &cur, NULL,
-                         &err),
-        VSE_ECONFLICT);
+    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
+                                      &cur, NULL, &err),
+                     VSE_ECONFLICT);
     assert_int_equal(cur.version, 1);
     assert_string_equal(cur.op, "create");
     assert_string_equal(cur.owner, "w1");
     /* A stale expected version loses, and nothing is written. */
     fill(&r, &e, "v1", "available", "", 2);
-    assert_int_equal(
-        vse__store_apply(s, &(struct vse_change){5, &r, &e}, &cur, NULL,
-                         &err),
-        VSE_ECONFLICT);
+    assert_int_equal(vse__store_apply(s, &(struct vse_change){5, &r, &e},
+                                      &cur, NULL, &err),
+                     VSE_ECONFLICT);
     assert_int_equal(cur.version, 1);
-    assert_int_equal(
-        vse__store_apply(s, &(struct vse_change){1, &r, &e}, &cur, &seq2,
-                         &err),
-        0);
+    assert_int_equal(vse__store_apply(s, &(struct vse_change){1, &r, &e},
+                                      &cur, &seq2, &err),
+                     0);
     assert_true(seq2 > seq);
     assert_int_equal(vse__store_get(s, "v1", &cur, &err), 0);
     assert_int_equal(cur.version, 2);
@@ -348,10 +346,9 @@ static void test_apply_cas(void **state)
     assert_int_equal(cur.lease_expires, 0);
     /* An absent resource: cur->version == 0. */
     fill(&r, &e, "v9", "available", "", 2);
-    assert_int_equal(
-        vse__store_apply(s, &(struct vse_change){1, &r, &e}, &cur, NULL,
-                         &err),
-        VSE_ECONFLICT);
+    assert_int_equal(vse__store_apply(s, &(struct vse_change){1, &r, &e},
+                                      &cur, NULL, &err),
+                     VSE_ECONFLICT);
     assert_int_equal(cur.version, 0);
     assert_int_equal(vse__store_get(s, "v9", &cur, &err), VSE_ENOTFOUND);
 
@@ -365,27 +362,25 @@ static void test_apply_cas(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(vse__store_last_seq(s, &seq, &err), 0);
     assert_int_equal(seq, seq2);
-    assert_int_equal(
-        vse__store_find_event(s,
-                              &(struct vse_event_query){"v1", NULL, "req-2",
-                                                        0, NULL},
-                              &got, &err),
-        0);
+    assert_int_equal(vse__store_find_event(s,
+                                           &(struct vse_event_query){
+                                               "v1", NULL, "req-2", 0, NULL},
+                                           &got, &err),
+                     0);
     assert_int_equal(got.version, 2);
     assert_int_equal(got.kind, VSE_KIND_STEP);
     assert_string_equal(got.reason, "");
-    assert_int_equal(
-        vse__store_find_event(s,
-                              &(struct vse_event_query){"v1", NULL, "nope",
-                                                        0, NULL},
-                              &got, &err),
-        VSE_ENOTFOUND);
+    assert_int_equal(vse__store_find_event(s,
+                                           &(struct vse_event_query){
+                                               "v1", NULL, "nope", 0, NULL},
+                                           &got, &err),
+                     VSE_ENOTFOUND);
 
     n = 0;
-    assert_int_equal(vse__store_list(s, &(struct vse_filter){.state =
-                                                                 "available"},
-                                     0, count_cb, &n, &err),
-                     0);
+    assert_int_equal(
+        vse__store_list(s, &(struct vse_filter){.state = "available"}, 0,
+                        count_cb, &n, &err),
+        0);
     assert_int_equal(n, 1);
     n = 0;
     assert_int_equal(vse__store_list(s, &(struct vse_filter){.busy = 1}, 0,
@@ -471,8 +466,7 @@ static void test_busy_gives_ebusy(void **state)
     snprintf(url, sizeof(url), "%s?busy_timeout=50", f->url);
     assert_int_equal(vse__store_open(url, &s, &err), 0);
     assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
-                                  NULL),
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
                      SQLITE_OK);
     fill(&r, &e, "v1", "creating", "create", 1);
     t0 = vse_now_us();
@@ -517,8 +511,8 @@ static void test_gate_skips_dead_holder(void **state)
     assert_true(waited < 20 * VSE_SQLITE_GATE_SKIP_US);
     /* And the queue flows again: the next writer does not wait. */
     t0 = vse__now_mono_us();
-    assert_int_equal(vse_step(db, "g1", r.op_id, "scheduling", NULL, &r,
-                              &err), 0);
+    assert_int_equal(
+        vse_step(db, "g1", r.op_id, "scheduling", NULL, &r, &err), 0);
     assert_true(vse__now_mono_us() - t0 < VSE_SQLITE_GATE_SKIP_US / 2);
     vse_sqlite_gate_close(g);
     vse_close(db);
@@ -536,7 +530,8 @@ static void test_unknown_scheme_hint(void **state)
     assert_null(db);
     assert_string_equal(err.msg, "store URL 'bogus:x' has an unknown scheme "
                                  "'bogus'");
-    assert_string_equal(err.hint, "known schemes: sqlite, postgresql, zookeeper");
+    assert_string_equal(err.hint,
+                        "known schemes: sqlite, postgresql, zookeeper");
 }
 
 /* A backend answers to its aliases as to its scheme (one vtable), and
