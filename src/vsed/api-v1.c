@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "json.h"
+#include "util.h"
 #include "vsed.h"
 
 int vsed_noauth;
@@ -150,14 +151,6 @@ static void lib_error(const struct vsed_req *q, struct vsed_resp *p, int rc,
     if (status == 409)
         p->retry_after = cur != NULL && cur->id[0] ? retry_after(cur) : 1;
     set_json(p, status, j);
-}
-
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ---- auth ------------------------------------------------------------ */
@@ -480,7 +473,7 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
         return;
     }
     vse_error_clear(&err);
-    t0 = mono_us();
+    t0 = vse__now_mono_us();
     if (allowed == f_create)
         rc = vse_create(q->db, machine, id, &o, &out, &err);
     else if (allowed == f_begin)
@@ -499,7 +492,7 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
         rc = vse_update(q->db, id, &o, &out, &err);
     else
         rc = vse_reset_state(q->db, id, to, &o, &out, &err);
-    vsed_metrics_store(mono_us() - t0);
+    vsed_metrics_store(vse__now_mono_us() - t0);
     json_decref(j);
     free(attrs);
     if (rc < 0) {
@@ -516,12 +509,12 @@ static void get_resource(const struct vsed_req *q, struct vsed_resp *p,
 {
     struct vse_resource r;
     struct vse_error err;
-    int64_t t0 = mono_us();
+    int64_t t0 = vse__now_mono_us();
     int rc;
 
     vse_error_clear(&err);
     rc = vse_get(q->db, pa->name, &r, &err);
-    vsed_metrics_store(mono_us() - t0);
+    vsed_metrics_store(vse__now_mono_us() - t0);
     if (rc < 0)
         lib_error(q, p, rc, &err, NULL);
     else
@@ -595,9 +588,9 @@ static void list_resources(const struct vsed_req *q, struct vsed_resp *p)
     c.want = (size_t)limit;
     f.limit = c.want + 1;
     c.arr = json_array();
-    t0 = mono_us();
+    t0 = vse__now_mono_us();
     rc = vse_list(q->db, &f, collect_resource, &c, &err);
-    vsed_metrics_store(mono_us() - t0);
+    vsed_metrics_store(vse__now_mono_us() - t0);
     if (rc < 0) {
         json_decref(c.arr);
         lib_error(q, p, rc, &err, NULL);
@@ -622,10 +615,10 @@ static void history(const struct vsed_req *q, struct vsed_resp *p,
     c.want = (size_t)limit;
     c.arr = json_array();
     vse_error_clear(&err);
-    t0 = mono_us();
+    t0 = vse__now_mono_us();
     rc = vse_history(q->db, pa->name, since, c.want + 1, collect_event, &c,
                      &err);
-    vsed_metrics_store(mono_us() - t0);
+    vsed_metrics_store(vse__now_mono_us() - t0);
     if (rc < 0) {
         json_decref(c.arr);
         lib_error(q, p, rc, &err, NULL);
@@ -701,9 +694,9 @@ static void reap(const struct vsed_req *q, struct vsed_resp *p)
     json_decref(j);
     memset(&s, 0, sizeof(s));
     vse_error_clear(&err);
-    t0 = mono_us();
+    t0 = vse__now_mono_us();
     rc = vse_reap(q->db, &s, &err);
-    vsed_metrics_store(mono_us() - t0);
+    vsed_metrics_store(vse__now_mono_us() - t0);
     if (rc < 0) {
         lib_error(q, p, rc, &err, NULL);
         return;
@@ -739,9 +732,9 @@ static void purge(const struct vsed_req *q, struct vsed_resp *p)
     pol.before = vse_now_us() - older * 1000;
     pol.drop_terminal = !keep;
     vse_error_clear(&err);
-    t0 = mono_us();
+    t0 = vse__now_mono_us();
     rc = vse_purge(q->db, &pol, &s, &err);
-    vsed_metrics_store(mono_us() - t0);
+    vsed_metrics_store(vse__now_mono_us() - t0);
     if (rc < 0) {
         lib_error(q, p, rc, &err, NULL);
         return;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "vsed.h"
 
 static const int codes[] = {200, 201, 400, 401, 403, 404, 405, 408,
@@ -39,8 +40,8 @@ struct tcount {
 };
 #define TRANSITIONS_MAX 4096
 static pthread_mutex_t tmu = PTHREAD_MUTEX_INITIALIZER;
-static struct tcount *tc;
-static size_t ntc, tcap;
+/* Under tmu. */
+static VSE_ARRAY(struct tcount) tcs;
 
 void vsed_metrics_http(int route, int status)
 {
@@ -106,39 +107,28 @@ void vsed_metrics_event(const struct vse_event *e)
              "machine=\"%s\",op=\"%s\",kind=\"%s\",from=\"%s\",to=\"%s\"", m,
              op, kind ? kind : "", from, to);
     pthread_mutex_lock(&tmu);
-    for (size_t i = 0; i < ntc; i++) {
-        if (strcmp(tc[i].labels, labels) == 0) {
-            tc[i].n++;
+    for (size_t i = 0; i < tcs.n; i++) {
+        if (strcmp(tcs.v[i].labels, labels) == 0) {
+            tcs.v[i].n++;
             pthread_mutex_unlock(&tmu);
             return;
         }
     }
-    if (ntc < TRANSITIONS_MAX) {
-        if (ntc == tcap) {
-            size_t cap = tcap ? 2 * tcap : 64;
-            struct tcount *t = realloc(tc, cap * sizeof(*t));
+    if (tcs.n < TRANSITIONS_MAX) {
+        struct tcount t = {.labels = strdup(labels), .n = 1};
 
-            if (t == NULL)
-                goto out;
-            tc = t;
-            tcap = cap;
-        }
-        tc[ntc].labels = strdup(labels);
-        if (tc[ntc].labels != NULL)
-            tc[ntc++].n = 1;
+        if (t.labels != NULL && vse__array_push(&tcs, t) < 0)
+            free(t.labels);
     }
-out:
     pthread_mutex_unlock(&tmu);
 }
 
 void vsed_metrics_release(void)
 {
     pthread_mutex_lock(&tmu);
-    for (size_t i = 0; i < ntc; i++)
-        free(tc[i].labels);
-    free(tc);
-    tc = NULL;
-    ntc = tcap = 0;
+    for (size_t i = 0; i < tcs.n; i++)
+        free(tcs.v[i].labels);
+    vse__array_release(&tcs);
     pthread_mutex_unlock(&tmu);
 }
 
@@ -193,8 +183,9 @@ char *vsed_metrics_render(vse_db *db, size_t *len)
           "\n# TYPE vse_transitions_total counter\n",
           o);
     pthread_mutex_lock(&tmu);
-    for (size_t i = 0; i < ntc; i++)
-        fprintf(o, "vse_transitions_total{%s} %lld\n", tc[i].labels, tc[i].n);
+    for (size_t i = 0; i < tcs.n; i++)
+        fprintf(o, "vse_transitions_total{%s} %lld\n", tcs.v[i].labels,
+                tcs.v[i].n);
     pthread_mutex_unlock(&tmu);
 
     fputs("# HELP vse_refusals_total Transitions refused, by reason.\n"
