@@ -413,10 +413,9 @@ static uint64_t gen_now(struct zk_conn *c)
  * client reconnects by itself (to any member of the ensemble); an expired
  * session is replaced by a new one.  0 or VSE_ESTORE.
  */
-static int ensure(struct zk_conn *c, struct vse_error *err)
+static int ensure_until(struct zk_conn *c, int64_t deadline,
+                        struct vse_error *err)
 {
-    int64_t deadline = mono_ms() + c->reconnect_ms;
-
     for (;;) {
         uint64_t g = gen_now(c);
         int st = c->zh ? zoo_state(c->zh) : 0;
@@ -446,6 +445,11 @@ static int ensure(struct zk_conn *c, struct vse_error *err)
                     c->reconnect_ms);
     vse__err_hint(err, "check that ZooKeeper is running at %s", c->hosts);
     return VSE_ESTORE;
+}
+
+static int ensure(struct zk_conn *c, struct vse_error *err)
+{
+    return ensure_until(c, mono_ms() + c->reconnect_ms, err);
 }
 
 /*
@@ -1057,28 +1061,80 @@ static int conflict(struct zk_conn *c, const struct vse_change *ch,
 }
 
 /*
+ * One try at reading the history node at path after a sync, so that the
+ * read sees every write the lost multi could have made.  ZOK (*buf set),
+ * ZNONODE, or the client's error.
+ */
+static int settle_read(struct zk_conn *c, const char *path, char **buf,
+                       int *len, struct Stat *st)
+{
+    int size = DATA_SIZE, zrc = zsync(c, path);
+
+    *buf = NULL;
+    while (zrc == ZOK) {
+        char *b = vse__malloc((size_t)size + 1);
+        int n = size;
+
+        if (b == NULL)
+            return ZSYSTEMERROR;
+        zrc = zoo_get(c->zh, path, 0, b, &n, st);
+        if (zrc == ZOK && st->dataLength > size) {
+            free(b);
+            size = st->dataLength;
+            continue;
+        }
+        if (zrc == ZOK) {
+            b[n < 0 ? 0 : n] = '\0';
+            *buf = b;
+            *len = n < 0 ? 0 : n;
+            return ZOK;
+        }
+        free(b);
+    }
+    return zrc;
+}
+
+/*
  * The multi's answer was lost.  The history node it would have created is
  * named by (resource, version): after a sync, that node with our kind,
  * op_id and time says it landed (and its czxid is the seq); no node, or
  * someone else's, says it did not - a session that expired or moved can
- * no longer commit anything.  0 landed, 1 not, VSE_EUNKNOWN.
+ * no longer commit anything.  A leader election makes the ensemble
+ * unreachable for a few seconds, so reconnect, sync and read are tried
+ * again (backing off) until reconnect_ms has passed: VSE_EUNKNOWN only
+ * when settling stayed impossible that long, or vse_interrupt() asked to
+ * stop.  0 landed, 1 not, VSE_EUNKNOWN.
  */
 static int settle(struct zk_conn *c, const struct vse_change *ch,
                   int64_t *seq, int zlost, struct vse_error *err)
 {
     const struct vse_event *e = ch->ev;
+    int64_t deadline = mono_ms() + c->reconnect_ms, pause = 50;
     char path[PATH_SIZE], *buf = NULL;
     struct vse_event got;
     struct Stat st;
-    int len, rc;
+    int len = 0, rc, zrc = ZOK, tries = 0;
 
     hist_path(c, e->resource, e->version, path, sizeof(path));
-    rc = ensure(c, NULL);
-    if (rc == 0 && zsync(c, path) != ZOK)
-        rc = VSE_ESTORE;
-    if (rc == 0)
-        rc = zget(c, path, &buf, &len, &st, 0, NULL, "settle");
-    if (rc == 0) {
+    for (;;) {
+        uint64_t g = gen_now(c);
+
+        tries++;
+        rc = ensure_until(c, deadline, NULL);
+        if (rc == 0) {
+            zrc = settle_read(c, path, &buf, &len, &st);
+            if (zrc == ZOK || zrc == ZNONODE)
+                break;
+            if (!lost(zrc))
+                break; /* an answer about the data we cannot read */
+        }
+        if (interrupted(c) || mono_ms() >= deadline)
+            break;
+        /* Woken early when the session's state changes. */
+        nap(c, g, pause);
+        pause = pause * 2 > 1000 ? 1000 : pause * 2;
+    }
+    if (rc == 0 && zrc == ZOK) {
         rc = 1;
         if (parse_event(buf, len, st.czxid, &got) == 0 &&
             got.kind == e->kind && got.at == e->at &&
@@ -1090,13 +1146,16 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
         free(buf);
         return rc;
     }
-    if (rc == ABSENT)
+    if (rc == 0 && zrc == ZNONODE)
         return 1;
     vse__err(err, VSE_EUNKNOWN, "outcome unknown until the store is back: "
              "re-read resource '%s'", ch->row->id);
     vse__err_detail(err, "lost the connection to '%s' during the "
-                    "transition to version %" PRId64 " (zookeeper: %s)",
-                    c->where, ch->row->version, zerror(zlost));
+                    "transition to version %" PRId64 " (zookeeper: %s); "
+                    "%s after %d tries to settle it (last: %s)", c->where,
+                    ch->row->version, zerror(zlost),
+                    interrupted(c) ? "interrupted" : "gave up", tries,
+                    rc == 0 ? zerror(zrc) : "no session");
     vse__err_hint(err, "the transition happened if the history of '%s' "
                        "has version %" PRId64 " with op_id %s",
                   ch->row->id, ch->row->version,
