@@ -8,6 +8,7 @@
  * docs/architecture.md ("The ZooKeeper store").
  */
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,13 +27,11 @@
 
 /*
  * ROOT/meta holds the schema version with the SQL stores' numbering, so
- * that vsectl migrate and the release notes speak of one number.  A new
- * chroot is created at the current version.  A version the ZooKeeper
- * layout does not care about (a change to the SQL tables only) is a
- * migration with nothing to do but record the number; the first one that
- * changes the tree goes in migrate_meta()'s place.
+ * that vsectl migrate and the release notes speak of one number.  store.c
+ * judges it and runs the steps (zk_steps); a version the ZooKeeper layout
+ * does not care about (a change to the SQL tables only) is a step with
+ * nothing to do but let the core record the number.
  */
-#define LAYOUT_VERSION VSE_SCHEMA_VERSION
 /* Session timeout asked of the server; VSE_ZK_SESSION_MS overrides. */
 #define SESSION_MS 10000
 /* How long a call keeps trying to reach the ensemble before it answers;
@@ -75,6 +74,10 @@ struct zk_conn {
     pthread_cond_t cv;
     uint64_t gen;
     int sync_inited;
+    /* Between schema_begin and schema_end: meta as it will be written,
+     * and the znode version it was read at (-1: there was none). */
+    json_t *meta;
+    int meta_at;
 };
 
 /* ------------------------------------------------------------------ */
@@ -413,10 +416,9 @@ static uint64_t gen_now(struct zk_conn *c)
  * client reconnects by itself (to any member of the ensemble); an expired
  * session is replaced by a new one.  0 or VSE_ESTORE.
  */
-static int ensure(struct zk_conn *c, struct vse_error *err)
+static int ensure_until(struct zk_conn *c, int64_t deadline,
+                        struct vse_error *err)
 {
-    int64_t deadline = mono_ms() + c->reconnect_ms;
-
     for (;;) {
         uint64_t g = gen_now(c);
         int st = c->zh ? zoo_state(c->zh) : 0;
@@ -446,6 +448,11 @@ static int ensure(struct zk_conn *c, struct vse_error *err)
                     c->reconnect_ms);
     vse__err_hint(err, "check that ZooKeeper is running at %s", c->hosts);
     return VSE_ESTORE;
+}
+
+static int ensure(struct zk_conn *c, struct vse_error *err)
+{
+    return ensure_until(c, mono_ms() + c->reconnect_ms, err);
 }
 
 /*
@@ -717,42 +724,61 @@ static int parse_url(struct zk_conn *c, const char *rest,
     return 0;
 }
 
-static int not_vse(struct zk_conn *c, struct vse_error *err, const char *why)
+/* ---- the schema: facts for store.c, which judges them ---- */
+
+/* The lock schema_begin takes: an ephemeral node, so that it goes with
+ * a process that dies while migrating.  Not a node of the layout. */
+#define LOCK_NODE "schema-lock"
+
+static int layout_node(const char *name)
 {
-    vse__err(err, VSE_ESCHEMA, "'%s' is not a vse store (%s)", c->where, why);
-    vse__err_hint(err, "use a chroot of its own, e.g. "
-                       "zookeeper://HOST:PORT/vse");
-    return VSE_ESCHEMA;
+    return strcmp(name, "resources") == 0 || strcmp(name, "machines") == 0 ||
+           strcmp(name, "log") == 0 || strcmp(name, LOCK_NODE) == 0;
 }
 
-/* Judge ROOT/meta: 0 (ours, at some version in *version), or an error. */
-static int judge_meta(struct zk_conn *c, const char *buf, int len,
-                      int *version, struct vse_error *err)
+/*
+ * ROOT/meta is a JSON object (format, schema_version, created...); no
+ * meta node and nothing but the layout's nodes (what a creation cut short
+ * leaves) is an empty store.
+ */
+static int zk_inspect(struct vse_store *s, struct vse_store_facts *f,
+                      struct vse_error *err)
 {
-    json_t *o = json_loadb(buf, (size_t)len, 0, NULL);
-    const char *fmt = json_string_value(json_object_get(o, "format"));
-    json_int_t v = json_integer_value(json_object_get(o, "schema_version"));
-    char why[96];
+    struct zk_conn *c = (struct zk_conn *)s;
+    char path[PATH_SIZE], *buf;
+    struct String_vector kids;
+    struct Stat st;
+    int len, zrc;
 
-    if (fmt == NULL || strcmp(fmt, "vse") != 0) {
-        snprintf(why, sizeof(why), "its meta node's format is '%.40s'",
-                 fmt ? fmt : "");
+    f->where = c->where;
+    f->hint = "use a chroot of its own, e.g. zookeeper://HOST:PORT/vse";
+    snprintf(path, sizeof(path), "%s/meta", c->root);
+    zrc = zget(c, path, &buf, &len, &st, 0, err, "read the schema");
+    if (zrc < 0)
+        return zrc;
+    if (zrc == 0) {
+        json_t *o = json_loadb(buf, (size_t)len, 0, NULL);
+        const char *fmt = json_string_value(json_object_get(o, "format"));
+        json_t *v = json_object_get(o, "schema_version");
+
+        f->has_meta = 1;
+        vse__strlcpy(f->format, fmt ? fmt : "", sizeof(f->format));
+        if (json_is_integer(v) && json_integer_value(v) > 0 &&
+            json_integer_value(v) <= INT_MAX)
+            f->version = (int)json_integer_value(v);
         json_decref(o);
-        return not_vse(c, err, why);
+        free(buf);
+        return 0;
     }
-    json_decref(o);
-    if (v > LAYOUT_VERSION) {
-        vse__err(err, VSE_ESCHEMA, "store '%s' has schema version %d, newer "
-                 "than this vse understands (%d)", c->where, (int)v,
-                 LAYOUT_VERSION);
-        vse__err_hint(err, "upgrade vse (this is %s) to a release that "
-                           "knows schema version %d",
-                      VSE_VERSION_STRING, (int)v);
-        return VSE_ESCHEMA;
+    zrc = zchildren(c, c->root, 0, &kids, NULL, err, "read the chroot");
+    if (zrc < 0)
+        return zrc;
+    if (zrc == 0) {
+        for (int i = 0; i < kids.count; i++)
+            if (!layout_node(kids.data[i]))
+                f->other = "the chroot holds other nodes and no meta node";
+        deallocate_String_vector(&kids);
     }
-    if (v < 1)
-        return not_vse(c, err, "its schema_version is missing or invalid");
-    *version = (int)v;
     return 0;
 }
 
@@ -773,117 +799,201 @@ static int make_root(struct zk_conn *c, struct vse_error *err)
     }
 }
 
-/*
- * The layout, created in one multi so that two processes opening a new
- * chroot at once create it once: the loser's multi fails as a whole on
- * ZNODEEXISTS and it reads the winner's meta.
- */
-static int create_layout(struct zk_conn *c, struct vse_error *err)
+/* Is the lock node ours (made by this session, e.g. by a create whose
+ * answer was lost)?  1, 0 (someone else's or gone), or an error. */
+static int lock_ours(struct zk_conn *c, const char *path,
+                     struct vse_error *err)
 {
-    char paths[5][PATH_SIZE], meta[160];
-    zoo_op_t ops[5];
-    zoo_op_result_t res[5];
-    int zrc;
+    struct Stat st;
+    int zrc = zoo_exists(c->zh, path, 0, &st);
 
-    snprintf(paths[0], PATH_SIZE, "%s/resources", c->root);
-    snprintf(paths[1], PATH_SIZE, "%s/machines", c->root);
-    snprintf(paths[2], PATH_SIZE, "%s/log", c->root);
-    bucket_path(c, 0, paths[3], PATH_SIZE);
-    snprintf(paths[4], PATH_SIZE, "%s/meta", c->root);
-    snprintf(meta, sizeof(meta),
-             "{\"format\":\"vse\",\"schema_version\":%d,"
-             "\"created\":%" PRId64 "}",
-             LAYOUT_VERSION, vse_now_us());
-    for (int i = 0; i < 5; i++)
-        zoo_create_op_init(&ops[i], paths[i], i == 4 ? meta : NULL,
-                           i == 4 ? (int)strlen(meta) : -1,
-                           &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
-    zrc = zoo_multi(c->zh, 5, ops, res);
-    if (zrc == ZOK || zrc == ZNODEEXISTS)
-        return 0; /* a lost answer is settled by reading meta again */
-    if (lost(zrc))
+    if (zrc == ZNONODE)
         return 0;
-    return zk_fail(c, zrc, err, "create the store layout");
+    if (zrc != ZOK)
+        return zk_fail(c, zrc, err, "read the schema lock");
+    return st.ephemeralOwner == zoo_client_id(c->zh)->client_id;
 }
 
 /*
- * Record the current version in meta, at the version of meta that was
- * judged: of several processes opening an older store at once, one
- * migrates and the others read its result.  No layout change exists yet
- * between versions, so there is nothing else to do.
+ * ZooKeeper has no transaction that spans the steps: the lock keeps two
+ * processes from migrating at once, every step is safe to run again, and
+ * meta is written once, in schema_end, so a store is at one version or
+ * the next.  A lock left by a process that died goes with its session.
  */
-static int migrate_meta(struct zk_conn *c, const char *path, int at,
-                        struct vse_error *err)
+static int zk_schema_begin(struct vse_store *s, struct vse_error *err)
 {
-    char meta[160];
-    int zrc;
-
-    snprintf(meta, sizeof(meta),
-             "{\"format\":\"vse\",\"schema_version\":%d,"
-             "\"migrated\":%" PRId64 "}",
-             LAYOUT_VERSION, vse_now_us());
-    zrc = zoo_set(c->zh, path, meta, (int)strlen(meta), at);
-    if (zrc == ZOK || zrc == ZBADVERSION || lost(zrc))
-        return 0; /* re-read decides */
-    return zk_fail(c, zrc, err, "migrate the schema");
-}
-
-static int layout(struct zk_conn *c, struct vse_error *err)
-{
+    struct zk_conn *c = (struct zk_conn *)s;
+    int64_t deadline = mono_ms() + c->reconnect_ms + c->session_ms;
     char path[PATH_SIZE];
     struct Stat st;
-    struct String_vector kids;
+    int rc;
+
+    rc = make_root(c, err);
+    if (rc < 0)
+        return rc;
+    snprintf(path, sizeof(path), "%s/" LOCK_NODE, c->root);
+    for (;;) {
+        uint64_t g = gen_now(c);
+        int zrc;
+
+        rc = ensure(c, err);
+        if (rc < 0)
+            return rc;
+        zrc = zoo_create(c->zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE,
+                         ZOO_EPHEMERAL, NULL, 0);
+        if (zrc == ZOK)
+            break;
+        if (zrc == ZNODEEXISTS || lost(zrc)) {
+            if (zrc == ZNODEEXISTS || ensure(c, NULL) == 0) {
+                rc = lock_ours(c, path, zrc == ZNODEEXISTS ? err : NULL);
+                if (rc == 1)
+                    break;
+                if (rc < 0 && zrc == ZNODEEXISTS)
+                    return rc;
+            }
+        } else {
+            return zk_fail(c, zrc, err, "take the schema lock");
+        }
+        if (interrupted(c) || mono_ms() >= deadline) {
+            vse__err(err, VSE_EBUSY, "cannot take the schema lock of '%s'",
+                     c->where);
+            vse__err_detail(err, "another process is creating or migrating "
+                                 "the store (node %s)", path);
+            vse__err_hint(err, "retry later");
+            return VSE_EBUSY;
+        }
+        /* A watch on the lock wakes the nap when it goes. */
+        zoo_exists(c->zh, path, 1, &st);
+        nap(c, g, 200);
+    }
+    snprintf(path, sizeof(path), "%s/meta", c->root);
+    json_decref(c->meta);
+    c->meta = NULL;
+    c->meta_at = -1;
+    {
+        char *buf;
+        int len;
+
+        rc = zget(c, path, &buf, &len, &st, 0, err, "read the schema");
+        if (rc == 0) {
+            c->meta = json_loadb(buf, (size_t)len, 0, NULL);
+            c->meta_at = st.version;
+            free(buf);
+        }
+    }
+    if (rc >= 0 && c->meta == NULL)
+        c->meta = json_object();
+    if (rc >= 0 && c->meta == NULL)
+        rc = vse__err(err, VSE_ENOMEM, "out of memory");
+    if (rc < 0) {
+        snprintf(path, sizeof(path), "%s/" LOCK_NODE, c->root);
+        zdelete(c, path, -1, NULL, "drop the schema lock");
+        return rc;
+    }
+    return 0;
+}
+
+/* Write meta (at the version read under the lock), then drop the lock. */
+static int zk_schema_end(struct vse_store *s, int commit,
+                         struct vse_error *err)
+{
+    struct zk_conn *c = (struct zk_conn *)s;
+    char path[PATH_SIZE], *text = NULL;
+    int rc = 0, zrc;
 
     snprintf(path, sizeof(path), "%s/meta", c->root);
-    for (int attempt = 0; attempt < 4; attempt++) {
-        char *buf;
-        int len, version = 0, zrc;
-
-        zrc = zget(c, path, &buf, &len, &st, 0, err, "read the schema");
-        if (zrc < 0)
-            return zrc;
-        if (zrc == 0) {
-            zrc = judge_meta(c, buf, len, &version, err);
-            free(buf);
-            if (zrc < 0 || version == LAYOUT_VERSION)
-                return zrc;
-            zrc = migrate_meta(c, path, st.version, err);
-            if (zrc < 0)
-                return zrc;
-            continue; /* judge what is there now */
-        }
-        zrc = make_root(c, err);
-        if (zrc < 0)
-            return zrc;
-        zrc = zchildren(c, c->root, 0, &kids, NULL, err, "read the chroot");
-        if (zrc < 0)
-            return zrc;
-        if (zrc == ZOK) {
-            int foreign = 0;
-
-            for (int i = 0; i < kids.count; i++)
-                if (strcmp(kids.data[i], "resources") != 0 &&
-                    strcmp(kids.data[i], "machines") != 0 &&
-                    strcmp(kids.data[i], "log") != 0)
-                    foreign = 1;
-            deallocate_String_vector(&kids);
-            if (foreign)
-                return not_vse(c, err, "the chroot holds other nodes and "
-                                       "no meta node");
-        }
-        zrc = create_layout(c, err);
-        if (zrc < 0)
-            return zrc;
+    if (commit) {
+        text = json_dumps(c->meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (text == NULL)
+            rc = vse__err(err, VSE_ENOMEM, "out of memory");
     }
-    return vse__err(err, VSE_ESTORE, "cannot create the store layout in "
-                    "'%s'", c->where);
+    if (text != NULL) {
+        rc = ensure(c, err);
+        if (rc == 0) {
+            zrc = c->meta_at < 0
+                      ? zoo_create(c->zh, path, text, (int)strlen(text),
+                                   &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0)
+                      : zoo_set(c->zh, path, text, (int)strlen(text),
+                                c->meta_at);
+            if (zrc == ZNODEEXISTS || zrc == ZBADVERSION) {
+                rc = vse__err(err, VSE_EBUSY, "the schema of '%s' changed "
+                              "while it was being migrated", c->where);
+                vse__err_hint(err, "retry: the next open judges it again");
+            } else if (zrc != ZOK) {
+                rc = zk_fail(c, zrc, err, "record the schema version");
+            }
+        }
+        free(text);
+    }
+    json_decref(c->meta);
+    c->meta = NULL;
+    snprintf(path, sizeof(path), "%s/" LOCK_NODE, c->root);
+    zdelete(c, path, -1, NULL, "drop the schema lock");
+    return rc;
 }
+
+/* Numbers stay numbers in meta (format is the one string). */
+static int zk_meta_set(struct vse_store *s, const char *key,
+                       const char *value, const char *what,
+                       struct vse_error *err)
+{
+    struct zk_conn *c = (struct zk_conn *)s;
+    char *end;
+    long long n;
+    json_t *v;
+
+    errno = 0;
+    n = strtoll(value, &end, 10);
+    if (value[0] != '\0' && *end == '\0' && errno == 0)
+        v = json_integer((json_int_t)n);
+    else
+        v = json_string(value);
+    if (v == NULL || c->meta == NULL ||
+        json_object_set_new(c->meta, key, v) < 0)
+        return vse__err(err, VSE_ENOMEM, "cannot %s: out of memory", what);
+    return 0;
+}
+
+/* Step 0: the tree.  Each node may be there already (a creation cut
+ * short); the first log bucket is 0. */
+static int step_tree(struct vse_store *s, struct vse_error *err)
+{
+    struct zk_conn *c = (struct zk_conn *)s;
+    char path[PATH_SIZE];
+    const char *dirs[] = {"resources", "machines", "log"};
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
+        snprintf(path, sizeof(path), "%s/%s", c->root, dirs[i]);
+        if (zcreate(c, path, NULL, err, "create the store layout") < 0)
+            return VSE_ESTORE;
+    }
+    bucket_path(c, 0, path, sizeof(path));
+    if (zcreate(c, path, NULL, err, "create the store layout") < 0)
+        return VSE_ESTORE;
+    return 0;
+}
+
+/* Schema versions 2 and 3 changed the SQL stores only. */
+static int step_none(struct vse_store *s, struct vse_error *err)
+{
+    return 0;
+}
+
+static const struct vse_store_step zk_steps[] = {
+    {NULL, step_tree}, /* 0 -> 1 */
+    {NULL, step_none}, /* 1 -> 2 */
+    {NULL, step_none}, /* 2 -> 3 */
+};
+_Static_assert(sizeof(zk_steps) / sizeof(*zk_steps) == VSE_SCHEMA_VERSION,
+               "one step per schema version");
 
 static void zk_close(struct vse_store *s)
 {
     struct zk_conn *c = (struct zk_conn *)s;
 
     session_close(c);
+    json_decref(c->meta);
+    c->meta = NULL;
     if (c->sync_inited) {
         pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);
@@ -911,8 +1021,6 @@ static int zk_open(struct vse_store *s, const char *rest,
     } else {
         rc = ensure(c, err);
     }
-    if (rc == 0)
-        rc = layout(c, err);
     if (rc < 0)
         zk_close(s);
     return rc;
@@ -1057,28 +1165,80 @@ static int conflict(struct zk_conn *c, const struct vse_change *ch,
 }
 
 /*
+ * One try at reading the history node at path after a sync, so that the
+ * read sees every write the lost multi could have made.  ZOK (*buf set),
+ * ZNONODE, or the client's error.
+ */
+static int settle_read(struct zk_conn *c, const char *path, char **buf,
+                       int *len, struct Stat *st)
+{
+    int size = DATA_SIZE, zrc = zsync(c, path);
+
+    *buf = NULL;
+    while (zrc == ZOK) {
+        char *b = vse__malloc((size_t)size + 1);
+        int n = size;
+
+        if (b == NULL)
+            return ZSYSTEMERROR;
+        zrc = zoo_get(c->zh, path, 0, b, &n, st);
+        if (zrc == ZOK && st->dataLength > size) {
+            free(b);
+            size = st->dataLength;
+            continue;
+        }
+        if (zrc == ZOK) {
+            b[n < 0 ? 0 : n] = '\0';
+            *buf = b;
+            *len = n < 0 ? 0 : n;
+            return ZOK;
+        }
+        free(b);
+    }
+    return zrc;
+}
+
+/*
  * The multi's answer was lost.  The history node it would have created is
  * named by (resource, version): after a sync, that node with our kind,
  * op_id and time says it landed (and its czxid is the seq); no node, or
  * someone else's, says it did not - a session that expired or moved can
- * no longer commit anything.  0 landed, 1 not, VSE_EUNKNOWN.
+ * no longer commit anything.  A leader election makes the ensemble
+ * unreachable for a few seconds, so reconnect, sync and read are tried
+ * again (backing off) until reconnect_ms has passed: VSE_EUNKNOWN only
+ * when settling stayed impossible that long, or vse_interrupt() asked to
+ * stop.  0 landed, 1 not, VSE_EUNKNOWN.
  */
 static int settle(struct zk_conn *c, const struct vse_change *ch,
                   int64_t *seq, int zlost, struct vse_error *err)
 {
     const struct vse_event *e = ch->ev;
+    int64_t deadline = mono_ms() + c->reconnect_ms, pause = 50;
     char path[PATH_SIZE], *buf = NULL;
     struct vse_event got;
     struct Stat st;
-    int len, rc;
+    int len = 0, rc, zrc = ZOK, tries = 0;
 
     hist_path(c, e->resource, e->version, path, sizeof(path));
-    rc = ensure(c, NULL);
-    if (rc == 0 && zsync(c, path) != ZOK)
-        rc = VSE_ESTORE;
-    if (rc == 0)
-        rc = zget(c, path, &buf, &len, &st, 0, NULL, "settle");
-    if (rc == 0) {
+    for (;;) {
+        uint64_t g = gen_now(c);
+
+        tries++;
+        rc = ensure_until(c, deadline, NULL);
+        if (rc == 0) {
+            zrc = settle_read(c, path, &buf, &len, &st);
+            if (zrc == ZOK || zrc == ZNONODE)
+                break;
+            if (!lost(zrc))
+                break; /* an answer about the data we cannot read */
+        }
+        if (interrupted(c) || mono_ms() >= deadline)
+            break;
+        /* Woken early when the session's state changes. */
+        nap(c, g, pause);
+        pause = pause * 2 > 1000 ? 1000 : pause * 2;
+    }
+    if (rc == 0 && zrc == ZOK) {
         rc = 1;
         if (parse_event(buf, len, st.czxid, &got) == 0 &&
             got.kind == e->kind && got.at == e->at &&
@@ -1090,13 +1250,16 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
         free(buf);
         return rc;
     }
-    if (rc == ABSENT)
+    if (rc == 0 && zrc == ZNONODE)
         return 1;
     vse__err(err, VSE_EUNKNOWN, "outcome unknown until the store is back: "
              "re-read resource '%s'", ch->row->id);
     vse__err_detail(err, "lost the connection to '%s' during the "
-                    "transition to version %" PRId64 " (zookeeper: %s)",
-                    c->where, ch->row->version, zerror(zlost));
+                    "transition to version %" PRId64 " (zookeeper: %s); "
+                    "%s after %d tries to settle it (last: %s)", c->where,
+                    ch->row->version, zerror(zlost),
+                    interrupted(c) ? "interrupted" : "gave up", tries,
+                    rc == 0 ? zerror(zrc) : "no session");
     vse__err_hint(err, "the transition happened if the history of '%s' "
                        "has version %" PRId64 " with op_id %s",
                   ch->row->id, ch->row->version,
@@ -2009,7 +2172,7 @@ static int zk_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
 }
 
 const struct vse_store_methods vse__store_zk = {
-    .version = 1,
+    .version = 2,
     .scheme = "zookeeper",
     .conn_size = sizeof(struct zk_conn),
     .open = zk_open,
@@ -2025,4 +2188,10 @@ const struct vse_store_methods vse__store_zk = {
     .pin_get = zk_pin_get,
     .pin_put = zk_pin_put,
     .wait = zk_wait,
+    .inspect = zk_inspect,
+    .schema_begin = zk_schema_begin,
+    .schema_end = zk_schema_end,
+    .meta_set = zk_meta_set,
+    .steps = zk_steps,
+    .nsteps = sizeof(zk_steps) / sizeof(*zk_steps),
 };
