@@ -107,7 +107,8 @@ static int lost(int zrc)
 }
 
 static int zk_fail(struct zk_conn *c, int zrc, struct vse_error *err,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                   const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int zk_fail(struct zk_conn *c, int zrc, struct vse_error *err,
                    const char *fmt, ...)
 {
@@ -118,8 +119,10 @@ static int zk_fail(struct zk_conn *c, int zrc, struct vse_error *err,
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     if (lost(zrc)) {
-        vse__err(err, VSE_ESTORE, "lost the connection to store '%s' while "
-                 "trying to %s", c->where, what);
+        vse__err(err, VSE_ESTORE,
+                 "lost the connection to store '%s' while "
+                 "trying to %s",
+                 c->where, what);
         vse__err_detail(err, "zookeeper: %s", zerror(zrc));
         vse__err_hint(err, "the next call reconnects; check that the "
                            "ensemble is running");
@@ -258,11 +261,10 @@ static char *event_json(const struct vse_event *e)
     const char *kind = vse_kind_name(e->kind);
     json_t *o = json_pack(
         "{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
-        "resource", e->resource, "version", (json_int_t)e->version,
-        "machine", e->machine, "kind", kind ? kind : "", "op", e->op,
-        "op_id", e->op_id, "from", e->from, "to", e->to, "owner", e->owner,
-        "at", (json_int_t)e->at, "request_id", e->request_id, "reason",
-        e->reason);
+        "resource", e->resource, "version", (json_int_t)e->version, "machine",
+        e->machine, "kind", kind ? kind : "", "op", e->op, "op_id", e->op_id,
+        "from", e->from, "to", e->to, "owner", e->owner, "at",
+        (json_int_t)e->at, "request_id", e->request_id, "reason", e->reason);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
     json_decref(o);
@@ -429,9 +431,10 @@ static int ensure_until(struct zk_conn *c, int64_t deadline,
             st == ZOO_AUTH_FAILED_STATE) {
             session_close(c);
             if (session_open(c) < 0)
-                return vse__err(err, VSE_ESTORE, "cannot start a "
-                                "ZooKeeper session for '%s': %s", c->where,
-                                strerror(errno));
+                return vse__err(err, VSE_ESTORE,
+                                "cannot start a "
+                                "ZooKeeper session for '%s': %s",
+                                c->where, strerror(errno));
             continue;
         }
         if (interrupted(c) || mono_ms() >= deadline)
@@ -708,12 +711,13 @@ static int parse_url(struct zk_conn *c, const char *rest,
     if (strstr(c->root, "//") != NULL || strcmp(c->root, "/") == 0 ||
         strcmp(c->root, "/zookeeper") == 0 ||
         strncmp(c->root, "/zookeeper/", 11) == 0)
-        return bad_url(rest, "the chroot must be a path such as /vse, not "
-                             "the root or ZooKeeper's own", err);
+        return bad_url(rest,
+                       "the chroot must be a path such as /vse, not "
+                       "the root or ZooKeeper's own",
+                       err);
     for (const char *p = c->root; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return bad_url(rest, "the chroot holds a control character",
-                           err);
+            return bad_url(rest, "the chroot holds a control character", err);
         if (p[0] == '/' && p[1] == '.' &&
             (p[2] == '/' || p[2] == '\0' ||
              (p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
@@ -857,8 +861,10 @@ static int zk_schema_begin(struct vse_store *s, struct vse_error *err)
         if (interrupted(c) || mono_ms() >= deadline) {
             vse__err(err, VSE_EBUSY, "cannot take the schema lock of '%s'",
                      c->where);
-            vse__err_detail(err, "another process is creating or migrating "
-                                 "the store (node %s)", path);
+            vse__err_detail(err,
+                            "another process is creating or migrating "
+                            "the store (node %s)",
+                            path);
             vse__err_hint(err, "retry later");
             return VSE_EBUSY;
         }
@@ -916,8 +922,10 @@ static int zk_schema_end(struct vse_store *s, int commit,
                       : zoo_set(c->zh, path, text, (int)strlen(text),
                                 c->meta_at);
             if (zrc == ZNODEEXISTS || zrc == ZBADVERSION) {
-                rc = vse__err(err, VSE_EBUSY, "the schema of '%s' changed "
-                              "while it was being migrated", c->where);
+                rc = vse__err(err, VSE_EBUSY,
+                              "the schema of '%s' changed "
+                              "while it was being migrated",
+                              c->where);
                 vse__err_hint(err, "retry: the next open judges it again");
             } else if (zrc != ZOK) {
                 rc = zk_fail(c, zrc, err, "record the schema version");
@@ -1016,8 +1024,10 @@ static int zk_open(struct vse_store *s, const char *rest,
     /* The client's own logging goes through on_log; its level is
      * process-wide, so leave it as the application set it. */
     if (session_open(c) < 0) {
-        rc = vse__err(err, VSE_ESTORE, "cannot start a ZooKeeper session "
-                      "for '%s': %s", c->where, strerror(errno));
+        rc = vse__err(err, VSE_ESTORE,
+                      "cannot start a ZooKeeper session "
+                      "for '%s': %s",
+                      c->where, strerror(errno));
     } else {
         rc = ensure(c, err);
     }
@@ -1031,8 +1041,8 @@ static int zk_open(struct vse_store *s, const char *rest,
 /* ------------------------------------------------------------------ */
 
 /* Bucket numbers from names "bNNNNNNNNNN", ascending; *n of them. */
-static int list_buckets(struct zk_conn *c, int watch, int64_t **out,
-                        int *n, struct vse_error *err)
+static int list_buckets(struct zk_conn *c, int watch, int64_t **out, int *n,
+                        struct vse_error *err)
 {
     char path[PATH_SIZE];
     struct String_vector kids;
@@ -1131,8 +1141,10 @@ static int zk_get(struct vse_store *s, const char *id,
     zrc = parse_row(buf, len, out);
     free(buf);
     if (zrc < 0)
-        return vse__err(err, VSE_ESTORE, "resource '%s' in store '%s' is "
-                        "not a vse row", id, c->where);
+        return vse__err(err, VSE_ESTORE,
+                        "resource '%s' in store '%s' is "
+                        "not a vse row",
+                        id, c->where);
     /* The znode's version is the compare-and-swap version. */
     out->version = st.version;
     return 0;
@@ -1252,16 +1264,20 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
     }
     if (rc == 0 && zrc == ZNONODE)
         return 1;
-    vse__err(err, VSE_EUNKNOWN, "outcome unknown until the store is back: "
-             "re-read resource '%s'", ch->row->id);
-    vse__err_detail(err, "lost the connection to '%s' during the "
+    vse__err(err, VSE_EUNKNOWN,
+             "outcome unknown until the store is back: "
+             "re-read resource '%s'",
+             ch->row->id);
+    vse__err_detail(err,
+                    "lost the connection to '%s' during the "
                     "transition to version %" PRId64 " (zookeeper: %s); "
-                    "%s after %d tries to settle it (last: %s)", c->where,
-                    ch->row->version, zerror(zlost),
+                    "%s after %d tries to settle it (last: %s)",
+                    c->where, ch->row->version, zerror(zlost),
                     interrupted(c) ? "interrupted" : "gave up", tries,
                     rc == 0 ? zerror(zrc) : "no session");
-    vse__err_hint(err, "the transition happened if the history of '%s' "
-                       "has version %" PRId64 " with op_id %s",
+    vse__err_hint(err,
+                  "the transition happened if the history of '%s' "
+                  "has version %" PRId64 " with op_id %s",
                   ch->row->id, ch->row->version,
                   e->op_id[0] ? e->op_id : "-");
     return VSE_EUNKNOWN;
@@ -1330,9 +1346,12 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
         res[i_set].err == ZBADVERSION || res[i_set].err == ZNONODE)
         return conflict(c, ch, cur, err);
     if (res[i_hist].err == ZNODEEXISTS) {
-        vse__err(err, VSE_ESTORE, "cannot apply a transition to '%s' in "
-                 "store '%s'", ch->row->id, c->where);
-        vse__err_detail(err, "zookeeper: the history node of version "
+        vse__err(err, VSE_ESTORE,
+                 "cannot apply a transition to '%s' in "
+                 "store '%s'",
+                 ch->row->id, c->where);
+        vse__err_detail(err,
+                        "zookeeper: the history node of version "
                         "%" PRId64 " exists but the row is at %" PRId64,
                         ch->row->version, ch->expect_version);
         vse__err_hint(err, "history and resources disagree: run "
@@ -1374,8 +1393,10 @@ static int zk_apply(struct vse_store *s, const struct vse_change *ch,
         if (rc == 2 && ++moves < BUCKET_RETRIES)
             continue;
         if (rc == 2) {
-            rc = vse__err(err, VSE_EBUSY, "store '%s' is busy: the log "
-                          "bucket kept moving", c->where);
+            rc = vse__err(err, VSE_EBUSY,
+                          "store '%s' is busy: the log "
+                          "bucket kept moving",
+                          c->where);
             vse__err_hint(err, "retry later");
             break;
         }
@@ -1385,12 +1406,15 @@ static int zk_apply(struct vse_store *s, const struct vse_change *ch,
         if (rc <= 0)
             break;
         if (settled++ > 0) {
-            rc = vse__err(err, VSE_ESTORE, "connection lost; the transition "
+            rc = vse__err(err, VSE_ESTORE,
+                          "connection lost; the transition "
                           "was not applied");
-            vse__err_detail(err, "lost the connection to '%s' twice while "
+            vse__err_detail(err,
+                            "lost the connection to '%s' twice while "
                             "applying version %" PRId64 " of '%s' "
-                            "(zookeeper: %s)", c->where, ch->row->version,
-                            ch->row->id, zerror(zlost));
+                            "(zookeeper: %s)",
+                            c->where, ch->row->version, ch->row->id,
+                            zerror(zlost));
             vse__err_hint(err, "retry: nothing was written");
             break;
         }
@@ -1731,8 +1755,8 @@ static int zk_find_event(struct vse_store *s, const struct vse_event_query *q,
             return zrc;
     }
     if (!found)
-        return vse__err(err, VSE_ENOTFOUND, "no matching history row for '%s'",
-                        q->resource);
+        return vse__err(err, VSE_ENOTFOUND,
+                        "no matching history row for '%s'", q->resource);
     return 0;
 }
 
@@ -1923,7 +1947,7 @@ static int purge_terminal(struct zk_conn *c, const char *name,
     struct Stat rst;
     zoo_op_t *ops;
     zoo_op_result_t *res;
-    char (*paths)[PATH_SIZE * 2];
+    char(*paths)[PATH_SIZE * 2];
     int len, zrc, hit = 0;
 
     snprintf(rp, sizeof(rp), "%s/resources/%s", c->root, name);
@@ -2053,8 +2077,8 @@ static int zk_purge(struct vse_store *s, int64_t before,
     if (rc < 0)
         return rc;
     for (int i = 0; rc == 0 && i < n; i++)
-        rc = purge_resource_history(c, ids[i].name, before,
-                                    &st.history_rows, err);
+        rc = purge_resource_history(c, ids[i].name, before, &st.history_rows,
+                                    err);
     for (int i = 0; rc == 0 && nt > 0 && i < n; i++)
         rc = purge_terminal(c, ids[i].name, terminal, nt, before, &st, err);
     free(ids);
@@ -2121,8 +2145,8 @@ static int zk_pin_put(struct vse_store *s, const struct vse_pin *pin,
     char path[PATH_SIZE], *data;
     json_t *o = json_pack("{s:i, s:s, s:s, s:I}", "version", pin->version,
                           "hash", pin->hash, "definition",
-                          pin->definition ? pin->definition : "",
-                          "pinned_at", (json_int_t)pin->pinned_at);
+                          pin->definition ? pin->definition : "", "pinned_at",
+                          (json_int_t)pin->pinned_at);
     int zrc;
 
     data = o ? json_dumps(o, JSON_COMPACT) : NULL;
