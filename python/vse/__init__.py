@@ -653,6 +653,8 @@ class Operation:
         return []
 
 
-def open(url, machines=()):  # noqa: A001 - vse.open(url), as the issue names it
-    """Open the store at ``url`` (sqlite:PATH, postgresql://...)."""
+# vse.open(url): the name the API promises, though it shadows a builtin.
+def open(url, machines=()):  # noqa: A001
+    """Open the store at ``url``: sqlite:PATH, postgresql://...,
+    zookeeper://HOST:PORT[,...]/CHROOT."""
     return Store(url, machines)

@@ -17,8 +17,13 @@ fi
     exit 1
 }
 . "$(dirname "$0")/../pg.sh"
+. "$(dirname "$0")/../zk.sh"
 pg_start
-export VSE_LIBRARY=$B/libvse.so VSE_TEST_PG_URL=$VSE_PG_URL VSE_BUILD=$B
+zk_start
+# Each starter sets its own cleanup as the EXIT trap: keep both.
+trap 'zk_cleanup; pg_cleanup' EXIT
+export VSE_LIBRARY=$B/libvse.so VSE_TEST_PG_URL=$VSE_PG_URL \
+    VSE_TEST_ZK_URL=$VSE_ZK_URL VSE_BUILD=$B
 # -p no:cacheprovider: no .pytest_cache in the tree; -W error: a
 # deprecation in the binding fails here first.
 cd "$(dirname "$0")/../.."

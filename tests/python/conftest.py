@@ -1,9 +1,10 @@
 """
 conftest.py - fixtures for the Python binding's tests: a store URL per
 store kind.  SQLite always; PostgreSQL when $VSE_TEST_PG_URL names a
-server (tests/integration/t-python.sh starts a throwaway one with
-tests/pg.sh).  Every test uses fresh resource ids, so tests sharing one
-PostgreSQL database cannot see each other's rows.
+server and ZooKeeper when $VSE_TEST_ZK_URL does
+(tests/integration/t-python.sh starts throwaway ones with tests/pg.sh and
+tests/zk.sh).  Every test uses fresh resource ids, so tests sharing one
+database or chroot cannot see each other's rows.
 """
 import os
 import sys
@@ -17,13 +18,17 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 STORES = ["sqlite"]
 if os.environ.get("VSE_TEST_PG_URL"):
     STORES.append("postgresql")
+if os.environ.get("VSE_TEST_ZK_URL"):
+    STORES.append("zookeeper")
 
 
 @pytest.fixture(params=STORES)
 def store_url(request, tmp_path):
     if request.param == "sqlite":
         return "sqlite:%s" % (tmp_path / "vse.db")
-    return os.environ["VSE_TEST_PG_URL"]
+    if request.param == "postgresql":
+        return os.environ["VSE_TEST_PG_URL"]
+    return os.environ["VSE_TEST_ZK_URL"]
 
 
 @pytest.fixture
