@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t-load-pg.sh - the load harness, short, on PostgreSQL: vse-load's
-# contention workload (8 clients, 9 s) against an API+scheduler+reaper
+# contention workload (8 clients, 12 s) against an API+scheduler+reaper
 # vsed and two volume managers of one host that vse-load runs itself
 # (driver steps slowed to 300 ms so that a manager is always mid-step),
 # with faults: SIGSTOP of a manager past its lease, then SIGCONT (its ops
@@ -28,7 +28,7 @@ MGR="env VSE_DRIVER_PAUSE_MS=300 $VSED --listen 127.0.0.1:0 ${common[*]} \
 CTL="runuser -u postgres -- $PG_BIN/pg_ctl -D $PG_DATA -l $PG_DIR/log -w -t 60"
 [ "$(id -u)" -eq 0 ] || CTL="$PG_BIN/pg_ctl -D $PG_DATA -l $PG_DIR/log -w -t 60"
 
-"$B/vse-load" --url "$API" --workload contention --clients 8 --seconds 9 \
+"$B/vse-load" --url "$API" --workload contention --clients 8 --seconds 12 \
     --settle-seconds $((30 * M)) --seed 11 \
     --manager "$MGR" --manager "$MGR" \
     --fault stop@1.5:4 --fault pg-restart@6.5 \
@@ -65,7 +65,9 @@ py "f['pg-restart']['ok'] and f['pg-restart']['status'] == 'exit 0'" &&
     not_ok "pg-restart" "$(grep -A6 FAULTS "$OUT/report.txt")" \
     "$(tail -5 "$OUT/pg.log" 2>/dev/null)"
 # Requests went on after the restart: some started after it were
-# accepted (timeline rows are per second since the start).
+# accepted (timeline rows are per second since the start).  The run goes
+# on 5.5 s past the restart: crash recovery on a loaded machine (two
+# tests run at once) took more than the 2.5 s it once had.
 python3 - "$OUT/timeline.tsv" <<'PY' && ok "requests accepted after the restart" ||
 import sys
 rows = [l.split('\t') for l in open(sys.argv[1]) if l[0].isdigit()]
