@@ -226,7 +226,12 @@ enum vse_kind {
     VSE_KIND_RENEW,
     VSE_KIND_EXPIRE, /* the reaper applied the step's expiry policy */
     VSE_KIND_RESET,  /* an operator's reset-state */
-    VSE_KIND_UPDATE  /* attrs changed, state and op untouched */
+    VSE_KIND_UPDATE, /* attrs changed, state and op untouched */
+    /* A machine was re-pinned to a newer version (vse_upgrade_machine).
+     * No resource's row: `resource` is "", `machine` the machine, `from`
+     * and `to` "version N", `reason` the versions, hashes and changes,
+     * `version` minus the time in us (apart from every resource's). */
+    VSE_KIND_UPGRADE
 };
 /* "create", "begin", ...; NULL for an unknown kind. */
 const char *vse_kind_name(enum vse_kind k);
@@ -305,6 +310,60 @@ void vse_interrupt(vse_db *db);
 int vse_add_machine(vse_db *db, vse_machine *m, struct vse_error *err);
 /* The machine of that name, or NULL; valid until vse_close(). */
 const vse_machine *vse_find_machine(vse_db *db, const char *name);
+
+/*
+ * Open the store at `url` as vse_open() does, but with no machine loaded
+ * or checked: for a process that upgrades the store's pins before it
+ * opens the store for work (vsed at start), and then adds machines with
+ * vse_add_machine() or vse_upgrade_machine().
+ */
+int vse_open_bare(const char *url, vse_db **out, struct vse_error *err);
+
+/* A resource in the way of an upgrade; valid during the callback only. */
+struct vse_upgrade_blocker {
+    const char *resource;
+    const char *state;
+    const char *op;     /* the operation in flight, "" at rest */
+    const char *reason; /* "state 'x' is not in version 2" */
+};
+typedef void (*vse_blocker_fn)(void *ctx,
+                               const struct vse_upgrade_blocker *b);
+
+/* What vse_upgrade_machine() found or did.  Plain data, caller-owned. */
+struct vse_upgrade_info {
+    int from_version; /* the pinned version; 0: the store had no pin */
+    int to_version;
+    char from_hash[17];
+    char to_hash[17];
+    int64_t seq;      /* the upgrade's history row; 0 when none written */
+    int64_t blockers; /* resources in the way */
+    char changes[VSE_ERROR_DETAIL_SIZE]; /* one line, as VSE_EPINNED's */
+};
+
+/*
+ * Re-pin the store to m, a newer version of a machine it pinned, while
+ * resources may be mid-operation; takes ownership of m, also on failure.
+ * Every resource of the machine must fit m: its state must exist in m; an
+ * operation in flight must exist in m, with the current state one of its
+ * steps (and the state it began from a rest state).  Each resource that
+ * does not is passed to `cb` (may be NULL), once, after the store's answer,
+ * and nothing is changed.  Otherwise the pin is replaced and one history
+ * row of kind VSE_KIND_UPGRADE is written, with `actor` (may be NULL) as
+ * its owner, in one store transaction with the check (docs/operations.md
+ * says how atomic each store makes it).  Operations in flight go on under
+ * m; the handle uses m from now on.  Other processes keep the definition
+ * they loaded until they restart (and are refused at start if older).
+ *
+ * Returns 0 (upgraded, or pinned: the store had no pin of that name),
+ * VSE_REPEATED (the store already pinned exactly m: nothing changed),
+ * VSE_EPINNED (m's version is not higher than the pin's: the same version
+ * with another definition, or an older one - a newer vse pinned the
+ * store), VSE_EINVAL (resources in the way; err says how many), or a
+ * store error.  `info` (may be NULL) is filled in every case it can be.
+ */
+int vse_upgrade_machine(vse_db *db, vse_machine *m, const char *actor,
+                        vse_blocker_fn cb, void *ctx,
+                        struct vse_upgrade_info *info, struct vse_error *err);
 
 /* Per-call options; NULL means all defaults.  Strings are copied. */
 struct vse_opts {

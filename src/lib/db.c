@@ -50,17 +50,27 @@ static int pin_check(vse_db *db, const vse_machine *m, struct vse_error *err)
                  "the store pinned (version %d, hash %s)",
                  m->name, m->version, m->hash, pin.version, pin.hash);
         vse__err_detail(err, "%s", how);
-        vse__err_hint(err, "run the vse whose machine definitions created "
-                           "this store, or use a new store");
+        if (m->version > pin.version)
+            vse__err_hint(err,
+                          "upgrade the store's pin first: 'vsectl machine "
+                          "upgrade FILE' (vsed upgrades to its built-in "
+                          "machines at start)");
+        else if (m->version < pin.version)
+            vse__err_hint(err,
+                          "a newer vse pinned this store: run a vse "
+                          "with version %d or later of '%s'",
+                          pin.version, m->name);
+        else
+            vse__err_hint(err, "run the vse whose machine definitions "
+                               "created this store, or use a new store");
         rc = VSE_EPINNED;
     }
     free(pin.definition);
     return rc;
 }
 
-int vse_open(const char *url, vse_db **out, struct vse_error *err)
+int vse_open_bare(const char *url, vse_db **out, struct vse_error *err)
 {
-    const char *const *names = vse_machine_builtin_names();
     vse_db *db;
     int rc;
 
@@ -73,6 +83,20 @@ int vse_open(const char *url, vse_db **out, struct vse_error *err)
         free(db);
         return rc;
     }
+    *out = db;
+    return 0;
+}
+
+int vse_open(const char *url, vse_db **out, struct vse_error *err)
+{
+    const char *const *names = vse_machine_builtin_names();
+    vse_db *db;
+    int rc;
+
+    rc = vse_open_bare(url, &db, err);
+    if (rc < 0)
+        return rc;
+    *out = NULL; /* until every machine is in */
     for (size_t i = 0; names[i] != NULL; i++) {
         vse_machine *m;
 

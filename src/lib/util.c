@@ -174,7 +174,7 @@ int vse_check_id(const char *what, const char *id, struct vse_error *err)
 
 static const char *const kind_names[] = {
     NULL,    "create", "begin",  "step",  "finish", "fail",
-    "claim", "renew",  "expire", "reset", "update",
+    "claim", "renew",  "expire", "reset", "update", "upgrade",
 };
 
 const char *vse_kind_name(enum vse_kind k)

@@ -379,7 +379,8 @@ static void read_row(sqlite3_stmt *st, struct vse_resource *r)
 /* Bind a history row as ?1..?12, in VSE_SQL_HISTORY_COLS order less seq. */
 static int bind_event(sqlite3_stmt *st, const struct vse_event *e)
 {
-    int rc = bind_text(st, 1, e->resource);
+    /* As text even when empty: an upgrade row is no resource's (""). */
+    int rc = sqlite3_bind_text(st, 1, e->resource, -1, SQLITE_STATIC);
 
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, e->version);
@@ -1376,6 +1377,103 @@ static int sqlite_pin_put(struct vse_store *s, const struct vse_pin *p,
     return rc;
 }
 
+struct repin_scan {
+    vse_store_repin_check_fn *check;
+    void *ctx;
+};
+
+static int repin_each(void *ctx, const struct vse_resource *r)
+{
+    struct repin_scan *sc = ctx;
+
+    sc->check(sc->ctx, r);
+    return 0;
+}
+
+/*
+ * BEGIN IMMEDIATE holds the write lock from the start: no transition can
+ * commit between reading the resources and replacing the pin, so the
+ * check and the re-pin are one transaction.
+ */
+static int repin_locked(struct sqlite_conn *c, const char *expect_hash,
+                        const struct vse_pin *p, const struct vse_event *ev,
+                        vse_store_repin_check_fn *check, void *ctx,
+                        int64_t *seq, struct vse_error *err)
+{
+    struct vse_filter f = {.machine = p->machine};
+    struct repin_scan sc = {check, ctx};
+    sqlite3_stmt *st = NULL;
+    struct vse_pin cur;
+    int rc = run(c, ST_BEGIN, err, "begin a transaction");
+
+    if (rc < 0)
+        return rc;
+    memset(&cur, 0, sizeof(cur));
+    rc = sqlite_pin_get(&c->base, p->machine, &cur, err);
+    if (rc == 0 && strcmp(cur.hash, expect_hash) != 0)
+        rc = vse__err(err, VSE_ECONFLICT,
+                      "the pin of machine '%s' changed meanwhile (now "
+                      "version %d, hash %s)",
+                      p->machine, cur.version, cur.hash);
+    free(cur.definition);
+    if (rc == 0)
+        rc = sqlite_list(&c->base, &f, 0, repin_each, &sc, err);
+    if (rc == 0)
+        rc = check(ctx, NULL);
+    if (rc == 0) {
+        rc = sqlite3_prepare_v2(c->db,
+                                "UPDATE machines SET version = ?2, "
+                                "hash = ?3, definition = ?4, pinned_at = ?5 "
+                                "WHERE name = ?1 AND hash = ?6",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 1, p->machine, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int(st, 2, p->version);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 4, p->definition, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 5, p->pinned_at);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 6, expect_hash, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        rc = rc == SQLITE_DONE
+                 ? 0
+                 : db_fail(c, rc, err, "re-pin machine '%s'", p->machine);
+    }
+    if (rc == 0)
+        rc = append_history(c, ev, seq, err);
+    if (rc == 0)
+        rc = run(c, ST_COMMIT, err, "commit");
+    if (rc < 0)
+        rollback(c);
+    return rc;
+}
+
+static int sqlite_repin(struct vse_store *s, const char *expect_hash,
+                        const struct vse_pin *p, const struct vse_event *ev,
+                        vse_store_repin_check_fn *check, void *ctx,
+                        int64_t *seq, struct vse_error *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)s;
+    int64_t got = 0;
+    uint64_t ticket = 0;
+    int rc;
+
+    if (c->gate != NULL)
+        ticket = vse_sqlite_gate_enter(c->gate);
+    rc = repin_locked(c, expect_hash, p, ev, check, ctx, &got, err);
+    if (c->gate != NULL)
+        vse_sqlite_gate_leave(c->gate, ticket);
+    if (rc == 0 && seq != NULL)
+        *seq = got;
+    return rc;
+}
+
 /*
  * No wait method: the core polls last_seq.  A cheaper poll would be
  * PRAGMA data_version, which changes on this connection whenever another
@@ -1383,7 +1481,7 @@ static int sqlite_pin_put(struct vse_store *s, const struct vse_pin *p,
  * cross-process notification to block on, so either way it is a poll.
  */
 const struct vse_store_methods vse__store_sqlite = {
-    .version = 2,
+    .version = 3,
     .scheme = "sqlite",
     .conn_size = sizeof(struct sqlite_conn),
     .open = sqlite_open,
@@ -1407,4 +1505,5 @@ const struct vse_store_methods vse__store_sqlite = {
     .exec = sqlite_exec,
     .steps = steps,
     .nsteps = sizeof(steps) / sizeof(*steps),
+    .repin = sqlite_repin,
 };

@@ -366,3 +366,15 @@ int vse__store_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
         return s->m->wait(s, after_seq, timeout_ms, err);
     return -1; /* the core polls */
 }
+
+int vse__store_repin(struct vse_store *s, const char *expect_hash,
+                     const struct vse_pin *p, const struct vse_event *ev,
+                     vse_store_repin_check_fn *check, void *ctx, int64_t *seq,
+                     struct vse_error *err)
+{
+    if (s->m->version < 3 || s->m->repin == NULL)
+        return vse__err(err, VSE_EINVAL,
+                        "store '%s' cannot upgrade machines in place",
+                        s->m->scheme);
+    return s->m->repin(s, expect_hash, p, ev, check, ctx, seq, err);
+}

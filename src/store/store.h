@@ -142,6 +142,24 @@ typedef int vse_store_pin_get_fn(struct vse_store *s, const char *machine,
 typedef int vse_store_pin_put_fn(struct vse_store *s, const struct vse_pin *p,
                                  struct vse_error *err);
 /*
+ * Re-pin a machine (vse_upgrade_machine), as atomically as the store
+ * allows.  Inside one transaction: the pin of p->machine must still have
+ * hash `expect_hash` (else VSE_ECONFLICT, nothing written); `check` is
+ * called with every resource of that machine, then once with NULL - a
+ * negative answer to NULL rolls back and is returned as it is (the core
+ * wrote err); 0 goes on: the pin is replaced by p and `ev` (kind upgrade,
+ * resource "") appended to the history, *seq (may be NULL) its seq.
+ * `check` may be called again for a second attempt after the NULL call.
+ * What "one transaction" means per store is in docs/operations.md.
+ */
+typedef int vse_store_repin_check_fn(void *ctx, const struct vse_resource *r);
+typedef int vse_store_repin_fn(struct vse_store *s, const char *expect_hash,
+                               const struct vse_pin *p,
+                               const struct vse_event *ev,
+                               vse_store_repin_check_fn *check, void *ctx,
+                               int64_t *seq, struct vse_error *err);
+
+/*
  * Optional (NULL: the core polls last_seq).  Block until seq > after_seq
  * may exist or timeout_ms passes: 1 or 0.
  */
@@ -216,8 +234,9 @@ struct vse_store_step {
 };
 
 struct vse_store_methods {
-    int version;        /* 2; a version 1 backend has none of the slots
-                             after `wait` (test wrappers) */
+    int version;        /* 3; a version 1 backend has none of the slots
+                             after `wait` (test wrappers), a version 2 one
+                             none after `settled` */
     const char *scheme; /* "sqlite", "postgresql", "etcd" */
     size_t conn_size;   /* sizeof the backend's struct */
     vse_store_open_fn *open;
@@ -248,6 +267,8 @@ struct vse_store_methods {
     const struct vse_store_step *steps;
     size_t nsteps;                 /* the backend's current schema version */
     vse_store_settled_fn *settled; /* optional */
+    /* ---- version 3 ---- */
+    vse_store_repin_fn *repin; /* optional: no machine upgrades without */
 };
 
 /* The built-in backends (store-*.c), in the registry of store.c. */
@@ -298,5 +319,10 @@ int vse__store_pin_put(struct vse_store *s, const struct vse_pin *p,
                        struct vse_error *err);
 int vse__store_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
                     struct vse_error *err);
+/* VSE_EINVAL when the backend has no repin slot. */
+int vse__store_repin(struct vse_store *s, const char *expect_hash,
+                     const struct vse_pin *p, const struct vse_event *ev,
+                     vse_store_repin_check_fn *check, void *ctx, int64_t *seq,
+                     struct vse_error *err);
 
 #endif /* VSE_STORE_H */

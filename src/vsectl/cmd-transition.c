@@ -196,7 +196,7 @@ static int check_id_opid(struct ctx *ctx, struct targs *a, int nstate)
 }
 
 /* "$USER@hostname": who pressed the escape hatch, for the history. */
-static void default_actor(char *buf, size_t size)
+void default_actor(char *buf, size_t size)
 {
     const char *user = getenv("USER");
     char host[256];

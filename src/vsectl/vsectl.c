@@ -44,10 +44,11 @@ struct cmd_doc {
 
 static const struct cmd_doc docs[] = {
     /* order and names match cmds[] below */
-    {"vsectl machine validate FILE | show NAME|FILE [--format F]",
-     "Work with machine definitions (YAML files).  These commands do not "
-     "open the\nstore.  See 'vsectl machine validate --help' and 'vsectl "
-     "machine show --help'.",
+    {"vsectl machine validate FILE | show NAME|FILE [--format F] | upgrade "
+     "FILE",
+     "Work with machine definitions (YAML files).  validate and show do not "
+     "open the\nstore; upgrade re-pins it to a newer version.  See 'vsectl "
+     "machine SUB --help'.",
      "", "0 done, 1 error, 2 bad input or invalid machine.",
      "vsectl machine show volume --format mermaid"},
     {"vsectl machine validate FILE",
@@ -65,6 +66,25 @@ static const struct cmd_doc docs[] = {
      "0 done, 1 cannot read FILE, 2 invalid machine or format,\n4 no such "
      "machine.",
      "vsectl machine show volume --format dot | dot -Tsvg > volume.svg"},
+    {"vsectl --store URL machine upgrade FILE [--json]",
+     "Re-pin the store to FILE, a newer version (a higher 'version') of a "
+     "machine it\npinned, while resources may be mid-operation.  Every "
+     "resource of the machine\nmust fit the new version: its state exists "
+     "there; an operation in flight\nexists there and is at one of its "
+     "steps.  Resources that do not are listed,\none line each ('ID: "
+     "why'), and nothing is changed.  Otherwise the pin is\nreplaced and "
+     "one history row of kind 'upgrade' is written (see 'vsectl\nwatch'), "
+     "in one transaction with the check; operations in flight go on\nunder "
+     "the new version.  Prints what changed.  Processes still running the "
+     "old\ndefinition keep it until they restart.",
+     "      --json           print one JSON object (blockers as an "
+     "array)\n",
+     "0 done (also when FILE is pinned already), 1 store error, or FILE's "
+     "version\nis not higher than the pin's (the same version changed, or "
+     "a newer vse\npinned the store), 2 bad input or resources in the way, "
+     "3 the pin kept\nchanging meanwhile.",
+     "vsectl --store sqlite:/var/lib/vse/vse.db machine upgrade "
+     "volume-v2.yaml"},
     {"vsectl create MACHINE ID [--owner O] [--ttl D] [--op OP] "
      "[--request-id R]",
      "Create resource ID of machine MACHINE, already inside its creating "
@@ -231,6 +251,8 @@ static const struct cmd cmds[] = {
     {"machine validate", cmd_machine_validate, "check a machine file", NULL},
     {"machine show", cmd_machine_show, "print a machine: table, dot, mermaid",
      NULL},
+    {"machine upgrade", cmd_machine_upgrade,
+     "re-pin the store to a newer version of a machine", NULL},
     {"create", cmd_create, "create a resource inside its creating operation",
      NULL},
     {"begin", cmd_begin, "begin an operation; prints its op_id", NULL},
@@ -630,8 +652,8 @@ int cmd_machine(int argc, char **argv, struct ctx *ctx)
     const struct cmd *c;
 
     if (argc < 2)
-        return usage_error(ctx, "machine: missing subcommand (validate or "
-                                "show)");
+        return usage_error(ctx, "machine: missing subcommand (validate, "
+                                "show or upgrade)");
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         print_cmd_help("machine");
         return EXIT_DONE;

@@ -61,6 +61,7 @@ const struct cmd *find_cmd(const char *name);
 int cmd_machine(int argc, char **argv, struct ctx *ctx);
 int cmd_machine_validate(int argc, char **argv, struct ctx *ctx);
 int cmd_machine_show(int argc, char **argv, struct ctx *ctx);
+int cmd_machine_upgrade(int argc, char **argv, struct ctx *ctx);
 int cmd_create(int argc, char **argv, struct ctx *ctx);
 int cmd_begin(int argc, char **argv, struct ctx *ctx);
 int cmd_step(int argc, char **argv, struct ctx *ctx);
@@ -165,6 +166,9 @@ void ctx_close(struct ctx *ctx);
 /* Commands that need a store itself (check, migrate): usage error with
  * --url.  0 or exit status. */
 int ctx_need_store(struct ctx *ctx);
+
+/* "$USER@hostname", for history rows an operator caused. */
+void default_actor(char *buf, size_t size);
 
 /* ---- argument checks (out.c): 0 or exit status, message printed ---- */
 
