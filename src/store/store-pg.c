@@ -1416,6 +1416,192 @@ static int pg_pin_put(struct vse_store *s, const struct vse_pin *pin,
     return 0;
 }
 
+/*
+ * One statement inside the re-pin's transaction; 0 or a reported error
+ * (*out set only on success, when out is not NULL).
+ */
+static int tx_exec(struct pg_conn *c, const char *sql, const struct params *p,
+                   PGresult **out, struct vse_error *err, const char *what)
+{
+    PGresult *r = PQexecParams(c->conn, sql, p ? p->n : 0, NULL,
+                               p ? p->v : NULL, NULL, NULL, 0);
+
+    if (!exec_ok(r)) {
+        int rc = pg_fail(c, r, err, "%s", what);
+
+        PQclear(r);
+        return rc;
+    }
+    if (out != NULL)
+        *out = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+/*
+ * The lock on resources (SHARE ROW EXCLUSIVE: it conflicts with the ROW
+ * EXCLUSIVE every transition's UPDATE or INSERT takes, and with itself)
+ * holds every transition back from the moment the resources are read
+ * until the new pin commits: the check and the re-pin are one
+ * transaction, and two upgrades run one after the other.  Transitions
+ * wait (they are not refused) for the few milliseconds this takes.
+ */
+static int repin_tx(struct pg_conn *c, const char *expect_hash,
+                    const struct vse_pin *pin, const struct vse_event *ev,
+                    vse_store_repin_check_fn *check, void *ctx, int64_t *seq,
+                    struct vse_error *err)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = tx_exec(c, "LOCK TABLE resources IN SHARE ROW EXCLUSIVE MODE",
+                     NULL, NULL, err, "lock the resources");
+
+    if (rc < 0)
+        return rc;
+    p_text(&p, pin->machine);
+    rc = tx_exec(c,
+                 "SELECT hash, version FROM machines WHERE name = $1 FOR "
+                 "UPDATE",
+                 &p, &r, err, "read a machine pin");
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), expect_hash) != 0)
+        rc = vse__err(err, VSE_ECONFLICT,
+                      "the pin of machine '%s' changed meanwhile",
+                      pin->machine);
+    PQclear(r);
+    if (rc < 0)
+        return rc;
+    rc = tx_exec(c,
+                 "SELECT " VSE_PG_RESOURCE_COLS " FROM resources "
+                 "WHERE machine = $1 ORDER BY id",
+                 &p, &r, err, "list resources");
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct vse_resource row;
+
+        read_row(r, i, 0, &row);
+        check(ctx, &row);
+    }
+    PQclear(r);
+    rc = check(ctx, NULL);
+    if (rc < 0)
+        return rc;
+    p.n = 0;
+    p_text(&p, pin->machine);
+    p_i64(&p, pin->version);
+    p.v[p.n++] = pin->hash;
+    p.v[p.n++] = pin->definition ? pin->definition : "";
+    p_i64(&p, pin->pinned_at);
+    p.v[p.n++] = expect_hash;
+    rc = tx_exec(c,
+                 "UPDATE machines SET version = $2::INT, hash = $3, "
+                 "definition = $4, pinned_at = $5::BIGINT "
+                 "WHERE name = $1 AND hash = $6",
+                 &p, NULL, err, "re-pin a machine");
+    if (rc < 0)
+        return rc;
+    /* The history row as vse_apply() writes one (schema 3): its seq from
+     * this transaction's id. */
+    p.n = 0;
+    p.v[p.n++] = ev->resource; /* "", kept as text: no resource's row */
+    p_i64(&p, ev->version);
+    p_text(&p, ev->machine);
+    p_text(&p, vse_kind_name(ev->kind));
+    p_text(&p, ev->from);
+    p_text(&p, ev->to);
+    p_text(&p, ev->owner);
+    p_i64(&p, ev->at);
+    p_text(&p, ev->reason);
+    rc = tx_exec(c,
+                 "INSERT INTO history(seq, xid, resource, version, machine, "
+                 "kind, op, op_id, from_state, to_state, owner, at, "
+                 "request_id, reason) "
+                 "SELECT pg_current_xact_id()::TEXT::BIGINT + "
+                 "m.value::BIGINT, pg_current_xact_id(), $1, $2::BIGINT, $3, "
+                 "$4, NULL, NULL, $5, $6, $7, $8::BIGINT, NULL, $9 "
+                 "FROM vse_meta m WHERE m.key = 'seq_offset' "
+                 "RETURNING seq",
+                 &p, &r, err, "append the upgrade to the history");
+    if (rc < 0)
+        return rc;
+    *seq = PQntuples(r) == 1 ? col_i64(r, 0, 0) : 0;
+    PQclear(r);
+    return 0;
+}
+
+/*
+ * A COMMIT whose answer was lost: the pin says whether it landed (the
+ * pin's hash is ours only if our transaction, or an identical upgrade,
+ * committed).  0 landed, 1 not, or an error.
+ */
+static int repin_settle(struct pg_conn *c, const struct vse_pin *pin,
+                        struct vse_error *err)
+{
+    struct vse_pin now;
+    int rc;
+
+    memset(&now, 0, sizeof(now));
+    rc = pg_pin_get(&c->base, pin->machine, &now, err);
+    free(now.definition);
+    if (rc < 0) {
+        vse__err(err, VSE_EUNKNOWN,
+                 "outcome unknown: the connection to '%s' was lost while "
+                 "committing the upgrade of machine '%s'",
+                 c->where, pin->machine);
+        vse__err_hint(err, "run the upgrade again: an upgrade that "
+                           "landed answers 'pinned already'");
+        return VSE_EUNKNOWN;
+    }
+    return strcmp(now.hash, pin->hash) == 0 ? 0 : 1;
+}
+
+static int pg_repin(struct vse_store *s, const char *expect_hash,
+                    const struct vse_pin *pin, const struct vse_event *ev,
+                    vse_store_repin_check_fn *check, void *ctx, int64_t *seq,
+                    struct vse_error *err)
+{
+    struct pg_conn *c = (struct pg_conn *)s;
+    int64_t got = 0;
+    int rc = ensure(c, err);
+
+    if (rc < 0)
+        return rc;
+    rc = exec_sql(c, "BEGIN", err, "begin a transaction");
+    if (rc < 0)
+        return rc;
+    rc = repin_tx(c, expect_hash, pin, ev, check, ctx, &got, err);
+    if (rc < 0) {
+        if (conn_ok(c))
+            exec_sql(c, "ROLLBACK", NULL, "roll back");
+        return rc;
+    }
+    rc = exec_sql(c, "COMMIT", err, "commit the upgrade");
+    if (rc < 0 && !conn_ok(c)) {
+        struct vse_error e2;
+
+        vse_error_clear(&e2);
+        rc = repin_settle(c, pin, &e2);
+        if (rc == 1 && err != NULL)
+            vse__err_hint(err, "nothing was written: run the upgrade again");
+        else if (rc != 1 && err != NULL)
+            *err = e2;
+        if (rc == 1)
+            rc = VSE_ESTORE;
+        if (rc == 0)
+            got = 0; /* landed; its seq is in the history */
+    }
+    if (rc < 0)
+        return rc;
+    if (seq != NULL)
+        *seq = got;
+    if (got > 0)
+        notify_send(c, got);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Waiting for events                                                  */
 /* ------------------------------------------------------------------ */
@@ -1516,7 +1702,7 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
 static const char *const aliases[] = {"postgres", NULL};
 
 const struct vse_store_methods vse__store_pg = {
-    .version = 2,
+    .version = 3,
     .scheme = "postgresql",
     .conn_size = sizeof(struct pg_conn),
     .open = pg_open,
@@ -1541,4 +1727,5 @@ const struct vse_store_methods vse__store_pg = {
     .steps = steps,
     .nsteps = sizeof(steps) / sizeof(*steps),
     .settled = pg_settled,
+    .repin = pg_repin,
 };

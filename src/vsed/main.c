@@ -425,9 +425,12 @@ int main(int argc, char **argv)
                  c.ntokens == 0 ? "; every route but /healthz answers 401"
                                 : "");
     /* Open once first: a bad store fails the start, not the first
-     * request, and a new SQLite file gets its schema from one handle. */
+     * request, and a new SQLite file gets its schema from one handle.
+     * Built-in machines newer than the store's pins are upgraded first
+     * (on the store itself: the local-locks wrapper has no re-pin). */
     vse_error_clear(&err);
-    if (vsed_open(c.store, &db, &err) < 0) {
+    if (vsed_upgrade_machines(c.store, &err) < 0 ||
+        vsed_open(c.store, &db, &err) < 0) {
         fprintf(stderr, "vsed: %s\n", err.msg);
         if (err.detail[0])
             fprintf(stderr, "  detail: %s\n", err.detail);

@@ -31,6 +31,107 @@ static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
 static vse_db *open_dbs[OPEN_MAX];
 static int nopen, interrupting;
 
+/*
+ * VSED_TEST_MACHINE=FILE: the machine in FILE stands in for the built-in
+ * of its name in every handle vsed opens, so that a test can start a vsed
+ * whose built-in is newer than a store's pin.  For tests only (it is
+ * logged at start); NULL when unset.
+ */
+static const char *test_machine(void)
+{
+    const char *f = getenv("VSED_TEST_MACHINE");
+
+    return f != NULL && f[0] != '\0' ? f : NULL;
+}
+
+/* vsed's machine called `name`: the built-in, or the test's stand-in. */
+static int vsed_machine(const char *name, vse_machine **out,
+                        struct vse_error *err)
+{
+    const char *f = test_machine();
+    vse_machine *m;
+    int rc;
+
+    if (f != NULL) {
+        rc = vse_machine_load_file(f, NULL, NULL, &m, err);
+        if (rc < 0)
+            return rc;
+        if (strcmp(vse_machine_name(m), name) == 0) {
+            *out = m;
+            return 0;
+        }
+        vse_machine_free(m);
+    }
+    return vse_machine_builtin(name, out, err);
+}
+
+/* vse_open(), with the test's stand-in machine when there is one. */
+static int open_machines(const char *url, vse_db **out, struct vse_error *err)
+{
+    const char *const *names = vse_machine_builtin_names();
+    int rc;
+
+    if (test_machine() == NULL)
+        return vse_open(url, out, err);
+    rc = vse_open_bare(url, out, err);
+    for (size_t i = 0; rc == 0 && names[i] != NULL; i++) {
+        vse_machine *m;
+
+        rc = vsed_machine(names[i], &m, err);
+        if (rc == 0)
+            rc = vse_add_machine(*out, m, err);
+    }
+    if (rc < 0) {
+        vse_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static void log_blocker(void *arg, const struct vse_upgrade_blocker *b)
+{
+    (void)arg;
+    fprintf(stderr, "vsed:   %s: %s\n", b->resource, b->reason);
+}
+
+int vsed_upgrade_machines(const char *url, struct vse_error *err)
+{
+    const char *const *names = vse_machine_builtin_names();
+    char actor[VSE_ID_MAX + 1], host[200];
+    vse_db *db;
+    int rc;
+
+    if (test_machine() != NULL)
+        vsed_log("TEST: the machine in %s (VSED_TEST_MACHINE) stands in "
+                 "for the built-in of its name",
+                 test_machine());
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(actor, sizeof(actor), "vsed@%s", host);
+    rc = vse_open_bare(url, &db, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; names[i] != NULL; i++) {
+        struct vse_upgrade_info info;
+        vse_machine *m;
+
+        rc = vsed_machine(names[i], &m, err);
+        if (rc < 0)
+            break;
+        rc = vse_upgrade_machine(db, m, actor, log_blocker, NULL, &info, err);
+        if (rc == 0 && info.from_version > 0)
+            vsed_log("machine %s upgraded from version %d to %d (hash %s "
+                     "-> %s): %s",
+                     names[i], info.from_version, info.to_version,
+                     info.from_hash, info.to_hash, info.changes);
+        if (rc < 0)
+            break;
+    }
+    vse_close(db);
+    return rc < 0 ? rc : 0;
+}
+
 int vsed_open(const char *url, vse_db **out, struct vse_error *err)
 {
     char blind[2048];
@@ -41,7 +142,7 @@ int vsed_open(const char *url, vse_db **out, struct vse_error *err)
         snprintf(blind, sizeof(blind), "blind:%s", url);
         url = blind;
     }
-    rc = vse_open(url, out, err);
+    rc = open_machines(url, out, err);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&open_mu);

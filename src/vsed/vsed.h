@@ -232,6 +232,14 @@ enum vsed_body vsed_body_parse(const struct vsed_req *q, json_t **out,
 #define VSED_SERVICE_MACHINE "service"
 /* Open a store handle with the machines vsed adds to the built-ins. */
 int vsed_open(const char *url, vse_db **out, struct vse_error *err);
+/*
+ * At start, before any vsed_open(): re-pin the store to each built-in
+ * machine that is newer than its pin (a log line per upgrade; resources
+ * in the way are printed on stderr, one line each).  0, or the library's
+ * error (VSE_EPINNED: a built-in is older than the pin, or changed under
+ * the same version; VSE_EINVAL: resources in the way).
+ */
+int vsed_upgrade_machines(const char *url, struct vse_error *err);
 /* Close a handle vsed_open() gave. */
 void vsed_close(vse_db *db);
 /* Shutdown: every open handle (and any opened later) stops waiting for
