@@ -2162,6 +2162,217 @@ static int zk_pin_put(struct vse_store *s, const struct vse_pin *pin,
     return zrc < 0 ? zrc : 0;
 }
 
+/*
+ * Above this many resources of the machine, the re-pin's multi checks
+ * the versions of those with an operation in flight only: a multi is one
+ * request, and requests are bounded (jute.maxbuffer, 1 MB by default).
+ */
+#define REPIN_CHECK_MAX 2048
+
+struct repin_scan {
+    vse_store_repin_check_fn *check;
+    void *ctx;
+    VSE_ARRAY(struct vse_resource) rows;
+    int oom;
+};
+
+static int repin_collect(void *ctx, const struct vse_resource *r)
+{
+    struct repin_scan *sc = ctx;
+
+    sc->check(sc->ctx, r);
+    if (vse__array_push(&sc->rows, *r) < 0)
+        sc->oom = 1;
+    return 0;
+}
+
+/*
+ * One multi: [the log bucket is open], [each resource read is still at
+ * the version it was judged at], set the pin at the version it was read
+ * at, append the event to the log.  A resource that moved, or a pin that
+ * changed, fails the whole multi: VSE_ECONFLICT, and the core judges
+ * again.  1: the answer was lost (settle); 2: the bucket moved.
+ */
+static int repin_once(struct zk_conn *c, const char *ppath, int pin_at,
+                      const char *data, const char *ev,
+                      const struct repin_scan *sc, int64_t *seq, int *zlost,
+                      struct vse_error *err)
+{
+    size_t n = 0, cap = sc->rows.n + 3, busy_only;
+    char(*paths)[PATH_SIZE] = vse__calloc(sc->rows.n + 1, sizeof(*paths));
+    zoo_op_t *ops = vse__calloc(cap, sizeof(*ops));
+    zoo_op_result_t *res = vse__calloc(cap, sizeof(*res));
+    char bp[PATH_SIZE], lp[PATH_SIZE], made[PATH_SIZE];
+    struct Stat st;
+    size_t i_pin;
+    int zrc, rc = 0;
+
+    if (paths == NULL || ops == NULL || res == NULL) {
+        rc = vse__err(err, VSE_ENOMEM, "out of memory");
+        goto out;
+    }
+    memset(&st, 0, sizeof(st));
+    busy_only = sc->rows.n > REPIN_CHECK_MAX;
+    bucket_path(c, c->bucket, bp, sizeof(bp));
+    snprintf(lp, sizeof(lp), "%s/e-", bp);
+    zoo_check_op_init(&ops[n++], bp, 0);
+    for (size_t i = 0; i < sc->rows.n; i++) {
+        const struct vse_resource *r = &sc->rows.v[i];
+
+        if (busy_only && r->op[0] == '\0')
+            continue;
+        res_path(c, r->id, paths[i], sizeof(paths[i]));
+        zoo_check_op_init(&ops[n++], paths[i], (int)r->version);
+    }
+    i_pin = n;
+    zoo_set_op_init(&ops[n++], ppath, data, (int)strlen(data), pin_at, &st);
+    zoo_create_op_init(&ops[n++], lp, ev, (int)strlen(ev),
+                       &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT_SEQUENTIAL, made,
+                       sizeof(made));
+    zrc = zoo_multi(c->zh, (int)n, ops, res);
+    if (zrc == ZOK) {
+        *seq = st.mzxid;
+    } else if (lost(zrc)) {
+        *zlost = zrc;
+        rc = 1;
+    } else if (res[0].err != ZOK) {
+        c->bucket = -1;
+        rc = 2;
+    } else {
+        for (size_t i = 1; i <= i_pin && rc == 0; i++)
+            if (res[i].err == ZBADVERSION || res[i].err == ZNONODE)
+                rc = vse__err(err, VSE_ECONFLICT,
+                              "a resource or the pin moved during the "
+                              "upgrade");
+        if (rc == 0)
+            rc = zk_fail(c, zrc, err, "upgrade a machine");
+    }
+out:
+    free(paths);
+    free(ops);
+    free(res);
+    return rc;
+}
+
+/*
+ * A lost multi: after a sync, the pin says whether it landed (its hash
+ * is ours and its mzxid the transaction's).  0 landed, 1 not.
+ */
+static int repin_settle(struct zk_conn *c, const char *ppath,
+                        const char *hash, int64_t *seq, struct vse_error *err)
+{
+    char *buf = NULL, got[17] = "";
+    struct Stat st;
+    json_t *o;
+    int len = 0, rc = ensure(c, err);
+
+    if (rc == 0 && zsync(c, ppath) != ZOK)
+        rc = vse__err(err, VSE_EUNKNOWN, "cannot sync with '%s'", c->where);
+    if (rc == 0)
+        rc = zget(c, ppath, &buf, &len, &st, 0, err, "read a machine pin");
+    if (rc < 0 || rc == ABSENT) {
+        free(buf);
+        vse__err(err, VSE_EUNKNOWN,
+                 "outcome unknown: the connection to '%s' was lost "
+                 "during the upgrade",
+                 c->where);
+        vse__err_hint(err, "run the upgrade again: an upgrade that "
+                           "landed answers 'pinned already'");
+        return VSE_EUNKNOWN;
+    }
+    o = json_loadb(buf, (size_t)len, 0, NULL);
+    free(buf);
+    j_str(o, "hash", got, sizeof(got));
+    json_decref(o);
+    if (strcmp(got, hash) != 0)
+        return 1;
+    *seq = st.mzxid;
+    return 0;
+}
+
+static int zk_repin(struct vse_store *s, const char *expect_hash,
+                    const struct vse_pin *pin, const struct vse_event *ev,
+                    vse_store_repin_check_fn *check, void *ctx, int64_t *seq,
+                    struct vse_error *err)
+{
+    struct zk_conn *c = (struct zk_conn *)s;
+    struct vse_filter f = {.machine = pin->machine};
+    struct repin_scan sc = {check, ctx, {0}, 0};
+    char ppath[PATH_SIZE], hash[17] = "", *buf = NULL, *data = NULL,
+                           *evj = NULL;
+    struct Stat st;
+    json_t *o;
+    int64_t got = 0;
+    int len = 0, rc, moves = 0;
+
+    pin_path(c, pin->machine, ppath, sizeof(ppath));
+    rc = zget(c, ppath, &buf, &len, &st, 0, err, "read a machine pin");
+    if (rc == ABSENT)
+        rc = vse__err(err, VSE_ECONFLICT, "machine '%s' is not pinned",
+                      pin->machine);
+    if (rc < 0)
+        return rc;
+    o = json_loadb(buf, (size_t)len, 0, NULL);
+    free(buf);
+    j_str(o, "hash", hash, sizeof(hash));
+    json_decref(o);
+    if (strcmp(hash, expect_hash) != 0)
+        return vse__err(err, VSE_ECONFLICT,
+                        "the pin of machine '%s' changed meanwhile",
+                        pin->machine);
+    rc = zk_list(s, &f, 0, repin_collect, &sc, err);
+    if (rc == 0 && sc.oom)
+        rc = vse__err(err, VSE_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = check(ctx, NULL);
+    if (rc < 0)
+        goto out;
+    o = json_pack("{s:i, s:s, s:s, s:I}", "version", pin->version, "hash",
+                  pin->hash, "definition",
+                  pin->definition ? pin->definition : "", "pinned_at",
+                  (json_int_t)pin->pinned_at);
+    data = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    evj = event_json(ev);
+    if (data == NULL || evj == NULL) {
+        rc = vse__err(err, VSE_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (;;) {
+        int zlost = 0;
+
+        rc = ensure(c, err);
+        if (rc == 0)
+            rc = current_bucket(c, err);
+        if (rc < 0)
+            break;
+        rc = repin_once(c, ppath, st.version, data, evj, &sc, &got, &zlost,
+                        err);
+        if (rc == 2 && ++moves < BUCKET_RETRIES)
+            continue;
+        if (rc == 2)
+            rc = vse__err(err, VSE_EBUSY,
+                          "store '%s' is busy: the log bucket kept moving",
+                          c->where);
+        if (rc == 1) {
+            rc = repin_settle(c, ppath, pin->hash, &got, err);
+            if (rc == 1)
+                rc = vse__err(err, VSE_ESTORE,
+                              "connection lost; the upgrade was not "
+                              "applied (zookeeper: %s)",
+                              zerror(zlost));
+        }
+        break;
+    }
+    if (rc == 0 && seq != NULL)
+        *seq = got;
+out:
+    vse__array_release(&sc.rows);
+    free(data);
+    free(evj);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Waiting for events                                                  */
 /* ------------------------------------------------------------------ */
@@ -2196,7 +2407,7 @@ static int zk_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
 }
 
 const struct vse_store_methods vse__store_zk = {
-    .version = 2,
+    .version = 3,
     .scheme = "zookeeper",
     .conn_size = sizeof(struct zk_conn),
     .open = zk_open,
@@ -2211,6 +2422,7 @@ const struct vse_store_methods vse__store_zk = {
     .purge = zk_purge,
     .pin_get = zk_pin_get,
     .pin_put = zk_pin_put,
+    .repin = zk_repin,
     .wait = zk_wait,
     .inspect = zk_inspect,
     .schema_begin = zk_schema_begin,
