@@ -86,6 +86,13 @@ static int why_in_way(const vse_machine *m, const struct vse_resource *r,
                    "operation '%s' is at '%s', which is not one of its "
                    "steps in version %d",
                    r->op, r->state, m->version);
+    if (strcmp(r->origin, VSE_STATE_NEW) == 0)
+        return m->ops[o].from_new
+                   ? 0
+                   : say(why, size,
+                         "operation '%s' is creating the resource, which "
+                         "it does not in version %d",
+                         r->op, m->version);
     origin = r->origin[0] ? vse__machine_state(m, r->origin) : -2;
     if (origin == -1 || (origin >= 0 && m->states[origin].busy))
         return say(why, size,
