@@ -1055,6 +1055,145 @@ static void test_bad_attrs_rejected(void **state)
     assert_int_equal(version_of(f, "a3"), 5);
 }
 
+/* ---- machines upgraded in place ---- */
+
+#define TINY_HEAD                                                            \
+    "machine: tiny\nstatuses: [ready, busy, broken]\nstates:\n"              \
+    "  ready: {kind: rest, status: ready}\n"                                 \
+    "  broken: {kind: rest, status: broken}\n"
+#define MAKING "  making: {kind: busy, status: busy}\n"
+#define CHECKING "  checking: {kind: busy, status: busy}\n"
+#define TINY_MAKE                                                            \
+    "operations:\n  make:\n    from: [new]\n    success: [ready]\n"          \
+    "    failure: broken\n    on_expiry: fail\n"
+
+static vse_machine *tiny(struct fx *f, const char *text)
+{
+    vse_machine *m = NULL;
+
+    OK(vse_machine_load_buffer("tiny.yaml", text, strlen(text), NULL, NULL,
+                               &m, &f->err));
+    return m;
+}
+
+struct seen {
+    int n;
+    char lines[4][256];
+};
+
+static void blocked(void *ctx, const struct vse_upgrade_blocker *b)
+{
+    struct seen *s = ctx;
+
+    if (s->n < 4)
+        snprintf(s->lines[s->n], sizeof(s->lines[0]), "%s %s %s: %s",
+                 b->resource, b->state, b->op, b->reason);
+    s->n++;
+}
+
+static int count_upgrades(void *ctx, const struct vse_event *e)
+{
+    int *n = ctx;
+
+    if (e->kind == VSE_KIND_UPGRADE) {
+        assert_string_equal(e->resource, "");
+        assert_string_equal(e->machine, "tiny");
+        (*n)++;
+    }
+    return 0;
+}
+
+static int upgrades(struct fx *f)
+{
+    int n = 0;
+
+    OK(vse_events(f->db, 0, 0, count_upgrades, &n, &f->err));
+    return n;
+}
+
+static void test_upgrade_machine_in_flight(void **state)
+{
+    struct fx *f = *state;
+    struct vse_upgrade_info info;
+    struct vse_resource r;
+    struct seen seen = {0};
+    int64_t last = 0, last2 = 0;
+
+    /* v1: make has one step; v2 adds `checking` after it; v3 renames
+     * `making`, which r1 is at. */
+    OK(vse_add_machine(f->db,
+                       tiny(f, "version: 1\n" TINY_HEAD MAKING TINY_MAKE
+                               "    steps: [making]\n"),
+                       &f->err));
+    OK(vse_create(f->db, "tiny", "r1", NULL, &r, &f->err));
+    OK(vse_upgrade_machine(
+        f->db,
+        tiny(f, "version: 2\n" TINY_HEAD MAKING CHECKING TINY_MAKE
+                "    steps: [making, checking]\n"),
+        "tester", blocked, &seen, &info, &f->err));
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(info.from_version, 1);
+    assert_int_equal(info.to_version, 2);
+    assert_true(info.seq > 0);
+    assert_string_equal(info.changes,
+                        "version 1 -> 2; state 'checking' added; operation "
+                        "'make' changed (on_expiry, steps)");
+    assert_int_equal(upgrades(f), 1);
+    /* The op begun under v1 goes on under v2, through its new step. */
+    OK(vse_step(f->db, "r1", r.op_id, "checking", NULL, &r, &f->err));
+
+    OK(vse_last_seq(f->db, &last, &f->err));
+    assert_int_equal(
+        vse_upgrade_machine(
+            f->db,
+            tiny(f, "version: 3\n" TINY_HEAD
+                    "  shaping: {kind: busy, status: busy}\n" TINY_MAKE
+                    "    steps: [shaping]\n"),
+            "tester", blocked, &seen, &info, &f->err),
+        VSE_EINVAL);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.lines[0],
+                        "r1 checking make: operation 'make' is at step "
+                        "'checking', which version 3 drops");
+    assert_int_equal(info.blockers, 1);
+    assert_string_equal(f->err.msg, "cannot upgrade machine 'tiny' to "
+                                    "version 3: 1 resource is in the way");
+    OK(vse_last_seq(f->db, &last2, &f->err));
+    assert_int_equal(last2, last);
+    assert_int_equal(upgrades(f), 1);
+
+    /* The handle enforces v2: the op finishes along v2's edges. */
+    OK(vse_finish(f->db, "r1", r.op_id, "ready", NULL, &r, &f->err));
+    assert_int_equal(
+        vse_upgrade_machine(f->db,
+                            tiny(f, "version: 1\n" TINY_HEAD MAKING TINY_MAKE
+                                    "    steps: [making]\n"),
+                            NULL, NULL, NULL, &info, &f->err),
+        VSE_EPINNED);
+    assert_int_equal(
+        vse_upgrade_machine(f->db,
+                            tiny(f, "version: 2\n" TINY_HEAD MAKING
+                                    "  checking: {kind: busy, status: "
+                                    "broken}\n" TINY_MAKE
+                                    "    steps: [making, checking]\n"),
+                            NULL, NULL, NULL, &info, &f->err),
+        VSE_EPINNED);
+    assert_int_equal(
+        vse_upgrade_machine(
+            f->db,
+            tiny(f, "version: 2\n" TINY_HEAD MAKING CHECKING TINY_MAKE
+                    "    steps: [making, checking]\n"),
+            NULL, NULL, NULL, &info, &f->err),
+        VSE_REPEATED);
+    assert_int_equal(upgrades(f), 1);
+    {
+        int64_t n = -1;
+
+        OK(vse_check(f->db, NULL, NULL, NULL, &n, &f->err));
+        assert_int_equal(n, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1097,6 +1236,7 @@ int main(void)
         T(test_blind_overwrites_and_check_finds_it),
         T(test_blind_token_fences_nothing),
         T(test_blind_attrs_merge_over_current),
+        T(test_upgrade_machine_in_flight),
 #undef T
     };
     const char *which = getenv("VSE_TEST_STORE");
