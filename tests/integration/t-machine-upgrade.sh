@@ -10,6 +10,11 @@ trap 'rm -rf "$T"' EXIT
 usage_checks "sqlite:$T/u.db"
 [ ! -e "$T/u.db" ] && ok "usage errors made no store" ||
     not_ok "usage errors made a store"
+vs --store "sqlite:$T/fresh.db" machine upgrade "$T/v2.yaml"
+is "a machine the store never pinned is pinned" 0 \
+    "machine tiny version 2 (hash $H2) pinned: the store had no pin of it"
+vs --store "sqlite:$T/fresh.db" --machines "$T/v1.yaml" list
+is_rc "and older versions are refused by it" 1 "a newer vse pinned this store"
 scenario "sqlite:$T/s.db"
 
 echo "# vsed at start"
