@@ -243,8 +243,8 @@ static int repin(vse_db *db, vse_machine *m, const struct vse_pin *old,
     j.err = err;
     rc = vse__store_repin(db->store, old->hash, &np, &ev, judge_one, &j, &seq,
                           err);
-    /* A store that tries again calls the check again: only the last
-     * pass's list counts, so it is kept apart until the answer. */
+    /* Blockers reach the caller only after the store's answer: a pass
+     * that lost a race (VSE_ECONFLICT) is judged again, from zero. */
     info->blockers = (int64_t)j.in_way.n;
     if (rc == VSE_EINVAL && j.in_way.n > 0 && cb != NULL) {
         for (size_t i = 0; i < j.in_way.n; i++) {

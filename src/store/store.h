@@ -149,7 +149,8 @@ typedef int vse_store_pin_put_fn(struct vse_store *s, const struct vse_pin *p,
  * negative answer to NULL rolls back and is returned as it is (the core
  * wrote err); 0 goes on: the pin is replaced by p and `ev` (kind upgrade,
  * resource "") appended to the history, *seq (may be NULL) its seq.
- * `check` may be called again for a second attempt after the NULL call.
+ * A store calls `check` for one pass only; when the pin or a resource
+ * moved under it, it answers VSE_ECONFLICT and the core starts again.
  * What "one transaction" means per store is in docs/operations.md.
  */
 typedef int vse_store_repin_check_fn(void *ctx, const struct vse_resource *r);
