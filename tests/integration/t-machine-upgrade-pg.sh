@@ -8,5 +8,8 @@ pg_start
 trap 'pg_cleanup; rm -rf "$T"' EXIT
 
 LABEL=postgresql scenario "$VSE_PG_URL"
+echo "# postgresql: an upgrade beside transitions"
+race "$VSE_PG_URL" pg_psql -At -F '|' -c \
+    "SELECT seq, resource, kind, to_state FROM history ORDER BY seq"
 
 finish

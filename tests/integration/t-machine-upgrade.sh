@@ -17,6 +17,14 @@ vs --store "sqlite:$T/fresh.db" --machines "$T/v1.yaml" list
 is_rc "and older versions are refused by it" 1 "a newer vse pinned this store"
 scenario "sqlite:$T/s.db"
 
+echo "# an upgrade beside transitions"
+race "sqlite:$T/race.db" python3 -c '
+import sqlite3, sys
+for r in sqlite3.connect(sys.argv[1]).execute(
+        "SELECT seq, resource, kind, to_state FROM history ORDER BY seq"):
+    print("|".join(str(x) for x in r))
+' "$T/race.db"
+
 echo "# vsed at start"
 VSED=$(cd "$B" && pwd)/vsed
 VPID=

@@ -286,3 +286,58 @@ usage_checks() {
         not_ok "machine upgrade --help" "$(show_run)"
     fi
 }
+
+# race STORE ROWS...: the upgrade while transitions commit.  `vsectl
+# bench` runs attach/detach cycles on volumes with handles opened before
+# the upgrade (processes on the old definition, the documented window);
+# the upgrade to a volume machine whose `attaching` is renamed is tried
+# until it goes through (refused, exit 2, while a volume is attaching).
+# Then the history, read by ROWS (a command printing "seq|resource|kind|
+# to" lines in seq order: vsectl itself is refused by the store now),
+# must show no volume attaching when the upgrade committed: the check and
+# the re-pin were one transaction.
+race() {
+    local S=$1 i rc=1 v=0 bpid refused=0
+    shift
+    sed -e 's/\battaching\b/linking/g' -e 's/^version: 1$/version: 2/' \
+        "$(dirname "${BASH_SOURCE[0]}")/../../machines/volume.yaml" \
+        >"$T/volume-race.yaml"
+    "$V" --store "$S" bench --clients 2 --resources 2 --seconds 3 \
+        >"$T/bench.out" 2>&1 &
+    bpid=$!
+    # Wait (with a deadline) until both clients are cycling.
+    for i in $(seq 1 1000); do
+        v=$("$V" --store "$S" get bench-1 --json 2>/dev/null |
+            sed -n 's/.*"version":\([0-9]*\).*/\1/p')
+        [ "${v:-0}" -ge 10 ] && break
+        sleep 0.01
+    done
+    for i in $(seq 1 2000); do
+        "$V" --store "$S" machine upgrade "$T/volume-race.yaml" \
+            >"$T/race.out" 2>"$T/race.err"
+        rc=$?
+        [ "$rc" = 2 ] || break
+        refused=$((refused + 1))
+    done
+    wait "$bpid"
+    if [ "$rc" != 0 ]; then
+        not_ok "race: the upgrade went through" "rc=$rc" \
+            "$(cat "$T/race.out" "$T/race.err")"
+        return
+    fi
+    ok "race: the upgrade went through beside transitions ($refused refused first)"
+    "$@" >"$T/rows" 2>&1 || {
+        not_ok "race: read the history" "$(cat "$T/rows")"
+        return
+    }
+    local bad
+    bad=$(awk -F'|' '
+        $3 == "upgrade" && !u { u = $1; for (r in last) if (last[r] == "attaching") print r " attaching at the upgrade (seq " u ")"; next }
+        !u { last[$2] = $4 }' "$T/rows")
+    if [ -z "$bad" ] && grep -q '|upgrade|' "$T/rows" &&
+        [ "$(awk -F'|' '$4 == "attaching"' "$T/rows" | wc -l)" -gt 0 ]; then
+        ok "race: no volume was attaching when the upgrade committed"
+    else
+        not_ok "race: atomic check and re-pin" "$bad" "$(tail -20 "$T/rows")"
+    fi
+}
