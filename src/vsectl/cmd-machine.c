@@ -233,10 +233,24 @@ int cmd_machine_upgrade(int argc, char **argv, struct ctx *ctx)
     if (ctx->nmachine_files > 0)
         return usage_error(ctx, "machine upgrade takes the machine as FILE, "
                                 "not --machines");
-    /* A bad file must not even open the store. */
-    st = load_machine(argv[optind], &m);
-    if (st != 0)
-        return st;
+    /* A bad file must not even open the store.  A name that is not a
+     * path is this vsectl's built-in of that name. */
+    if (is_path(argv[optind])) {
+        st = load_machine(argv[optind], &m);
+        if (st != 0)
+            return st;
+    } else {
+        st = check_name(ctx, "machine name", argv[optind]);
+        if (st != 0)
+            return st;
+        vse_error_clear(&err);
+        rc = vse_machine_builtin(argv[optind], &m, &err);
+        if (rc < 0) {
+            if (err.hint[0] == '\0')
+                builtin_hint(&err);
+            return report(rc, &err);
+        }
+    }
     snprintf(name, sizeof(name), "%s", vse_machine_name(m));
     vse_error_clear(&err);
     rc = vse_open_bare(ctx->store_url, &ctx->db, &err);

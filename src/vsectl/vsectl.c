@@ -45,7 +45,7 @@ struct cmd_doc {
 static const struct cmd_doc docs[] = {
     /* order and names match cmds[] below */
     {"vsectl machine validate FILE | show NAME|FILE [--format F] | upgrade "
-     "FILE",
+     "FILE|NAME",
      "Work with machine definitions (YAML files).  validate and show do not "
      "open the\nstore; upgrade re-pins it to a newer version.  See 'vsectl "
      "machine SUB --help'.",
@@ -66,17 +66,17 @@ static const struct cmd_doc docs[] = {
      "0 done, 1 cannot read FILE, 2 invalid machine or format,\n4 no such "
      "machine.",
      "vsectl machine show volume --format dot | dot -Tsvg > volume.svg"},
-    {"vsectl --store URL machine upgrade FILE [--json]",
-     "Re-pin the store to FILE, a newer version (a higher 'version') of a "
-     "machine it\npinned, while resources may be mid-operation.  Every "
-     "resource of the machine\nmust fit the new version: its state exists "
-     "there; an operation in flight\nexists there and is at one of its "
-     "steps.  Resources that do not are listed,\none line each ('ID: "
-     "why'), and nothing is changed.  Otherwise the pin is\nreplaced and "
-     "one history row of kind 'upgrade' is written (see 'vsectl\nwatch'), "
-     "in one transaction with the check; operations in flight go on\nunder "
-     "the new version.  Prints what changed.  Processes still running the "
-     "old\ndefinition keep it until they restart.",
+    {"vsectl --store URL machine upgrade FILE|NAME [--json]",
+     "Re-pin the store to FILE (or this vsectl's built-in machine NAME), a "
+     "newer\nversion (a higher 'version') of a machine it pinned, while "
+     "resources may be\nmid-operation.  Every resource of the machine must "
+     "fit the new version: its\nstate exists there; an operation in flight "
+     "exists there and is at one of its\nsteps.  Resources that do not are "
+     "listed, one line each ('ID: why'), and\nnothing is changed.  Otherwise "
+     "the pin is replaced and one history row of kind\n'upgrade' is written "
+     "(see 'vsectl watch'), in one transaction with the check;\noperations "
+     "in flight go on under the new version.  Prints what changed.\nProcesses "
+     "still running the old definition keep it until they restart.",
      "      --json           print one JSON object (blockers as an "
      "array)\n",
      "0 done (also when FILE is pinned already), 1 store error, or FILE's "

@@ -69,6 +69,15 @@ HV1=$("$V" machine show volume | sed -n 's/.*hash \([0-9a-f]*\)$/\1/p')
 HV2=$(hash_of "$T/volume-v2.yaml")
 VS="sqlite:$T/vsed.db"
 
+vs --store "sqlite:$T/n.db" machine upgrade volume
+is "upgrade NAME: this vsectl's built-in" 0 \
+    "machine volume version 1 (hash $HV1) pinned: the store had no pin of it"
+vs --store "sqlite:$T/n.db" machine upgrade volume
+is "upgrade NAME again: done already" 0 \
+    "machine volume version 1 (hash $HV1) is pinned already: nothing changed"
+vs --store "sqlite:$T/n.db" machine upgrade nosuch
+is_rc "upgrade NAME of no built-in" 4 "built-in machines: volume snapshot service"
+
 # A store of the previous release: the built-in volume (version 1)
 # pinned, a volume mid-create.
 pvs --store "$VS" create volume vol-1 --owner api@h1

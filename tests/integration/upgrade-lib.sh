@@ -280,7 +280,7 @@ usage_checks() {
     is_rc "a bad file is refused before the store is opened" 2 \
         "'version' must be an integer"
     vs machine upgrade --help
-    if [ "$RC" = 0 ] && [[ $OUT == "Usage: vsectl --store URL machine upgrade FILE [--json]"* ]]; then
+    if [ "$RC" = 0 ] && [[ $OUT == "Usage: vsectl --store URL machine upgrade FILE|NAME [--json]"* ]]; then
         ok "machine upgrade --help"
     else
         not_ok "machine upgrade --help" "$(show_run)"
