@@ -1158,6 +1158,21 @@ static void test_upgrade_machine_in_flight(void **state)
     assert_int_equal(info.blockers, 1);
     assert_string_equal(f->err.msg, "cannot upgrade machine 'tiny' to "
                                     "version 3: 1 resource is in the way");
+    /* The same states, but the op in flight renamed. */
+    seen.n = 0;
+    assert_int_equal(
+        vse_upgrade_machine(
+            f->db,
+            tiny(f, "version: 3\n" TINY_HEAD MAKING CHECKING
+                    "operations:\n  build:\n    from: [new]\n"
+                    "    success: [ready]\n    failure: broken\n"
+                    "    on_expiry: fail\n    steps: [making, checking]\n"),
+            "tester", blocked, &seen, &info, &f->err),
+        VSE_EINVAL);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.lines[0],
+                        "r1 checking make: operation 'make' in flight is not "
+                        "in version 3");
     OK(vse_last_seq(f->db, &last2, &f->err));
     assert_int_equal(last2, last);
     assert_int_equal(upgrades(f), 1);
