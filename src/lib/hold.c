@@ -96,13 +96,21 @@ int vse_holds(vse_db *db, const char *held, const char *holder,
     return rc;
 }
 
-/* "shared by snap 's1' (create, owner x, since T), ..." into buf. */
-static void name_holders(const hold_array *a, char *buf, size_t size)
+/*
+ * "shared by snap 's1' (create, owner x, since T), ..." into buf, at
+ * most `max` holders, then "and N more".
+ */
+static void name_holders(const hold_array *a, size_t max, char *buf,
+                         size_t size)
 {
     size_t len = 0;
 
     buf[0] = '\0';
     for (size_t i = 0; i < a->n && len + 1 < size; i++) {
+        if (i == max) {
+            snprintf(buf + len, size - len, " and %zu more", a->n - max);
+            return;
+        }
         const struct vse_hold *h = &a->v[i];
         char since[32];
         int n;
@@ -135,12 +143,14 @@ static unsigned modes_of(const hold_array *a)
 static int refuse_held(const struct vse_resource *held, const hold_array *a,
                        const char *why, struct vse_error *err)
 {
-    char who[VSE_ERROR_MSG_SIZE];
+    char who[VSE_ERROR_MSG_SIZE], all[VSE_ERROR_DETAIL_SIZE];
 
-    name_holders(a, who, sizeof(who));
+    /* The message names the first holder (one line), the detail all. */
+    name_holders(a, 1, who, sizeof(who));
+    name_holders(a, a->n, all, sizeof(all));
     vse__err(err, VSE_ECONFLICT, "%s '%s' is held: %s; %s", held->machine,
              held->id, who, why);
-    vse__err_detail(err, "held by: %s", who);
+    vse__err_detail(err, "held by: %s", all);
     vse__err_hint(err, "retry when the holding operation%s ended",
                   a->n > 1 ? "s have" : " has");
     return VSE_ECONFLICT;
