@@ -1059,6 +1059,20 @@ static void test_bad_attrs_rejected(void **state)
 
 /* ---- holds ------------------------------------------------------- */
 
+struct viol {
+    int64_t count;
+    char first[512];
+};
+
+static void on_violation(void *ctx, const char *id, const char *msg)
+{
+    struct viol *v = ctx;
+
+    (void)id;
+    if (v->first[0] == '\0')
+        snprintf(v->first, sizeof(v->first), "%s", msg);
+}
+
 /* Two small machines: a snap's create holds its disk shared, its export
  * holds it exclusive; a disk may not be deleted while held at all, nor
  * resized while held exclusive. */
@@ -1403,6 +1417,34 @@ static void test_hold_atomic_in_store(void **state)
     assert_int_equal(vse_begin(f->db, "d1", "delete", &o, &cur, &f->err),
                      VSE_ECONFLICT);
     assert_non_null(strstr(f->err.msg, "snap 's1' (create"));
+    /* A holder put at rest behind the core's back (no release) leaves a
+     * hold that outlived its op: vse_check says so. */
+    OK(vse_get(f->db, "s1", &cur, &f->err));
+    row = cur;
+    row.version = cur.version + 1;
+    strcpy(row.state, "ready");
+    row.op[0] = row.op_id[0] = row.origin[0] = row.owner[0] = '\0';
+    row.lease_expires = row.lease_ttl = 0;
+    ev.kind = VSE_KIND_FINISH;
+    ev.version = row.version;
+    strcpy(ev.resource, "s1");
+    strcpy(ev.machine, "snap");
+    strcpy(ev.op, "create");
+    strcpy(ev.op_id, cur.op_id);
+    strcpy(ev.from, "creating");
+    strcpy(ev.to, "ready");
+    ch = (struct vse_change){.expect_version = cur.version,
+                             .row = &row,
+                             .ev = &ev};
+    OK(vse__store_apply(f->db->store, &ch, &cur, NULL, &f->err));
+    {
+        struct viol v = {0};
+
+        OK(vse_check(f->db, NULL, on_violation, &v, &v.count, &f->err));
+        assert_int_equal(v.count, 1);
+        assert_non_null(strstr(v.first, "holds 'd1' (shared) at rest: the "
+                                        "hold outlived its op create"));
+    }
 }
 
 int main(void)
