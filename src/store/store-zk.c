@@ -1206,6 +1206,8 @@ static int conflict(struct zk_conn *c, const struct vse_change *ch,
  * at the version it read, a guarded begin checks it, so the two cannot
  * both commit against the same reading (a multi has no reads).  A release
  * deletes without a set: it only makes a later begin more permissive.
+ * NEEDSWORK(#14): purge leaves the empty ROOT/holds/HELD of a purged
+ * resource behind.
  */
 typedef VSE_ARRAY(struct vse_hold) zk_holds_array;
 
