@@ -40,7 +40,7 @@ extern "C" {
  * header. */
 #define VSE_VERSION_STRING "0.4.0"
 /* The store schema this libvse writes; older ones are migrated on open. */
-#define VSE_SCHEMA_VERSION 3
+#define VSE_SCHEMA_VERSION 5
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -385,6 +385,12 @@ struct vse_opts {
      * an object, and the result at most VSE_ATTRS_MAX bytes.  NULL
      * leaves attrs as they are. */
     const char *attrs;
+    /* Last, so the fields above keep their offsets.  create, begin: the
+     * id of the resource the op holds, for an op whose machine declares
+     * 'holds' (docs/machines.md); required for such an op, refused for
+     * any other.  The hold is taken in the same atomic transaction as
+     * the transition and ends with the op, however it ends. */
+    const char *hold;
 };
 
 /*
@@ -463,6 +469,43 @@ struct vse_reap_stats {
 };
 /* Apply each expired lease's expiry policy.  `st` may be NULL. */
 int vse_reap(vse_db *db, struct vse_reap_stats *st, struct vse_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Holds                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An operation whose machine says `holds: {machine: M, mode: MODE}` holds
+ * one resource of machine M for as long as it runs.  Shared holds on one
+ * resource coexist; an exclusive hold excludes every other hold.  While a
+ * resource is held, the operations its machine marks
+ * `refused_while_held` for that mode may not begin: vse_begin() answers
+ * VSE_ECONFLICT naming the holders.
+ */
+enum vse_hold_mode { VSE_HOLD_SHARED = 1, VSE_HOLD_EXCLUSIVE = 2 };
+/* "shared", "exclusive"; NULL for an unknown mode. */
+const char *vse_hold_mode_name(int mode);
+
+/* One hold, as read.  Plain data: the caller owns it. */
+struct vse_hold {
+    char held[VSE_ID_MAX + 1];      /* the held resource */
+    char holder[VSE_ID_MAX + 1];    /* the resource whose op holds it */
+    char machine[VSE_NAME_MAX + 1]; /* the holder's machine */
+    char op[VSE_NAME_MAX + 1];      /* the holder's op */
+    char op_id[VSE_OPID_LEN + 1];   /* its current token */
+    char owner[VSE_ID_MAX + 1];     /* its current owner, "" unowned */
+    int mode;                       /* enum vse_hold_mode */
+    int64_t since;                  /* when the hold was taken */
+};
+typedef int (*vse_hold_cb)(void *ctx, const struct vse_hold *h);
+/*
+ * The holds on resource `held` (if not NULL) or taken by resource
+ * `holder` (if not NULL; a resource holds at most one), or every hold
+ * when both are NULL; in (held, holder) order.  The callback returns 0
+ * to go on, non-zero to stop.
+ */
+int vse_holds(vse_db *db, const char *held, const char *holder,
+              vse_hold_cb cb, void *ctx, struct vse_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */

@@ -44,6 +44,9 @@ for _k in range(1, 64):
         break
     _KINDS[_k] = _s.decode()
 
+# enum vse_hold_mode, as vse_hold_mode_name() spells it.
+_HOLD_MODES = {1: "shared", 2: "exclusive"}
+
 _FORMATS = ("table", "dot", "mermaid", "json")
 
 
@@ -223,8 +226,9 @@ def builtin_machines():
 
 
 def _opts(owner=None, ttl=None, reason=None, request_id=None, op=None,
-          release=False, attrs=None):
+          release=False, attrs=None, hold=None):
     o = _lib.Opts()
+    o.hold = _b(hold)
     o.owner = _b(owner)
     o.ttl_ms = _ttl_ms(ttl)
     o.reason = _b(reason)
@@ -361,16 +365,21 @@ class Store:
     # ---- transitions (vsectl's verbs, in its argument order) ------------
 
     def create(self, machine, id, owner=None, ttl=None, reason=None,
-               request_id=None, op=None, attrs=None):
-        """Create resource ``id`` inside its creating op; returns the op_id."""
-        o = _opts(owner, ttl, reason, request_id, op, attrs=attrs)
+               request_id=None, op=None, attrs=None, hold=None):
+        """Create resource ``id`` inside its creating op; returns the op_id.
+
+        ``hold`` names the resource the op holds, for an op whose machine
+        declares ``holds`` (docs/machines.md)."""
+        o = _opts(owner, ttl, reason, request_id, op, attrs=attrs, hold=hold)
         return self._call(_L.vse_create, _b(machine), _b(id),
                           opts=o)["op_id"]
 
     def begin(self, id, op, owner=None, ttl=None, reason=None,
-              request_id=None, attrs=None):
-        """Begin operation ``op``; returns its op_id (the fencing token)."""
-        o = _opts(owner, ttl, reason, request_id, attrs=attrs)
+              request_id=None, attrs=None, hold=None):
+        """Begin operation ``op``; returns its op_id (the fencing token).
+
+        ``hold``: as for create()."""
+        o = _opts(owner, ttl, reason, request_id, attrs=attrs, hold=hold)
         return self._call(_L.vse_begin, _b(id), _b(op), opts=o)["op_id"]
 
     def step(self, id, op_id, state, reason=None, release=False, attrs=None,
@@ -436,7 +445,34 @@ class Store:
                             ctypes.byref(err))
             if rc < 0:
                 _raise(rc, err)
-            return self._row(out)
+            row = self._row(out)
+        holds = self.holds(held=id) + self.holds(holder=id)
+        return self._with_holds(row, holds)
+
+    @staticmethod
+    def _hold(h):
+        return {
+            "held": _s(h.held), "holder": _s(h.holder),
+            "machine": _s(h.machine), "op": _s(h.op), "op_id": _s(h.op_id),
+            "mode": _HOLD_MODES.get(h.mode), "owner": _s(h.owner),
+            "since": _time(h.since),
+        }
+
+    @staticmethod
+    def _with_holds(row, holds):
+        """Both sides of row's holds, as vsectl get --json shows them."""
+        row["holds"] = [{k: h[k] for k in ("holder", "machine", "op", "op_id",
+                                           "mode", "owner", "since")}
+                        for h in holds if h["held"] == row["id"]]
+        mine = [h for h in holds if h["holder"] == row["id"]]
+        row["holding"] = ({k: mine[0][k] for k in ("held", "mode", "since")}
+                          if mine else None)
+        return row
+
+    def holds(self, held=None, holder=None):
+        """Holds on ``held``, the one ``holder`` has, or all (dicts)."""
+        return self._collect(_L.vse_holds, (_b(held), _b(holder)),
+                             self._hold, _lib.HOLD_CB)
 
     def _collect(self, fn, args, conv, cbtype):
         rows = []
@@ -472,8 +508,10 @@ class Store:
                         busy=1 if busy else 0, stuck=1 if stuck else 0,
                         after_id=_b(after), limit=limit,
                         not_state=_b(not_state))
-        return self._collect(_L.vse_list, (ctypes.byref(f),), self._row,
+        holds = self.holds()
+        rows = self._collect(_L.vse_list, (ctypes.byref(f),), self._row,
                              _lib.RESOURCE_CB)
+        return [self._with_holds(r, holds) for r in rows]
 
     def events(self, since=0, limit=0):
         """Every event with seq > since, in seq order."""

@@ -80,6 +80,20 @@ class Opts(ctypes.Structure):
         ("release", ctypes.c_int),
         ("seen", ctypes.POINTER(Resource)),
         ("attrs", ctypes.c_char_p),
+        ("hold", ctypes.c_char_p),
+    ]
+
+
+class Hold(ctypes.Structure):
+    _fields_ = [
+        ("held", ctypes.c_char * (ID_MAX + 1)),
+        ("holder", ctypes.c_char * (ID_MAX + 1)),
+        ("machine", ctypes.c_char * (NAME_MAX + 1)),
+        ("op", ctypes.c_char * (NAME_MAX + 1)),
+        ("op_id", ctypes.c_char * (OPID_LEN + 1)),
+        ("owner", ctypes.c_char * (ID_MAX + 1)),
+        ("mode", ctypes.c_int),
+        ("since", c_int64),
     ]
 
 
@@ -112,6 +126,8 @@ RESOURCE_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
                                ctypes.POINTER(Resource))
 EVENT_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
                             ctypes.POINTER(Event))
+HOLD_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                           ctypes.POINTER(Hold))
 DIAG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p,
                            ctypes.c_int, ctypes.c_int, ctypes.c_char_p)
 VIOLATION_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p,
@@ -210,6 +226,7 @@ _PROTOS = {
     "vse_wait": (_I, [_VP, ctypes.c_int64, _I, _E]),
     "vse_purge": (_I, [_VP, P(PurgePolicy), P(PurgeStats), _E]),
     "vse_check": (_I, [_VP, _S, VIOLATION_FN, _VP, P(ctypes.c_int64), _E]),
+    "vse_holds": (_I, [_VP, _S, _S, HOLD_CB, _VP, _E]),
 }
 
 for _name, (_res, _args) in _PROTOS.items():

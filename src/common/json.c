@@ -226,6 +226,70 @@ static const struct {
     {VSE_EINTERNAL, "internal"}, {VSE_EIO, "io"},
 };
 
+json_t *vse__json_hold(const struct vse_hold *h)
+{
+    const char *mode = vse_hold_mode_name(h->mode);
+
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "held",
+                     vse__jstr(h->held), "holder", vse__jstr(h->holder),
+                     "machine", vse__jstr(h->machine), "op", vse__jstr(h->op),
+                     "op_id", vse__jstr(h->op_id), "mode",
+                     vse__jstr(mode ? mode : ""), "owner",
+                     vse__jstr(h->owner), "since", vse__jtime(h->since));
+}
+
+int vse__json_to_hold(const json_t *j, struct vse_hold *h)
+{
+    char mode[16];
+
+    memset(h, 0, sizeof(*h));
+    if (!json_is_object(j) ||
+        get_str(j, "held", h->held, sizeof(h->held)) < 0 ||
+        get_str(j, "holder", h->holder, sizeof(h->holder)) < 0 ||
+        get_str(j, "machine", h->machine, sizeof(h->machine)) < 0 ||
+        get_str(j, "op", h->op, sizeof(h->op)) < 0 ||
+        get_str(j, "op_id", h->op_id, sizeof(h->op_id)) < 0 ||
+        get_str(j, "mode", mode, sizeof(mode)) < 0 ||
+        get_str(j, "owner", h->owner, sizeof(h->owner)) < 0 ||
+        get_time(j, "since", &h->since) < 0)
+        return -1;
+    if (strcmp(mode, "shared") == 0)
+        h->mode = VSE_HOLD_SHARED;
+    else if (strcmp(mode, "exclusive") == 0)
+        h->mode = VSE_HOLD_EXCLUSIVE;
+    else
+        return -1;
+    return 0;
+}
+
+void vse__json_attach_holds(json_t *res, const char *id,
+                            const struct vse_hold *v, size_t n)
+{
+    json_t *holds = json_array(), *holding = json_null();
+
+    for (size_t i = 0; i < n; i++) {
+        const char *mode = vse_hold_mode_name(v[i].mode);
+
+        if (strcmp(v[i].held, id) == 0)
+            json_array_append_new(
+                holds,
+                json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "holder",
+                          vse__jstr(v[i].holder), "machine",
+                          vse__jstr(v[i].machine), "op", vse__jstr(v[i].op),
+                          "op_id", vse__jstr(v[i].op_id), "mode",
+                          vse__jstr(mode ? mode : ""), "owner",
+                          vse__jstr(v[i].owner), "since",
+                          vse__jtime(v[i].since)));
+        if (strcmp(v[i].holder, id) == 0 && json_is_null(holding))
+            holding = json_pack("{s:o, s:o, s:o}", "held",
+                                vse__jstr(v[i].held), "mode",
+                                vse__jstr(mode ? mode : ""), "since",
+                                vse__jtime(v[i].since));
+    }
+    json_object_set_new(res, "holds", holds ? holds : json_array());
+    json_object_set_new(res, "holding", holding ? holding : json_null());
+}
+
 const char *vse__err_code(int rc)
 {
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)

@@ -27,6 +27,16 @@ json_t *vse__json_event(const struct vse_event *e);
 int vse__json_to_resource(const json_t *j, struct vse_resource *r,
                           char *status);
 int vse__json_to_event(const json_t *j, struct vse_event *e);
+/* A hold, every field (GET /v1/holds), and back; -1 if malformed. */
+json_t *vse__json_hold(const struct vse_hold *h);
+int vse__json_to_hold(const json_t *j, struct vse_hold *h);
+/*
+ * Add to resource object res (of resource id) "holds": the holds on it
+ * among v[0..n) ({holder, machine, op, op_id, mode, owner, since}), and
+ * "holding": what it holds ({held, mode, since}) or null.
+ */
+void vse__json_attach_holds(json_t *res, const char *id,
+                            const struct vse_hold *v, size_t n);
 
 /* The API's error code for a library code ("conflict"); never NULL. */
 const char *vse__err_code(int rc);

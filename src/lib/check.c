@@ -372,6 +372,83 @@ static int check_one(void *ctx, const struct vse_resource *r)
     return 0;
 }
 
+/*
+ * Holds, as they are now: each belongs to a holder whose op is in flight
+ * and declares that hold (so none outlived its op), holds a resource of
+ * the declared machine, and the held resource runs no op that one of
+ * its holds refuses.  The history does not name held resources, so a
+ * conflicting op that began and ended while a hold came and went is out
+ * of this check's sight (NEEDSWORK: record the held id in history).
+ */
+struct hold_check {
+    struct checker *ck;
+    const char *only; /* NULL, or the one resource checked */
+};
+
+static int check_hold(void *ctx, const struct vse_hold *h)
+{
+    struct hold_check *hc = ctx;
+    struct checker *ck = hc->ck;
+    struct vse_resource holder, held;
+    const vse_machine *m, *hm;
+    const char *mode = vse_hold_mode_name(h->mode);
+    int o, rc;
+
+    if (hc->only != NULL && strcmp(h->held, hc->only) != 0 &&
+        strcmp(h->holder, hc->only) != 0)
+        return 0;
+    rc = vse__store_get(ck->db->store, h->holder, &holder, NULL);
+    if (rc == VSE_ENOTFOUND) {
+        violation(ck, h->holder, "holds '%s' (%s) but does not exist",
+                  h->held, mode);
+        return 0;
+    }
+    if (rc < 0) {
+        ck->rc = vse__store_get(ck->db->store, h->holder, &holder, ck->err);
+        return 1;
+    }
+    if (holder.op[0] == '\0') {
+        violation(ck, h->holder,
+                  "holds '%s' (%s) at rest: the hold outlived its op %s",
+                  h->held, mode, h->op);
+        return 0;
+    }
+    m = vse_find_machine(ck->db, holder.machine);
+    o = m != NULL ? vse__machine_op(m, holder.op) : -1;
+    if (o >= 0 &&
+        (m->ops[o].hold_mode != h->mode || strcmp(holder.op, h->op) != 0))
+        violation(ck, h->holder,
+                  "holds '%s' %s for op %s, but its op in flight is %s, "
+                  "which holds %s",
+                  h->held, mode, h->op, holder.op,
+                  m->ops[o].hold_mode
+                      ? vse_hold_mode_name(m->ops[o].hold_mode)
+                      : "nothing");
+    rc = vse__store_get(ck->db->store, h->held, &held, NULL);
+    if (rc == VSE_ENOTFOUND) {
+        violation(ck, h->held, "held by '%s' (%s) but does not exist",
+                  h->holder, mode);
+        return 0;
+    }
+    if (rc < 0) {
+        ck->rc = vse__store_get(ck->db->store, h->held, &held, ck->err);
+        return 1;
+    }
+    if (o >= 0 && strcmp(held.machine, m->ops[o].hold_machine) != 0)
+        violation(ck, h->held,
+                  "held by '%s' (op %s, %s), which holds a %s, not a %s",
+                  h->holder, holder.op, mode, m->ops[o].hold_machine,
+                  held.machine);
+    hm = vse_find_machine(ck->db, held.machine);
+    o = hm != NULL && held.op[0] ? vse__machine_op(hm, held.op) : -1;
+    if (o >= 0 && (hm->ops[o].refused_while_held & (unsigned)h->mode))
+        violation(ck, h->held,
+                  "runs %s, which is refused while held %s, yet '%s' holds "
+                  "it %s",
+                  held.op, mode, h->holder, mode);
+    return 0;
+}
+
 int vse_check(vse_db *db, const char *id, vse_violation_fn cb, void *ctx,
               int64_t *violations, struct vse_error *err)
 {
@@ -395,6 +472,11 @@ int vse_check(vse_db *db, const char *id, vse_violation_fn cb, void *ctx,
         memset(&all, 0, sizeof(all));
         rc = vse__store_list(db->store, &all, vse_now_us(), check_one, &ck,
                              err);
+    }
+    if (rc == 0 && ck.rc == 0) {
+        struct hold_check hc = {&ck, id};
+
+        rc = vse__store_holds(db->store, NULL, NULL, check_hold, &hc, err);
     }
     free(ck.ev.v);
     if (violations != NULL)

@@ -58,15 +58,28 @@ struct loader {
 static const char *const top_keys[] = {"machine",  "version", "description",
                                        "statuses", "states",  "operations"};
 static const char *const state_keys[] = {"kind", "status"};
-static const char *const op_keys[] = {"from",    "steps",   "edges",
-                                      "success", "failure", "on_expiry"};
+static const char *const op_keys[] = {"from",    "steps",
+                                      "edges",   "success",
+                                      "failure", "on_expiry",
+                                      "holds",   "refused_while_held"};
+static const char *const hold_keys[] = {"machine", "mode"};
 enum { K_MACHINE, K_VERSION, K_DESCRIPTION, K_STATUSES, K_STATES, K_OPS };
 enum { S_KIND, S_STATUS };
-enum { O_FROM, O_STEPS, O_EDGES, O_SUCCESS, O_FAILURE, O_EXPIRY };
+enum {
+    O_FROM,
+    O_STEPS,
+    O_EDGES,
+    O_SUCCESS,
+    O_FAILURE,
+    O_EXPIRY,
+    O_HOLDS,
+    O_REFUSED
+};
+enum { H_MACHINE, H_MODE };
 
 #define NKEYS(a) ((int)(sizeof(a) / sizeof(*(a))))
 /* read_keys() tracks each mapping's keys in a small fixed array. */
-#define KEYS_MAX 8
+#define KEYS_MAX 16
 _Static_assert(NKEYS(top_keys) <= KEYS_MAX && NKEYS(op_keys) <= KEYS_MAX,
                "read_keys() needs a bigger array");
 
@@ -1016,6 +1029,102 @@ static int read_expiry(struct loader *l, struct vse__op *op,
     return 1;
 }
 
+/* "shared" or "exclusive" -> VSE_HOLD_*, 0 (reported) otherwise. */
+static int read_mode(struct loader *l, struct fy_node *n, struct fy_node *key,
+                     const char *role)
+{
+    size_t len;
+    const char *s = scalar_text(l, n, key, role, &len);
+    char b[64];
+
+    if (s == NULL)
+        return 0;
+    if (len == 6 && memcmp(s, "shared", 6) == 0)
+        return VSE_HOLD_SHARED;
+    if (len == 9 && memcmp(s, "exclusive", 9) == 0)
+        return VSE_HOLD_EXCLUSIVE;
+    error_node(l, n, key,
+               "unknown hold mode '%s' in %s: expected shared or "
+               "exclusive",
+               show(s, len, b, sizeof(b)), role);
+    return 0;
+}
+
+/*
+ * holds: {machine: M, mode: shared|exclusive}.  The held machine is
+ * another file: whether it is loaded is known only when an op begins.
+ */
+static void read_holds(struct loader *l, struct vse__op *op,
+                       struct fy_node *n, struct fy_node *key)
+{
+    struct fy_node *keys[NKEYS(hold_keys)], *vals[NKEYS(hold_keys)];
+    char where[VSE_NAME_MAX + 40];
+    unsigned present;
+
+    snprintf(where, sizeof(where), "'holds' of operation '%s'", op->name);
+    if (n == NULL || !fy_node_is_mapping(n)) {
+        error_node(l, n, key,
+                   "%s must be a mapping {machine: NAME, mode: shared or "
+                   "exclusive}",
+                   where);
+        return;
+    }
+    present = read_keys(l, n, where, hold_keys, NKEYS(hold_keys), keys, vals);
+    for (int i = 0; i < NKEYS(hold_keys); i++)
+        if (!(present & (1u << i)))
+            error_node(l, key, NULL, "%s has no '%s'", where, hold_keys[i]);
+    if (keys[H_MACHINE] != NULL &&
+        !read_name(l, vals[H_MACHINE], keys[H_MACHINE], "held machine name",
+                   op->hold_machine))
+        op->hold_machine[0] = '\0';
+    if (keys[H_MODE] != NULL)
+        op->hold_mode = read_mode(l, vals[H_MODE], keys[H_MODE], where);
+    if (op->hold_machine[0] == '\0' || op->hold_mode == 0) {
+        op->hold_machine[0] = '\0';
+        op->hold_mode = 0;
+    }
+}
+
+/* refused_while_held: a mode or a list of modes. */
+static void read_refused(struct loader *l, struct vse__op *op,
+                         struct fy_node *n, struct fy_node *key)
+{
+    char where[VSE_NAME_MAX + 60];
+    struct fy_node *item;
+    void *it = NULL;
+
+    snprintf(where, sizeof(where), "'refused_while_held' of operation '%s'",
+             op->name);
+    if (n != NULL && fy_node_is_scalar(n) && !fy_node_is_null(n)) {
+        op->refused_while_held = (unsigned)read_mode(l, n, key, where);
+        return;
+    }
+    if (n == NULL || !fy_node_is_sequence(n)) {
+        error_node(l, n, key,
+                   "%s must be a hold mode or a list of them (shared, "
+                   "exclusive)",
+                   where);
+        return;
+    }
+    if (fy_node_sequence_item_count(n) == 0) {
+        error_node(l, n, key, "%s is empty", where);
+        return;
+    }
+    while ((item = fy_node_sequence_iterate(n, &it)) != NULL) {
+        int mode;
+
+        if (!plain_node(l, item, key))
+            continue;
+        mode = read_mode(l, item, key, where);
+        if (mode != 0 && (op->refused_while_held & (unsigned)mode)) {
+            error_node(l, item, key, "hold mode '%s' repeated in %s",
+                       vse_hold_mode_name(mode), where);
+            continue;
+        }
+        op->refused_while_held |= (unsigned)mode;
+    }
+}
+
 static void read_op_body(struct loader *l, struct vse__op *op,
                          struct fy_node *key, struct fy_node *body)
 {
@@ -1035,7 +1144,8 @@ static void read_op_body(struct loader *l, struct vse__op *op,
     snprintf(where, sizeof(where), "operation '%s'", op->name);
     present = read_keys(l, body, where, op_keys, NKEYS(op_keys), keys, vals);
     for (int i = 0; i < NKEYS(op_keys); i++)
-        if (!(present & (1u << i)) && i != O_EDGES && i != O_EXPIRY)
+        if (!(present & (1u << i)) && i != O_EDGES && i != O_EXPIRY &&
+            i != O_HOLDS && i != O_REFUSED)
             error_node(l, key, NULL, "operation '%s' has no '%s'", op->name,
                        op_keys[i]);
     op->failure = -1;
@@ -1114,6 +1224,10 @@ static void read_op_body(struct loader *l, struct vse__op *op,
                        "busy state '%s' has no expiry policy in operation "
                        "'%s'",
                        l->m->states[op->steps[i]].name, op->name);
+    if (keys[O_HOLDS] != NULL)
+        read_holds(l, op, vals[O_HOLDS], keys[O_HOLDS]);
+    if (keys[O_REFUSED] != NULL)
+        read_refused(l, op, vals[O_REFUSED], keys[O_REFUSED]);
 }
 
 static void read_ops(struct loader *l, struct fy_node *n, struct fy_node *key)
@@ -1314,6 +1428,23 @@ static json_t *op_json(const vse_machine *m, const struct vse__op *op)
                             : json_null());
     json_object_set_new(o, "on_expiry", expiry);
     json_object_set_new(o, "edges", edges);
+    /* Only when declared: a machine without holds keeps the canonical
+     * form, and so the hash, that stores pinned before holds existed. */
+    if (op->hold_mode != 0)
+        json_object_set_new(o, "holds",
+                            json_pack("{s:s, s:s}", "machine",
+                                      op->hold_machine, "mode",
+                                      vse_hold_mode_name(op->hold_mode)));
+    if (op->refused_while_held != 0) {
+        json_t *a = json_array();
+
+        for (int mode = VSE_HOLD_SHARED; mode <= VSE_HOLD_EXCLUSIVE;
+             mode <<= 1)
+            if (op->refused_while_held & (unsigned)mode)
+                json_array_append_new(a,
+                                      json_string(vse_hold_mode_name(mode)));
+        json_object_set_new(o, "refused_while_held", a);
+    }
     return o;
 }
 
@@ -1794,6 +1925,15 @@ int vse_machine_load_file(const char *path, vse_diag_fn diag, void *ctx,
 /* ------------------------------------------------------------------ */
 /* Accessors                                                           */
 /* ------------------------------------------------------------------ */
+
+const char *vse_hold_mode_name(int mode)
+{
+    switch (mode) {
+    case VSE_HOLD_SHARED: return "shared";
+    case VSE_HOLD_EXCLUSIVE: return "exclusive";
+    default: return NULL;
+    }
+}
 
 const char *vse_machine_name(const vse_machine *m)
 {

@@ -621,6 +621,14 @@ static int check_inputs(const struct call *c, struct vse_error *err)
                         strlen(c->o->reason), VSE_REASON_MAX);
     if (c->o->attrs != NULL && attrs_check(c->o->attrs, err) < 0)
         return err ? err->code : VSE_EINVAL;
+    if (c->o->hold != NULL && c->kind != VSE_KIND_CREATE &&
+        c->kind != VSE_KIND_BEGIN)
+        return vse__err(err, VSE_EINVAL,
+                        "only create and begin take a hold, not %s",
+                        vse_kind_name(c->kind));
+    if (has(c->o->hold) &&
+        vse_check_id("held resource id", c->o->hold, err) < 0)
+        return VSE_EINVAL;
     if (c->kind == VSE_KIND_UPDATE && c->o->attrs == NULL)
         return vse__err(err, VSE_EINVAL, "update needs attrs");
     if (c->o->ttl_ms < 0)
@@ -650,11 +658,73 @@ static int check_inputs(const struct call *c, struct vse_error *err)
     return 0;
 }
 
+/*
+ * A create is one insert; with a hold it may also lose a race on the held
+ * resource (cur.version stays 0), and then it is decided again.
+ */
+static int run_create(vse_db *db, struct call *c, const vse_machine *m,
+                      struct vse_resource *out, struct vse_error *err)
+{
+    struct vse_resource cur, next;
+    struct vse_event ev;
+    struct vse__hold_plan plan;
+    int rc = 0;
+
+    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        struct vse_change ch = {.row = &next, .ev = &ev};
+
+        c->now = vse_now_us();
+        rc = decide_create(c, m, &next, err);
+        if (rc == 0 && c->o->attrs != NULL)
+            rc = attrs_apply("{}", c->o->attrs, &next, err);
+        if (rc == 0)
+            rc = vse__hold_plan_start(db, m,
+                                      &m->ops[vse__machine_op(m, next.op)],
+                                      c->id, NULL, c->o, c->now, &plan, err);
+        if (rc < 0)
+            return rc;
+        ev_init(&ev, c, NULL, &next);
+        vse__hold_plan_put(&plan, &ch);
+        rc = vse__store_apply(db->store, &ch, &cur, &ev.seq, err);
+        if (rc == 0) {
+            if (out)
+                *out = next;
+            return 0;
+        }
+        if (rc != VSE_ECONFLICT)
+            return rc;
+        if (cur.version == 0 && plan.taking)
+            continue; /* the held resource moved: decide again */
+        if (out)
+            *out = cur;
+        rc = has(c->o->request_id) ? find_repeat(db, c, &ev, err)
+                                   : VSE_ENOTFOUND;
+        if (rc == 0)
+            return repeated(c, &ev, out);
+        if (rc != VSE_ENOTFOUND)
+            return rc;
+        {
+            char what[VSE_ERROR_MSG_SIZE];
+
+            describe(&cur, what, sizeof(what));
+            vse__err(err, VSE_EEXIST, "resource '%s' already exists: %s",
+                     c->id, what);
+        }
+        return VSE_EEXIST;
+    }
+    return vse__err(err, VSE_EBUSY,
+                    "the resource %s '%s' holds changed %d times while its "
+                    "create was being decided",
+                    m->name, c->id, CAS_ATTEMPTS);
+}
+
 static int run(vse_db *db, struct call *c, struct vse_resource *out,
                struct vse_error *err)
 {
     struct vse_resource cur, next;
     struct vse_event ev;
+    struct vse__hold_plan plan;
+    struct vse_change ch;
     const vse_machine *m = NULL;
     int rc;
 
@@ -682,40 +752,8 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         return repeated(c, &ev, out);
     }
 
-    if (c->kind == VSE_KIND_CREATE) {
-        c->now = vse_now_us();
-        rc = decide_create(c, m, &next, err);
-        if (rc == 0 && c->o->attrs != NULL)
-            rc = attrs_apply("{}", c->o->attrs, &next, err);
-        if (rc < 0)
-            return rc;
-        ev_init(&ev, c, NULL, &next);
-        rc = vse__store_apply(db->store, &(struct vse_change){0, &next, &ev},
-                              &cur, &ev.seq, err);
-        if (rc == 0) {
-            if (out)
-                *out = next;
-            return 0;
-        }
-        if (rc != VSE_ECONFLICT)
-            return rc;
-        if (out)
-            *out = cur;
-        rc = has(c->o->request_id) ? find_repeat(db, c, &ev, err)
-                                   : VSE_ENOTFOUND;
-        if (rc == 0)
-            return repeated(c, &ev, out);
-        if (rc != VSE_ENOTFOUND)
-            return rc;
-        {
-            char what[VSE_ERROR_MSG_SIZE];
-
-            describe(&cur, what, sizeof(what));
-            vse__err(err, VSE_EEXIST, "resource '%s' already exists: %s",
-                     c->id, what);
-        }
-        return VSE_EEXIST;
-    }
+    if (c->kind == VSE_KIND_CREATE)
+        return run_create(db, c, m, out, err);
 
     if (c->o->seen != NULL && c->o->seen->version > 0 &&
         strcmp(c->o->seen->id, c->id) == 0) {
@@ -734,6 +772,16 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
             return VSE_EINVAL;
         c->now = vse_now_us();
         rc = decide(c, m, &cur, &next, err);
+        /* Holds: a begin checks the holds on cur and takes its own; a
+         * transition that ends the op ends its hold. */
+        if (rc == 0 && c->kind == VSE_KIND_BEGIN)
+            rc = vse__hold_plan_start(db, m,
+                                      &m->ops[vse__machine_op(m, c->op)],
+                                      c->id, &cur, c->o, c->now, &plan, err);
+        else if (rc == 0 && has(cur.op) && !has(next.op))
+            rc = vse__hold_plan_end(db, m, &cur, &plan, err);
+        else if (rc == 0)
+            memset(&plan, 0, sizeof(plan));
         if (rc == VSE_ECONFLICT || rc == VSE_EFENCED) {
             if (out)
                 *out = cur;
@@ -764,9 +812,11 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
             vse__strlcpy(ev.owner, has(c->o->owner) ? c->o->owner : "",
                          sizeof(ev.owner));
         }
-        rc = vse__store_apply(db->store,
-                              &(struct vse_change){cur.version, &next, &ev},
-                              &cur, &ev.seq, err);
+        ch = (struct vse_change){.expect_version = cur.version,
+                                 .row = &next,
+                                 .ev = &ev};
+        vse__hold_plan_put(&plan, &ch);
+        rc = vse__store_apply(db->store, &ch, &cur, &ev.seq, err);
         if (rc == 0) {
             if (out)
                 *out = next;
@@ -906,6 +956,8 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
     struct call c = {.kind = VSE_KIND_EXPIRE, .id = cur->id, .o = &no_opts};
     struct vse_resource next, now_row;
     struct vse_event ev;
+    struct vse__hold_plan plan;
+    struct vse_change ch;
     char reason[VSE_REASON_MAX + 1], when[32];
     enum vse__expiry policy;
     int s, o, rc;
@@ -963,9 +1015,18 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
     ev_init(&ev, &c, cur, &next);
     vse__strlcpy(ev.owner, cur->owner, sizeof(ev.owner));
     vse__strlcpy(ev.reason, reason, sizeof(ev.reason));
-    rc = vse__store_apply(db->store,
-                          &(struct vse_change){cur->version, &next, &ev},
-                          &now_row, &ev.seq, err);
+    memset(&plan, 0, sizeof(plan));
+    /* An op that ends here ends its hold; a retry keeps both. */
+    if (policy != VSE_EXPIRY_RETRY) {
+        rc = vse__hold_plan_end(db, m, cur, &plan, err);
+        if (rc < 0)
+            return rc;
+    }
+    ch = (struct vse_change){.expect_version = cur->version,
+                             .row = &next,
+                             .ev = &ev};
+    vse__hold_plan_put(&plan, &ch);
+    rc = vse__store_apply(db->store, &ch, &now_row, &ev.seq, err);
     if (rc == VSE_ECONFLICT) {
         st->skipped++;
         return 0;

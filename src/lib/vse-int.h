@@ -52,6 +52,13 @@ struct vse__op {
     uint64_t finish_to[VSE_MACHINE_STATES_MAX];
     enum vse__expiry expiry[VSE_MACHINE_STATES_MAX]; /* by state index */
     int line, col;
+    /* 'holds': while this op runs, it holds one resource of machine
+     * hold_machine in mode hold_mode (0: it holds nothing). */
+    char hold_machine[VSE_NAME_MAX + 1];
+    int hold_mode;
+    /* 'refused_while_held': the hold modes (VSE_HOLD_* bits) during which
+     * this op may not begin on the held resource (0: never refused). */
+    unsigned refused_while_held;
 };
 
 struct vse_machine {
@@ -104,5 +111,35 @@ struct vse_db {
 /* The machine a resource row names, or NULL (with err set: VSE_EINVAL). */
 const vse_machine *vse__db_machine(vse_db *db, const char *name,
                                    struct vse_error *err);
+
+/* ---- holds (hold.c) ---- */
+struct vse_change;
+
+/* What a transition does to holds, for its vse_change. */
+struct vse__hold_plan {
+    int taking;
+    struct vse_hold take;
+    int64_t held_version;
+    int releasing;
+    char release[VSE_ID_MAX + 1];
+    unsigned guard;
+};
+/*
+ * op begins on cur (NULL: creates resource id): may it, with the holds on
+ * cur, and may it take its own hold (on o->hold)?  0 with *p filled, or
+ * a refusal naming the holders (VSE_ECONFLICT), VSE_EINVAL,
+ * VSE_ENOTFOUND (the resource to hold), or a store error.
+ */
+int vse__hold_plan_start(vse_db *db, const vse_machine *m,
+                         const struct vse__op *op, const char *id,
+                         const struct vse_resource *cur,
+                         const struct vse_opts *o, int64_t now,
+                         struct vse__hold_plan *p, struct vse_error *err);
+/* cur's op ends with this transition: the hold it has, if any, goes. */
+int vse__hold_plan_end(vse_db *db, const vse_machine *m,
+                       const struct vse_resource *cur,
+                       struct vse__hold_plan *p, struct vse_error *err);
+void vse__hold_plan_put(const struct vse__hold_plan *p,
+                        struct vse_change *ch);
 
 #endif /* VSE_INT_H */

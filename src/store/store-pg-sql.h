@@ -303,4 +303,87 @@
     " $26, $27)"
 #define VSE_PG_APPLY_TYPES "itttttttiiiiiittitttttttitt"
 
+/*
+ * Version 5: holds between resources, one per holder, and
+ * vse_apply_held(): vse_apply() with the holds part of a change before
+ * it ($28..$35: the hold to take (held, holder's machine, op, mode,
+ * since), the version the held resource must be at, the held resource
+ * whose hold ends, the guard's modes).  Row locks order a take against
+ * a guarded begin on the same resource: each locks that row first, and
+ * in READ COMMITTED the holds query after the lock sees what the other
+ * committed.  A failed guard or take answers o_seq -1 with the row (or
+ * no row, for a create): nothing was written.
+ */
+#define VSE_PG_SCHEMA_V5                                                     \
+    "CREATE TABLE holds (holder TEXT PRIMARY KEY, held TEXT NOT NULL,"       \
+    " machine TEXT NOT NULL, op TEXT NOT NULL, mode TEXT NOT NULL"           \
+    " CHECK (mode IN ('shared', 'exclusive')), since BIGINT NOT NULL);"      \
+    "CREATE INDEX holds_held ON holds(held, holder);"                        \
+    "CREATE FUNCTION vse_apply_held(p_expect BIGINT,"                        \
+    " p_id TEXT, p_machine TEXT, p_state TEXT, p_op TEXT, p_op_id TEXT,"     \
+    " p_origin TEXT, p_owner TEXT, p_lease_expires BIGINT,"                  \
+    " p_lease_ttl BIGINT, p_since BIGINT, p_updated BIGINT,"                 \
+    " p_created BIGINT, p_version BIGINT, p_attrs TEXT,"                     \
+    " h_resource TEXT, h_version BIGINT, h_machine TEXT, h_kind TEXT,"       \
+    " h_op TEXT, h_op_id TEXT, h_from TEXT, h_to TEXT, h_owner TEXT,"        \
+    " h_at BIGINT, h_request_id TEXT, h_reason TEXT,"                        \
+    " t_held TEXT, t_machine TEXT, t_op TEXT, t_mode TEXT, t_since BIGINT,"  \
+    " t_held_version BIGINT, r_held TEXT, g_modes BIGINT)"                   \
+    " RETURNS TABLE(o_seq BIGINT, o_id TEXT, o_machine TEXT, o_state TEXT,"  \
+    " o_op TEXT, o_op_id TEXT, o_origin TEXT, o_owner TEXT,"                 \
+    " o_lease_expires BIGINT, o_lease_ttl BIGINT, o_since BIGINT,"           \
+    " o_updated BIGINT, o_created BIGINT, o_version BIGINT, o_attrs TEXT)"   \
+    " LANGUAGE plpgsql AS $vse$\n"                                           \
+    "DECLARE refused BOOLEAN := false; x RECORD;\n"                          \
+    "BEGIN\n"                                                                \
+    "  IF g_modes <> 0 THEN\n"                                               \
+    "    PERFORM 1 FROM resources r WHERE r.id = p_id FOR UPDATE;\n"         \
+    "    refused := EXISTS (SELECT 1 FROM holds h WHERE h.held = p_id AND"   \
+    " ((h.mode = 'shared' AND (g_modes & 1) <> 0) OR"                        \
+    " (h.mode = 'exclusive' AND (g_modes & 2) <> 0)));\n"                    \
+    "  END IF;\n"                                                            \
+    "  IF NOT refused AND t_held IS NOT NULL THEN\n"                         \
+    "    PERFORM 1 FROM resources r WHERE r.id = t_held"                     \
+    " AND r.version = t_held_version FOR UPDATE;\n"                          \
+    "    refused := NOT FOUND OR EXISTS (SELECT 1 FROM holds h"              \
+    " WHERE h.held = t_held AND h.holder <> p_id"                            \
+    " AND (h.mode = 'exclusive' OR t_mode = 'exclusive'));\n"                \
+    "  END IF;\n"                                                            \
+    "  IF refused THEN\n"                                                    \
+    "    RETURN QUERY SELECT -1::BIGINT, r.id::TEXT, r.machine, r.state,"    \
+    " r.op, r.op_id, r.origin, r.owner, r.lease_expires, r.lease_ttl,"       \
+    " r.since, r.updated, r.created, r.version, r.attrs"                     \
+    " FROM resources r WHERE r.id = p_id;\n"                                 \
+    "    RETURN;\n"                                                          \
+    "  END IF;\n"                                                            \
+    "  FOR x IN SELECT * FROM vse_apply(p_expect, p_id, p_machine, p_state," \
+    " p_op, p_op_id, p_origin, p_owner, p_lease_expires, p_lease_ttl,"       \
+    " p_since, p_updated, p_created, p_version, p_attrs, h_resource,"        \
+    " h_version, h_machine, h_kind, h_op, h_op_id, h_from, h_to, h_owner,"   \
+    " h_at, h_request_id, h_reason) LOOP\n"                                  \
+    "    IF x.o_seq > 0 AND t_held IS NOT NULL THEN\n"                       \
+    "      INSERT INTO holds(holder, held, machine, op, mode, since)"        \
+    " VALUES (p_id, t_held, t_machine, t_op, t_mode, t_since);\n"            \
+    "    END IF;\n"                                                          \
+    "    IF x.o_seq > 0 AND r_held IS NOT NULL THEN\n"                       \
+    "      DELETE FROM holds h WHERE h.holder = p_id AND h.held = r_held;\n" \
+    "    END IF;\n"                                                          \
+    "    o_seq := x.o_seq; o_id := x.o_id; o_machine := x.o_machine;"        \
+    " o_state := x.o_state; o_op := x.o_op; o_op_id := x.o_op_id;"           \
+    " o_origin := x.o_origin; o_owner := x.o_owner;"                         \
+    " o_lease_expires := x.o_lease_expires; o_lease_ttl := x.o_lease_ttl;"   \
+    " o_since := x.o_since; o_updated := x.o_updated;"                       \
+    " o_created := x.o_created; o_version := x.o_version;"                   \
+    " o_attrs := x.o_attrs;\n"                                               \
+    "    RETURN NEXT;\n"                                                     \
+    "  END LOOP;\n"                                                          \
+    "END\n"                                                                  \
+    "$vse$;"
+
+#define VSE_PG_APPLY_HELD                                                    \
+    "SELECT * FROM vse_apply_held($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"  \
+    " $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24," \
+    " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)"
+#define VSE_PG_APPLY_HELD_TYPES "itttttttiiiiiittitttttttittttttiiti"
+
 #endif /* VSE_STORE_PG_SQL_H */

@@ -160,8 +160,12 @@ static int run_step(struct vse_store *s, size_t v, struct vse_error *err)
     else
         snprintf(what, sizeof(what), "migrate the schema to version %zu",
                  v + 1);
-    rc = st->sql != NULL ? s->m->exec(s, st->sql, what, err)
-                         : st->run(s, err);
+    /* An empty step is a version that changed another backend only. */
+    if (st->sql != NULL && st->sql[0] == '\0')
+        rc = 0;
+    else
+        rc = st->sql != NULL ? s->m->exec(s, st->sql, what, err)
+                             : st->run(s, err);
     if (rc == 0 && v == 0) {
         snprintf(val, sizeof(val), "%" PRId64, vse_now_us());
         rc = s->m->meta_set(s, "format", "vse", "create the schema", err);
@@ -304,7 +308,22 @@ int vse__store_apply(struct vse_store *s, const struct vse_change *c,
                      struct vse_resource *cur, int64_t *seq,
                      struct vse_error *err)
 {
+    if ((c->take != NULL || c->release != NULL || c->guard != 0) &&
+        s->m->holds == NULL)
+        return vse__err(err, VSE_EINVAL,
+                        "store '%s' keeps no holds (its backend '%s' "
+                        "predates them)",
+                        s->url, s->m->scheme);
     return s->m->apply(s, c, cur, seq, err);
+}
+
+int vse__store_holds(struct vse_store *s, const char *held,
+                     const char *holder, vse_hold_cb cb, void *ctx,
+                     struct vse_error *err)
+{
+    if (s->m->holds == NULL)
+        return 0; /* it keeps none, so there are none */
+    return s->m->holds(s, held, holder, cb, ctx, err);
 }
 
 int vse__store_list(struct vse_store *s, const struct vse_filter *f,

@@ -52,6 +52,24 @@ struct vse_change {
     int64_t expect_version;
     const struct vse_resource *row;
     const struct vse_event *ev;
+    /*
+     * Holds (schema 5), all zero for a change that touches none.  In the
+     * same transaction as the row:
+     *  - take: record this hold (take->holder is row->id; held, machine,
+     *    op, mode and since are set) if the held resource is still at
+     *    held_version and every hold on it is compatible (shared with
+     *    shared); else nothing is written.
+     *  - release: remove the hold row->id has on this resource.
+     *  - guard: the VSE_HOLD_* modes that refuse this change: if
+     *    row->id has a hold of one of them, nothing is written.
+     * A failed take or guard answers VSE_ECONFLICT with *cur at
+     * expect_version (cur->version 0 for a create): the core reads the
+     * holds again and decides again.
+     */
+    const struct vse_hold *take;
+    int64_t held_version;
+    const char *release;
+    unsigned guard;
 };
 
 /* Conditions for looking up an earlier history row (idempotency). */
@@ -167,6 +185,15 @@ typedef int vse_store_repin_fn(struct vse_store *s, const char *expect_hash,
 typedef int vse_store_wait_fn(struct vse_store *s, int64_t after_seq,
                               int timeout_ms, struct vse_error *err);
 
+/*
+ * Holds on `held` (if not NULL) or by `holder` (if not NULL), or all, in
+ * (held, holder) order.  Fills held, holder, machine, op, mode, since;
+ * op_id and owner are the core's to fill from the holder's row.
+ */
+typedef int vse_store_holds_fn(struct vse_store *s, const char *held,
+                               const char *holder, vse_hold_cb cb, void *ctx,
+                               struct vse_error *err);
+
 /* ---- schema: backends report facts, the core decides (store.c) ---- */
 
 /*
@@ -270,6 +297,10 @@ struct vse_store_methods {
     vse_store_settled_fn *settled; /* optional */
     /* ---- version 3 ---- */
     vse_store_repin_fn *repin; /* optional: no machine upgrades without */
+    /* Required of a backend that stores holds; a wrapper forwards it.
+     * NULL: the store keeps no holds, and a change that takes or
+     * releases one is refused. */
+    vse_store_holds_fn *holds;
 };
 
 /* The built-in backends (store-*.c), in the registry of store.c. */
@@ -324,6 +355,9 @@ int vse__store_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
 int vse__store_repin(struct vse_store *s, const char *expect_hash,
                      const struct vse_pin *p, const struct vse_event *ev,
                      vse_store_repin_check_fn *check, void *ctx, int64_t *seq,
+                     struct vse_error *err);
+int vse__store_holds(struct vse_store *s, const char *held,
+                     const char *holder, vse_hold_cb cb, void *ctx,
                      struct vse_error *err);
 
 #endif /* VSE_STORE_H */

@@ -189,6 +189,7 @@ static int http_transition(struct ctx *ctx, const struct tr *t,
         res_path(ctx, path, sizeof(path), t->id, action[t->kind]);
     }
     set_str(body, "op", t->op);
+    set_str(body, "hold", t->o.hold);
     set_str(body, "op_id", t->op_id);
     set_str(body, "to", t->to);
     set_str(body, "reason", t->o.reason);
@@ -540,7 +541,39 @@ int client_http_open(struct ctx *ctx)
     return 0;
 }
 
+static int http_holds(struct ctx *ctx, const char *held, const char *holder,
+                      vse_hold_cb cb, void *arg, struct vse_error *err)
+{
+    char path[2048];
+    json_t *res, *item;
+    size_t i;
+    int repeated, rc;
+
+    snprintf(path, sizeof(path), "/v1/holds");
+    add_arg(ctx, path, sizeof(path), "held", held);
+    add_arg(ctx, path, sizeof(path), "holder", holder);
+    rc = request(ctx, "GET", path, NULL, NULL, &res, &repeated, NULL, err);
+    if (rc < 0)
+        return rc;
+    json_array_foreach(json_object_get(res, "holds"), i, item) {
+        struct vse_hold h;
+
+        if (vse__json_to_hold(item, &h) < 0) {
+            json_decref(res);
+            vse_error_clear(err);
+            if (err != NULL)
+                snprintf(err->msg, sizeof(err->msg),
+                         "vsed answered with a hold vsectl cannot read");
+            return VSE_EIO;
+        }
+        if (cb(arg, &h) != 0)
+            break;
+    }
+    json_decref(res);
+    return 0;
+}
+
 const struct client_ops client_http = {
-    http_transition, http_get,  http_list,  http_history,
-    http_watch,      http_reap, http_purge, http_close,
+    http_transition, http_get,   http_list,  http_history, http_watch,
+    http_reap,       http_purge, http_close, http_holds,
 };

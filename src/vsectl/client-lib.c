@@ -174,7 +174,13 @@ static void lib_close(struct ctx *ctx)
     ctx->db = NULL;
 }
 
+static int lib_holds(struct ctx *ctx, const char *held, const char *holder,
+                     vse_hold_cb cb, void *arg, struct vse_error *err)
+{
+    return vse_holds(ctx->db, held, holder, cb, arg, err);
+}
+
 const struct client_ops client_lib = {
-    lib_transition, lib_get,  lib_list,  lib_history,
-    lib_watch,      lib_reap, lib_purge, lib_close,
+    lib_transition, lib_get,   lib_list,  lib_history, lib_watch,
+    lib_reap,       lib_purge, lib_close, lib_holds,
 };

@@ -50,6 +50,8 @@ struct client_ops {
     int (*purge)(struct ctx *ctx, int64_t older_ms, int keep_terminal,
                  struct vse_purge_stats *st, struct vse_error *err);
     void (*close)(struct ctx *ctx);
+    int (*holds)(struct ctx *ctx, const char *held, const char *holder,
+                 vse_hold_cb cb, void *arg, struct vse_error *err);
 };
 
 extern const struct client_ops client_lib;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "util.h"
 #include "vsectl.h"
 
 enum {
@@ -29,6 +30,13 @@ enum {
 #define SEQ_MAX INT64_MAX
 #define LIMIT_MAX INT64_C(1000000000)
 
+typedef VSE_ARRAY(struct vse_hold) hold_list;
+
+static int hold_push(void *arg, const struct vse_hold *h)
+{
+    return vse__array_push((hold_list *)arg, *h) < 0;
+}
+
 int cmd_get(int argc, char **argv, struct ctx *ctx)
 {
     static const struct option lo[] = {COMMON_LONGOPTS,
@@ -37,6 +45,7 @@ int cmd_get(int argc, char **argv, struct ctx *ctx)
     struct vse_resource r;
     struct vse_error err;
     char status[VSE_STATUS_MAX + 1];
+    hold_list holds = {0};
     int json = 0, st, rc;
 
     for (;;) {
@@ -58,12 +67,26 @@ int cmd_get(int argc, char **argv, struct ctx *ctx)
         return st;
     vse_error_clear(&err);
     rc = ctx->ops->get(ctx, argv[optind], &r, status, &err);
-    if (rc < 0)
+    /* The holds on it and the one it has. */
+    if (rc >= 0)
+        rc = ctx->ops->holds(ctx, r.id, NULL, hold_push, &holds, &err);
+    if (rc >= 0)
+        rc = ctx->ops->holds(ctx, NULL, r.id, hold_push, &holds, &err);
+    if (rc < 0) {
+        vse__array_release(&holds);
         return report(rc, &err);
-    if (json)
-        print_json(resource_json(status, &r));
-    else
+    }
+    if (json) {
+        json_t *j = resource_json(status, &r);
+
+        if (j != NULL)
+            vse__json_attach_holds(j, r.id, holds.v, holds.n);
+        print_json(j);
+    } else {
         print_resource(status, &r);
+        print_holds(&r, holds.v, holds.n);
+    }
+    vse__array_release(&holds);
     return EXIT_DONE;
 }
 
@@ -71,6 +94,8 @@ struct rows {
     struct ctx *ctx;
     int json;
     int64_t n;
+    const struct vse_hold *holds; /* every hold, read before the list */
+    size_t nholds;
 };
 
 static int history_row(void *arg, const struct vse_event *e)
@@ -97,7 +122,7 @@ int cmd_history(int argc, char **argv, struct ctx *ctx)
         {"since", required_argument, NULL, OPT_SINCE},
         {"limit", required_argument, NULL, OPT_LIMIT},
         {NULL, 0, NULL, 0}};
-    struct rows w = {ctx, 0, 0};
+    struct rows w = {ctx, 0, 0, NULL, 0};
     struct vse_error err;
     int64_t since = 0, limit = 0;
     int st = 0, rc;
@@ -141,13 +166,17 @@ static int list_row(void *arg, const struct vse_resource *r,
     struct rows *w = arg;
 
     if (w->json) {
-        print_json(resource_json(status, r));
+        json_t *j = resource_json(status, r);
+
+        if (j != NULL)
+            vse__json_attach_holds(j, r->id, w->holds, w->nholds);
+        print_json(j);
     } else {
         /* The header waits for the first row, as in history: a list
          * the store refuses prints only its error. */
         if (w->n == 0)
             print_list_header();
-        print_list_row(status, r);
+        print_list_row(status, r, w->holds, w->nholds);
     }
     w->n++;
     return out_failed();
@@ -166,7 +195,8 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"after", required_argument, NULL, OPT_AFTER},
         {NULL, 0, NULL, 0}};
-    struct rows w = {ctx, 0, 0};
+    struct rows w = {ctx, 0, 0, NULL, 0};
+    hold_list holds = {0};
     struct vse_filter f;
     struct vse_error err;
     int64_t limit = 0;
@@ -214,7 +244,13 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
     if (st != 0)
         return st;
     vse_error_clear(&err);
-    rc = ctx->ops->list(ctx, &f, list_row, &w, &err);
+    /* One read of every hold, before the rows: a row shows those. */
+    rc = ctx->ops->holds(ctx, NULL, NULL, hold_push, &holds, &err);
+    w.holds = holds.v;
+    w.nholds = holds.n;
+    if (rc >= 0)
+        rc = ctx->ops->list(ctx, &f, list_row, &w, &err);
+    vse__array_release(&holds);
     if (rc < 0)
         return report(rc, &err);
     if (!w.json && w.n == 0)

@@ -20,7 +20,8 @@ enum {
     OPT_ACTOR,
     OPT_JSON,
     OPT_RELEASE,
-    OPT_ATTRS
+    OPT_ATTRS,
+    OPT_HOLD
 };
 
 #define LOPT(name, has, val)                                                 \
@@ -36,6 +37,7 @@ enum {
 #define L_JSON LOPT("json", no_argument, OPT_JSON)
 #define L_RELEASE LOPT("release", no_argument, OPT_RELEASE)
 #define L_ATTRS LOPT("attrs", required_argument, OPT_ATTRS)
+#define L_HOLD LOPT("hold", required_argument, OPT_HOLD)
 #define L_END                                                                \
     {                                                                        \
         NULL, 0, NULL, 0                                                     \
@@ -51,6 +53,7 @@ struct targs {
     int json;
     int release;
     const char *attrs;
+    const char *hold;
     char **pos; /* positional arguments */
     int npos;
 };
@@ -100,6 +103,10 @@ static int parse(struct ctx *ctx, int argc, char **argv,
             break;
         case OPT_JSON: a->json = 1; break;
         case OPT_RELEASE: a->release = 1; break;
+        case OPT_HOLD:
+            a->hold = optarg;
+            st = check_id(ctx, "held resource id", optarg);
+            break;
         case OPT_ATTRS: {
             json_error_t je;
             json_t *j = json_loads(optarg, JSON_REJECT_DUPLICATES, &je);
@@ -158,6 +165,7 @@ static struct vse_opts opts_of(const struct targs *a)
     o.op = a->op;
     o.release = a->release;
     o.attrs = a->attrs;
+    o.hold = a->hold;
     return o;
 }
 
@@ -343,8 +351,9 @@ static int transition_cmd(int argc, char **argv, struct ctx *ctx,
 
 /* Each command's own options, each followed by a comma. */
 TCMD(cmd_create, "create", VSE_KIND_CREATE, 2, 2, NULL, 1, L_OWNER, L_TTL,
-     L_OP, )
-TCMD(cmd_begin, "begin", VSE_KIND_BEGIN, 2, 2, NULL, 1, L_OWNER, L_TTL, )
+     L_OP, L_HOLD, )
+TCMD(cmd_begin, "begin", VSE_KIND_BEGIN, 2, 2, NULL, 1, L_OWNER, L_TTL,
+     L_HOLD, )
 TCMD(cmd_step, "step", VSE_KIND_STEP, 3, 3, NULL, 0, L_RELEASE, )
 TCMD(cmd_finish, "finish", VSE_KIND_FINISH, 2, 3, NULL, 0, )
 TCMD(cmd_fail, "fail", VSE_KIND_FAIL, 2, 2, "reason", 0, L_REASON, )

@@ -362,6 +362,34 @@ void print_resource(const char *status, const struct vse_resource *r)
     }
 }
 
+void print_holds(const struct vse_resource *r, const struct vse_hold *v,
+                 size_t n)
+{
+    const char *key = "held_by:";
+
+    for (size_t i = 0; i < n; i++) {
+        char since[40];
+
+        if (strcmp(v[i].held, r->id) != 0)
+            continue;
+        printf("%-14s %s by %s '%s' (%s, owner %s, since %s)\n", key,
+               vse_hold_mode_name(v[i].mode), v[i].machine, v[i].holder,
+               v[i].op, v[i].owner[0] ? v[i].owner : "-",
+               fmt_time(v[i].since, since, sizeof(since)));
+        key = "";
+    }
+    for (size_t i = 0; i < n; i++) {
+        char since[40];
+
+        if (strcmp(v[i].holder, r->id) != 0)
+            continue;
+        printf("%-14s '%s' %s, since %s\n", "holding:", v[i].held,
+               vse_hold_mode_name(v[i].mode),
+               fmt_time(v[i].since, since, sizeof(since)));
+        break;
+    }
+}
+
 void print_history_header(void)
 {
     print_col("   SEQ  VER", 0);
@@ -398,12 +426,43 @@ void print_list_header(void)
     print_col("OP", 12);
     print_col("OWNER", 20);
     print_col("LEASE_EXPIRES", 27);
-    end_row("VER");
+    print_col("VER", 4);
+    end_row("HOLDS");
 }
 
-void print_list_row(const char *status, const struct vse_resource *r)
+/* "held by s1 (shared)", "held by 3 (shared)", "holds d1 (exclusive)". */
+static void holds_cell(const struct vse_resource *r, const struct vse_hold *v,
+                       size_t n, char *buf, size_t size)
 {
-    char lease[40], ver[24];
+    size_t held = 0, len = 0;
+    const struct vse_hold *first = NULL;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].held, r->id) == 0) {
+            if (first == NULL)
+                first = &v[i];
+            held++;
+        }
+    if (held == 1)
+        len = (size_t)snprintf(buf, size, "held by %s (%s)", first->holder,
+                               vse_hold_mode_name(first->mode));
+    else if (held > 1)
+        len = (size_t)snprintf(buf, size, "held by %zu (%s)", held,
+                               vse_hold_mode_name(first->mode));
+    for (size_t i = 0; i < n && len < size; i++)
+        if (strcmp(v[i].holder, r->id) == 0) {
+            snprintf(buf + len, size - len, "%sholds %s (%s)",
+                     len ? "; " : "", v[i].held,
+                     vse_hold_mode_name(v[i].mode));
+            break;
+        }
+}
+
+void print_list_row(const char *status, const struct vse_resource *r,
+                    const struct vse_hold *v, size_t n)
+{
+    char lease[40], ver[24], holds[2 * VSE_ID_MAX + 64];
 
     print_col(r->id, 24);
     print_col(r->machine, 10);
@@ -413,5 +472,7 @@ void print_list_row(const char *status, const struct vse_resource *r)
     print_col(r->owner, 20);
     print_col(fmt_time(r->lease_expires, lease, sizeof(lease)), 27);
     snprintf(ver, sizeof(ver), "%" PRId64, r->version);
-    end_row(ver);
+    print_col(ver, 4);
+    holds_cell(r, v, n, holds, sizeof(holds));
+    end_row(holds);
 }

@@ -34,6 +34,9 @@ struct cmd_doc {
     "done\n"                                                                 \
     "      --attrs JSON     merge patch for the resource's attrs, applied "  \
     "in the\n                       same atomic change\n"
+#define OPT_HOLD                                                             \
+    "      --hold H         the resource the operation holds, when its "     \
+    "machine\n                       declares 'holds' (docs/machines.md)\n"
 #define OPT_JSON_RES                                                         \
     "      --json           print the resulting resource as one JSON "       \
     "object\n"
@@ -85,7 +88,7 @@ static const struct cmd_doc docs[] = {
      "3 the pin kept\nchanging meanwhile.",
      "vsectl --store sqlite:/var/lib/vse/vse.db machine upgrade "
      "volume-v2.yaml"},
-    {"vsectl create MACHINE ID [--owner O] [--ttl D] [--op OP] "
+    {"vsectl create MACHINE ID [--owner O] [--ttl D] [--op OP] [--hold H] "
      "[--request-id R]",
      "Create resource ID of machine MACHINE, already inside its creating "
      "operation,\nand print the new op_id (the operation's fencing token) "
@@ -93,15 +96,15 @@ static const struct cmd_doc docs[] = {
      "      --owner O        who does the work (default: unowned, waiting "
      "for a claim)\n" OPT_TTL
      "      --op OP          the creating operation, when the machine has "
-     "several\n" OPT_REQID OPT_JSON_RES,
+     "several\n" OPT_HOLD OPT_REQID OPT_JSON_RES,
      EXITS_TRANSITION " 3 also when ID exists.",
      "op=$(vsectl create volume vol-1 --owner api@host1)"},
-    {"vsectl begin ID OP [--owner O] [--ttl D] [--request-id R]",
+    {"vsectl begin ID OP [--owner O] [--ttl D] [--hold H] [--request-id R]",
      "Begin operation OP on resource ID, which must be at rest in one of "
      "the states\nOP may start from.  Prints the new op_id alone on stdout. "
      " A refusal says what\nis in the way and what is allowed now.",
      "      --owner O        who does the work (default: unowned)\n" OPT_TTL
-         OPT_REQID OPT_JSON_RES,
+         OPT_HOLD OPT_REQID OPT_JSON_RES,
      EXITS_TRANSITION,
      "op=$(vsectl begin vol-1 delete --owner volume@host2)"},
     {"vsectl step ID OP_ID STATE [--release] [--request-id R]",

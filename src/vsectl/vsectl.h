@@ -208,10 +208,15 @@ json_t *event_json(const struct vse_event *e);
 void print_json(json_t *j);
 /* Human forms. */
 void print_resource(const char *status, const struct vse_resource *r);
+/* The holds among v[0..n) on r (held_by: lines) and r's own (holding:),
+ * after print_resource(); nothing when there are none. */
+void print_holds(const struct vse_resource *r, const struct vse_hold *v,
+                 size_t n);
 void print_history_header(void);
 void print_history_row(const struct vse_event *e);
 void print_list_header(void);
-void print_list_row(const char *status, const struct vse_resource *r);
+void print_list_row(const char *status, const struct vse_resource *r,
+                    const struct vse_hold *v, size_t n);
 /* Status of r per its machine ("" when unknown). */
 const char *resource_status(vse_db *db, const struct vse_resource *r);
 /* Print s padded with spaces to `width` display columns, then a space. */

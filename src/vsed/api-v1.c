@@ -30,7 +30,7 @@ int vsed_noauth;
 static const char *const route_names[R_COUNT] = {
     "unknown",   "healthz",  "metrics",    "machines",    "machine",
     "resources", "resource", "transition", "reset-state", "history",
-    "reap",      "purge",    "events",     "cinder"};
+    "reap",      "purge",    "events",     "cinder",      "holds"};
 
 const char *vsed_route_name(int route)
 {
@@ -71,6 +71,8 @@ static void parse_path(const char *p, struct path *out)
         out->route = R_PURGE;
     else if (strcmp(p, "/v1/events") == 0)
         out->route = R_EVENTS;
+    else if (strcmp(p, "/v1/holds") == 0)
+        out->route = R_HOLDS;
     else if (strncmp(p, mach, sizeof(mach) - 1) == 0) {
         id = p + sizeof(mach) - 1;
         n = strlen(id);
@@ -356,19 +358,70 @@ static int field_ttl(json_t *j, struct vsed_resp *p, struct vse_opts *o)
 
 /* ---- handlers --------------------------------------------------------- */
 
+typedef VSE_ARRAY(struct vse_hold) hold_list;
+
+static int hold_push(void *ctx, const struct vse_hold *h)
+{
+    return vse__array_push((hold_list *)ctx, *h) < 0;
+}
+
+/* The holds on id and the one id has, into *l; 0 or a vse error. */
+static int holds_of(vse_db *db, const char *id, hold_list *l,
+                    struct vse_error *err)
+{
+    int rc = vse_holds(db, id, NULL, hold_push, l, err);
+
+    if (rc == 0)
+        rc = vse_holds(db, NULL, id, hold_push, l, err);
+    return rc;
+}
+
 static void resource_reply(const struct vsed_req *q, struct vsed_resp *p,
                            int status, const struct vse_resource *r)
 {
-    set_json(p, status, vse__json_resource(r, vsed_status_of(q->db, r)));
+    json_t *j = vse__json_resource(r, vsed_status_of(q->db, r));
+    hold_list l = {0};
+    struct vse_error err;
+
+    /* Holds are shown as read just after the row; a failed read leaves
+     * them out rather than failing a transition that happened. */
+    if (j != NULL && holds_of(q->db, r->id, &l, &err) == 0)
+        vse__json_attach_holds(j, r->id, l.v, l.n);
+    vse__array_release(&l);
+    set_json(p, status, j);
+}
+
+/* GET /v1/holds?held=ID&holder=ID: every hold, or those of one side. */
+static void list_holds(const struct vsed_req *q, struct vsed_resp *p)
+{
+    const char *held = vsed_arg(q, "held"), *holder = vsed_arg(q, "holder");
+    hold_list l = {0};
+    struct vse_error err;
+    json_t *arr;
+    int rc;
+
+    vse_error_clear(&err);
+    rc = vse_holds(q->db, held, holder, hold_push, &l, &err);
+    if (rc < 0) {
+        vse__array_release(&l);
+        lib_error(q, p, rc, &err, NULL);
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; i < l.n; i++)
+        json_array_append_new(arr, vse__json_hold(&l.v[i]));
+    vse__array_release(&l);
+    set_json(p, 200, json_pack("{s:o}", "holds", arr));
 }
 
 static void transition(const struct vsed_req *q, struct vsed_resp *p,
                        const struct path *pa)
 {
-    static const char *const f_create[] = {"machine", "id", "owner", "ttl",
-                                           "ttl_ms",  "op", "attrs", NULL};
-    static const char *const f_begin[] = {"op",     "owner", "ttl",
-                                          "ttl_ms", "attrs", NULL};
+    static const char *const f_create[] = {"machine", "id",     "owner",
+                                           "ttl",     "ttl_ms", "op",
+                                           "attrs",   "hold",   NULL};
+    static const char *const f_begin[] = {"op",    "owner", "ttl", "ttl_ms",
+                                          "attrs", "hold",  NULL};
     static const char *const f_step[] = {"op_id", "to", "release", "attrs",
                                          NULL};
     static const char *const f_finish[] = {"op_id", "to", "attrs", NULL};
@@ -442,10 +495,12 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
         bad = field_str(j, p, "machine", 1, &machine) ||
               field_str(j, p, "id", 1, &id) ||
               field_str(j, p, "owner", 0, &o.owner) ||
-              field_str(j, p, "op", 0, &o.op) || field_ttl(j, p, &o);
+              field_str(j, p, "op", 0, &o.op) ||
+              field_str(j, p, "hold", 0, &o.hold) || field_ttl(j, p, &o);
     } else if (allowed == f_begin) {
         bad = field_str(j, p, "op", 1, &op) ||
-              field_str(j, p, "owner", 0, &o.owner) || field_ttl(j, p, &o);
+              field_str(j, p, "owner", 0, &o.owner) ||
+              field_str(j, p, "hold", 0, &o.hold) || field_ttl(j, p, &o);
     } else if (allowed == f_reset) {
         bad = field_str(j, p, "to", 1, &to) ||
               field_str(j, p, "reason", 1, &o.reason) ||
@@ -523,6 +578,7 @@ static void get_resource(const struct vsed_req *q, struct vsed_resp *p,
 
 struct collect {
     vse_db *db;
+    hold_list *holds; /* every hold, for list rows; NULL: none read */
     json_t *arr;
     size_t want; /* rows to return; one more tells that there is a next */
     size_t n;
@@ -539,8 +595,13 @@ static int collect_resource(void *arg, const struct vse_resource *r)
         c->more = 1;
         return 1;
     }
-    json_array_append_new(c->arr,
-                          vse__json_resource(r, vsed_status_of(c->db, r)));
+    {
+        json_t *j = vse__json_resource(r, vsed_status_of(c->db, r));
+
+        if (j != NULL && c->holds != NULL)
+            vse__json_attach_holds(j, r->id, c->holds->v, c->holds->n);
+        json_array_append_new(c->arr, j);
+    }
     snprintf(c->last_id, sizeof(c->last_id), "%s", r->id);
     c->n++;
     return 0;
@@ -562,7 +623,8 @@ static int collect_event(void *arg, const struct vse_event *e)
 
 static void list_resources(const struct vsed_req *q, struct vsed_resp *p)
 {
-    struct collect c = {q->db, NULL, LIST_DEFAULT, 0, "", 0, 0};
+    hold_list all = {0};
+    struct collect c = {q->db, &all, NULL, LIST_DEFAULT, 0, "", 0, 0};
     struct vse_filter f;
     struct vse_error err;
     int64_t limit = LIST_DEFAULT, t0;
@@ -589,7 +651,11 @@ static void list_resources(const struct vsed_req *q, struct vsed_resp *p)
     f.limit = c.want + 1;
     c.arr = json_array();
     t0 = vse__now_mono_us();
-    rc = vse_list(q->db, &f, collect_resource, &c, &err);
+    /* One read of every hold serves the whole page. */
+    rc = vse_holds(q->db, NULL, NULL, hold_push, &all, &err);
+    if (rc == 0)
+        rc = vse_list(q->db, &f, collect_resource, &c, &err);
+    vse__array_release(&all);
     vsed_metrics_store(vse__now_mono_us() - t0);
     if (rc < 0) {
         json_decref(c.arr);
@@ -604,7 +670,7 @@ static void list_resources(const struct vsed_req *q, struct vsed_resp *p)
 static void history(const struct vsed_req *q, struct vsed_resp *p,
                     const struct path *pa)
 {
-    struct collect c = {q->db, NULL, HISTORY_DEFAULT, 0, "", 0, 0};
+    struct collect c = {q->db, NULL, NULL, HISTORY_DEFAULT, 0, "", 0, 0};
     struct vse_error err;
     int64_t since = 0, limit = HISTORY_DEFAULT, t0;
     int rc;
@@ -776,6 +842,7 @@ static int route_rules(int route, const char *method, enum vsed_role *need,
     case R_RESOURCE:
     case R_HISTORY:
     case R_EVENTS:
+    case R_HOLDS:
         *need = ROLE_READER;
         *allow = "GET, HEAD";
         return get;
@@ -860,6 +927,7 @@ void vsed_api_handle(const struct vsed_req *q, struct vsed_resp *p)
     case R_HISTORY: history(q, p, &pa); break;
     case R_REAP: reap(q, p); break;
     case R_PURGE: purge(q, p); break;
+    case R_HOLDS: list_holds(q, p); break;
     default:
         /* R_EVENTS is answered by http.c; here only by the fuzzer. */
         vsed_api_error(p, 404, "not_found", "no route", NULL, NULL);

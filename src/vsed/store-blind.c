@@ -245,6 +245,7 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
     const struct vse_resource *base = NULL;
     struct vse_resource *decided, *row;
     struct vse_event ev_decided, ev;
+    struct vse_change first, again;
     int rc;
 
     decided = malloc(2 * sizeof(*decided));
@@ -257,9 +258,11 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
     b->sub_id[0] = '\0';
     if (was != NULL && was->version == c->expect_version)
         base = was;
-    rc = vse__store_apply(
-        in(s), &(struct vse_change){c->expect_version, decided, &ev_decided},
-        cur, seq, err);
+    /* Holds go with every write, blind or not: they are the core's. */
+    first = *c;
+    first.row = decided;
+    first.ev = &ev_decided;
+    rc = vse__store_apply(in(s), &first, cur, seq, err);
     for (int i = 0;
          i < BLIND_ATTEMPTS && rc == VSE_ECONFLICT && blind(c, cur); i++) {
         int64_t at = cur->version;
@@ -267,8 +270,11 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
         rc = overwrite(base, decided, &ev_decided, cur, row, &ev, err);
         if (rc < 0)
             break;
-        rc = vse__store_apply(in(s), &(struct vse_change){at, row, &ev}, cur,
-                              seq, err);
+        again = *c;
+        again.expect_version = at;
+        again.row = row;
+        again.ev = &ev;
+        rc = vse__store_apply(in(s), &again, cur, seq, err);
     }
     if (rc == VSE_ECONFLICT && blind(c, cur))
         rc = vse__err(err, VSE_EBUSY,
@@ -357,6 +363,12 @@ static int b_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
     return vse__store_wait(in(s), after_seq, timeout_ms, err);
 }
 
+static int b_holds(struct vse_store *s, const char *held, const char *holder,
+                   vse_hold_cb cb, void *ctx, struct vse_error *err)
+{
+    return vse__store_holds(in(s), held, holder, cb, ctx, err);
+}
+
 static const struct vse_store_methods blind_store = {
     .version = 1,
     .scheme = "blind",
@@ -373,6 +385,7 @@ static const struct vse_store_methods blind_store = {
     .purge = b_purge,
     .pin_get = b_pin_get,
     .pin_put = b_pin_put,
+    .holds = b_holds,
     .wait = b_wait,
 };
 

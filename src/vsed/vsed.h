@@ -156,6 +156,7 @@ enum vsed_route {
     R_PURGE,
     R_EVENTS,
     R_CINDER, /* the Cinder v3 API (cinder.c) */
+    R_HOLDS,
     R_COUNT
 };
 const char *vsed_route_name(int route);

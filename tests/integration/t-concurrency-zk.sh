@@ -13,3 +13,7 @@ trap 'zk_cleanup; rm -rf "$dir"' EXIT
 VSE_ZK_BUCKET_MAX=64 "$B/tests/race" --store "$VSE_ZK_URL" --procs 8 --resources 8 \
     --attempts 10000 --ttl-ms 80 --dir "$dir"
 "$B/vsectl" check --store "$VSE_ZK_URL"
+# Holds under a race (holdrace.c), in a chroot of their own: its test
+# machines are not vsectl's.
+"$B/tests/holdrace" --store "$VSE_ZK_URL-holds" --procs 6 --disks 2 \
+    --attempts 300

@@ -9,7 +9,7 @@ pg_start
 "$B/tests/pgmigrate" "$VSE_PG_URL"
 out=$("$B/vsectl" --store "$VSE_PG_URL" migrate)
 case $out in
-*"schema version 3"*) echo "t-pg-migrate: $out" ;;
+*"schema version 5"*) echo "t-pg-migrate: $out" ;;
 *) echo "t-pg-migrate: unexpected: $out" >&2; exit 1 ;;
 esac
 

@@ -343,9 +343,9 @@ is "create repeated with the same request id" 0 "$sop"
 vs create snapshot s1
 is_rc "create of an existing id: exit 3" 3 "s1"
 vs list
-is_norm "list (human table)" 0 "ID                       MACHINE    STATE          STATUS       OP           OWNER                LEASE_EXPIRES               VER
-s1                       snapshot   creating       creating     create       -                    TIME 1
-v1                       volume     error          error        -            -                    -                           10"
+is_norm "list (human table)" 0 "ID                       MACHINE    STATE          STATUS       OP           OWNER                LEASE_EXPIRES               VER  HOLDS
+s1                       snapshot   creating       creating     create       -                    TIME 1    -
+v1                       volume     error          error        -            -                    -                           10   -"
 vs list --json
 py "list --json" '
 assert [r["id"] for r in lines] == ["s1", "v1"], lines
@@ -366,7 +366,7 @@ is_rc "list --not-state with a state the machine lacks: exit 2" 2 "delted"
 vs list --limit 1 --after s1 --json
 py "list --limit --after" 'assert [r["id"] for r in lines] == ["v1"]'
 vs list --stuck
-is "list --stuck: header only" 0 "ID                       MACHINE    STATE          STATUS       OP           OWNER                LEASE_EXPIRES               VER"
+is "list --stuck: header only" 0 "ID                       MACHINE    STATE          STATUS       OP           OWNER                LEASE_EXPIRES               VER  HOLDS"
 vs finish s1 "$sop"
 is "finish with the one success state implied" 0 ""
 
@@ -710,7 +710,7 @@ is_rc "update needs --attrs" 2 "needs --attrs"
 vs get at1 --json
 py "refused updates changed nothing" 'assert j["version"] == 3, j'
 vs migrate
-if [ "$RC" = 0 ] && [[ $OUT == *"schema version 3"* ]]; then
+if [ "$RC" = 0 ] && [[ $OUT == *"schema version 5"* ]]; then
     ok "migrate reports the schema version"
 else
     not_ok "migrate" "$(show_run)"

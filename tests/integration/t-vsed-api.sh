@@ -51,6 +51,17 @@ expect "create without machine 422" 422 \
 
 req GET /v1/resources/v1
 expect "get" 200 "j['id'] == 'v1' and j['op'] == 'create'"
+expect "get shows both sides of holds" 200 \
+    "j['holds'] == [] and j['holding'] is None"
+req GET /v1/holds
+expect "holds: none" 200 "j == {'holds': []}"
+req GET '/v1/holds?held=v1'
+expect "holds on v1: none" 200 "j == {'holds': []}"
+req POST /v1/resources '{"machine":"volume","id":"v9","hold":"v1"}'
+expect "create with a hold its op does not declare: 400" 400 \
+    "'holds nothing' in j['error']['message']"
+req GET /v1/resources/v9
+expect "... and nothing was created" 404
 req GET /v1/resources/nope
 expect "get unknown 404" 404 "j['error']['code'] == 'not_found'"
 

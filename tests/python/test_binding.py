@@ -78,6 +78,7 @@ def test_struct_layouts_match_the_header(tmp_path):
                                             _lib.ReapStats._fields_]),
         "vse_purge_policy": (_lib.PurgePolicy, ["before", "drop_terminal"]),
         "vse_purge_stats": (_lib.PurgeStats, ["history_rows", "resources"]),
+        "vse_hold": (_lib.Hold, [f for f, _ in _lib.Hold._fields_]),
     }
     lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "vse.h"',
              'int main(void) {']
@@ -124,6 +125,50 @@ def test_flow_and_keys_match_vsectl(st, store_url, rid):
               if r["id"] == rid]
     assert listed == [st.get(rid)]
     assert st.check(rid) == []
+
+
+DISK = """machine: disk
+version: 1
+states:
+  creating: {kind: busy, status: creating}
+  ready: {kind: rest, status: ready}
+  deleting: {kind: busy, status: deleting}
+  deleted: {kind: rest, status: deleted}
+  error: {kind: rest, status: error}
+operations:
+  create: {from: new, steps: [creating], success: ready, failure: error,
+           on_expiry: fail}
+  delete: {from: [ready, error], steps: [deleting], success: deleted,
+           failure: error, on_expiry: fail, refused_while_held: shared}
+"""
+SNAP = """machine: snap
+version: 1
+states:
+  creating: {kind: busy, status: creating}
+  ready: {kind: rest, status: ready}
+  error: {kind: rest, status: error}
+operations:
+  create: {from: new, steps: [creating], success: ready, failure: error,
+           on_expiry: fail, holds: {machine: disk, mode: shared}}
+"""
+
+
+def test_holds(st, rid):
+    st.add_machine(vse.machine_load(text=DISK, name="disk.yaml"))
+    st.add_machine(vse.machine_load(text=SNAP, name="snap.yaml"))
+    d, s = rid + "-d", rid + "-s"
+    st.finish(d, st.create("disk", d, owner="t"))
+    op = st.create("snap", s, owner="snap@h2", hold=d)
+    (h,) = st.holds(held=d)
+    assert (h["holder"], h["machine"], h["op"], h["op_id"], h["mode"],
+            h["owner"]) == (s, "snap", "create", op, "shared", "snap@h2")
+    assert st.get(d)["holds"][0]["holder"] == s
+    assert st.get(s)["holding"]["held"] == d
+    with pytest.raises(vse.Conflict) as ei:
+        st.begin(d, "delete", owner="t")
+    assert "is held: shared by snap '%s' (create" % s in str(ei.value)
+    st.finish(s, op)
+    assert st.holds(held=d) == [] and st.get(d)["holds"] == []
 
 
 def test_refusal_carries_the_current_row(st, rid):

@@ -18,6 +18,8 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "store.h"
+#include "vse-int.h"
 #include "vse.h"
 
 struct fx {
@@ -1209,6 +1211,396 @@ static void test_upgrade_machine_in_flight(void **state)
     }
 }
 
+/* ---- holds ------------------------------------------------------- */
+
+struct viol {
+    int64_t count;
+    char first[512];
+};
+
+static void on_violation(void *ctx, const char *id, const char *msg)
+{
+    struct viol *v = ctx;
+
+    (void)id;
+    if (v->first[0] == '\0')
+        snprintf(v->first, sizeof(v->first), "%s", msg);
+}
+
+/* Two small machines: a snap's create holds its disk shared, its export
+ * holds it exclusive; a disk may not be deleted while held at all, nor
+ * resized while held exclusive. */
+static const char disk_yaml[] =
+    "machine: disk\n"
+    "version: 1\n"
+    "states:\n"
+    "  creating: {kind: busy, status: creating}\n"
+    "  ready: {kind: rest, status: ready}\n"
+    "  resizing: {kind: busy, status: resizing}\n"
+    "  deleting: {kind: busy, status: deleting}\n"
+    "  deleted: {kind: rest, status: deleted}\n"
+    "  error: {kind: rest, status: error}\n"
+    "operations:\n"
+    "  create: {from: new, steps: [creating], success: ready,\n"
+    "           failure: error, on_expiry: fail}\n"
+    "  resize: {from: ready, steps: [resizing], success: ready,\n"
+    "           failure: error, on_expiry: revert,\n"
+    "           refused_while_held: exclusive}\n"
+    "  delete: {from: [ready, error], steps: [deleting], success: deleted,\n"
+    "           failure: error, on_expiry: fail,\n"
+    "           refused_while_held: [shared, exclusive]}\n";
+static const char snap_yaml[] =
+    "machine: snap\n"
+    "version: 1\n"
+    "states:\n"
+    "  creating: {kind: busy, status: creating}\n"
+    "  ready: {kind: rest, status: ready}\n"
+    "  exporting: {kind: busy, status: exporting}\n"
+    "  error: {kind: rest, status: error}\n"
+    "operations:\n"
+    "  create: {from: new, steps: [creating], success: ready,\n"
+    "           failure: error, on_expiry: fail,\n"
+    "           holds: {machine: disk, mode: shared}}\n"
+    "  export: {from: ready, steps: [exporting], success: ready,\n"
+    "           failure: error, on_expiry: revert,\n"
+    "           holds: {machine: disk, mode: exclusive}}\n";
+
+static void add_hold_machines(struct fx *f)
+{
+    vse_machine *m;
+
+    OK(vse_machine_load_buffer("disk.yaml", disk_yaml, strlen(disk_yaml),
+                               NULL, NULL, &m, &f->err));
+    OK(vse_add_machine(f->db, m, &f->err));
+    OK(vse_machine_load_buffer("snap.yaml", snap_yaml, strlen(snap_yaml),
+                               NULL, NULL, &m, &f->err));
+    OK(vse_add_machine(f->db, m, &f->err));
+}
+
+static void make_disk(struct fx *f, const char *id)
+{
+    struct vse_opts o = owner_opts("disk@h1");
+    struct vse_resource r;
+
+    OK(vse_create(f->db, "disk", id, &o, &r, &f->err));
+    OK(vse_finish(f->db, id, r.op_id, NULL, NULL, &r, &f->err));
+}
+
+/* Create snap `id` holding disk `disk`: in `creating`, op_id in *out. */
+static int create_snap(struct fx *f, const char *id, const char *disk,
+                       struct vse_resource *out)
+{
+    struct vse_opts o = {.owner = "snap@h2", .hold = disk};
+
+    return vse_create(f->db, "snap", id, &o, out, &f->err);
+}
+
+struct holds_seen {
+    int n;
+    struct vse_hold h[8];
+};
+
+static int on_hold(void *ctx, const struct vse_hold *h)
+{
+    struct holds_seen *s = ctx;
+
+    if (s->n < 8)
+        s->h[s->n] = *h;
+    s->n++;
+    return 0;
+}
+
+static int count_holds(struct fx *f, const char *held, const char *holder,
+                       struct holds_seen *s)
+{
+    memset(s, 0, sizeof(*s));
+    OK(vse_holds(f->db, held, holder, on_hold, s, &f->err));
+    return s->n;
+}
+
+static void test_hold_shared_coexist(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("disk@h1");
+    struct vse_resource r, s1, s2, s3;
+    struct holds_seen hs;
+
+    add_hold_machines(f);
+    make_disk(f, "d1");
+    OK(create_snap(f, "s1", "d1", &s1));
+    OK(create_snap(f, "s2", "d1", &s2));
+    OK(create_snap(f, "s3", "d1", &s3));
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 3);
+    assert_string_equal(hs.h[0].held, "d1");
+    assert_string_equal(hs.h[0].holder, "s1");
+    assert_string_equal(hs.h[0].machine, "snap");
+    assert_string_equal(hs.h[0].op, "create");
+    assert_string_equal(hs.h[0].op_id, s1.op_id);
+    assert_string_equal(hs.h[0].owner, "snap@h2");
+    assert_int_equal(hs.h[0].mode, VSE_HOLD_SHARED);
+    assert_true(hs.h[0].since > 0);
+    assert_string_equal(hs.h[2].holder, "s3");
+    assert_int_equal(count_holds(f, NULL, "s2", &hs), 1);
+    assert_string_equal(hs.h[0].held, "d1");
+    assert_int_equal(count_holds(f, NULL, NULL, &hs), 3);
+    /* Delete is refused at once, naming the holders. */
+    assert_int_equal(vse_begin(f->db, "d1", "delete", &o, &r, &f->err),
+                     VSE_ECONFLICT);
+    assert_non_null(strstr(f->err.msg,
+                           "disk 'd1' is held: shared by snap "
+                           "'s1' (create, owner snap@h2, since "));
+    if (strstr(f->err.msg, "delete may not begin while it is held") == NULL)
+        fail_msg("message: %s", f->err.msg);
+    assert_string_equal(r.state, "ready");
+    assert_int_equal(version_of(f, "d1"), 2);
+    /* A shared hold does not refuse resize. */
+    OK(vse_begin(f->db, "d1", "resize", &o, &r, &f->err));
+    OK(vse_finish(f->db, "d1", r.op_id, NULL, NULL, &r, &f->err));
+}
+
+static void test_hold_exclusive_excludes(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("disk@h1");
+    struct vse_opts ex = {.owner = "snap@h2", .hold = "d1"};
+    struct vse_resource r, s1, s2;
+    struct holds_seen hs;
+
+    add_hold_machines(f);
+    make_disk(f, "d1");
+    OK(create_snap(f, "s1", "d1", &s1));
+    /* Exclusive does not fit beside a shared hold... */
+    OK(create_snap(f, "s2", "d1", &s2));
+    OK(vse_finish(f->db, "s2", s2.op_id, NULL, NULL, &s2, &f->err));
+    assert_int_equal(vse_begin(f->db, "s2", "export", &ex, &r, &f->err),
+                     VSE_ECONFLICT);
+    assert_non_null(strstr(f->err.msg, "disk 'd1' is held: shared by snap "
+                                       "'s1'"));
+    assert_string_equal(r.state, "ready");
+    OK(vse_finish(f->db, "s1", s1.op_id, NULL, NULL, &s1, &f->err));
+    /* ...and, once taken, excludes every other hold. */
+    OK(vse_begin(f->db, "s2", "export", &ex, &s2, &f->err));
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 1);
+    assert_int_equal(hs.h[0].mode, VSE_HOLD_EXCLUSIVE);
+    assert_string_equal(hs.h[0].op, "export");
+    assert_int_equal(create_snap(f, "s3", "d1", &r), VSE_ECONFLICT);
+    assert_non_null(strstr(f->err.msg, "exclusive by snap 's2' (export"));
+    assert_int_equal(vse_get(f->db, "s3", &r, &f->err), VSE_ENOTFOUND);
+    assert_int_equal(vse_begin(f->db, "d1", "resize", &o, &r, &f->err),
+                     VSE_ECONFLICT);
+    assert_non_null(strstr(f->err.msg, "resize may not begin"));
+    OK(vse_finish(f->db, "s2", s2.op_id, NULL, NULL, &s2, &f->err));
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 0);
+    OK(create_snap(f, "s3", "d1", &r));
+}
+
+static void test_hold_ends_with_its_op(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("disk@h1");
+    struct vse_opts why = {.reason = "test"};
+    struct vse_opts quick = {.owner = "snap@h2", .hold = "d1", .ttl_ms = 20};
+    struct vse_reap_stats st;
+    struct vse_resource r, s;
+    struct holds_seen hs;
+
+    add_hold_machines(f);
+    make_disk(f, "d1");
+    /* finish */
+    OK(create_snap(f, "s1", "d1", &s));
+    OK(vse_finish(f->db, "s1", s.op_id, NULL, NULL, &s, &f->err));
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 0);
+    /* fail */
+    OK(create_snap(f, "s2", "d1", &s));
+    OK(vse_fail(f->db, "s2", s.op_id, &why, &s, &f->err));
+    assert_string_equal(s.state, "error");
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 0);
+    /* reset-state */
+    OK(create_snap(f, "s3", "d1", &s));
+    OK(vse_reset_state(f->db, "s3", "error", &why, &s, &f->err));
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 0);
+    /* expiry, failed by the reaper */
+    OK(vse_create(f->db, "snap", "s4", &quick, &s, &f->err));
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 1);
+    wait_past(s.lease_expires);
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 0);
+    /* expiry, reverted by the reaper */
+    OK(vse_begin(f->db, "s1", "export", &quick, &s, &f->err));
+    assert_int_equal(count_holds(f, NULL, "s1", &hs), 1);
+    wait_past(s.lease_expires);
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.reverted, 1);
+    assert_int_equal(count_holds(f, NULL, NULL, &hs), 0);
+    /* Nothing holds d1 now: delete may begin. */
+    OK(vse_begin(f->db, "d1", "delete", &o, &r, &f->err));
+    {
+        int64_t violations = -1;
+
+        OK(vse_check(f->db, NULL, NULL, NULL, &violations, &f->err));
+        assert_int_equal(violations, 0);
+    }
+}
+
+static void test_hold_refused_inputs(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("disk@h1");
+    struct vse_opts bad = {.owner = "x", .hold = "d1"};
+    struct vse_resource r, s;
+    struct holds_seen hs;
+
+    add_hold_machines(f);
+    make_disk(f, "d1");
+    /* The hold must be named, exist, be of the declared machine. */
+    assert_int_equal(create_snap(f, "s1", NULL, &r), VSE_EINVAL);
+    assert_non_null(strstr(f->err.msg, "holds a disk: name it"));
+    assert_int_equal(create_snap(f, "s1", "d9", &r), VSE_ENOTFOUND);
+    assert_non_null(strstr(f->err.msg, "disk 'd9' to be held by snap 's1'"));
+    OK(create_snap(f, "s0", "d1", &s));
+    assert_int_equal(create_snap(f, "s1", "s0", &r), VSE_EINVAL);
+    assert_non_null(strstr(f->err.msg, "'s0' is a snap"));
+    assert_int_equal(create_snap(f, "s1", "s1", &r), VSE_EINVAL);
+    /* An op that holds nothing takes no hold; only create/begin do. */
+    assert_int_equal(vse_create(f->db, "disk", "d2", &bad, &r, &f->err),
+                     VSE_EINVAL);
+    assert_non_null(strstr(f->err.msg, "holds nothing"));
+    assert_int_equal(vse_finish(f->db, "s0", s.op_id, NULL, &bad, &r,
+                                &f->err),
+                     VSE_EINVAL);
+    OK(vse_finish(f->db, "s0", s.op_id, NULL, NULL, &r, &f->err));
+    /* Busy in an op refused while held, or terminal: no hold. */
+    OK(vse_begin(f->db, "d1", "delete", &o, &r, &f->err));
+    assert_int_equal(create_snap(f, "s1", "d1", &s), VSE_ECONFLICT);
+    assert_non_null(strstr(f->err.msg, "it may not be held shared while "
+                                       "delete runs"));
+    OK(vse_finish(f->db, "d1", r.op_id, NULL, NULL, &r, &f->err));
+    assert_int_equal(create_snap(f, "s1", "d1", &s), VSE_ECONFLICT);
+    assert_non_null(strstr(f->err.msg, "terminal"));
+    /* Nothing was written by any refusal. */
+    assert_int_equal(vse_get(f->db, "s1", &r, &f->err), VSE_ENOTFOUND);
+    assert_int_equal(vse_get(f->db, "d2", &r, &f->err), VSE_ENOTFOUND);
+    assert_int_equal(count_holds(f, NULL, NULL, &hs), 0);
+}
+
+/*
+ * The store applies hold and transition together or not at all: a take
+ * against a held resource that moved on, or a guarded change of a
+ * resource that is now held, writes nothing, and the core decides again.
+ */
+static void test_hold_atomic_in_store(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("disk@h1");
+    struct vse_resource d, row, cur;
+    struct vse_event ev;
+    struct vse_hold take;
+    struct vse_change ch;
+    struct holds_seen hs;
+
+    add_hold_machines(f);
+    make_disk(f, "d1");
+    OK(vse_get(f->db, "d1", &d, &f->err));
+    /* A snap row as the core would write it, taking a hold on d1 at a
+     * version d1 has already left. */
+    memset(&row, 0, sizeof(row));
+    strcpy(row.id, "s1");
+    strcpy(row.machine, "snap");
+    strcpy(row.state, "creating");
+    strcpy(row.op, "create");
+    OK(vse_uuid4(row.op_id, &f->err));
+    strcpy(row.origin, "new");
+    strcpy(row.attrs, "{}");
+    row.version = 1;
+    row.created = row.updated = row.since = vse_now_us();
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = VSE_KIND_CREATE;
+    ev.version = 1;
+    strcpy(ev.resource, "s1");
+    strcpy(ev.machine, "snap");
+    strcpy(ev.op, "create");
+    strcpy(ev.op_id, row.op_id);
+    strcpy(ev.from, "new");
+    strcpy(ev.to, "creating");
+    ev.at = row.since;
+    memset(&take, 0, sizeof(take));
+    strcpy(take.held, "d1");
+    strcpy(take.holder, "s1");
+    strcpy(take.machine, "snap");
+    strcpy(take.op, "create");
+    take.mode = VSE_HOLD_SHARED;
+    take.since = row.since;
+    ch = (struct vse_change){.expect_version = 0, .row = &row, .ev = &ev};
+    ch.take = &take;
+    ch.held_version = d.version - 1;
+    assert_int_equal(vse__store_apply(f->db->store, &ch, &cur, NULL, &f->err),
+                     VSE_ECONFLICT);
+    assert_int_equal(cur.version, 0);
+    assert_int_equal(vse_get(f->db, "s1", &cur, &f->err), VSE_ENOTFOUND);
+    assert_int_equal(count_holds(f, NULL, NULL, &hs), 0);
+    /* At the right version it lands, row and hold together. */
+    ch.held_version = d.version;
+    OK(vse__store_apply(f->db->store, &ch, &cur, NULL, &f->err));
+    assert_int_equal(count_holds(f, "d1", NULL, &hs), 1);
+    /* A delete of d1 decided before the hold was seen (no read of holds,
+     * only the guard) is refused by the store, and nothing moves. */
+    row = d;
+    row.version = d.version + 1;
+    strcpy(row.state, "deleting");
+    strcpy(row.op, "delete");
+    OK(vse_uuid4(row.op_id, &f->err));
+    strcpy(row.origin, "ready");
+    ev.kind = VSE_KIND_BEGIN;
+    ev.version = row.version;
+    strcpy(ev.resource, "d1");
+    strcpy(ev.machine, "disk");
+    strcpy(ev.op, "delete");
+    strcpy(ev.op_id, row.op_id);
+    strcpy(ev.from, "ready");
+    strcpy(ev.to, "deleting");
+    ch = (struct vse_change){.expect_version = d.version,
+                             .row = &row,
+                             .ev = &ev};
+    ch.guard = VSE_HOLD_SHARED | VSE_HOLD_EXCLUSIVE;
+    assert_int_equal(vse__store_apply(f->db->store, &ch, &cur, NULL, &f->err),
+                     VSE_ECONFLICT);
+    assert_int_equal(cur.version, d.version);
+    assert_int_equal(version_of(f, "d1"), d.version);
+    /* Through the API, the same begin is refused naming s1. */
+    assert_int_equal(vse_begin(f->db, "d1", "delete", &o, &cur, &f->err),
+                     VSE_ECONFLICT);
+    assert_non_null(strstr(f->err.msg, "snap 's1' (create"));
+    /* A holder put at rest behind the core's back (no release) leaves a
+     * hold that outlived its op: vse_check says so. */
+    OK(vse_get(f->db, "s1", &cur, &f->err));
+    row = cur;
+    row.version = cur.version + 1;
+    strcpy(row.state, "ready");
+    row.op[0] = row.op_id[0] = row.origin[0] = row.owner[0] = '\0';
+    row.lease_expires = row.lease_ttl = 0;
+    ev.kind = VSE_KIND_FINISH;
+    ev.version = row.version;
+    strcpy(ev.resource, "s1");
+    strcpy(ev.machine, "snap");
+    strcpy(ev.op, "create");
+    strcpy(ev.op_id, cur.op_id);
+    strcpy(ev.from, "creating");
+    strcpy(ev.to, "ready");
+    ch = (struct vse_change){.expect_version = cur.version,
+                             .row = &row,
+                             .ev = &ev};
+    OK(vse__store_apply(f->db->store, &ch, &cur, NULL, &f->err));
+    {
+        struct viol v = {0};
+
+        OK(vse_check(f->db, NULL, on_violation, &v, &v.count, &f->err));
+        assert_int_equal(v.count, 1);
+        assert_non_null(strstr(v.first, "holds 'd1' (shared) at rest: the "
+                                        "hold outlived its op create"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1252,6 +1644,11 @@ int main(void)
         T(test_blind_token_fences_nothing),
         T(test_blind_attrs_merge_over_current),
         T(test_upgrade_machine_in_flight),
+        T(test_hold_shared_coexist),
+        T(test_hold_exclusive_excludes),
+        T(test_hold_ends_with_its_op),
+        T(test_hold_refused_inputs),
+        T(test_hold_atomic_in_store),
 #undef T
     };
     const char *which = getenv("VSE_TEST_STORE");

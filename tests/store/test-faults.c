@@ -129,6 +129,12 @@ static int f_pin_put(struct vse_store *s, const struct vse_pin *p,
     return fault(err) ? VSE_ESTORE : vse__store_pin_put(in(s), p, err);
 }
 
+static int f_holds(struct vse_store *s, const char *held, const char *holder,
+                   vse_hold_cb cb, void *ctx, struct vse_error *err)
+{
+    return vse__store_holds(in(s), held, holder, cb, ctx, err);
+}
+
 static const struct vse_store_methods fault_store = {
     .version = 1,
     .scheme = "fault",
@@ -145,6 +151,7 @@ static const struct vse_store_methods fault_store = {
     .purge = f_purge,
     .pin_get = f_pin_get,
     .pin_put = f_pin_put,
+    .holds = f_holds,
 };
 
 /* ---- the script ----------------------------------------------------- */

@@ -1288,6 +1288,133 @@ static void test_junk_truncations(void **state)
     }
 }
 
+/* ---- holds --------------------------------------------------------- */
+
+/* MINI with `extra` appended to operation make (line 14 on). */
+#define HOLDING(extra) MINI extra
+
+static void test_holds_load(void **state)
+{
+    vse_machine *m = must_load(
+        HOLDING("    holds: {machine: disk, mode: "
+                "shared}\n"
+                "    refused_while_held: exclusive\n"));
+    const struct vse__op *o = op(m, "make");
+
+    (void)state;
+    assert_string_equal(o->hold_machine, "disk");
+    assert_int_equal(o->hold_mode, VSE_HOLD_SHARED);
+    assert_int_equal(o->refused_while_held, VSE_HOLD_EXCLUSIVE);
+    assert_non_null(strstr(vse__machine_canonical(m),
+                           "\"holds\":{\"machine\":\"disk\",\"mode\":"
+                           "\"shared\"}"));
+    assert_non_null(strstr(vse__machine_canonical(m),
+                           "\"refused_while_held\":[\"exclusive\"]"));
+    vse_machine_free(m);
+    m = must_load(HOLDING("    refused_while_held: [exclusive, shared]\n"));
+    assert_int_equal(op(m, "make")->refused_while_held,
+                     VSE_HOLD_SHARED | VSE_HOLD_EXCLUSIVE);
+    vse_machine_free(m);
+}
+
+/* A machine without holds keeps the canonical form, and so the hash,
+ * that stores pinned before holds existed. */
+static void test_holds_absent_keep_hash(void **state)
+{
+    static const struct {
+        const char *name, *hash;
+    } pinned[] = {{"volume", "f8510952907d5e42"},
+                  {"snapshot", "4132067e1f914178"},
+                  {"service", "399506249f463d9c"}};
+    vse_machine *a = must_load(mini);
+    vse_machine *b = must_load(HOLDING("    holds: {machine: disk, mode: "
+                                       "exclusive}\n"));
+
+    (void)state;
+    assert_null(strstr(vse__machine_canonical(a), "holds"));
+    assert_null(strstr(vse__machine_canonical(a), "refused_while_held"));
+    assert_string_not_equal(vse_machine_hash(a), vse_machine_hash(b));
+    for (size_t i = 0; i < sizeof(pinned) / sizeof(*pinned); i++) {
+        vse_machine *m = must_builtin(pinned[i].name);
+
+        assert_string_equal(vse_machine_hash(m), pinned[i].hash);
+        vse_machine_free(m);
+    }
+    vse_machine_free(a);
+    vse_machine_free(b);
+}
+
+static void test_err_holds_not_mapping(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    holds: disk\n"), 14, 12,
+                 "'holds' of operation 'make' must be a mapping "
+                 "{machine: NAME, mode: shared or exclusive}");
+}
+
+static void test_err_holds_missing_key(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    holds: {machine: disk}\n"), 14, 5,
+                 "'holds' of operation 'make' has no 'mode'");
+}
+
+static void test_err_holds_unknown_key(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    holds: {machine: disk, mode: shared, "
+                         "for: ever}\n"),
+                 14, 42, "unknown key 'for' in 'holds' of operation 'make'");
+}
+
+static void test_err_holds_bad_machine_name(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    holds: {machine: Disk, mode: shared}\n"), 14,
+                 22, "invalid held machine name 'Disk'");
+}
+
+static void test_err_holds_unknown_mode(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    holds: {machine: disk, mode: shred}\n"), 14, 34,
+                 "unknown hold mode 'shred' in 'holds' of operation 'make': "
+                 "expected shared or exclusive");
+}
+
+static void test_err_refused_unknown_mode(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    refused_while_held: [shared, locked]\n"), 14,
+                 34,
+                 "unknown hold mode 'locked' in 'refused_while_held' of "
+                 "operation 'make'");
+}
+
+static void test_err_refused_repeated(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    refused_while_held: [shared, shared]\n"), 14,
+                 34,
+                 "hold mode 'shared' repeated in 'refused_while_held' of "
+                 "operation 'make'");
+}
+
+static void test_err_refused_empty(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    refused_while_held: []\n"), 14, 5,
+                 "'refused_while_held' of operation 'make' is empty");
+}
+
+static void test_err_refused_not_list(void **state)
+{
+    (void)state;
+    expect_error(HOLDING("    refused_while_held: {shared: 1}\n"), 14, 26,
+                 "'refused_while_held' of operation 'make' must be a hold "
+                 "mode or a list of them");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1356,6 +1483,17 @@ int main(void)
         cmocka_unit_test(test_err_bad_policy),
         cmocka_unit_test(test_err_expiry_names_non_step),
         cmocka_unit_test(test_err_no_expiry_policy),
+        cmocka_unit_test(test_holds_load),
+        cmocka_unit_test(test_holds_absent_keep_hash),
+        cmocka_unit_test(test_err_holds_not_mapping),
+        cmocka_unit_test(test_err_holds_missing_key),
+        cmocka_unit_test(test_err_holds_unknown_key),
+        cmocka_unit_test(test_err_holds_bad_machine_name),
+        cmocka_unit_test(test_err_holds_unknown_mode),
+        cmocka_unit_test(test_err_refused_unknown_mode),
+        cmocka_unit_test(test_err_refused_repeated),
+        cmocka_unit_test(test_err_refused_empty),
+        cmocka_unit_test(test_err_refused_not_list),
         cmocka_unit_test(test_err_unreachable_state),
         cmocka_unit_test(test_err_cannot_reach_rest),
         cmocka_unit_test(test_err_too_many_states),

@@ -122,7 +122,7 @@ static void test_new_file_gets_schema(void **state)
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0),
-                        "format=vse,schema_version=3");
+                        "format=vse,schema_version=5");
     sqlite3_finalize(st);
     sqlite3_close(db);
     /* A second open of an existing store changes nothing either. */
@@ -319,26 +319,34 @@ static void test_apply_cas(void **state)
 
     assert_int_equal(vse__store_open(f->url, &s, &err), 0);
     fill(&r, &e, "v1", "creating", "create", 1);
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
-                                      &cur, &seq, &err),
-                     0);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, &seq, &err),
+        0);
     assert_true(seq > 0);
     /* Create again: conflict with the current row. */
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
-                                      &cur, NULL, &err),
-                     VSE_ECONFLICT);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        VSE_ECONFLICT);
     assert_int_equal(cur.version, 1);
     assert_string_equal(cur.op, "create");
     assert_string_equal(cur.owner, "w1");
     /* A stale expected version loses, and nothing is written. */
     fill(&r, &e, "v1", "available", "", 2);
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){5, &r, &e},
-                                      &cur, NULL, &err),
-                     VSE_ECONFLICT);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 5, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        VSE_ECONFLICT);
     assert_int_equal(cur.version, 1);
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){1, &r, &e},
-                                      &cur, &seq2, &err),
-                     0);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
+            &cur, &seq2, &err),
+        0);
     assert_true(seq2 > seq);
     assert_int_equal(vse__store_get(s, "v1", &cur, &err), 0);
     assert_int_equal(cur.version, 2);
@@ -346,9 +354,11 @@ static void test_apply_cas(void **state)
     assert_int_equal(cur.lease_expires, 0);
     /* An absent resource: cur->version == 0. */
     fill(&r, &e, "v9", "available", "", 2);
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){1, &r, &e},
-                                      &cur, NULL, &err),
-                     VSE_ECONFLICT);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        VSE_ECONFLICT);
     assert_int_equal(cur.version, 0);
     assert_int_equal(vse__store_get(s, "v9", &cur, &err), VSE_ENOTFOUND);
 
@@ -403,14 +413,18 @@ static void test_expired_and_purge(void **state)
 
     assert_int_equal(vse__store_open(f->url, &s, &err), 0);
     fill(&r, &e, "a", "creating", "create", 1);
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
-                                      &cur, NULL, &err),
-                     0);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
     fill(&r, &e, "b", "creating", "create", 1);
     r.owner[0] = '\0'; /* unowned: waits for a claim, never expires */
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
-                                      &cur, NULL, &err),
-                     0);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
     n = 0;
     assert_int_equal(vse__store_expired(s, 5000, 0, count_cb, &n, &err), 0);
     assert_int_equal(n, 1);
@@ -420,9 +434,11 @@ static void test_expired_and_purge(void **state)
                      0);
     assert_true(n >= 1);
     fill(&r, &e, "a", "deleted", "", 2);
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){1, &r, &e},
-                                      &cur, NULL, &err),
-                     0);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
     assert_int_equal(vse__store_purge(s, 1000, &term, 1, &ps, &err), 0);
     assert_int_equal(ps.resources, 1);
     assert_int_equal(ps.history_rows, 2);
@@ -470,18 +486,22 @@ static void test_busy_gives_ebusy(void **state)
                      SQLITE_OK);
     fill(&r, &e, "v1", "creating", "create", 1);
     t0 = vse_now_us();
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
-                                      &cur, NULL, &err),
-                     VSE_EBUSY);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        VSE_EBUSY);
     assert_true(vse_now_us() - t0 >= 50000);
     assert_non_null(strstr(err.msg, "more than 50 ms"));
     assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(other);
     assert_int_equal(vse__store_get(s, "v1", &cur, &err), VSE_ENOTFOUND);
-    assert_int_equal(vse__store_apply(s, &(struct vse_change){0, &r, &e},
-                                      &cur, NULL, &err),
-                     0);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
     vse__store_close(s);
 }
 
