@@ -146,13 +146,14 @@ static int render_table(const vse_machine *m, struct sbuf *b)
         }
 
     /* The budget in force, declared or default: what the reaper does. */
-    sb_printf(b, "\n%-*s  ATTEMPTS  UNCLAIMED\n", t.wop, "OP");
-    for (int o = 0; o < m->nops; o++) {
+    for (int o = 0, header = 0; o < m->nops; o++) {
         const struct vse__op *op = &m->ops[o];
         char d[32];
 
         if (!vse__op_retries(op))
             continue;
+        if (!header++)
+            sb_printf(b, "\n%-*s  ATTEMPTS  UNCLAIMED\n", t.wop, "OP");
         sb_printf(b, "%-*s  %-8d  %s%s\n", t.wop, op->name,
                   op->retry_attempts,
                   vse__duration_format(op->retry_unclaimed_us, d, sizeof(d)),

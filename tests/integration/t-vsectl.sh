@@ -378,11 +378,11 @@ vs list --stuck --json
 py "list --stuck" 'assert [r["id"] for r in lines] == ["v2"], lines'
 vs reap
 is "reap (create fails on expiry in creating_db)" 0 \
-    "reap: 1 expired, 0 retried, 1 failed, 0 reverted, 0 skipped"
+    "reap: 1 expired, 0 retried, 1 failed, 0 reverted, 0 skipped, 0 out of attempts, 0 not claimed in time"
 vs reap --json
 py "reap --json" '
 assert j == {"examined": 0, "retried": 0, "failed": 0, "reverted": 0,
-             "skipped": 0}, j'
+             "skipped": 0, "exhausted": 0, "unclaimed": 0}, j'
 vs get v2 --json
 py "reaped resource is in error" 'assert j["state"] == "error", j'
 
