@@ -389,7 +389,7 @@ void print_history_row(const struct vse_event *e)
     end_row(e->reason[0] ? e->reason : " ");
 }
 
-void print_list_header(void)
+void print_list_header(int expiries)
 {
     print_col("ID", 24);
     print_col("MACHINE", 10);
@@ -398,12 +398,18 @@ void print_list_header(void)
     print_col("OP", 12);
     print_col("OWNER", 20);
     print_col("LEASE_EXPIRES", 27);
-    end_row("VER");
+    if (expiries < 0) {
+        end_row("VER");
+        return;
+    }
+    print_col("VER", 5);
+    end_row("EXPIRIES");
 }
 
-void print_list_row(const char *status, const struct vse_resource *r)
+void print_list_row(const char *status, const struct vse_resource *r,
+                    int64_t expiries)
 {
-    char lease[40], ver[24];
+    char lease[40], ver[24], n[24];
 
     print_col(r->id, 24);
     print_col(r->machine, 10);
@@ -413,5 +419,11 @@ void print_list_row(const char *status, const struct vse_resource *r)
     print_col(r->owner, 20);
     print_col(fmt_time(r->lease_expires, lease, sizeof(lease)), 27);
     snprintf(ver, sizeof(ver), "%" PRId64, r->version);
-    end_row(ver);
+    if (expiries < 0) {
+        end_row(ver);
+        return;
+    }
+    print_col(ver, 5);
+    snprintf(n, sizeof(n), "%" PRId64, expiries);
+    end_row(n);
 }

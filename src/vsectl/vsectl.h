@@ -206,8 +206,10 @@ void print_json(json_t *j);
 void print_resource(const char *status, const struct vse_resource *r);
 void print_history_header(void);
 void print_history_row(const struct vse_event *e);
-void print_list_header(void);
-void print_list_row(const char *status, const struct vse_resource *r);
+/* `expiries` < 0: no EXPIRIES column (list --stuck has one). */
+void print_list_header(int expiries);
+void print_list_row(const char *status, const struct vse_resource *r,
+                    int64_t expiries);
 /* Status of r per its machine ("" when unknown). */
 const char *resource_status(vse_db *db, const struct vse_resource *r);
 /* Print s padded with spaces to `width` display columns, then a space. */
