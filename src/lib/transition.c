@@ -485,6 +485,11 @@ static int decide(const struct call *c, const vse_machine *m,
         next->lease_expires = c->now + ttl_us(c, cur->lease_ttl);
         if (c->o->release)
             next->owner[0] = '\0';
+        /* An op left unowned waits for a claim since now: the reaper
+         * reads that as lease_expires - lease_ttl (the retry budget's
+         * unclaimed clock), so the two must agree. */
+        if (!has(next->owner))
+            next->lease_ttl = ttl_us(c, cur->lease_ttl);
         return 0;
     }
     case VSE_KIND_FINISH: {

@@ -741,6 +741,22 @@ static void test_retry_budget_unclaimed(void **state)
                                      "budget (1s)"));
 }
 
+/* The unclaimed clock starts when a step releases the op, whatever lease
+ * the step gives it: lease_expires - lease_ttl is when it became unowned. */
+static void test_release_starts_unclaimed_clock(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "w1"}, rel = {.release = 1, .ttl_ms = 20};
+    struct vse_resource r;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    assert_int_equal(r.lease_ttl, (int64_t)VSE_DEFAULT_TTL_MS * 1000);
+    OK(vse_step(f->db, "v1", r.op_id, "scheduling", &rel, &r, &f->err));
+    assert_string_equal(r.owner, "");
+    assert_int_equal(r.lease_ttl, 20000);
+    assert_int_equal(r.lease_expires - r.lease_ttl, r.updated);
+}
+
 /* An op begun unowned for a worker that never comes (the issue's volume
  * in `extending` with no volume host) ends the same way. */
 static void test_retry_budget_unclaimed_from_begin(void **state)
@@ -1257,6 +1273,7 @@ int main(void)
         T(test_retry_budget_attempts),
         T(test_retry_budget_unclaimed),
         T(test_retry_budget_unclaimed_from_begin),
+        T(test_release_starts_unclaimed_clock),
         T(test_history_versions_contiguous),
         T(test_history_of_unknown_resource),
         T(test_events_global_order_from_seq),
