@@ -213,6 +213,18 @@ req GET /metrics
 grep -q '^vse_expired_leases_total 1$' <<<"$BODY" && ok "expired lease counted" ||
     not_ok "expired lease counted" "$(grep expired <<<"$BODY")"
 
+# What waits, through the API: one expiry of the op so far.
+for i in $(seq 1 250); do
+    out=$("$VSECTL" --url "$URL" --token admin:admin list --stuck --json 2>&1)
+    [ -n "$out" ] && break
+    sleep 0.02
+done
+printf '%s' "$out" | python3 -c 'import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+assert [(r["id"], r["op"], r["owner"], r["expiries"]) for r in rows] == [("v1", "extend", None, 1)], rows' &&
+    ok "list --stuck over /v1: the waiting extend, 1 expiry" ||
+    not_ok "list --stuck over /v1" "$out"
+
 # The retry budget (issue 14): the extend now waits, unowned, for a
 # volume host that never comes.  Eleven minutes later, as the store sees
 # it (the op became unowned at lease_expires - lease_ttl), the reaper
