@@ -466,8 +466,16 @@ struct vse_reap_stats {
     int64_t failed;   /* ended in the op's failure state */
     int64_t reverted; /* returned to the rest state the op began from */
     int64_t skipped;  /* changed under us, or already waiting unowned */
+    /* Appended, so the fields above keep their offsets.  Both end the op
+     * in its failure state, for its retry budget (docs/machines.md): */
+    int64_t exhausted; /* its lease expired the budget's attempts-th time */
+    int64_t unclaimed; /* handed back and not claimed within the budget */
 };
-/* Apply each expired lease's expiry policy.  `st` may be NULL. */
+/*
+ * Apply each expired lease's expiry policy, and end each op that waits
+ * unowned at a retry step longer than its op's retry budget allows.  `st`
+ * may be NULL.
+ */
 int vse_reap(vse_db *db, struct vse_reap_stats *st, struct vse_error *err);
 
 /* ------------------------------------------------------------------ */

@@ -111,7 +111,8 @@ class Filter(ctypes.Structure):
 
 class ReapStats(ctypes.Structure):
     _fields_ = [(n, c_int64) for n in
-                ("examined", "retried", "failed", "reverted", "skipped")]
+                ("examined", "retried", "failed", "reverted", "skipped",
+                 "exhausted", "unclaimed")]
 
 
 class PurgePolicy(ctypes.Structure):

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,10 +59,10 @@ struct loader {
 static const char *const top_keys[] = {"machine",  "version", "description",
                                        "statuses", "states",  "operations"};
 static const char *const state_keys[] = {"kind", "status"};
-static const char *const op_keys[] = {"from",    "steps",
-                                      "edges",   "success",
-                                      "failure", "on_expiry",
-                                      "holds",   "refused_while_held"};
+static const char *const op_keys[] = {
+    "from",      "steps", "edges", "success",           "failure",
+    "on_expiry", "retry", "holds", "refused_while_held"};
+static const char *const retry_keys[] = {"attempts", "unclaimed"};
 static const char *const hold_keys[] = {"machine", "mode"};
 enum { K_MACHINE, K_VERSION, K_DESCRIPTION, K_STATUSES, K_STATES, K_OPS };
 enum { S_KIND, S_STATUS };
@@ -72,9 +73,11 @@ enum {
     O_SUCCESS,
     O_FAILURE,
     O_EXPIRY,
+    O_RETRY,
     O_HOLDS,
     O_REFUSED
 };
+enum { R_ATTEMPTS, R_UNCLAIMED };
 enum { H_MACHINE, H_MODE };
 
 #define NKEYS(a) ((int)(sizeof(a) / sizeof(*(a))))
@@ -1125,6 +1128,168 @@ static void read_refused(struct loader *l, struct vse__op *op,
     }
 }
 
+/* ---- the retry budget ---- */
+
+int vse__op_retries(const struct vse__op *op)
+{
+    for (int i = 0; i < op->nsteps; i++)
+        if (op->expiry[op->steps[i]] == VSE_EXPIRY_RETRY)
+            return 1;
+    return 0;
+}
+
+char *vse__duration_format(int64_t us, char *buf, size_t size)
+{
+    int64_t t = us / 1000000;
+    int64_t h = t / 3600, m = t / 60 % 60, sec = t % 60;
+
+    if (h > 0)
+        snprintf(buf, size, "%" PRId64 "h%" PRId64 "m%" PRId64 "s", h, m,
+                 sec);
+    else if (m > 0)
+        snprintf(buf, size, "%" PRId64 "m%" PRId64 "s", m, sec);
+    else
+        snprintf(buf, size, "%" PRId64 "s", sec);
+    return buf;
+}
+
+/*
+ * A duration: one to three groups of digits with a unit, in the order h,
+ * m, s, each unit at most once ("30s", "10m", "1h30m", "10m0s", the form
+ * vse prints).  Returns the microseconds, or -1 if s is not one; a value
+ * too large to be in range gives INT64_MAX, so the caller says "out of
+ * range" rather than "not a duration".
+ */
+static int64_t parse_duration(const char *s, size_t len)
+{
+    static const char units[] = "hms";
+    static const int64_t scale[] = {3600, 60, 1};
+    int64_t total = 0;
+    size_t i = 0;
+    int next = 0, groups = 0;
+
+    while (i < len) {
+        int64_t v = 0;
+        size_t start = i;
+        const char *u;
+
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (v < INT64_C(1000000000))
+                v = v * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i == start || i == len)
+            return -1;
+        u = memchr(units + next, s[i], strlen(units + next));
+        if (u == NULL)
+            return -1;
+        next = (int)(u - units) + 1;
+        total += v * scale[u - units];
+        groups++;
+        i++;
+    }
+    if (groups == 0)
+        return -1;
+    if (total > VSE_RETRY_UNCLAIMED_MAX_US / 1000000)
+        return INT64_MAX;
+    return total * 1000000;
+}
+
+static void read_attempts(struct loader *l, struct vse__op *op,
+                          struct fy_node *n, struct fy_node *key)
+{
+    size_t len;
+    const char *s = scalar_text(l, n, key, "'attempts'", &len);
+    char buf[32], b[64];
+    char *end;
+    long v;
+
+    if (s == NULL)
+        return;
+    /* As 'version': a quoted "3" is a string, not a count. */
+    if (len == 0 || len >= sizeof(buf) ||
+        fy_node_get_style(n) != FYNS_PLAIN) {
+        error_node(l, n, key,
+                   "'attempts' of operation '%s' must be an integer, not "
+                   "'%s'",
+                   op->name, show(s, len, b, sizeof(b)));
+        return;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    if (*end != '\0' || errno != 0 || buf[0] == '+' || buf[0] == ' ') {
+        error_node(l, n, key,
+                   "'attempts' of operation '%s' must be an integer, not "
+                   "'%s'",
+                   op->name, show(s, len, b, sizeof(b)));
+        return;
+    }
+    if (v < 1 || v > VSE_RETRY_ATTEMPTS_MAX) {
+        error_node(l, n, key,
+                   "'attempts' %ld of operation '%s' is out of range "
+                   "(1..%d)",
+                   v, op->name, VSE_RETRY_ATTEMPTS_MAX);
+        return;
+    }
+    op->retry_attempts = (int)v;
+}
+
+static void read_unclaimed(struct loader *l, struct vse__op *op,
+                           struct fy_node *n, struct fy_node *key)
+{
+    size_t len;
+    const char *s = scalar_text(l, n, key, "'unclaimed'", &len);
+    char b[64];
+    int64_t us;
+
+    if (s == NULL)
+        return;
+    us = parse_duration(s, len);
+    if (us < 0) {
+        error_node(l, n, key,
+                   "'unclaimed' of operation '%s' must be a duration such "
+                   "as 30s, 10m or 1h30m, not '%s'",
+                   op->name, show(s, len, b, sizeof(b)));
+        return;
+    }
+    if (us < 1000000 || us > VSE_RETRY_UNCLAIMED_MAX_US) {
+        error_node(l, n, key,
+                   "'unclaimed' %s of operation '%s' is out of range "
+                   "(1s..168h)",
+                   show(s, len, b, sizeof(b)), op->name);
+        return;
+    }
+    op->retry_unclaimed_us = us;
+}
+
+/*
+ * `retry: {attempts: N, unclaimed: DURATION}`; a key left out keeps its
+ * default.  Read after on_expiry: a budget only means something for an
+ * op that has a step to retry.
+ */
+static void read_retry(struct loader *l, struct vse__op *op,
+                       struct fy_node *n, struct fy_node *key)
+{
+    struct fy_node *keys[NKEYS(retry_keys)], *vals[NKEYS(retry_keys)];
+    char where[VSE_NAME_MAX + 40];
+
+    if (n == NULL || fy_node_is_null(n) || !fy_node_is_mapping(n)) {
+        error_node(l, n, key,
+                   "'retry' of operation '%s' must be a mapping such as "
+                   "{attempts: 5, unclaimed: 10m}",
+                   op->name);
+        return;
+    }
+    snprintf(where, sizeof(where), "'retry' of operation '%s'", op->name);
+    read_keys(l, n, where, retry_keys, NKEYS(retry_keys), keys, vals);
+    if (keys[R_ATTEMPTS] != NULL)
+        read_attempts(l, op, vals[R_ATTEMPTS], keys[R_ATTEMPTS]);
+    if (keys[R_UNCLAIMED] != NULL)
+        read_unclaimed(l, op, vals[R_UNCLAIMED], keys[R_UNCLAIMED]);
+}
+
 static void read_op_body(struct loader *l, struct vse__op *op,
                          struct fy_node *key, struct fy_node *body)
 {
@@ -1145,7 +1310,7 @@ static void read_op_body(struct loader *l, struct vse__op *op,
     present = read_keys(l, body, where, op_keys, NKEYS(op_keys), keys, vals);
     for (int i = 0; i < NKEYS(op_keys); i++)
         if (!(present & (1u << i)) && i != O_EDGES && i != O_EXPIRY &&
-            i != O_HOLDS && i != O_REFUSED)
+            i != O_RETRY && i != O_HOLDS && i != O_REFUSED)
             error_node(l, key, NULL, "operation '%s' has no '%s'", op->name,
                        op_keys[i]);
     op->failure = -1;
@@ -1228,6 +1393,29 @@ static void read_op_body(struct loader *l, struct vse__op *op,
         read_holds(l, op, vals[O_HOLDS], keys[O_HOLDS]);
     if (keys[O_REFUSED] != NULL)
         read_refused(l, op, vals[O_REFUSED], keys[O_REFUSED]);
+
+    if (keys[O_RETRY] != NULL) {
+        read_retry(l, op, vals[O_RETRY], keys[O_RETRY]);
+        /* Blame the budget only when the policies were read cleanly: a
+         * misspelt `retry` policy must not also make this an error. */
+        if (expiry_ok && l->total == nerr && !vse__op_retries(op))
+            error_node(l, keys[O_RETRY], NULL,
+                       "'retry' in operation '%s', which has no step whose "
+                       "expiry policy is retry: the budget would never "
+                       "apply",
+                       op->name);
+    }
+    /* Every op that hands steps back has a budget (the defaults unless
+     * declared), so that no op waits for a claim forever. */
+    if (vse__op_retries(op)) {
+        if (op->retry_attempts == 0)
+            op->retry_attempts = VSE_RETRY_ATTEMPTS_DEFAULT;
+        if (op->retry_unclaimed_us == 0)
+            op->retry_unclaimed_us = VSE_RETRY_UNCLAIMED_DEFAULT_US;
+    } else {
+        op->retry_attempts = 0;
+        op->retry_unclaimed_us = 0;
+    }
 }
 
 static void read_ops(struct loader *l, struct fy_node *n, struct fy_node *key)
@@ -1445,7 +1633,25 @@ static json_t *op_json(const vse_machine *m, const struct vse__op *op)
                                       json_string(vse_hold_mode_name(mode)));
         json_object_set_new(o, "refused_while_held", a);
     }
+    /* A budget equal to the default is left out of the canonical form,
+     * however the file writes it: machines pinned before budgets existed
+     * keep their hash, and writing the default out changes nothing. */
+    if (vse__op_retries(op) &&
+        (op->retry_attempts != VSE_RETRY_ATTEMPTS_DEFAULT ||
+         op->retry_unclaimed_us != VSE_RETRY_UNCLAIMED_DEFAULT_US))
+        json_object_set_new(o, "retry", vse__op_retry_json(op));
     return o;
+}
+
+json_t *vse__op_retry_json(const struct vse__op *op)
+{
+    char d[32];
+
+    if (!vse__op_retries(op))
+        return NULL;
+    return json_pack(
+        "{s:i, s:s}", "attempts", op->retry_attempts, "unclaimed",
+        vse__duration_format(op->retry_unclaimed_us, d, sizeof(d)));
 }
 
 /* The canonical JSON: everything that makes the machine behave as it

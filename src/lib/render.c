@@ -144,6 +144,25 @@ static int render_table(const vse_machine *m, struct sbuf *b)
             sb_printf(b, "%-*s  %-*s  %s\n", t.wop, m->ops[o].name, t.wstate,
                       m->states[s].name, expiry_name[m->ops[o].expiry[s]]);
         }
+
+    /* The budget in force, declared or default: what the reaper does. */
+    for (int o = 0, header = 0; o < m->nops; o++) {
+        const struct vse__op *op = &m->ops[o];
+        char d[32];
+
+        if (!vse__op_retries(op))
+            continue;
+        if (!header++)
+            sb_printf(b, "\n%-*s  ATTEMPTS  UNCLAIMED\n", t.wop, "OP");
+        sb_printf(b, "%-*s  %-8d  %s%s\n", t.wop, op->name,
+                  op->retry_attempts,
+                  vse__duration_format(op->retry_unclaimed_us, d, sizeof(d)),
+                  op->retry_attempts == VSE_RETRY_ATTEMPTS_DEFAULT &&
+                          op->retry_unclaimed_us ==
+                              VSE_RETRY_UNCLAIMED_DEFAULT_US
+                      ? "  (default)"
+                      : "");
+    }
     return 0;
 }
 
@@ -220,7 +239,7 @@ static const char *const top_order[] = {"machine",     "version",
 static const char *const state_order[] = {"name", "kind", "status", NULL};
 static const char *const op_order[] = {"name",      "from",    "steps",
                                        "edges",     "success", "failure",
-                                       "on_expiry", NULL};
+                                       "on_expiry", "retry",   NULL};
 static const char *const tr_order[] = {"op", "kind", "from", "to", NULL};
 
 /* A copy of object o with the keys in `order` first, in that order. */
@@ -252,8 +271,9 @@ static void order_items(json_t *a, const char *const *order)
 static int render_json(const vse_machine *m, struct sbuf *b)
 {
     json_t *canon = json_loads(m->canonical ? m->canonical : "", 0, NULL);
-    json_t *o;
+    json_t *o, *v;
     char *text;
+    size_t i;
 
     if (canon == NULL)
         return VSE_ENOMEM;
@@ -261,6 +281,16 @@ static int render_json(const vse_machine *m, struct sbuf *b)
     if (m->description != NULL)
         json_object_set_new(canon, "description",
                             json_string(m->description));
+    /* The canonical form leaves a default budget out (to keep hashes):
+     * here every op that retries shows the budget in force. */
+    json_array_foreach(json_object_get(canon, "operations"), i, v) {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        int op = name ? vse__machine_op(m, name) : -1;
+        json_t *r = op >= 0 ? vse__op_retry_json(&m->ops[op]) : NULL;
+
+        if (r != NULL)
+            json_object_set_new(v, "retry", r);
+    }
     order_items(json_object_get(canon, "states"), state_order);
     order_items(json_object_get(canon, "operations"), op_order);
     order_items(json_object_get(canon, "transitions"), tr_order);

@@ -485,6 +485,11 @@ static int decide(const struct call *c, const vse_machine *m,
         next->lease_expires = c->now + ttl_us(c, cur->lease_ttl);
         if (c->o->release)
             next->owner[0] = '\0';
+        /* An op left unowned waits for a claim since now: the reaper
+         * reads that as lease_expires - lease_ttl (the retry budget's
+         * unclaimed clock), so the two must agree. */
+        if (!has(next->owner))
+            next->lease_ttl = ttl_us(c, cur->lease_ttl);
         return 0;
     }
     case VSE_KIND_FINISH: {
@@ -945,6 +950,85 @@ static int collect(void *ctx, const struct vse_resource *r)
     return 0;
 }
 
+/* Counts the expiries since the latest row that began an op. */
+static int count_expiry(void *ctx, const struct vse_event *e)
+{
+    int *n = ctx;
+
+    if (e->kind == VSE_KIND_BEGIN || e->kind == VSE_KIND_CREATE)
+        *n = 0;
+    else if (e->kind == VSE_KIND_EXPIRE)
+        (*n)++;
+    return 0;
+}
+
+/*
+ * How many lease expiries the op in flight on cur has had so far.  The
+ * history is the record (no column keeps a count): read from the row
+ * that began the op, so the cost is this op's rows, not the resource's
+ * whole past.  If retention purged that row, the count starts at the
+ * oldest row kept, which can only under-count.
+ */
+static int expiries_so_far(vse_db *db, const struct vse_resource *cur, int *n,
+                           struct vse_error *err)
+{
+    struct vse_event_query q;
+    struct vse_event start;
+    int64_t after = 0;
+    int rc;
+
+    memset(&q, 0, sizeof(q));
+    q.resource = cur->id;
+    q.kind = strcmp(cur->origin, VSE_STATE_NEW) == 0 ? VSE_KIND_CREATE
+                                                     : VSE_KIND_BEGIN;
+    rc = vse__store_find_event(db->store, &q, &start, err);
+    if (rc == 0)
+        after = start.seq - 1; /* include it: it resets the count */
+    else if (rc != VSE_ENOTFOUND)
+        return rc;
+    *n = 0;
+    return vse__store_history(db->store, cur->id, after, 0, count_expiry, n,
+                              err);
+}
+
+/*
+ * End cur's op in its failure state for the reaper, with `reason`, in one
+ * CAS against the version read.  1 if applied, 0 if the row changed under
+ * us.
+ */
+static int reap_to_failure(vse_db *db, const vse_machine *m, int o,
+                           const struct vse_resource *cur, const char *reason,
+                           struct vse_error *err)
+{
+    struct call c = {.kind = VSE_KIND_EXPIRE, .id = cur->id, .o = &no_opts};
+    struct vse_resource next, now_row;
+    struct vse_event ev;
+    struct vse__hold_plan plan;
+    struct vse_change ch;
+    int rc;
+
+    c.now = vse_now_us();
+    next = *cur;
+    next.version = cur->version + 1;
+    next.updated = c.now;
+    to_rest(&next, m->states[m->ops[o].failure].name, c.now);
+    ev_init(&ev, &c, cur, &next);
+    vse__strlcpy(ev.owner, cur->owner, sizeof(ev.owner));
+    vse__strlcpy(ev.reason, reason, sizeof(ev.reason));
+    /* The op ends here, and so does what it holds. */
+    rc = vse__hold_plan_end(db, m, cur, &plan, err);
+    if (rc < 0)
+        return rc;
+    ch = (struct vse_change){.expect_version = cur->version,
+                             .row = &next,
+                             .ev = &ev};
+    vse__hold_plan_put(&plan, &ch);
+    rc = vse__store_apply(db->store, &ch, &now_row, &ev.seq, err);
+    if (rc == VSE_ECONFLICT)
+        return 0;
+    return rc < 0 ? rc : 1;
+}
+
 /*
  * Apply the expiry policy of cur's step.  Returns 1 if applied, 0 if the
  * row changed under us (someone renewed, finished or reaped it first).
@@ -960,7 +1044,7 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
     struct vse_change ch;
     char reason[VSE_REASON_MAX + 1], when[32];
     enum vse__expiry policy;
-    int s, o, rc;
+    int s, o, rc, used = 0;
 
     if (m == NULL) {
         st->skipped++; /* a machine this process does not enforce */
@@ -973,15 +1057,35 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
         return 0;
     }
     policy = m->ops[o].expiry[s];
+    vse_time_format(cur->lease_expires, when, sizeof(when));
+    if (policy == VSE_EXPIRY_RETRY) {
+        rc = expiries_so_far(db, cur, &used, err);
+        if (rc < 0)
+            return rc;
+        used++; /* this one */
+        if (used >= m->ops[o].retry_attempts) {
+            snprintf(reason, sizeof(reason),
+                     "retry budget spent: %d expiries of %s (lease of %s "
+                     "expired at %s in step %s)",
+                     used, cur->op, cur->owner, when, cur->state);
+            rc = reap_to_failure(db, m, o, cur, reason, err);
+            if (rc == 0)
+                st->skipped++;
+            else if (rc > 0)
+                st->exhausted++;
+            return rc;
+        }
+    }
     c.now = vse_now_us();
     next = *cur;
     next.version = cur->version + 1;
     next.updated = c.now;
-    vse_time_format(cur->lease_expires, when, sizeof(when));
     switch (policy) {
     case VSE_EXPIRY_RETRY:
         /* Hand the op back with a new token: the stalled owner is fenced
-         * and another worker may claim and resume the idempotent step. */
+         * and another worker may claim and resume the idempotent step.
+         * The lease it is handed back with starts the unclaimed clock
+         * (handed back at lease_expires - lease_ttl). */
         rc = vse__uuid(next.op_id, err);
         if (rc < 0)
             return rc;
@@ -989,8 +1093,10 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
         next.lease_expires = c.now + cur->lease_ttl;
         snprintf(reason, sizeof(reason),
                  "lease of %s expired at %s; "
-                 "step %s handed back for another worker (retry)",
-                 cur->owner, when, cur->state);
+                 "step %s handed back for another worker (retry, expiry "
+                 "%d of %d)",
+                 cur->owner, when, cur->state, used,
+                 m->ops[o].retry_attempts);
         break;
     case VSE_EXPIRY_REVERT:
         if (!has(cur->origin) || strcmp(cur->origin, VSE_STATE_NEW) == 0 ||
@@ -1042,6 +1148,84 @@ static int expire_one(vse_db *db, const struct vse_resource *cur,
     return 1;
 }
 
+/*
+ * An op waiting unowned at a retry step since it was handed back (by the
+ * reaper, by a worker's release, or begun unowned): if nobody claimed it
+ * within its op's unclaimed budget, end it in its failure state.  Only
+ * rows whose hand-back lease has run out come here (the "stuck" ones), so
+ * a budget shorter than the lease waits for the lease.
+ */
+static int unclaimed_one(vse_db *db, const struct vse_resource *cur,
+                         int64_t now, struct vse_reap_stats *st,
+                         struct vse_error *err)
+{
+    const vse_machine *m = vse_find_machine(db, cur->machine);
+    const struct vse__op *op;
+    char reason[VSE_REASON_MAX + 1], ago[32], budget[32];
+    int64_t since;
+    int s, o, rc;
+
+    if (m == NULL || has(cur->owner))
+        return 0; /* not ours, or an owned lease: the expiry pass's */
+    s = vse__machine_state(m, cur->state);
+    o = vse__machine_op(m, cur->op);
+    if (s < 0 || o < 0)
+        return 0;
+    op = &m->ops[o];
+    if (op->expiry[s] != VSE_EXPIRY_RETRY || op->retry_unclaimed_us <= 0)
+        return 0;
+    /* Every way an op becomes unowned sets lease_expires to then plus
+     * lease_ttl; vse_update() touches neither, so renaming a waiting
+     * volume does not restart its clock. */
+    since = cur->lease_expires - cur->lease_ttl;
+    if (now - since < op->retry_unclaimed_us)
+        return 0;
+    snprintf(reason, sizeof(reason),
+             "handed back %s ago and not claimed: step %s of %s waited "
+             "longer than its unclaimed budget (%s)",
+             vse__duration_format(now - since, ago, sizeof(ago)), cur->state,
+             cur->op,
+             vse__duration_format(op->retry_unclaimed_us, budget,
+                                  sizeof(budget)));
+    rc = reap_to_failure(db, m, o, cur, reason, err);
+    if (rc == 0)
+        st->skipped++;
+    else if (rc > 0)
+        st->unclaimed++;
+    return rc;
+}
+
+/* The unclaimed pass: page through the stuck rows in id order. */
+static int reap_unclaimed(vse_db *db, struct reap_batch *b,
+                          struct vse_reap_stats *st, struct vse_error *err)
+{
+    char after[VSE_ID_MAX + 1] = "";
+
+    for (;;) {
+        struct vse_filter f;
+        int64_t now = vse_now_us();
+        int rc;
+
+        memset(&f, 0, sizeof(f));
+        f.busy = 1;
+        f.stuck = 1;
+        f.after_id = after;
+        f.limit = REAP_BATCH;
+        b->n = 0;
+        rc = vse__store_list(db->store, &f, now, collect, b, err);
+        if (rc < 0)
+            return rc;
+        for (int i = 0; i < b->n; i++) {
+            rc = unclaimed_one(db, &b->rows[i], now, st, err);
+            if (rc < 0)
+                return rc;
+        }
+        if (b->n < REAP_BATCH)
+            return 0;
+        vse__strlcpy(after, b->rows[b->n - 1].id, sizeof(after));
+    }
+}
+
 int vse_reap(vse_db *db, struct vse_reap_stats *st, struct vse_error *err)
 {
     struct vse_reap_stats none;
@@ -1074,6 +1258,8 @@ int vse_reap(vse_db *db, struct vse_reap_stats *st, struct vse_error *err)
         if (b->n < REAP_BATCH || applied == 0)
             break;
     }
+    if (rc >= 0)
+        rc = reap_unclaimed(db, b, st, err);
 out:
     free(b);
     return rc < 0 ? rc : 0;

@@ -25,6 +25,17 @@ enum vse__expiry {
     VSE_EXPIRY_REVERT    /* back to the rest state the op began from */
 };
 
+/*
+ * The retry budget (docs/machines.md, "Retry budget"): an op with a step
+ * whose policy is retry ends in its failure state after this many lease
+ * expiries, or when it waits unowned at such a step this long.  An op
+ * that declares no `retry` gets these defaults.
+ */
+#define VSE_RETRY_ATTEMPTS_DEFAULT 5
+#define VSE_RETRY_ATTEMPTS_MAX 100
+#define VSE_RETRY_UNCLAIMED_DEFAULT_US (INT64_C(600) * 1000000)    /* 10m */
+#define VSE_RETRY_UNCLAIMED_MAX_US (INT64_C(168) * 3600 * 1000000) /* 7d */
+
 struct vse__state {
     char name[VSE_NAME_MAX + 1];
     char status[VSE_NAME_MAX + 1];
@@ -51,6 +62,9 @@ struct vse__op {
     uint64_t step_to[VSE_MACHINE_STATES_MAX];
     uint64_t finish_to[VSE_MACHINE_STATES_MAX];
     enum vse__expiry expiry[VSE_MACHINE_STATES_MAX]; /* by state index */
+    /* The effective retry budget; both 0 when no step retries. */
+    int retry_attempts;
+    int64_t retry_unclaimed_us;
     int line, col;
     /* 'holds': while this op runs, it holds one resource of machine
      * hold_machine in mode hold_mode (0: it holds nothing). */
@@ -91,6 +105,19 @@ const char *vse__machine_canonical(const vse_machine *m);
  */
 void vse__machine_diff(const char *pinned_canonical, const vse_machine *m,
                        char *buf, size_t size);
+
+/* 1 if some step of op has the expiry policy retry. */
+int vse__op_retries(const struct vse__op *op);
+/*
+ * The effective retry budget of op as JSON, {"attempts": N, "unclaimed":
+ * "10m0s"}, or NULL when no step of op retries.  Freed with json_decref().
+ */
+struct json_t *vse__op_retry_json(const struct vse__op *op);
+/*
+ * Format a duration of whole seconds (us is truncated) the way machine
+ * files and reasons show it: "45s", "10m0s", "1h30m0s".  Returns buf.
+ */
+char *vse__duration_format(int64_t us, char *buf, size_t size);
 
 /* A fresh random UUID (version 4) into buf[VSE_OPID_LEN + 1]. */
 int vse__uuid(char *buf, struct vse_error *err);

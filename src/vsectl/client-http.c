@@ -481,6 +481,9 @@ static int http_reap(struct ctx *ctx, struct vse_reap_stats *st,
     st->failed = json_integer_value(json_object_get(res, "failed"));
     st->reverted = json_integer_value(json_object_get(res, "reverted"));
     st->skipped = json_integer_value(json_object_get(res, "skipped"));
+    /* 0 from a vsed that predates retry budgets. */
+    st->exhausted = json_integer_value(json_object_get(res, "exhausted"));
+    st->unclaimed = json_integer_value(json_object_get(res, "unclaimed"));
     json_decref(res);
     return 0;
 }

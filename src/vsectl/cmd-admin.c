@@ -49,16 +49,20 @@ int cmd_reap(int argc, char **argv, struct ctx *ctx)
     if (rc < 0)
         return report(rc, &err);
     if (json)
-        print_json(json_pack("{s:I, s:I, s:I, s:I, s:I}", "examined",
-                             (json_int_t)s.examined, "retried",
+        print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                             "examined", (json_int_t)s.examined, "retried",
                              (json_int_t)s.retried, "failed",
                              (json_int_t)s.failed, "reverted",
                              (json_int_t)s.reverted, "skipped",
-                             (json_int_t)s.skipped));
+                             (json_int_t)s.skipped, "exhausted",
+                             (json_int_t)s.exhausted, "unclaimed",
+                             (json_int_t)s.unclaimed));
     else
         printf("reap: %" PRId64 " expired, %" PRId64 " retried, %" PRId64
-               " failed, %" PRId64 " reverted, %" PRId64 " skipped\n",
-               s.examined, s.retried, s.failed, s.reverted, s.skipped);
+               " failed, %" PRId64 " reverted, %" PRId64 " skipped, %" PRId64
+               " out of attempts, %" PRId64 " not claimed in time\n",
+               s.examined, s.retried, s.failed, s.reverted, s.skipped,
+               s.exhausted, s.unclaimed);
     return EXIT_DONE;
 }
 

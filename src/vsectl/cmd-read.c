@@ -175,11 +175,99 @@ static int list_row(void *arg, const struct vse_resource *r,
         /* The header waits for the first row, as in history: a list
          * the store refuses prints only its error. */
         if (w->n == 0)
-            print_list_header();
-        print_list_row(status, r, w->holds, w->nholds);
+            print_list_header(-1);
+        print_list_row(status, r, w->holds, w->nholds, -1);
     }
     w->n++;
     return out_failed();
+}
+
+/* ---- list --stuck ---- */
+
+struct stuck_row {
+    struct vse_resource r;
+    char status[VSE_NAME_MAX + 1];
+};
+
+struct stuck {
+    VSE_ARRAY(struct stuck_row) rows;
+    int nomem;
+};
+
+static int stuck_collect(void *arg, const struct vse_resource *r,
+                         const char *status)
+{
+    struct stuck *s = arg;
+    struct stuck_row row;
+
+    row.r = *r;
+    snprintf(row.status, sizeof(row.status), "%s", status ? status : "");
+    if (vse__array_push(&s->rows, row) < 0) {
+        s->nomem = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The lease expiries since the row that began the op (the reaper counts
+ * the same to spend the retry budget). */
+static int count_expiries(void *arg, const struct vse_event *e)
+{
+    int64_t *n = arg;
+
+    if (e->kind == VSE_KIND_BEGIN || e->kind == VSE_KIND_CREATE)
+        *n = 0;
+    else if (e->kind == VSE_KIND_EXPIRE)
+        (*n)++;
+    return 0;
+}
+
+/*
+ * What waits, with how much of its retry budget it has used: the rows
+ * are read first and the history of each after, so that no read runs
+ * inside another's callback.  Stuck rows are few; each costs one history
+ * read.
+ */
+static int list_stuck(struct ctx *ctx, const struct vse_filter *f, int json)
+{
+    struct stuck s;
+    struct vse_error err;
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    vse_error_clear(&err);
+    rc = ctx->ops->list(ctx, f, stuck_collect, &s, &err);
+    if (rc == 0 && s.nomem)
+        rc = vse__err(&err, VSE_ENOMEM, "out of memory");
+    if (!json && rc == 0)
+        print_list_header(1);
+    for (size_t i = 0; rc == 0 && i < s.rows.n; i++) {
+        struct stuck_row *row = &s.rows.v[i];
+        int64_t n = 0;
+
+        rc = ctx->ops->history(ctx, row->r.id, 0, 0, count_expiries, &n,
+                               &err);
+        if (rc == VSE_ENOTFOUND) { /* purged since the list: skip it */
+            rc = 0;
+            continue;
+        }
+        if (rc < 0)
+            break;
+        if (json) {
+            json_t *j = resource_json(row->status, &row->r);
+
+            json_object_set_new(j, "expiries", json_integer(n));
+            print_json(j);
+        } else {
+            print_list_row(row->status, &row->r, NULL, 0, n);
+        }
+        if (out_failed())
+            break;
+    }
+    vse__array_release(&s.rows);
+    if (rc < 0)
+        return report(rc, &err);
+    return EXIT_DONE;
 }
 
 int cmd_list(int argc, char **argv, struct ctx *ctx)
@@ -243,6 +331,8 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
         st = ctx_open(ctx);
     if (st != 0)
         return st;
+    if (f.stuck)
+        return list_stuck(ctx, &f, w.json);
     vse_error_clear(&err);
     /* One read of every hold, before the rows: a row shows those. */
     rc = ctx->ops->holds(ctx, NULL, NULL, hold_push, &holds, &err);
@@ -254,7 +344,7 @@ int cmd_list(int argc, char **argv, struct ctx *ctx)
     if (rc < 0)
         return report(rc, &err);
     if (!w.json && w.n == 0)
-        print_list_header(); /* an empty table still says what it is */
+        print_list_header(-1); /* an empty table still says what it is */
     return EXIT_DONE;
 }
 

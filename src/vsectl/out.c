@@ -417,7 +417,7 @@ void print_history_row(const struct vse_event *e)
     end_row(e->reason[0] ? e->reason : " ");
 }
 
-void print_list_header(void)
+void print_list_header(int expiries)
 {
     print_col("ID", 24);
     print_col("MACHINE", 10);
@@ -426,8 +426,13 @@ void print_list_header(void)
     print_col("OP", 12);
     print_col("OWNER", 20);
     print_col("LEASE_EXPIRES", 27);
-    print_col("VER", 4);
-    end_row("HOLDS");
+    if (expiries < 0) {
+        print_col("VER", 4);
+        end_row("HOLDS");
+        return;
+    }
+    print_col("VER", 5);
+    end_row("EXPIRIES");
 }
 
 /* "held by s1 (shared)", "held by 3 (shared)", "holds d1 (exclusive)". */
@@ -460,7 +465,7 @@ static void holds_cell(const struct vse_resource *r, const struct vse_hold *v,
 }
 
 void print_list_row(const char *status, const struct vse_resource *r,
-                    const struct vse_hold *v, size_t n)
+                    const struct vse_hold *v, size_t n, int64_t expiries)
 {
     char lease[40], ver[24], holds[2 * VSE_ID_MAX + 64];
 
@@ -472,7 +477,13 @@ void print_list_row(const char *status, const struct vse_resource *r,
     print_col(r->owner, 20);
     print_col(fmt_time(r->lease_expires, lease, sizeof(lease)), 27);
     snprintf(ver, sizeof(ver), "%" PRId64, r->version);
-    print_col(ver, 4);
-    holds_cell(r, v, n, holds, sizeof(holds));
+    if (expiries < 0) {
+        print_col(ver, 4);
+        holds_cell(r, v, n, holds, sizeof(holds));
+        end_row(holds);
+        return;
+    }
+    print_col(ver, 5);
+    snprintf(holds, sizeof(holds), "%" PRId64, expiries);
     end_row(holds);
 }

@@ -218,7 +218,10 @@ static const struct cmd_doc docs[] = {
      "      --state S        only resources in state S\n"
      "      --not-state S    only resources not in state S (e.g. deleted)\n"
      "      --busy           only resources with an operation in flight\n"
-     "      --stuck          only busy resources whose lease has expired\n"
+     "      --stuck          only busy resources whose lease has expired, with\n"
+     "                       EXPIRIES: the lease expiries of the op so far\n"
+     "                       (its retry budget ends it after the attempts\n"
+     "                       'machine show' lists)\n"
      "      --limit N        at most N resources\n"
      "      --after ID       start after ID (paging)\n"
      "      --json           one JSON object per line\n",

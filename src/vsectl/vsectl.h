@@ -214,9 +214,12 @@ void print_holds(const struct vse_resource *r, const struct vse_hold *v,
                  size_t n);
 void print_history_header(void);
 void print_history_row(const struct vse_event *e);
-void print_list_header(void);
+/* `expiries` < 0: the plain list, ending with a HOLDS column (the holds
+ * among v[0..n) on or by r); otherwise list --stuck, ending with
+ * EXPIRIES. */
+void print_list_header(int expiries);
 void print_list_row(const char *status, const struct vse_resource *r,
-                    const struct vse_hold *v, size_t n);
+                    const struct vse_hold *v, size_t n, int64_t expiries);
 /* Status of r per its machine ("" when unknown). */
 const char *resource_status(vse_db *db, const struct vse_resource *r);
 /* Print s padded with spaces to `width` display columns, then a space. */

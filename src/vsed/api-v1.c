@@ -768,11 +768,13 @@ static void reap(const struct vsed_req *q, struct vsed_resp *p)
         return;
     }
     set_json(p, 200,
-             json_pack("{s:I, s:I, s:I, s:I, s:I}", "examined",
+             json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "examined",
                        (json_int_t)s.examined, "retried",
                        (json_int_t)s.retried, "failed", (json_int_t)s.failed,
                        "reverted", (json_int_t)s.reverted, "skipped",
-                       (json_int_t)s.skipped));
+                       (json_int_t)s.skipped, "exhausted",
+                       (json_int_t)s.exhausted, "unclaimed",
+                       (json_int_t)s.unclaimed));
 }
 
 static void purge(const struct vsed_req *q, struct vsed_resp *p)

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 
 #include "vsed.h"
@@ -22,10 +23,11 @@ static void *reaper_main(void *arg)
 
     pthread_mutex_lock(&mu);
     while (!stop) {
-        struct vse_reap_stats s = {0, 0, 0, 0, 0};
+        struct vse_reap_stats s;
         struct vse_error err;
         int rc;
 
+        memset(&s, 0, sizeof(s));
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += interval;
         while (!stop && pthread_cond_timedwait(&cv, &mu, &until) != ETIMEDOUT)
@@ -37,12 +39,14 @@ static void *reaper_main(void *arg)
         rc = vse_reap(db, &s, &err);
         if (rc < 0)
             vsed_log("reaper: %s", err.msg[0] ? err.msg : vse_strerror(rc));
-        else if (s.examined > 0)
+        else if (s.examined > 0 || s.unclaimed > 0)
             vsed_log("reaper: %lld expired, %lld retried, %lld failed, "
-                     "%lld reverted, %lld skipped",
+                     "%lld reverted, %lld skipped, %lld out of attempts, "
+                     "%lld not claimed in time",
                      (long long)s.examined, (long long)s.retried,
                      (long long)s.failed, (long long)s.reverted,
-                     (long long)s.skipped);
+                     (long long)s.skipped, (long long)s.exhausted,
+                     (long long)s.unclaimed);
         pthread_mutex_lock(&mu);
     }
     pthread_mutex_unlock(&mu);

@@ -366,7 +366,7 @@ is_rc "list --not-state with a state the machine lacks: exit 2" 2 "delted"
 vs list --limit 1 --after s1 --json
 py "list --limit --after" 'assert [r["id"] for r in lines] == ["v1"]'
 vs list --stuck
-is "list --stuck: header only" 0 "ID                       MACHINE    STATE          STATUS       OP           OWNER                LEASE_EXPIRES               VER  HOLDS"
+is "list --stuck: header only" 0 "ID                       MACHINE    STATE          STATUS       OP           OWNER                LEASE_EXPIRES               VER   EXPIRIES"
 vs finish s1 "$sop"
 is "finish with the one success state implied" 0 ""
 
@@ -378,13 +378,64 @@ vs list --stuck --json
 py "list --stuck" 'assert [r["id"] for r in lines] == ["v2"], lines'
 vs reap
 is "reap (create fails on expiry in creating_db)" 0 \
-    "reap: 1 expired, 0 retried, 1 failed, 0 reverted, 0 skipped"
+    "reap: 1 expired, 0 retried, 1 failed, 0 reverted, 0 skipped, 0 out of attempts, 0 not claimed in time"
 vs reap --json
 py "reap --json" '
 assert j == {"examined": 0, "retried": 0, "failed": 0, "reverted": 0,
-             "skipped": 0}, j'
+             "skipped": 0, "exhausted": 0, "unclaimed": 0}, j'
 vs get v2 --json
 py "reaped resource is in error" 'assert j["state"] == "error", j'
+
+echo "# retry budget: a volume in extending with no volume host (issue 14)"
+# A store of its own: the sections below count this one's events.
+vs --store "sqlite:$T/rb.db" create volume rb --owner api@h1
+rbop=$OUT
+vs --store "sqlite:$T/rb.db" step rb "$rbop" scheduling
+vs --store "sqlite:$T/rb.db" step rb "$rbop" creating_vol
+vs --store "sqlite:$T/rb.db" finish rb "$rbop" available
+is "rb available" 0 ""
+# The API hands extend to the volume host unowned; no host ever claims it.
+vs --store "sqlite:$T/rb.db" begin rb extend --ttl 100ms
+is_opid "begin extend, unowned"
+vs --store "sqlite:$T/rb.db" machine show volume
+case $OUT in *"extend  5         10m0s  (default)"*) ok "machine show: default budget of extend" ;;
+*) not_ok "machine show: default budget of extend" "$OUT" ;; esac
+sleep 0.3
+vs --store "sqlite:$T/rb.db" list --stuck --json
+py "list --stuck shows what waits, with its expiries" '
+assert [(r["id"], r["state"], r["owner"], r["expiries"]) for r in lines] == \
+    [("rb", "extending", None, 0)], lines'
+vs --store "sqlite:$T/rb.db" reap
+is "reap: within its unclaimed budget it waits" 0 \
+    "reap: 0 expired, 0 retried, 0 failed, 0 reverted, 0 skipped, 0 out of attempts, 0 not claimed in time"
+# Eleven minutes later, as the store sees it: the op became unowned at
+# lease_expires - lease_ttl.
+back11() {
+    if command -v sqlite3 >/dev/null 2>&1; then
+        sqlite3 "$T/rb.db" "$1"
+    elif [ "$have_py" = 1 ]; then
+        python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()' "$T/rb.db" "$1"
+    else
+        return 1
+    fi
+}
+back11 "UPDATE resources SET lease_expires = lease_expires - 660000000 WHERE id = 'rb'" &&
+    ok "store clock moved back 11 minutes" || not_ok "store clock moved back (needs sqlite3 or python3)"
+vs --store "sqlite:$T/rb.db" reap
+is "reap: ended for want of a claim" 0 \
+    "reap: 0 expired, 0 retried, 0 failed, 0 reverted, 0 skipped, 0 out of attempts, 1 not claimed in time"
+vs --store "sqlite:$T/rb.db" get rb --json
+py "rb ends in error_extending, at rest" '
+assert (j["state"], j["status"], j["op"]) == ("error_extending", "error_extending", None), j'
+vs --store "sqlite:$T/rb.db" history rb --json
+py "the history says why" '
+e = lines[-1]
+assert e["kind"] == "expire" and e["to"] == "error_extending", e
+import re
+assert re.match(r"handed back 11m[0-9]+s ago and not claimed: step extending of extend waited longer than its unclaimed budget \(10m0s\)$", e["reason"]), e'
+vs --store "sqlite:$T/rb.db" check rb
+is "check: the budget end is a valid path" 0 "check: 0 violations found"
 
 echo "# check, watch"
 vs check

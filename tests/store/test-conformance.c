@@ -584,6 +584,200 @@ static void test_reap_leaves_live_leases(void **state)
     assert_int_equal(version_of(f, "v1"), r.version);
 }
 
+/* ---- the retry budget (docs/machines.md) ---- */
+
+/* A machine with a small budget, so that a test sees it spent. */
+static const char job_yaml[] =
+    "machine: job\nversion: 1\n"
+    "states:\n"
+    "  working: {kind: busy, status: working}\n"
+    "  done: {kind: rest, status: done}\n"
+    "  broken: {kind: rest, status: broken}\n"
+    "operations:\n"
+    "  make:\n"
+    "    from: new\n    steps: [working]\n    success: done\n"
+    "    failure: broken\n    on_expiry: retry\n"
+    "    retry: {attempts: 3, unclaimed: 1s}\n"
+    "  redo:\n"
+    "    from: [done, broken]\n    steps: [working]\n    success: done\n"
+    "    failure: broken\n    on_expiry: retry\n"
+    "    retry: {attempts: 3, unclaimed: 1s}\n";
+
+static void add_job_machine(struct fx *f)
+{
+    vse_machine *m = NULL;
+
+    OK(vse_machine_load_buffer("job.yaml", job_yaml, strlen(job_yaml), NULL,
+                               NULL, &m, &f->err));
+    OK(vse_add_machine(f->db, m, &f->err));
+}
+
+static int keep_last(void *ctx, const struct vse_event *e)
+{
+    *(struct vse_event *)ctx = *e;
+    return 0;
+}
+
+static struct vse_event last_event(struct fx *f, const char *id)
+{
+    struct vse_event e;
+
+    memset(&e, 0, sizeof(e));
+    OK(vse_history(f->db, id, 0, 0, keep_last, &e, &f->err));
+    return e;
+}
+
+/* Let the lease of r run out, then reap once. */
+static void expire_and_reap(struct fx *f, const struct vse_resource *r,
+                            struct vse_reap_stats *st)
+{
+    wait_past(r->lease_expires);
+    OK(vse_reap(f->db, st, &f->err));
+}
+
+static void test_retry_budget_attempts(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "w1", .ttl_ms = 20};
+    struct vse_reap_stats st;
+    struct vse_resource r, cur;
+    struct vse_event e;
+
+    add_job_machine(f);
+    OK(vse_create(f->db, "job", "j1", &o, &r, &f->err));
+    for (int i = 1; i <= 2; i++) {
+        expire_and_reap(f, &r, &st);
+        assert_int_equal(st.retried, 1);
+        assert_int_equal(st.exhausted, 0);
+        e = last_event(f, "j1");
+        assert_non_null(strstr(e.reason, i == 1 ? "(retry, expiry 1 of 3)"
+                                                : "(retry, expiry 2 of 3)"));
+        OK(vse_get(f->db, "j1", &cur, &f->err));
+        OK(vse_claim(f->db, "j1", cur.op_id, &o, &r, &f->err));
+    }
+    /* The third expiry spends the budget: the failure state, not a hand
+     * back, and the reason says why. */
+    expire_and_reap(f, &r, &st);
+    assert_int_equal(st.retried, 0);
+    assert_int_equal(st.exhausted, 1);
+    assert_int_equal(st.failed, 0);
+    OK(vse_get(f->db, "j1", &cur, &f->err));
+    assert_string_equal(cur.state, "broken");
+    assert_string_equal(cur.op, "");
+    e = last_event(f, "j1");
+    assert_int_equal(e.kind, VSE_KIND_EXPIRE);
+    assert_string_equal(e.to, "broken");
+    assert_true(
+        strncmp(e.reason, "retry budget spent: 3 expiries of make", 38) == 0);
+    assert_int_equal(vse_renew(f->db, "j1", r.op_id, &o, NULL, &f->err),
+                     VSE_EFENCED);
+
+    /* A new op starts with the whole budget again. */
+    OK(vse_begin(f->db, "j1", "redo", &o, &r, &f->err));
+    expire_and_reap(f, &r, &st);
+    assert_int_equal(st.retried, 1);
+    e = last_event(f, "j1");
+    assert_non_null(strstr(e.reason, "(retry, expiry 1 of 3)"));
+    OK(vse_check(f->db, NULL, NULL, NULL, &st.examined, &f->err));
+    assert_int_equal(st.examined, 0); /* no violations */
+}
+
+/* Reap every 50 ms until id is at rest; the time it took, in us. */
+static int64_t reap_until_rest(struct fx *f, const char *id,
+                               struct vse_reap_stats *total)
+{
+    int64_t t0 = vse_now_us();
+    struct vse_resource cur;
+
+    memset(total, 0, sizeof(*total));
+    for (;;) {
+        struct vse_reap_stats st;
+
+        OK(vse_reap(f->db, &st, &f->err));
+        total->unclaimed += st.unclaimed;
+        total->exhausted += st.exhausted;
+        total->failed += st.failed;
+        OK(vse_get(f->db, id, &cur, &f->err));
+        if (cur.op[0] == '\0')
+            return vse_now_us() - t0;
+        if (vse_now_us() - t0 > INT64_C(10000000))
+            fail_msg("%s still in %s after 10 s of reaping", id, cur.state);
+        usleep(50000);
+    }
+}
+
+static void test_retry_budget_unclaimed(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "w1", .ttl_ms = 20};
+    struct vse_reap_stats st;
+    struct vse_resource r, cur;
+    struct vse_event e;
+    int64_t handed_back, took;
+
+    add_job_machine(f);
+    OK(vse_create(f->db, "job", "j1", &o, &r, &f->err));
+    expire_and_reap(f, &r, &st);
+    assert_int_equal(st.retried, 1);
+    OK(vse_get(f->db, "j1", &cur, &f->err));
+    handed_back = cur.lease_expires - cur.lease_ttl;
+    /* Waiting unowned, within the budget: left alone. */
+    wait_past(cur.lease_expires);
+    OK(vse_reap(f->db, &st, &f->err));
+    assert_int_equal(st.unclaimed + st.exhausted + st.failed, 0);
+    OK(vse_get(f->db, "j1", &cur, &f->err));
+    assert_string_equal(cur.state, "working");
+
+    took = reap_until_rest(f, "j1", &st);
+    assert_int_equal(st.unclaimed, 1);
+    assert_int_equal(st.exhausted + st.failed, 0);
+    assert_true(vse_now_us() - handed_back >= INT64_C(1000000));
+    assert_true(took < INT64_C(5000000));
+    OK(vse_get(f->db, "j1", &cur, &f->err));
+    assert_string_equal(cur.state, "broken");
+    e = last_event(f, "j1");
+    assert_int_equal(e.kind, VSE_KIND_EXPIRE);
+    assert_true(strncmp(e.reason, "handed back ", 12) == 0);
+    assert_non_null(strstr(e.reason, " ago and not claimed: step working of "
+                                     "make waited longer than its unclaimed "
+                                     "budget (1s)"));
+}
+
+/* The unclaimed clock starts when a step releases the op, whatever lease
+ * the step gives it: lease_expires - lease_ttl is when it became unowned. */
+static void test_release_starts_unclaimed_clock(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.owner = "w1"}, rel = {.release = 1, .ttl_ms = 20};
+    struct vse_resource r;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    assert_int_equal(r.lease_ttl, (int64_t)VSE_DEFAULT_TTL_MS * 1000);
+    OK(vse_step(f->db, "v1", r.op_id, "scheduling", &rel, &r, &f->err));
+    assert_string_equal(r.owner, "");
+    assert_int_equal(r.lease_ttl, 20000);
+    assert_int_equal(r.lease_expires - r.lease_ttl, r.updated);
+}
+
+/* An op begun unowned for a worker that never comes (the issue's volume
+ * in `extending` with no volume host) ends the same way. */
+static void test_retry_budget_unclaimed_from_begin(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.ttl_ms = 20};
+    struct vse_reap_stats st;
+    struct vse_resource r, cur;
+
+    add_job_machine(f);
+    OK(vse_create(f->db, "job", "j2", &o, &r, &f->err));
+    assert_string_equal(r.owner, "");
+    reap_until_rest(f, "j2", &st);
+    assert_int_equal(st.unclaimed, 1);
+    OK(vse_get(f->db, "j2", &cur, &f->err));
+    assert_string_equal(cur.state, "broken");
+    assert_true(cur.updated - r.since >= INT64_C(1000000));
+}
+
 struct evlog {
     int n;
     int64_t seq[64];
@@ -801,12 +995,6 @@ static void test_blind_overwrites_and_check_finds_it(void **state)
     assert_int_equal(vse_create(blind, "volume", "v1", NULL, NULL, &f->err),
                      VSE_EEXIST);
     vse_close(blind);
-}
-
-static int keep_last(void *ctx, const struct vse_event *e)
-{
-    *(struct vse_event *)ctx = *e;
-    return 0;
 }
 
 /*
@@ -1628,6 +1816,10 @@ int main(void)
         T(test_reap_fail),
         T(test_reap_revert),
         T(test_reap_leaves_live_leases),
+        T(test_retry_budget_attempts),
+        T(test_retry_budget_unclaimed),
+        T(test_retry_budget_unclaimed_from_begin),
+        T(test_release_starts_unclaimed_clock),
         T(test_history_versions_contiguous),
         T(test_history_of_unknown_resource),
         T(test_events_global_order_from_seq),

@@ -1020,6 +1020,212 @@ static void test_err_edge_target(void **state)
                  "success state of operation 'make'");
 }
 
+/* ------------------------------------------------------------------ */
+/* The retry budget                                                    */
+/* ------------------------------------------------------------------ */
+
+/* The built-in machines were pinned before budgets existed: their hash
+ * must not move, and their retrying ops get the default budget. */
+static void test_retry_builtin_defaults_keep_hash(void **state)
+{
+    vse_machine *v = must_builtin("volume"), *s = must_builtin("snapshot");
+
+    (void)state;
+    assert_string_equal(vse_machine_hash(v), "f8510952907d5e42");
+    assert_string_equal(vse_machine_hash(s), "4132067e1f914178");
+    assert_null(strstr(vse__machine_canonical(v), "\"retry\":{"));
+    assert_int_equal(op(v, "extend")->retry_attempts, 5);
+    assert_int_equal(op(v, "extend")->retry_unclaimed_us,
+                     INT64_C(600) * 1000000);
+    assert_int_equal(op(v, "create")->retry_attempts, 5);
+    /* attach only reverts: no step is handed back, so no budget. */
+    assert_int_equal(op(v, "attach")->retry_attempts, 0);
+    assert_int_equal(op(v, "attach")->retry_unclaimed_us, 0);
+    assert_int_equal(op(s, "delete")->retry_attempts, 5);
+    vse_machine_free(v);
+    vse_machine_free(s);
+}
+
+static void test_retry_declared(void **state)
+{
+    vse_machine *a = must_load(mini);
+    vse_machine *b = must_load(
+        MINI "    retry: {attempts: 3, unclaimed: 1h30m}\n");
+    const struct vse__op *o = op(b, "make");
+    char *out = NULL;
+    json_t *j, *r;
+
+    (void)state;
+    assert_int_equal(o->retry_attempts, 3);
+    assert_int_equal(o->retry_unclaimed_us, INT64_C(5400) * 1000000);
+    assert_string_not_equal(vse_machine_hash(a), vse_machine_hash(b));
+    assert_non_null(strstr(vse__machine_canonical(b),
+                           "\"retry\":{\"attempts\":3,\"unclaimed\":"
+                           "\"1h30m0s\"}"));
+    assert_int_equal(vse_machine_render(b, VSE_FORMAT_JSON, &out, NULL), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    r = json_object_get(json_array_get(json_object_get(j, "operations"), 0),
+                        "retry");
+    assert_int_equal(json_integer_value(json_object_get(r, "attempts")), 3);
+    assert_string_equal(json_string_value(json_object_get(r, "unclaimed")),
+                        "1h30m0s");
+    json_decref(j);
+    vse_free(out);
+    vse_machine_free(a);
+    vse_machine_free(b);
+}
+
+/* One key may be left out: it keeps its default. */
+static void test_retry_partial(void **state)
+{
+    vse_machine *m = must_load(MINI "    retry: {unclaimed: 45s}\n");
+
+    (void)state;
+    assert_int_equal(op(m, "make")->retry_attempts,
+                     VSE_RETRY_ATTEMPTS_DEFAULT);
+    assert_int_equal(op(m, "make")->retry_unclaimed_us, INT64_C(45000000));
+    vse_machine_free(m);
+}
+
+/* Writing the default out is the same machine as leaving it out, and the
+ * JSON render shows the budget in force either way. */
+static void test_retry_default_written_keeps_hash(void **state)
+{
+    vse_machine *a = must_load(mini);
+    vse_machine *b = must_load(
+        MINI "    retry:\n      attempts: 5\n      unclaimed: 600s\n");
+    char *out = NULL;
+
+    (void)state;
+    assert_string_equal(vse_machine_hash(a), vse_machine_hash(b));
+    assert_int_equal(vse_machine_render(a, VSE_FORMAT_JSON, &out, NULL), 0);
+    assert_non_null(strstr(out, "\"unclaimed\": \"10m0s\""));
+    vse_free(out);
+    assert_int_equal(vse_machine_render(a, VSE_FORMAT_TABLE, &out, NULL), 0);
+    assert_non_null(strstr(out, "make  5         10m0s  (default)"));
+    vse_free(out);
+    vse_machine_free(a);
+    vse_machine_free(b);
+}
+
+static void test_retry_diff(void **state)
+{
+    vse_machine *a = must_load(mini);
+    vse_machine *b = must_load(MINI "    retry: {attempts: 2}\n");
+    char buf[256];
+
+    (void)state;
+    vse__machine_diff(vse__machine_canonical(a), b, buf, sizeof(buf));
+    assert_string_equal(buf, "operation 'make' changed (retry)");
+    vse_machine_free(a);
+    vse_machine_free(b);
+}
+
+static void test_duration_format(void **state)
+{
+    char b[32];
+
+    (void)state;
+    assert_string_equal(vse__duration_format(0, b, sizeof(b)), "0s");
+    assert_string_equal(vse__duration_format(INT64_C(45900000), b, sizeof(b)),
+                        "45s");
+    assert_string_equal(
+        vse__duration_format(INT64_C(600) * 1000000, b, sizeof(b)), "10m0s");
+    assert_string_equal(vse__duration_format(INT64_C(5401) * 1000000, b,
+                                             sizeof(b)),
+                        "1h30m1s");
+}
+
+static void test_err_retry_not_mapping(void **state)
+{
+    (void)state;
+    expect_error(MINI "    retry: 3\n", 14, 12,
+                 "'retry' of operation 'make' must be a mapping such as "
+                 "{attempts: 5, unclaimed: 10m}");
+}
+
+static void test_err_retry_unknown_key(void **state)
+{
+    (void)state;
+    expect_error(MINI "    retry: {attempts: 3, every: 1s}\n", 14, 26,
+                 "unknown key 'every' in 'retry' of operation 'make'");
+}
+
+static void test_err_retry_duplicate_key(void **state)
+{
+    (void)state;
+    expect_error(MINI "    retry: {attempts: 3, attempts: 4}\n", 14, 26,
+                 "duplicate key 'attempts' in 'retry' of operation 'make' "
+                 "(first at 14:13)");
+}
+
+static void test_err_retry_attempts_type(void **state)
+{
+    (void)state;
+    expect_error(MINI "    retry: {attempts: \"3\"}\n", 14, 24,
+                 "'attempts' of operation 'make' must be an integer, not "
+                 "'3'");
+    expect_error(MINI "    retry: {attempts: many}\n", 14, 23,
+                 "'attempts' of operation 'make' must be an integer, not "
+                 "'many'");
+}
+
+static void test_err_retry_attempts_range(void **state)
+{
+    (void)state;
+    expect_error(MINI "    retry: {attempts: 0}\n", 14, 23,
+                 "'attempts' 0 of operation 'make' is out of range "
+                 "(1..100)");
+    expect_error(MINI "    retry: {attempts: 101}\n", 14, 23,
+                 "'attempts' 101 of operation 'make' is out of range "
+                 "(1..100)");
+}
+
+static void test_err_retry_unclaimed_form(void **state)
+{
+    static const char *const bad[] = {"10",   "10x",  "m",   "10m5",
+                                      "5s1m", "1h1h", "-1s", "1.5h"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        char yaml[512], frag[160];
+
+        snprintf(yaml, sizeof(yaml), MINI "    retry: {unclaimed: %s}\n",
+                 bad[i]);
+        snprintf(frag, sizeof(frag),
+                 "'unclaimed' of operation 'make' must be a duration such "
+                 "as 30s, 10m or 1h30m, not '%s'",
+                 bad[i]);
+        expect_error(yaml, 14, 24, frag);
+    }
+}
+
+static void test_err_retry_unclaimed_range(void **state)
+{
+    (void)state;
+    expect_error(MINI "    retry: {unclaimed: 0s}\n", 14, 24,
+                 "'unclaimed' 0s of operation 'make' is out of range "
+                 "(1s..168h)");
+    expect_error(MINI "    retry: {unclaimed: 169h}\n", 14, 24,
+                 "'unclaimed' 169h of operation 'make' is out of range "
+                 "(1s..168h)");
+    expect_error(MINI "    retry: {unclaimed: 99999999999999999999s}\n", 14,
+                 24, "is out of range (1s..168h)");
+}
+
+static void test_err_retry_without_retry_step(void **state)
+{
+    (void)state;
+    expect_error(HEAD STATES "operations:\n  make:\n    from: new\n"
+                             "    steps: [b]\n    success: a\n"
+                             "    failure: e\n    on_expiry: fail\n"
+                             "    retry: {attempts: 3}\n",
+                 14, 5,
+                 "'retry' in operation 'make', which has no step whose "
+                 "expiry policy is retry: the budget would never apply");
+}
+
 static void test_err_revert_from_new(void **state)
 {
     (void)state;
@@ -1479,6 +1685,20 @@ int main(void)
         cmocka_unit_test(test_err_edge_from_non_step),
         cmocka_unit_test(test_err_self_edge),
         cmocka_unit_test(test_err_edge_target),
+        cmocka_unit_test(test_retry_builtin_defaults_keep_hash),
+        cmocka_unit_test(test_retry_declared),
+        cmocka_unit_test(test_retry_partial),
+        cmocka_unit_test(test_retry_default_written_keeps_hash),
+        cmocka_unit_test(test_retry_diff),
+        cmocka_unit_test(test_duration_format),
+        cmocka_unit_test(test_err_retry_not_mapping),
+        cmocka_unit_test(test_err_retry_unknown_key),
+        cmocka_unit_test(test_err_retry_duplicate_key),
+        cmocka_unit_test(test_err_retry_attempts_type),
+        cmocka_unit_test(test_err_retry_attempts_range),
+        cmocka_unit_test(test_err_retry_unclaimed_form),
+        cmocka_unit_test(test_err_retry_unclaimed_range),
+        cmocka_unit_test(test_err_retry_without_retry_step),
         cmocka_unit_test(test_err_revert_from_new),
         cmocka_unit_test(test_err_bad_policy),
         cmocka_unit_test(test_err_expiry_names_non_step),
