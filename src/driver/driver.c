@@ -249,20 +249,20 @@ static int sparse_copy(int in, int out, off_t len)
     return ftruncate(out, len);
 }
 
-int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
-                         const char *snap, int *reflinked,
-                         struct vse_error *err)
+int vsed_driver_copy(const struct vsed_driver *d, const char *src_kind,
+                     const char *src_id, const char *kind, const char *id,
+                     int64_t gb, int *reflinked, struct vse_error *err)
 {
     char src[PATH_MAX + 300], path[PATH_MAX + 300], tmp[PATH_MAX + 300];
     struct stat st;
     int in, out, rc;
 
     *reflinked = 0;
-    vsed_driver_path(d, "volume", vol, src, sizeof(src));
-    vsed_driver_path(d, "snapshot", snap, path, sizeof(path));
+    vsed_driver_path(d, src_kind, src_id, src, sizeof(src));
+    vsed_driver_path(d, kind, id, path, sizeof(path));
     if (access(path, F_OK) == 0)
         return 0; /* renamed into place by an earlier try */
-    tmp_path(d, "snapshot", snap, tmp, sizeof(tmp));
+    tmp_path(d, kind, id, tmp, sizeof(tmp));
     in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return fail(err, "open", src);
@@ -277,6 +277,11 @@ int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
     } else {
         rc = fstat(in, &st) == 0 ? sparse_copy(in, out, st.st_size) : -1;
     }
+    /* A new volume larger than its source: grown before the rename, so
+     * that the file in place always has the volume's size. */
+    if (rc == 0 && gb > 0 && fstat(out, &st) == 0 &&
+        st.st_size < gb * VSED_GIB)
+        rc = ftruncate(out, gb * VSED_GIB);
     if (rc == 0)
         rc = fsync(out);
     if (rc != 0)
@@ -293,6 +298,14 @@ int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
     else
         sync_dir(d);
     return rc;
+}
+
+int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
+                         const char *snap, int *reflinked,
+                         struct vse_error *err)
+{
+    return vsed_driver_copy(d, "volume", vol, "snapshot", snap, 0, reflinked,
+                            err);
 }
 
 int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb,

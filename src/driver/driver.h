@@ -57,6 +57,13 @@ int vsed_driver_delete(const struct vsed_driver *d, const char *kind,
 int vsed_driver_snapshot(const struct vsed_driver *d, const char *vol,
                          const char *snap, int *reflinked,
                          struct vse_error *err);
+/* Copy the file of `src_kind` `src_id` to a new file of `kind` `id` in
+ * the same pool, the way vsed_driver_snapshot() does, grown to `gb` GiB
+ * if it is smaller (0: the source's size).  A volume made from a snapshot
+ * or cloned from a volume.  Done if the new file is in place already. */
+int vsed_driver_copy(const struct vsed_driver *d, const char *src_kind,
+                     const char *src_id, const char *kind, const char *id,
+                     int64_t gb, int *reflinked, struct vse_error *err);
 /* GiB the pool's volume files take by their size (not their blocks). */
 int vsed_driver_used_gb(const struct vsed_driver *d, int64_t *gb,
                         struct vse_error *err);

@@ -371,16 +371,25 @@ static int decide_create(const struct call *c, const vse_machine *m,
                             "no 'new')",
                             c->op, m->name);
     } else {
-        for (int i = 0; i < m->nops; i++) {
+        /* With several creating operations, the one named "create" is
+         * the default: the volume machine gained create_from_snapshot
+         * and clone (version 2), and callers written for version 1 name
+         * no op. */
+        o = vse__machine_op(m, "create");
+        if (o >= 0 && !m->ops[o].from_new)
+            o = -1;
+        for (int i = 0; o < 0 && i < m->nops; i++) {
             if (!m->ops[i].from_new)
                 continue;
-            if (o >= 0) {
+            for (int k = i + 1; k < m->nops; k++) {
+                if (!m->ops[k].from_new)
+                    continue;
                 vse__err(err, VSE_EINVAL,
                          "machine '%s' has more than one "
                          "creating operation",
                          m->name);
                 vse__err_hint(err, "name one with --op: '%s' or '%s'",
-                              m->ops[o].name, m->ops[i].name);
+                              m->ops[i].name, m->ops[k].name);
                 return VSE_EINVAL;
             }
             o = i;

@@ -48,6 +48,7 @@ void cinder_snapshot_create(struct cinder_ctx *c)
     json_t *root, *v, *a, *meta;
     const char *vol;
     char id[VSE_OPID_LEN + 1], reason[VSE_REASON_MAX + 1], *attrs;
+    char hold[VSE_ID_MAX + 1];
     int rc, force;
 
     v = cinder_body_volume(c, "snapshot", "volume_id", &root, &r, &a);
@@ -58,10 +59,12 @@ void cinder_snapshot_create(struct cinder_ctx *c)
             (json_is_string(json_object_get(v, "force")) &&
              strcasecmp(json_string_value(json_object_get(v, "force")),
                         "true") == 0);
-    /* NEEDSWORK: the volume's state is checked here, not held: a delete
-     * that begins between this read and the snapshot's driver step makes
-     * the snapshot fail (its copy finds no file).  A volume op for
-     * snapshots needs a machine change (docs/volume-api.md). */
+    /* The status is checked here for Cinder's answer (400, force for an
+     * in-use volume); that the volume's file stays is the hold's job: the
+     * create holds the volume, shared, from the transaction that records
+     * the snapshot, so a delete, extend or detach that has not begun by
+     * then is refused until the copy is done, and one that has makes the
+     * create refused at once (snapshot.yaml, version 2). */
     if (!(strcmp(r.state, VOLUME_AVAILABLE) == 0 ||
           (force && strcmp(r.state, VOLUME_IN_USE) == 0)) ||
         json_object_get(a, "provider_location") == NULL) {
@@ -84,6 +87,7 @@ void cinder_snapshot_create(struct cinder_ctx *c)
                   json_object_get(v, "description"), "metadata",
                   json_is_object(meta) ? json_incref(meta) : json_object(),
                   "project_id", c->project, "user_id", c->user));
+    snprintf(hold, sizeof(hold), "%s", vol); /* vol lives in the body */
     json_decref(root);
     snprintf(reason, sizeof(reason),
              "task create_snapshot: queued for host "
@@ -92,6 +96,7 @@ void cinder_snapshot_create(struct cinder_ctx *c)
     json_decref(a);
     cinder_init_opts(&o, reason);
     o.attrs = attrs;
+    o.hold = hold;
     vse_error_clear(&err);
     /* Unowned from the start: the op waits for the volume host. */
     rc = vse_create(c->q->db, VSED_MACHINE_SNAPSHOT, id, &o, &out, &err);

@@ -59,7 +59,8 @@ json_t *cinder_volume_json(const struct cinder_ctx *c,
                                      json_string("__DEFAULT__")));
     json_object_set_new(v, "snapshot_id",
                         cinder_jcopy(a, "snapshot_id", json_null()));
-    json_object_set_new(v, "source_volid", json_null());
+    json_object_set_new(v, "source_volid",
+                        cinder_jcopy(a, "source_volid", json_null()));
     json_object_set_new(v, "metadata",
                         cinder_jcopy(a, "metadata", json_object()));
     json_object_set_new(v, "bootable", json_string(bootable));
@@ -89,13 +90,92 @@ json_t *cinder_volume_json(const struct cinder_ctx *c,
     return v;
 }
 
+/* The source of a volume made from a snapshot or cloned from a volume. */
+struct source {
+    const char *op;   /* NULL: an empty volume (create) */
+    const char *id;   /* in the request body */
+    const char *attr; /* "snapshot_id" or "source_volid" */
+    const char *kind; /* "snapshot" or "volume", for messages */
+    char host[VSE_NAME_MAX + 1];
+    int64_t size;
+};
+
+/*
+ * snapshot_id or source_volid of a create, read and checked as Cinder
+ * does: at most one, it must exist (404), be available, and have a file
+ * on a host.  0 with *s filled (s->op NULL when there is no source); -1
+ * when the request was answered.  That it stays available is the hold's
+ * job: the create takes it in the same transaction, or is refused.
+ */
+static int volume_source(struct cinder_ctx *c, const json_t *v,
+                         struct source *s)
+{
+    const json_t *snap = json_object_get(v, "snapshot_id");
+    const json_t *vol = json_object_get(v, "source_volid");
+    const json_t *id;
+    struct vse_resource r;
+    json_t *a;
+
+    memset(s, 0, sizeof(*s));
+    snap = json_is_null(snap) ? NULL : snap;
+    vol = json_is_null(vol) ? NULL : vol;
+    if (snap == NULL && vol == NULL)
+        return 0;
+    if (snap != NULL && vol != NULL) {
+        cinder_fault(c, 400,
+                     "Invalid input received: a volume is made from at most "
+                     "one source: give snapshot_id or source_volid, not "
+                     "both");
+        return -1;
+    }
+    id = snap != NULL ? snap : vol;
+    s->attr = snap != NULL ? "snapshot_id" : "source_volid";
+    s->kind = snap != NULL ? "snapshot" : "volume";
+    s->op = snap != NULL ? VOLUME_OP_CREATE_FROM_SNAPSHOT : VOLUME_OP_CLONE;
+    if (!json_is_string(id)) {
+        cinder_fault(c, 400, "Invalid input received: '%s' must be a string",
+                     s->attr);
+        return -1;
+    }
+    s->id = json_string_value(id);
+    if (cinder_load(
+            c, snap != NULL ? VSED_MACHINE_SNAPSHOT : VSED_MACHINE_VOLUME,
+            s->id, &r, &a) != 0)
+        return -1;
+    snprintf(s->host, sizeof(s->host), "%s", vsed_attr_str(a, "host"));
+    s->size = vsed_attr_int(a, "size", 0);
+    if (r.op[0] != '\0' ||
+        strcmp(r.state,
+               snap != NULL ? SNAPSHOT_AVAILABLE : VOLUME_AVAILABLE) != 0 ||
+        s->host[0] == '\0') {
+        if (snap != NULL)
+            cinder_fault(c, 400,
+                         "Invalid snapshot: Originating snapshot status "
+                         "must be one of 'available' values (snapshot %s "
+                         "is '%s')",
+                         s->id, cinder_status(c->q->db, &r));
+        else
+            cinder_fault(c, 400,
+                         "Invalid volume: Unable to create a volume from "
+                         "an originating source volume when its status is "
+                         "not 'available' (volume %s is '%s')",
+                         s->id, cinder_status(c->q->db, &r));
+        json_decref(a);
+        return -1;
+    }
+    json_decref(a);
+    return 0;
+}
+
 void cinder_volume_create(struct cinder_ctx *c)
 {
-    json_t *root, *v, *size, *meta;
+    json_t *root, *v, *size, *meta, *from;
+    struct source src;
     struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
     char id[VSE_OPID_LEN + 1], owner[VSE_ID_MAX + 1], *attrs;
+    char hold[VSE_ID_MAX + 1], reason[VSE_REASON_MAX + 1];
     int rc;
 
     if (cinder_body(c, &root) == NULL)
@@ -107,9 +187,15 @@ void cinder_volume_create(struct cinder_ctx *c)
                      "Missing required element 'volume' in request body.");
         return;
     }
+    if (volume_source(c, v, &src) != 0) {
+        json_decref(root);
+        return;
+    }
     size = json_object_get(v, "size");
     if (json_is_string(size))
         size = json_integer(strtoll(json_string_value(size), NULL, 10));
+    else if ((size == NULL || json_is_null(size)) && src.op != NULL)
+        size = json_integer(src.size); /* Cinder: the source's size */
     else
         json_incref(size);
     if (!json_is_integer(size) || json_integer_value(size) < 1 ||
@@ -121,13 +207,15 @@ void cinder_volume_create(struct cinder_ctx *c)
                      "of at least 1 (GiB)");
         return;
     }
-    if (json_object_get(v, "snapshot_id") != NULL &&
-        !json_is_null(json_object_get(v, "snapshot_id"))) {
+    if (src.op != NULL && json_integer_value(size) < src.size) {
+        cinder_fault(c, 400,
+                     "Invalid input received: Volume size '%lld'GB cannot "
+                     "be smaller than the %s size %lldGB. They must be >= "
+                     "original %s size.",
+                     (long long)json_integer_value(size), src.kind,
+                     (long long)src.size, src.kind);
         json_decref(size);
         json_decref(root);
-        cinder_fault(c, 400,
-                     "Invalid input received: creating a volume from a "
-                     "snapshot is not supported by vse (docs/volume-api.md)");
         return;
     }
     meta = json_object_get(v, "metadata");
@@ -136,7 +224,7 @@ void cinder_volume_create(struct cinder_ctx *c)
         json_decref(root);
         return;
     }
-    attrs = vsed_json_text(json_pack(
+    from = json_pack(
         "{s:O?, s:O?, s:O, s:s, s:s, s:o, s:b, s:s, s:s, s:[]}", "name",
         json_object_get(v, "name"), "description",
         json_object_get(v, "description"), "size", size, "availability_zone",
@@ -146,21 +234,42 @@ void cinder_volume_create(struct cinder_ctx *c)
             : "__DEFAULT__",
         "metadata", json_is_object(meta) ? json_incref(meta) : json_object(),
         "bootable", 0, "project_id", c->project, "user_id", c->user,
-        "attachments"));
+        "attachments");
     json_decref(size);
+    /* The source, as Cinder shows it, and its host, where the scheduler
+     * places the volume (the file to copy is there). */
+    if (from != NULL && src.op != NULL) {
+        json_object_set_new(from, src.attr, json_string(src.id));
+        json_object_set_new(from, "source_host", json_string(src.host));
+    }
+    attrs = vsed_json_text(from);
+    if (src.op != NULL) {
+        /* src.id lives in the body: copied before the body goes. */
+        snprintf(hold, sizeof(hold), "%s", src.id);
+        snprintf(reason, sizeof(reason),
+                 "task create_volume.record: done (api recorded the volume, "
+                 "from %s %s)",
+                 src.kind, hold);
+    } else {
+        snprintf(reason, sizeof(reason),
+                 "task create_volume.record: done (api recorded the "
+                 "volume)");
+    }
     json_decref(root);
     if (attrs == NULL) {
         cinder_fault(c, 400, "Invalid input received: bad volume fields");
         return;
     }
     /* creating_db: the API records the volume; then hands it to the
-     * schedulers by releasing the op in `scheduling`. */
+     * schedulers by releasing the op in `scheduling`.  A volume from a
+     * source holds it from this transaction on. */
     vsed_owner("api", owner, sizeof(owner));
-    cinder_init_opts(&o, "task create_volume.record: done (api recorded the "
-                         "volume)");
+    cinder_init_opts(&o, reason);
     o.owner = owner;
     o.ttl_ms = vsed_cfg->lease_ms;
     o.attrs = attrs;
+    o.op = src.op;
+    o.hold = src.op != NULL ? hold : NULL;
     vse_error_clear(&err);
     rc = vse_create(c->q->db, VSED_MACHINE_VOLUME, id, &o, &out, &err);
     free(attrs);
@@ -277,6 +386,55 @@ static int count_snapshots(void *arg, const struct vse_resource *r)
     return 0;
 }
 
+/* Collects the holds on a volume, for held_fault(). */
+struct held {
+    char text[600];
+    size_t len;
+    int n;
+};
+
+static int held_push(void *arg, const struct vse_hold *h)
+{
+    struct held *l = arg;
+    char since[40];
+    int k;
+
+    if (l->len >= sizeof(l->text))
+        return 0;
+    vse_time_format(h->since, since, sizeof(since));
+    k = snprintf(l->text + l->len, sizeof(l->text) - l->len,
+                 "%s%s by %s '%s' (%s, since %s)", l->n ? ", " : "",
+                 vse_hold_mode_name(h->mode), h->machine, h->holder, h->op,
+                 since);
+    l->len += k > 0 ? (size_t)k : 0;
+    l->n++;
+    return 0;
+}
+
+/*
+ * A volume that a snapshot or a clone holds is not deleted: the library
+ * refuses the delete (volume.yaml's refused_while_held), but the count of
+ * dependent snapshots below would answer first, with Cinder's 400, for a
+ * snapshot still being made.  Answered here as the library answers a
+ * refusal for a hold: 409, naming the holders.  1 when answered.
+ */
+static int held_fault(struct cinder_ctx *c, const struct vse_resource *r)
+{
+    struct held l;
+    struct vse_error err;
+
+    memset(&l, 0, sizeof(l));
+    vse_error_clear(&err);
+    if (vse_holds(c->q->db, r->id, NULL, held_push, &l, &err) < 0 || l.n == 0)
+        return 0; /* the delete's begin decides */
+    vsed_metrics_refusal(VSE_ECONFLICT);
+    cinder_fault(c, 409,
+                 "cannot delete the volume: volume '%s' is held: %s; delete "
+                 "may not begin while it is held",
+                 r->id, l.text);
+    return 1;
+}
+
 /* Begin `delete`: handed to the volume's host, or done here when it never
  * got a host (nothing on disk). */
 static void volume_delete_row(struct cinder_ctx *c, struct vse_resource *r,
@@ -296,6 +454,8 @@ static void volume_delete_row(struct cinder_ctx *c, struct vse_resource *r,
         SNAPSHOT_CREATING, SNAPSHOT_AVAILABLE,      SNAPSHOT_DELETING,
         SNAPSHOT_ERROR,    SNAPSHOT_ERROR_DELETING, NULL};
 
+    if (held_fault(c, r))
+        return;
     memset(&l, 0, sizeof(l));
     memset(&f, 0, sizeof(f));
     l.volume_id = r->id;
@@ -397,6 +557,7 @@ static int act_extend(struct action *x)
 {
     int64_t want = int_field(x->val, "new_size");
     int64_t size = vsed_attr_int(x->a, "size", 0);
+    int in_use;
 
     if (want <= size) {
         cinder_fault(x->c, 400,
@@ -410,15 +571,22 @@ static int act_extend(struct action *x)
         cinder_refuse(x->c, "volume", &x->r, "extend");
         return ANSWERED;
     }
+    /* An attached volume is extended by its own operation, from 3.42 on
+     * as in Cinder; below, the extend is refused as before (the volume
+     * machine's extend begins only from available). */
+    in_use = strcmp(x->r.state, VOLUME_IN_USE) == 0 && x->r.op[0] == '\0' &&
+             x->c->mv >= 42;
     x->patch = vsed_json_text(
         json_pack("{s:I}", "new_size", (json_int_t)want));
     snprintf(x->reason, sizeof(x->reason),
              "task extend_volume: queued for "
-             "host %s (%lld -> %lld GiB)",
-             vsed_attr_str(x->a, "host"), (long long)size, (long long)want);
+             "host %s (%lld -> %lld GiB%s)",
+             vsed_attr_str(x->a, "host"), (long long)size, (long long)want,
+             in_use ? ", in use" : "");
     x->o.attrs = x->patch;
-    return vse_begin(x->c->q->db, x->id, VOLUME_OP_EXTEND, &x->o, &x->r,
-                     &x->err);
+    return vse_begin(x->c->q->db, x->id,
+                     in_use ? VOLUME_OP_EXTEND_IN_USE : VOLUME_OP_EXTEND,
+                     &x->o, &x->r, &x->err);
 }
 
 static int act_reserve(struct action *x)

@@ -89,7 +89,13 @@ void cinder_lib_fault_r(struct cinder_ctx *c, const char *kind,
                         const struct vse_resource *cur)
 {
     vsed_metrics_refusal(rc);
-    if (rc == VSE_ECONFLICT && cur != NULL && cur->id[0] != '\0')
+    /* Refused because another operation holds the resource (a snapshot
+     * being copied from a volume): not the resource's status, which may
+     * be available, but a conflict that ends when the holders end. */
+    if (rc == VSE_ECONFLICT && strncmp(err->detail, "held by: ", 9) == 0)
+        cinder_fault(c, 409, "cannot %s: %s (%s)", what, err->msg,
+                     err->detail);
+    else if (rc == VSE_ECONFLICT && cur != NULL && cur->id[0] != '\0')
         cinder_fault(c, 400, "Invalid %s: cannot %s: its status is '%s': %s",
                      kind, what, cinder_status(c->q->db, cur), err->msg);
     else if (rc == VSE_ECONFLICT)

@@ -32,6 +32,12 @@ enum vsed_name_kind {
     XX(VOLUME_OP_CREATE, "volume", OP, "create", "api (volume create)")      \
     XX(VOLUME_OP_DELETE, "volume", OP, "delete", "api (volume delete)")      \
     XX(VOLUME_OP_EXTEND, "volume", OP, "extend", "api (os-extend)")          \
+    XX(VOLUME_OP_EXTEND_IN_USE, "volume", OP, "extend_in_use",               \
+       "api (os-extend of an in-use volume)")                                \
+    XX(VOLUME_OP_CREATE_FROM_SNAPSHOT, "volume", OP, "create_from_snapshot", \
+       "api (volume create with snapshot_id)")                               \
+    XX(VOLUME_OP_CLONE, "volume", OP, "clone",                               \
+       "api (volume create with source_volid)")                              \
     XX(VOLUME_OP_ATTACH, "volume", OP, "attach",                             \
        "api (os-reserve, os-attach, attachments)")                           \
     XX(VOLUME_OP_DETACH, "volume", OP, "detach",                             \

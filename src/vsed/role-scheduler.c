@@ -96,6 +96,11 @@ static void schedule(struct sched *s, const struct vse_resource *r)
     json_t *a = vsed_attrs(r);
     json_t *excluded = json_object_get(a, "excluded_hosts"), *x;
     int64_t size = vsed_attr_int(a, "size", 1);
+    /* A volume made from a snapshot or a clone goes where its source's
+     * file is (as Cinder keeps such a volume on the source's backend):
+     * the copy is then a reflink, or a local copy, and no manager reads
+     * another host's pool. */
+    const char *only = vsed_attr_str(a, "source_host");
     struct host *best = NULL;
     struct vse_resource out;
     struct vse_error err;
@@ -125,6 +130,7 @@ static void schedule(struct sched *s, const struct vse_resource *r)
         json_array_foreach(excluded, k, x)
             skip |= json_is_string(x) &&
                     strcmp(json_string_value(x), h->name) == 0;
+        skip |= only[0] != '\0' && strcmp(only, h->name) != 0;
         if (!skip && h->capacity - h->used >= size &&
             (best == NULL ||
              h->capacity - h->used > best->capacity - best->used))
@@ -134,21 +140,30 @@ static void schedule(struct sched *s, const struct vse_resource *r)
                               (long long)(h->capacity - h->used),
                               (long long)h->capacity);
     }
-    json_decref(a);
     memset(&o, 0, sizeof(o));
     o.seen = &out;
     if (best == NULL) {
         char why[VSE_REASON_MAX + 1];
 
-        snprintf(why, sizeof(why),
-                 "task schedule: failed: no volume host "
-                 "has %lld GiB free (free/capacity:%s)",
-                 (long long)size, s->nhosts ? reason : " no host up");
+        if (only[0] != '\0')
+            snprintf(why, sizeof(why),
+                     "task schedule: failed: the source's host %s is "
+                     "down, was excluded, or has not %lld GiB free "
+                     "(free/capacity:%s)",
+                     only, (long long)size,
+                     s->nhosts ? reason : " no host up");
+        else
+            snprintf(why, sizeof(why),
+                     "task schedule: failed: no volume host "
+                     "has %lld GiB free (free/capacity:%s)",
+                     (long long)size, s->nhosts ? reason : " no host up");
+        json_decref(a);
         o.reason = why;
         rc = vse_fail(s->db, r->id, out.op_id, &o, NULL, &err);
         vsed_log("scheduler: %s: %s", r->id, why);
         return;
     }
+    json_decref(a);
     best->used += size;
     patch = vsed_json_text(json_pack("{s:s}", "host", best->name));
     snprintf(reason, sizeof(reason),

@@ -106,6 +106,34 @@ static int do_create(struct job *j)
     return 0;
 }
 
+/* A volume made from a snapshot or cloned from a volume: the source's
+ * file is in this pool, since the scheduler placed the volume on the
+ * source's host (role-scheduler.c). */
+static int do_copy(struct job *j)
+{
+    char path[PATH_MAX + 300];
+    const char *snap = vsed_attr_str(j->attrs, "snapshot_id");
+    const char *vol = vsed_attr_str(j->attrs, "source_volid");
+    int reflinked = 0;
+    struct vse_error e;
+
+    vse_error_clear(&e);
+    if (snap[0] == '\0' && vol[0] == '\0') {
+        snprintf(j->err, sizeof(j->err),
+                 "no snapshot_id or source_volid in attrs");
+        return -1;
+    }
+    if (vsed_driver_copy(j->drv, snap[0] ? "snapshot" : "volume",
+                         snap[0] ? snap : vol, "volume", j->row.id,
+                         vsed_attr_int(j->attrs, "size", 1), &reflinked,
+                         &e) < 0)
+        return driver_failed(j, &e);
+    vsed_driver_path(j->drv, "volume", j->row.id, path, sizeof(path));
+    j->done_attrs = vsed_json_text(json_pack(
+        "{s:s, s:b}", "provider_location", path, "reflinked", reflinked));
+    return 0;
+}
+
 static void undo_create(struct job *j)
 {
     vsed_driver_delete(j->drv, "volume", j->row.id, NULL);
@@ -173,6 +201,9 @@ static int do_delete_snapshot(struct job *j)
 static const struct task create_volume[] = {
     {"create_volume.check_capacity", check_create, NULL},
     {"create_volume.driver_create", do_create, undo_create}};
+static const struct task create_volume_copy[] = {
+    {"create_volume.check_capacity", check_create, NULL},
+    {"create_volume.driver_copy", do_copy, undo_create}};
 static const struct task extend_volume[] = {
     {"extend_volume.check_capacity", check_extend, NULL},
     {"extend_volume.driver_extend", do_extend, NULL}};
@@ -424,14 +455,18 @@ static void work(struct mgr *m, const struct vse_resource *r)
 
     memset(&j, 0, sizeof(j));
     if (vol && strcmp(r->state, VOLUME_CREATING_VOL) == 0) {
-        t = create_volume;
+        t = strcmp(r->op, VOLUME_OP_CREATE) == 0 ? create_volume
+                                                 : create_volume_copy;
         n = 2;
         j.success = VOLUME_AVAILABLE;
         j.reschedule = 1;
     } else if (vol && strcmp(r->state, VOLUME_EXTENDING) == 0) {
         t = extend_volume;
         n = 2;
-        j.success = VOLUME_AVAILABLE;
+        /* extend_in_use ends where it began: attached. */
+        j.success = strcmp(r->op, VOLUME_OP_EXTEND_IN_USE) == 0
+                        ? VOLUME_IN_USE
+                        : VOLUME_AVAILABLE;
         j.fail_attrs = "{\"new_size\":null}";
     } else if (vol && strcmp(r->state, VOLUME_DELETING) == 0) {
         t = delete_volume;

@@ -160,10 +160,17 @@ grep -q "device_path.*$POOL/volume-$V" <<<"$out" &&
 out=$("${C[@]}" attachment-list 2>&1)
 grep -q "$A.*$V.*attached.*srv-2" <<<"$out" && ok "attachment-list" ||
     not_ok "attachment-list" "$out"
-out=$("${C[@]}" extend "$V" 4 2>&1)
+# Below 3.42 an attached volume is not extended (Cinder); from 3.42 on it
+# is, by its own operation, and stays in-use.
+out=$("${C[@]}" --os-volume-api-version 3.41 extend "$V" 4 2>&1)
 grep -q "HTTP 400" <<<"$out" && grep -q "in-use" <<<"$out" &&
-    ok "extend of an in-use volume refused with its status" ||
-    not_ok "extend in-use refused" "$out"
+    ok "extend of an in-use volume at 3.41 refused with its status" ||
+    not_ok "extend in-use at 3.41 refused" "$out"
+out=$("${C[@]}" extend "$V" 4 2>&1)
+check "extend of an in-use volume at 3.42+ accepted" $? "$out"
+vsize() { curl -s "${H[@]}" "$URL/v3/volumes/$1" | python3 -c \
+    'import json,sys; v=json.load(sys.stdin)["volume"]; print(v["status"], v["size"])'; }
+wait_for "in-use extend: in-use at 4 GiB" "vsize $V" "in-use 4"
 "${C[@]}" attachment-delete "$A" >/dev/null 2>&1
 [ "$(vstatus "$V")" = available ] && ok "attachment-delete detaches" ||
     not_ok "attachment-delete detaches" "$(vstatus "$V")"

@@ -131,6 +131,22 @@ static vse_machine *must_builtin(const char *name)
     return m;
 }
 
+/* A built-in machine as the previous release shipped it (volume and
+ * snapshot version 1, tests/unit/machines-v1/): stores it pinned must
+ * keep opening, so its canonical form and hash must not move.  Run from
+ * the repository's root (tests/run.sh). */
+static vse_machine *must_v1(const char *name)
+{
+    char path[256];
+    struct vse_error err;
+    vse_machine *m = NULL;
+
+    snprintf(path, sizeof(path), "tests/unit/machines-v1/%s.yaml", name);
+    if (vse_machine_load_file(path, NULL, NULL, &m, &err) != 0)
+        fail_msg("%s: %s", path, err.msg);
+    return m;
+}
+
 static int st(const vse_machine *m, const char *name)
 {
     int s = vse__machine_state(m, name);
@@ -190,9 +206,9 @@ static void test_volume_states(void **state)
 
     (void)state;
     assert_string_equal(vse_machine_name(m), "volume");
-    assert_int_equal(vse_machine_version(m), 1);
+    assert_int_equal(vse_machine_version(m), 2);
     assert_int_equal(m->nstates, 14);
-    assert_int_equal(m->nops, 5);
+    assert_int_equal(m->nops, 8);
     assert_string_equal(vse_machine_status(m, "in_use"), "in-use");
     assert_string_equal(vse_machine_status(m, "scheduling"), "creating");
     assert_int_equal(vse_machine_state_busy(m, "creating_vol"), 1);
@@ -290,7 +306,7 @@ static void test_op_index(void **state)
 
     (void)state;
     assert_int_equal(vse__machine_op(m, "create"), 0);
-    assert_int_equal(vse__machine_op(m, "detach"), 4);
+    assert_int_equal(vse__machine_op(m, "detach"), 7);
     assert_int_equal(vse__machine_op(m, "resize"), -1);
     assert_int_equal(vse__machine_op(m, NULL), -1);
     for (int s = 0; s < m->nstates; s++)
@@ -329,13 +345,13 @@ static void test_volume_json(void **state)
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "machine")),
                         "volume");
-    assert_int_equal(json_integer_value(json_object_get(j, "version")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 2);
     assert_string_equal(json_string_value(json_object_get(j, "hash")),
                         vse_machine_hash(m));
     assert_non_null(json_object_get(j, "description"));
     assert_int_equal(json_array_size(json_object_get(j, "states")), 14);
     tr = json_object_get(j, "transitions");
-    assert_int_equal(json_array_size(tr), 26);
+    assert_int_equal(json_array_size(tr), 45);
     assert_true(has_transition(tr, "create", "begin", "new", "creating_db"));
     assert_true(
         has_transition(tr, "create", "step", "creating_vol", "scheduling"));
@@ -347,6 +363,9 @@ static void test_volume_json(void **state)
     assert_true(
         has_transition(tr, "attach", "fail", "reserved", "available"));
     assert_false(has_transition(tr, "delete", "begin", "in_use", "deleting"));
+    assert_true(
+        has_transition(tr, "extend_in_use", "fail", "extending", "in_use"));
+    assert_true(has_transition(tr, "clone", "begin", "new", "creating_db"));
     {
         json_t *c = json_array_get(json_object_get(j, "operations"), 0);
 
@@ -376,12 +395,13 @@ static void test_render_table(void **state)
 
     (void)state;
     assert_int_equal(vse_machine_render(m, VSE_FORMAT_TABLE, &out, NULL), 0);
-    assert_non_null(strstr(out, "machine volume  version 1  hash "));
+    assert_non_null(strstr(out, "machine volume  version 2  hash "));
     assert_non_null(strstr(out, vse_machine_hash(m)));
     assert_non_null(strstr(out, "STATE"));
     assert_non_null(strstr(out, "in_use           rest  in-use"));
-    assert_non_null(strstr(out, "create  begin   new"));
-    assert_non_null(strstr(out, "attach  reserved         revert"));
+    assert_non_null(strstr(out, "create                begin   new"));
+    assert_non_null(
+        strstr(out, "attach                reserved         revert"));
     vse_free(out);
     vse_machine_free(m);
 }
@@ -1024,11 +1044,12 @@ static void test_err_edge_target(void **state)
 /* The retry budget                                                    */
 /* ------------------------------------------------------------------ */
 
-/* The built-in machines were pinned before budgets existed: their hash
- * must not move, and their retrying ops get the default budget. */
+/* The built-in machines of the previous release were pinned before
+ * budgets existed: their hash must not move, and their retrying ops get
+ * the default budget. */
 static void test_retry_builtin_defaults_keep_hash(void **state)
 {
-    vse_machine *v = must_builtin("volume"), *s = must_builtin("snapshot");
+    vse_machine *v = must_v1("volume"), *s = must_v1("snapshot");
 
     (void)state;
     assert_string_equal(vse_machine_hash(v), "f8510952907d5e42");
@@ -1042,6 +1063,37 @@ static void test_retry_builtin_defaults_keep_hash(void **state)
     assert_int_equal(op(v, "attach")->retry_attempts, 0);
     assert_int_equal(op(v, "attach")->retry_unclaimed_us, 0);
     assert_int_equal(op(s, "delete")->retry_attempts, 5);
+    vse_machine_free(v);
+    vse_machine_free(s);
+}
+
+/* Volume and snapshot version 2 (issue 14): the holds between them, and
+ * the hashes that stores pinned to them keep. */
+static void test_builtin_v2_holds(void **state)
+{
+    vse_machine *v = must_builtin("volume"), *s = must_builtin("snapshot");
+    const unsigned both = VSE_HOLD_SHARED | VSE_HOLD_EXCLUSIVE;
+
+    (void)state;
+    assert_int_equal(vse_machine_version(v), 2);
+    assert_int_equal(vse_machine_version(s), 2);
+    assert_string_equal(vse_machine_hash(v), "519410ec197fce20");
+    assert_string_equal(vse_machine_hash(s), "800d2b287344b411");
+    assert_string_equal(op(s, "create")->hold_machine, "volume");
+    assert_int_equal(op(s, "create")->hold_mode, VSE_HOLD_SHARED);
+    assert_string_equal(op(v, "create_from_snapshot")->hold_machine,
+                        "snapshot");
+    assert_int_equal(op(v, "create_from_snapshot")->hold_mode,
+                     VSE_HOLD_SHARED);
+    assert_string_equal(op(v, "clone")->hold_machine, "volume");
+    assert_int_equal(op(v, "clone")->hold_mode, VSE_HOLD_SHARED);
+    assert_int_equal(op(v, "create")->hold_mode, 0);
+    assert_int_equal(op(v, "delete")->refused_while_held, both);
+    assert_int_equal(op(v, "extend")->refused_while_held, both);
+    assert_int_equal(op(v, "extend_in_use")->refused_while_held, both);
+    assert_int_equal(op(v, "detach")->refused_while_held, both);
+    assert_int_equal(op(v, "attach")->refused_while_held, 0);
+    assert_int_equal(op(s, "delete")->refused_while_held, both);
     vse_machine_free(v);
     vse_machine_free(s);
 }
@@ -1541,7 +1593,9 @@ static void test_holds_absent_keep_hash(void **state)
     assert_null(strstr(vse__machine_canonical(a), "refused_while_held"));
     assert_string_not_equal(vse_machine_hash(a), vse_machine_hash(b));
     for (size_t i = 0; i < sizeof(pinned) / sizeof(*pinned); i++) {
-        vse_machine *m = must_builtin(pinned[i].name);
+        vse_machine *m = strcmp(pinned[i].name, "service") == 0
+                             ? must_builtin(pinned[i].name)
+                             : must_v1(pinned[i].name);
 
         assert_string_equal(vse_machine_hash(m), pinned[i].hash);
         vse_machine_free(m);
@@ -1686,6 +1740,7 @@ int main(void)
         cmocka_unit_test(test_err_self_edge),
         cmocka_unit_test(test_err_edge_target),
         cmocka_unit_test(test_retry_builtin_defaults_keep_hash),
+        cmocka_unit_test(test_builtin_v2_holds),
         cmocka_unit_test(test_retry_declared),
         cmocka_unit_test(test_retry_partial),
         cmocka_unit_test(test_retry_default_written_keeps_hash),

@@ -4,6 +4,7 @@
  * built-ins pass; a machine without a state, an operation or a machine
  * the code needs, or with a state of the wrong kind, is named exactly.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,7 +46,8 @@ static void release(struct set *s)
         vse_machine_free(s->m[i]);
 }
 
-/* machines/FILE with every `from` replaced by `to`, loaded into *m. */
+/* machines/FILE with every `from` that starts a word replaced by `to`,
+ * loaded into *m (the state in_use, not the op extend_in_use). */
 static void load_edited(const char *file, const char *from, const char *to,
                         vse_machine **m)
 {
@@ -63,7 +65,8 @@ static void load_edited(const char *file, const char *from, const char *to,
     n = fread(text, 1, cap - 1, f);
     fclose(f);
     for (p = text; p < text + n;) {
-        if (strncmp(p, from, strlen(from)) == 0) {
+        if (strncmp(p, from, strlen(from)) == 0 &&
+            (p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
             memcpy(out + k, to, strlen(to));
             k += strlen(to);
             p += strlen(from);
