@@ -326,6 +326,13 @@ struct vse_opts {
      * an object, and the result at most VSE_ATTRS_MAX bytes.  NULL
      * leaves attrs as they are. */
     const char *attrs;
+    /* Last, so the fields above keep their offsets.  0 = any version;
+     * otherwise the call is made only if the resource's version is this
+     * one, else VSE_EFENCED with the current row in *out: a caller that
+     * computed its change from a row it read (a whole new attrs member,
+     * say) learns that the row changed meanwhile instead of overwriting
+     * that change.  Not for create. */
+    int64_t if_version;
 };
 
 /*

@@ -80,6 +80,7 @@ class Opts(ctypes.Structure):
         ("release", ctypes.c_int),
         ("seen", ctypes.POINTER(Resource)),
         ("attrs", ctypes.c_char_p),
+        ("if_version", c_int64),
     ]
 
 

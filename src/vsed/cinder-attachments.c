@@ -52,12 +52,13 @@ char *cinder_new_attachment(const char *server, const char *host,
     if (vse_uuid4(id_out, NULL) < 0)
         return NULL;
     cinder_tstamp(vse_now_us(), t, sizeof(t));
+    /* Every begin of attach but os-reserve's clears its mark. */
     return vsed_json_text(json_pack(
-        "{s:[{s:s, s:s?, s:s?, s:s?, s:s, s:s, s:O?, s:s?}]}", "attachments",
-        "id", id_out, "server_id", server, "host_name", host, "mountpoint",
-        mountpoint, "status", status, "attach_mode", mode ? mode : "rw",
-        "connector", connector, "attached_at",
-        strcmp(status, "attached") == 0 ? t : NULL));
+        "{s:[{s:s, s:s?, s:s?, s:s?, s:s, s:s, s:O?, s:s?}], s:n}",
+        "attachments", "id", id_out, "server_id", server, "host_name", host,
+        "mountpoint", mountpoint, "status", status, "attach_mode",
+        mode ? mode : "rw", "connector", connector, "attached_at",
+        strcmp(status, "attached") == 0 ? t : NULL, CINDER_LEGACY_RESERVE));
 }
 
 struct att_scan {
@@ -65,6 +66,7 @@ struct att_scan {
     const char *id;     /* one attachment, or NULL: all of them */
     const char *volume; /* ?volume_id= */
     json_t *arr;
+    int detail;              /* /attachments/detail: with connection_info */
     struct vse_resource row; /* the volume holding `id` */
     int found;
 };
@@ -88,7 +90,8 @@ static int att_one(void *arg, const struct vse_resource *r)
     }
     json_array_foreach(json_object_get(a, "attachments"), i, at) {
         if (s->id == NULL) {
-            json_array_append_new(s->arr, attachment_json(r, a, at, 0));
+            json_array_append_new(s->arr,
+                                  attachment_json(r, a, at, s->detail));
         } else if (strcmp(vsed_attr_str(at, "id"), s->id) == 0 &&
                    cinder_owns(s->c, a)) {
             s->row = *r;
@@ -240,6 +243,7 @@ void cinder_attachment_list(struct cinder_ctx *c)
     s.c = c;
     s.volume = vsed_arg(c->q, "volume_id");
     s.arr = json_array();
+    s.detail = c->nseg == 2; /* /attachments/detail */
     f.machine = VSED_MACHINE_VOLUME;
     f.not_state = VOLUME_DELETED;
     vse_error_clear(&err);

@@ -71,7 +71,9 @@ void cinder_snapshot_create(struct cinder_ctx *c)
         return;
     }
     meta = json_object_get(v, "metadata");
-    if (cinder_uuid4(c, id) != 0) {
+    if ((meta != NULL && !json_is_null(meta) &&
+         cinder_metadata_check(c, meta) != 0) ||
+        cinder_uuid4(c, id) != 0) {
         json_decref(root);
         json_decref(a);
         return;
@@ -114,6 +116,21 @@ void cinder_snapshot_show(struct cinder_ctx *c, const char *id)
 
     if (cinder_load(c, VSED_MACHINE_SNAPSHOT, id, &r, &a) != 0)
         return;
+    cinder_reply(c, 200,
+                 json_pack("{s:o}", "snapshot",
+                           cinder_snapshot_json(c, &r, a, 1)));
+    json_decref(a);
+}
+
+void cinder_snapshot_update(struct cinder_ctx *c, const char *id)
+{
+    struct vse_resource r;
+    json_t *a;
+
+    if (cinder_update_common(c, VSED_MACHINE_SNAPSHOT, id, "snapshot", &r) !=
+        0)
+        return;
+    a = vsed_attrs(&r);
     cinder_reply(c, 200,
                  json_pack("{s:o}", "snapshot",
                            cinder_snapshot_json(c, &r, a, 1)));
