@@ -2,7 +2,8 @@
  * cinder-metadata.c - metadata of volumes and snapshots: the checks
  * Cinder makes of it, the volume metadata calls (GET, POST, PUT
  * /volumes/{id}/metadata; GET, PUT, DELETE .../metadata/{key}), and the
- * one write the updates share.
+ * one write the updates share.  Snapshots have the same calls under
+ * /snapshots/{id}/metadata, as in Cinder.
  *
  * Metadata lives in the resource's attrs ("metadata": {...}) and changes
  * by vse_update(), whose merge patch the library applies to the row it
@@ -128,8 +129,12 @@ static void reply_meta(struct cinder_ctx *c, const struct vse_resource *r)
     json_decref(a);
 }
 
-static void metadata_all(struct cinder_ctx *c, struct vse_resource *r)
+static void metadata_all(struct cinder_ctx *c, const char *kind,
+                         struct vse_resource *r)
 {
+    int put = strcmp(c->q->method, "PUT") == 0;
+    char reason[64];
+
     json_t *root, *m;
 
     if (c->q->method[0] == 'G' || c->q->method[0] == 'H') {
@@ -146,27 +151,27 @@ static void metadata_all(struct cinder_ctx *c, struct vse_resource *r)
         return;
     }
     /* POST merges, PUT replaces, as Cinder's create and update_all. */
+    snprintf(reason, sizeof(reason), "%s metadata %s", kind,
+             put ? "replaced" : "merged");
     if (cinder_metadata_check(c, m) == 0 &&
-        cinder_set_metadata(c, "volume", r, NULL, m,
-                            strcmp(c->q->method, "PUT") == 0,
-                            strcmp(c->q->method, "PUT") == 0
-                                ? "volume metadata replaced"
-                                : "volume metadata merged") == 0)
+        cinder_set_metadata(c, kind, r, NULL, m, put, reason) == 0)
         reply_meta(c, r);
     json_decref(root);
 }
 
-static void metadata_key(struct cinder_ctx *c, struct vse_resource *r,
-                         const char *key)
+static void metadata_key(struct cinder_ctx *c, const char *kind,
+                         struct vse_resource *r, const char *key)
 {
+    char reason[64];
+
     json_t *a = vsed_attrs(r), *root, *meta, *v;
     const char *k;
 
     v = json_object_get(json_object_get(a, "metadata"), key);
     if (strcmp(c->q->method, "PUT") != 0 && v == NULL) {
         json_decref(a);
-        cinder_fault(c, 404, "Volume %s has no metadata with key %s.", r->id,
-                     key);
+        cinder_fault(c, 404, "%s %s has no metadata with key %s.",
+                     kind[0] == 'v' ? "Volume" : "Snapshot", r->id, key);
         return;
     }
     if (c->q->method[0] == 'G' || c->q->method[0] == 'H') {
@@ -177,8 +182,8 @@ static void metadata_key(struct cinder_ctx *c, struct vse_resource *r,
     json_decref(a);
     if (strcmp(c->q->method, "DELETE") == 0) {
         meta = json_pack("{s:n}", key);
-        if (cinder_set_metadata(c, "volume", r, NULL, meta, 0,
-                                "volume metadata key deleted") == 0)
+        snprintf(reason, sizeof(reason), "%s metadata key deleted", kind);
+        if (cinder_set_metadata(c, kind, r, NULL, meta, 0, reason) == 0)
             cinder_empty(c, 200);
         json_decref(meta);
         return;
@@ -196,24 +201,27 @@ static void metadata_key(struct cinder_ctx *c, struct vse_resource *r,
         cinder_fault(c, 400, "Request body contains too many items.");
     else if (strcmp(k, key) != 0)
         cinder_fault(c, 400, "Request body and URI mismatch");
-    else if (cinder_metadata_check(c, meta) == 0 &&
-             cinder_set_metadata(c, "volume", r, NULL, meta, 0,
-                                 "volume metadata key set") == 0)
-        cinder_reply(c, 200, json_pack("{s:O}", "meta", meta));
+    else if (cinder_metadata_check(c, meta) == 0) {
+        snprintf(reason, sizeof(reason), "%s metadata key set", kind);
+        if (cinder_set_metadata(c, kind, r, NULL, meta, 0, reason) == 0)
+            cinder_reply(c, 200, json_pack("{s:O}", "meta", meta));
+    }
     json_decref(root);
 }
 
-void cinder_volume_metadata(struct cinder_ctx *c, const char *id,
-                            const char *key)
+void cinder_metadata(struct cinder_ctx *c, const char *machine,
+                     const char *id, const char *key)
 {
+    const char *kind = strcmp(machine, VSED_MACHINE_VOLUME) == 0 ? "volume"
+                                                                 : "snapshot";
     struct vse_resource r;
     json_t *a;
 
-    if (cinder_load(c, VSED_MACHINE_VOLUME, id, &r, &a) != 0)
+    if (cinder_load(c, machine, id, &r, &a) != 0)
         return;
     json_decref(a);
     if (key == NULL)
-        metadata_all(c, &r);
+        metadata_all(c, kind, &r);
     else
-        metadata_key(c, &r, key);
+        metadata_key(c, kind, &r, key);
 }

@@ -54,7 +54,8 @@ void cinder_snapshot_create(struct cinder_ctx *c)
     if (v == NULL)
         return;
     vol = json_string_value(json_object_get(v, "volume_id"));
-    force = json_is_true(json_object_get(v, "force")) ||
+    /* From 3.66 a snapshot of an in-use volume needs no force. */
+    force = c->mv >= 66 || json_is_true(json_object_get(v, "force")) ||
             (json_is_string(json_object_get(v, "force")) &&
              strcasecmp(json_string_value(json_object_get(v, "force")),
                         "true") == 0);

@@ -453,19 +453,18 @@ static void dispatch(struct cinder_ctx *c)
             vol ? cinder_volume_show(c, id) : cinder_snapshot_show(c, id);
         else if (n == 2 && method(c, "PUT"))
             vol ? cinder_volume_update(c, id) : cinder_snapshot_update(c, id);
-        else if (vol && n >= 3 && n <= 4 &&
-                 strcmp(c->seg[2], "metadata") == 0 &&
+        else if (n >= 3 && n <= 4 && strcmp(c->seg[2], "metadata") == 0 &&
                  (method(c, "GET") || (n == 3 && method(c, "POST")) ||
                   method(c, "PUT") || (n == 4 && method(c, "DELETE"))))
-            cinder_volume_metadata(c, id, n == 4 ? c->seg[3] : NULL);
+            cinder_metadata(c, machine, id, n == 4 ? c->seg[3] : NULL);
         else if (n == 2 && method(c, "DELETE"))
             vol ? cinder_volume_delete(c, id) : cinder_snapshot_delete(c, id);
         else if (n == 3 && strcmp(c->seg[2], "action") == 0 &&
                  method(c, "POST"))
             vol ? cinder_volume_action(c, id) : cinder_snapshot_action(c, id);
         else
-            cinder_fault(c, n <= 3 || (vol && n == 4) ? 405 : 404,
-                         "no such call: %s %s", c->q->method, c->q->path);
+            cinder_fault(c, n <= 4 ? 405 : 404, "no such call: %s %s",
+                         c->q->method, c->q->path);
     } else if (n > 4) {
         cinder_fault(c, 404, "no such call: %s %s", c->q->method, c->q->path);
     } else if (strcmp(coll, "attachments") == 0) {

@@ -148,9 +148,10 @@ int cinder_update_common(struct cinder_ctx *c, const char *machine,
                          struct vse_resource *r);
 void cinder_volume_delete(struct cinder_ctx *c, const char *id);
 void cinder_volume_action(struct cinder_ctx *c, const char *id);
-/* /volumes/{id}/metadata[/{key}] (cinder-metadata.c); key may be NULL. */
-void cinder_volume_metadata(struct cinder_ctx *c, const char *id,
-                            const char *key);
+/* /volumes/{id}/metadata[/{key}] and /snapshots/... (cinder-metadata.c);
+ * key may be NULL. */
+void cinder_metadata(struct cinder_ctx *c, const char *machine,
+                     const char *id, const char *key);
 
 /* attrs patch adding one attachment; its new id into id_out. */
 char *cinder_new_attachment(const char *server, const char *host,
