@@ -9,6 +9,9 @@
 # 3.66 on, whatever the server.
 set -u
 . "$(dirname "$0")/vsed-lib.sh"
+# The system's python3, the Debian clients' own: a version manager's shim
+# first in PATH costs ~0.3 s a start, and the checks start it often.
+[ -x /usr/bin/python3 ] && python3() { /usr/bin/python3 "$@"; }
 command -v openstack >/dev/null || {
     echo "openstack client missing (scripts/deps.sh installs it)"
     exit 1
