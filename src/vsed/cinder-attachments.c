@@ -77,8 +77,8 @@ static int att_one(void *arg, const struct vse_resource *r)
     json_t *a, *at;
     size_t i;
 
-    /* Left out by the store already (not_state); kept as for cinder_list_one.
-     */
+    /* Left out by the store already (not_state); kept as in
+     * cinder_list_match(). */
     if (strcmp(r->state, VOLUME_DELETED) == 0)
         return 0;
     a = vsed_attrs(r);

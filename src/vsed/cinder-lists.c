@@ -246,20 +246,11 @@ static int gather_one(void *arg, const struct vse_resource *r)
 {
     struct gather *g = arg;
     struct cinder_listing *l = g->l;
-    const char *st;
     struct row *w;
     json_t *a;
 
-    if (strcmp(r->state, cinder_deleted(r->machine)) == 0)
-        return 0;
     a = vsed_attrs(r);
-    st = cinder_status(l->c->q->db, r);
-    if ((!l->all &&
-         strcmp(vsed_attr_str(a, "project_id"), l->c->project) != 0) ||
-        (l->name && strcmp(vsed_attr_str(a, "name"), l->name) != 0) ||
-        (l->status && strcmp(st, l->status) != 0) ||
-        (l->volume_id &&
-         strcmp(vsed_attr_str(a, "volume_id"), l->volume_id) != 0)) {
+    if (!cinder_list_match(l, r, a)) {
         json_decref(a);
         return 0;
     }

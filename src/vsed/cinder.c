@@ -295,28 +295,28 @@ json_t *cinder_body_volume(struct cinder_ctx *c, const char *member,
     return v;
 }
 
-int cinder_list_one(void *arg, const struct vse_resource *r)
+int cinder_list_match(const struct cinder_listing *l,
+                      const struct vse_resource *r, const json_t *a)
 {
-    struct cinder_listing *l = arg;
-    const char *st = cinder_status(l->c->q->db, r);
-    json_t *a;
-
     /* The store leaves deleted rows out (not_state), so that a list costs
      * what the live rows cost, not the store's age; the check stays for
      * a caller that forgets the filter. */
-    if (strcmp(r->state, cinder_deleted(r->machine)) == 0 || l->n >= l->limit)
-        return l->n >= l->limit;
-    a = vsed_attrs(r);
-    if ((!l->all &&
-         strcmp(vsed_attr_str(a, "project_id"), l->c->project) != 0) ||
-        (l->name && strcmp(vsed_attr_str(a, "name"), l->name) != 0) ||
-        (l->status && strcmp(st, l->status) != 0) ||
-        (l->volume_id &&
-         strcmp(vsed_attr_str(a, "volume_id"), l->volume_id) != 0)) {
-        json_decref(a);
-        return 0;
-    }
-    if (l->arr == NULL) {
+    return strcmp(r->state, cinder_deleted(r->machine)) != 0 &&
+           (l->all ||
+            strcmp(vsed_attr_str(a, "project_id"), l->c->project) == 0) &&
+           (!l->name || strcmp(vsed_attr_str(a, "name"), l->name) == 0) &&
+           (!l->status ||
+            strcmp(cinder_status(l->c->q->db, r), l->status) == 0) &&
+           (!l->volume_id ||
+            strcmp(vsed_attr_str(a, "volume_id"), l->volume_id) == 0);
+}
+
+int cinder_count_one(void *arg, const struct vse_resource *r)
+{
+    struct cinder_listing *l = arg;
+    json_t *a = vsed_attrs(r);
+
+    if (cinder_list_match(l, r, a)) {
         if (strcmp(r->machine, VSED_MACHINE_VOLUME) == 0) {
             l->volumes++;
             l->gigabytes += vsed_attr_int(a, "size", 0);
@@ -324,14 +324,6 @@ int cinder_list_one(void *arg, const struct vse_resource *r)
             l->snapshots++;
             l->snap_gb += vsed_attr_int(a, "size", 0);
         }
-    } else if (strcmp(l->machine, VSED_MACHINE_VOLUME) == 0) {
-        json_array_append_new(l->arr,
-                              cinder_volume_json(l->c, r, a, l->detail));
-        l->n++;
-    } else {
-        json_array_append_new(l->arr,
-                              cinder_snapshot_json(l->c, r, a, l->detail));
-        l->n++;
     }
     json_decref(a);
     return 0;

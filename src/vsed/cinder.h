@@ -117,20 +117,23 @@ int cinder_is(const struct vse_resource *r, const char *op, const char *st);
 int cinder_rest_state_of(vse_db *db, const char *machine, const char *status,
                          char *state, size_t size);
 
-/* ---- cinder.c: lists (volumes, snapshots, limits' counts) ---------------- */
+/* ---- lists (cinder-lists.c) and limits' counts (cinder.c) ---------------- */
 
 struct cinder_listing {
     struct cinder_ctx *c;
     json_t *arr;
     const char *machine;
     int detail;
-    size_t limit, n;
-    const char *name, *status, *volume_id;
+    const char *name, *status, *volume_id; /* filters; NULL: any */
     int all;
     /* limits: what the project holds */
     int64_t volumes, gigabytes, snapshots, snap_gb;
 };
-int cinder_list_one(void *arg, const struct vse_resource *r);
+/* 1 if row r (attrs a) is live and passes l's project and filters. */
+int cinder_list_match(const struct cinder_listing *l,
+                      const struct vse_resource *r, const json_t *a);
+/* vse_list() callback: count the matching rows into l's totals. */
+int cinder_count_one(void *arg, const struct vse_resource *r);
 void cinder_list(struct cinder_ctx *c, const char *machine, int detail);
 
 /* ---- the resources ------------------------------------------------------- */
