@@ -90,8 +90,9 @@ static int att_one(void *arg, const struct vse_resource *r)
     }
     json_array_foreach(json_object_get(a, "attachments"), i, at) {
         if (s->id == NULL) {
-            json_array_append_new(s->arr,
-                                  attachment_json(r, a, at, s->detail));
+            /* Both lists carry connection_info: Cinder's /detail does,
+             * and a client of the summary loses nothing by it. */
+            json_array_append_new(s->arr, attachment_json(r, a, at, 1));
         } else if (strcmp(vsed_attr_str(at, "id"), s->id) == 0 &&
                    cinder_owns(s->c, a)) {
             s->row = *r;
@@ -243,7 +244,6 @@ void cinder_attachment_list(struct cinder_ctx *c)
     s.c = c;
     s.volume = vsed_arg(c->q, "volume_id");
     s.arr = json_array();
-    s.detail = c->nseg == 2; /* /attachments/detail */
     f.machine = VSED_MACHINE_VOLUME;
     f.not_state = VOLUME_DELETED;
     vse_error_clear(&err);

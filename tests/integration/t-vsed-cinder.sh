@@ -400,9 +400,11 @@ expect "snapshot metadata POST" 200 "j == {'metadata': {'k': 'v'}}"
 # attachments/detail carries connection_info
 req POST /v3/p3/attachments "{\"attachment\": {\"volume_uuid\": \"${L[1]}\", \"instance_uuid\": \"srv-5\", \"connector\": {\"host\": \"h1\"}}}" "${LH[@]}"
 A=$(jv "j['attachment']['id']" 2>/dev/null)
-req GET /v3/p3/attachments/detail '' "${LH[@]}"
-expect "attachments/detail carries connection_info" 200 \
-    "j['attachments'][0]['connection_info']['data']['volume_id'] == '${L[1]}'"
+for l in attachments attachments/detail; do
+    req GET /v3/p3/$l '' "${LH[@]}"
+    expect "$l carries connection_info" 200 \
+        "j['attachments'][0]['connection_info']['data']['volume_id'] == '${L[1]}' and sorted(j['attachments'][0]) == sorted('id volume_id instance status attached_at detached_at attach_mode connection_info'.split())"
+done
 req DELETE "/v3/p3/attachments/$A" '' "${LH[@]}"
 for s in "${SN[@]}"; do
     req DELETE "/v3/p3/snapshots/$s" '' "${LH[@]}"
