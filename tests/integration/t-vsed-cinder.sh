@@ -4,6 +4,11 @@
 # list, show, extend, snapshots, attachments (and the legacy actions with
 # curl), reset-state, force-delete, delete, service-list, limits; refusals
 # name the status and the op in flight; files in the pool match the store.
+# Cinder's behaviour clients rely on (curl): at-rest os-unreserve and
+# os-roll_detaching change nothing, no force-delete of an attached volume,
+# os-reserve shows attaching, noauth tokens without a colon, the keys of
+# each microversion, volume and snapshot metadata calls (concurrent
+# merges and replaces), snapshot PUT, list order, sort, paging and links.
 # Then token mode: projects see only their volumes, members get 403 on
 # admin actions, and the client works with --os-auth-type admin_token.
 set -u
