@@ -58,8 +58,8 @@ vsed_down() {
     wait "$VPID" 2>/dev/null
     VPID=
 }
-# A newer built-in volume machine: the same states, version 2.
-sed 's/^version: 1$/version: 2/' "$(dirname "$0")/../../machines/volume.yaml" \
+# A newer built-in volume machine: the same states, version 3 (the built-in is version 2).
+sed 's/^version: 2$/version: 3/' "$(dirname "$0")/../../machines/volume.yaml" \
     >"$T/volume-v2.yaml"
 # A service machine whose busy state is renamed: a running role is in
 # its way.
@@ -71,18 +71,18 @@ VS="sqlite:$T/vsed.db"
 
 vs --store "sqlite:$T/n.db" machine upgrade volume
 is "upgrade NAME: this vsectl's built-in" 0 \
-    "machine volume version 1 (hash $HV1) pinned: the store had no pin of it"
+    "machine volume version 2 (hash $HV1) pinned: the store had no pin of it"
 vs --store "sqlite:$T/n.db" machine upgrade volume
 is "upgrade NAME again: done already" 0 \
-    "machine volume version 1 (hash $HV1) is pinned already: nothing changed"
+    "machine volume version 2 (hash $HV1) is pinned already: nothing changed"
 vs --store "sqlite:$T/n.db" machine upgrade nosuch
 is_rc "upgrade NAME of no built-in" 4 "built-in machines: volume snapshot service"
 
-# A store of the previous release: the built-in volume (version 1)
+# A store of the previous release: the built-in volume (version 2)
 # pinned, a volume mid-create.
 pvs --store "$VS" create volume vol-1 --owner api@h1
 vs --store "$VS" list --json
-py "a volume in flight under volume version 1" '
+py "a volume in flight under volume version 2" '
 assert j["id"] == "vol-1" and j["state"] == "creating_db", j'
 if VSED_TEST_MACHINE=$T/volume-v2.yaml vsed_up "$T/v1.log" --store "$VS" \
     --all-in-one --pool "$T/pool"; then
@@ -91,7 +91,7 @@ else
     not_ok "vsed with a newer built-in" "$(cat "$T/v1.log")"
 fi
 vsed_down
-if grep -q "vsed: machine volume upgraded from version 1 to 2 (hash $HV1 -> $HV2): version 1 -> 2" "$T/v1.log"; then
+if grep -q "vsed: machine volume upgraded from version 2 to 3 (hash $HV1 -> $HV2): version 2 -> 3" "$T/v1.log"; then
     ok "vsed logs the upgrade"
 else
     not_ok "vsed logs the upgrade" "$(cat "$T/v1.log")"
@@ -106,15 +106,15 @@ print(json.dumps(db.execute("SELECT kind, machine, resource, owner, from_state,"
 ' "$T/vsed.db" 2>&1)
 RC=$?
 py "the upgrade is in the store's history, by vsed" '
-assert j == [["upgrade", "volume", "", "vsed@'"$HOST"'", "version 1",
-              "version 2"]], j'
+assert j == [["upgrade", "volume", "", "vsed@'"$HOST"'", "version 2",
+              "version 3"]], j'
 vs --store "$VS" list
 is_rc "vsectl with the older built-in is refused" 1 \
-    "hint: a newer vse pinned this store: run a vse with version 2 or later of 'volume'"
+    "hint: a newer vse pinned this store: run a vse with version 3 or later of 'volume'"
 if vsed_up "$T/v2.log" --store "$VS" --all-in-one --pool "$T/pool"; then
     vsed_down
     not_ok "vsed with an older built-in started" "$(cat "$T/v2.log")"
-elif [ "$VRC" = 1 ] && grep -q "vsed: machine 'volume' version 1 is older than the store's pin (version 2, hash $HV2): a newer vse pinned this store" "$T/v2.log"; then
+elif [ "$VRC" = 1 ] && grep -q "vsed: machine 'volume' version 2 is older than the store's pin (version 3, hash $HV2): a newer vse pinned this store" "$T/v2.log"; then
     ok "vsed with an older built-in refuses to start"
 else
     not_ok "vsed with an older built-in" "rc=$VRC" "$(cat "$T/v2.log")"

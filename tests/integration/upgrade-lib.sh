@@ -299,9 +299,12 @@ usage_checks() {
 race() {
     local S=$1 i rc=1 v=0 bpid refused=0
     shift
-    sed -e 's/\battaching\b/linking/g' -e 's/^version: 1$/version: 2/' \
-        "$(dirname "${BASH_SOURCE[0]}")/../../machines/volume.yaml" \
-        >"$T/volume-race.yaml"
+    local yaml next
+    yaml="$(dirname "${BASH_SOURCE[0]}")/../../machines/volume.yaml"
+    # The built-in's version plus one, whichever it is.
+    next=$(($(sed -n 's/^version: \([0-9]*\)$/\1/p' "$yaml") + 1))
+    sed -e 's/\battaching\b/linking/g' -e "s/^version: [0-9]*\$/version: $next/" \
+        "$yaml" >"$T/volume-race.yaml"
     "$V" --store "$S" bench --clients 2 --resources 2 --seconds 3 \
         >"$T/bench.out" 2>&1 &
     bpid=$!
