@@ -371,7 +371,8 @@ struct vse_opts {
     int64_t ttl_ms;         /* lease; 0 = VSE_DEFAULT_TTL_MS */
     const char *request_id; /* idempotency key: a repeat is "done" */
     const char *reason;     /* recorded in history; fail/reset need one */
-    const char *op;         /* create: the creating op (NULL = the one) */
+    const char *op;         /* create: the creating op (NULL = the one
+                               named "create", else the only one) */
     int release;            /* step: hand the op off (owner cleared), so
                                that another worker claims it */
     /* A row of this resource the caller has just read (to choose what to
