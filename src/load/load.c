@@ -28,13 +28,28 @@
  * refused for the harness's own sake). */
 #define SNAPS_KEPT 3
 #define SLOT_SNAPS 32
+/* Volumes made from a snapshot or cloned: outside the slots, deleted
+ * again once more than EXTRAS_KEPT wait, so that they do not fill the
+ * pool. */
+#define EXTRAS_MAX 64
+#define EXTRAS_KEPT 8
 #define SETTLE_DEFAULT_S 60
 #define URLS_MAX 16
 #define MANAGERS_MAX 32
 
-const char *const load_op_names[OP_COUNT] = {
-    "create",    "delete",          "extend", "reserve",  "attach",
-    "unreserve", "begin_detaching", "detach", "snapshot", "snapshot_delete"};
+const char *const load_op_names[OP_COUNT] = {"create",
+                                             "delete",
+                                             "extend",
+                                             "reserve",
+                                             "attach",
+                                             "unreserve",
+                                             "begin_detaching",
+                                             "detach",
+                                             "snapshot",
+                                             "snapshot_delete",
+                                             "create_from_snapshot",
+                                             "clone",
+                                             "extend_in_use"};
 
 /* A volume the workload aims at.  The contention workload shares a few
  * slots among all clients, so that their requests collide; throughput
@@ -71,6 +86,8 @@ static struct {
     long requests; /* 0 = no limit */
     double settle_s;
     int contention;
+    char extras[EXTRAS_MAX][40];
+    int nextras;
     int nslots, per_client;
     struct slot *slots;
     pthread_mutex_t mu; /* slots and the pending queue */
@@ -105,7 +122,8 @@ static int classify(int status, const char *body)
     if (status == 0)
         return RS_TRANSPORT;
     if (status == 409)
-        return RS_LOST_RACE;
+        return body != NULL && strstr(body, "is held") != NULL ? RS_HELD
+                                                               : RS_LOST_RACE;
     if (status == 404)
         return RS_NOT_FOUND;
     if (status >= 500)
@@ -271,9 +289,13 @@ static int pick_op(struct client *c, const struct slot *s)
 
     if (s->broken)
         return s->nsnaps > 0 ? OP_SNAPSHOT_DELETE : OP_DELETE;
-    if (s->attached)
-        return r < 80 || s->nsnaps >= SNAPS_KEPT ? OP_BEGIN_DETACHING
-                                                 : OP_SNAPSHOT;
+    if (s->attached) {
+        if (r < 65)
+            return OP_BEGIN_DETACHING;
+        if (r < 80)
+            return OP_EXTEND_IN_USE;
+        return s->nsnaps >= SNAPS_KEPT ? OP_BEGIN_DETACHING : OP_SNAPSHOT;
+    }
     if (r < 12)
         return s->nsnaps > 0 ? OP_SNAPSHOT_DELETE : OP_DELETE;
     if (r < 35)
@@ -282,6 +304,8 @@ static int pick_op(struct client *c, const struct slot *s)
         return OP_RESERVE;
     if (r < 80)
         return s->nsnaps < SNAPS_KEPT ? OP_SNAPSHOT : OP_SNAPSHOT_DELETE;
+    if (r < 90 && g.nextras < EXTRAS_MAX)
+        return s->nsnaps > 0 && r < 85 ? OP_FROM_SNAPSHOT : OP_CLONE;
     return s->nsnaps > 0 ? OP_SNAPSHOT_DELETE : OP_EXTEND;
 }
 
@@ -297,6 +321,25 @@ static void one(struct client *c)
     int op, st, attached;
 
     pthread_mutex_lock(&g.mu);
+    if (g.nextras > EXTRAS_KEPT) {
+        /* The oldest extra volume goes: by now it is most likely at
+         * rest.  One whose delete is refused (still being made) is kept
+         * for a later try. */
+        snprintf(id, sizeof(id), "%s", g.extras[0]);
+        memmove(g.extras[0], g.extras[1],
+                (size_t)(g.nextras - 1) * sizeof(g.extras[0]));
+        g.nextras--;
+        pthread_mutex_unlock(&g.mu);
+        snprintf(path, sizeof(path), "volumes/%s", id);
+        if (send_op(c, OP_DELETE, "DELETE", path, NULL, -1, 0, id) != 202) {
+            pthread_mutex_lock(&g.mu);
+            if (g.nextras < EXTRAS_MAX)
+                snprintf(g.extras[g.nextras++], sizeof(g.extras[0]), "%s",
+                         id);
+            pthread_mutex_unlock(&g.mu);
+        }
+        return;
+    }
     if (s->creating || (!g.contention && s->settling > 0)) {
         pthread_mutex_unlock(&g.mu);
         /* Another client is making this slot's volume, or (throughput)
@@ -314,7 +357,7 @@ static void one(struct client *c)
     size = s->size;
     attached = s->attached;
     op = pick_op(c, s);
-    if (op == OP_SNAPSHOT_DELETE)
+    if (op == OP_SNAPSHOT_DELETE || op == OP_FROM_SNAPSHOT)
         snprintf(snap, sizeof(snap), "%s",
                  s->snaps[rnd(c, (uint32_t)s->nsnaps)]);
     pthread_mutex_unlock(&g.mu);
@@ -331,6 +374,7 @@ static void one(struct client *c)
         }
         break;
     case OP_EXTEND:
+    case OP_EXTEND_IN_USE:
         snprintf(body, sizeof(body), "{\"os-extend\": {\"new_size\": %lld}}",
                  (long long)size + 1);
         c->want_size = size + 1;
@@ -392,6 +436,30 @@ static void one(struct client *c)
             snprintf(s->snaps[s->nsnaps++], sizeof(s->snaps[0]), "%s", snap);
         pthread_mutex_unlock(&g.mu);
         break;
+    case OP_FROM_SNAPSHOT:
+    case OP_CLONE: {
+        char made[40];
+
+        if (op == OP_CLONE)
+            snprintf(body, sizeof(body),
+                     "{\"volume\": {\"source_volid\": \"%s\", "
+                     "\"name\": \"load\"}}",
+                     id);
+        else
+            snprintf(body, sizeof(body),
+                     "{\"volume\": {\"snapshot_id\": \"%s\", "
+                     "\"name\": \"load\"}}",
+                     snap);
+        if (send_op(c, op, "POST", "volumes", body, si, 0, NULL) != 202 ||
+            created_id(c, "volume", made, sizeof(made)) != 0)
+            break;
+        add_pending(op, -1, 0, made, vse__now_mono_us(), 0);
+        pthread_mutex_lock(&g.mu);
+        if (g.nextras < EXTRAS_MAX)
+            snprintf(g.extras[g.nextras++], sizeof(g.extras[0]), "%s", made);
+        pthread_mutex_unlock(&g.mu);
+        break;
+    }
     case OP_SNAPSHOT_DELETE:
         snprintf(path, sizeof(path), "snapshots/%s", snap);
         if (send_op(c, op, "DELETE", path, NULL, si, 1, snap) != 202)

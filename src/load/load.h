@@ -25,6 +25,9 @@ enum load_op {
     OP_DETACH,
     OP_SNAPSHOT,
     OP_SNAPSHOT_DELETE,
+    OP_FROM_SNAPSHOT, /* POST /volumes with snapshot_id */
+    OP_CLONE,         /* POST /volumes with source_volid */
+    OP_EXTEND_IN_USE, /* os-extend of an attached volume (3.42+) */
     OP_COUNT
 };
 extern const char *const load_op_names[OP_COUNT];
@@ -39,6 +42,8 @@ enum load_reason {
     RS_SIZE,      /* 400: extend to a size not above the current */
     RS_BAD_INPUT, /* 400: anything else */
     RS_LOST_RACE, /* 409: the op_id changed between read and write */
+    RS_HELD,      /* 409: another op holds the resource (a snapshot or a
+                     clone being copied from it) */
     RS_NOT_FOUND, /* 404 */
     RS_SERVER,    /* 5xx */
     RS_TRANSPORT, /* no HTTP answer at all */

@@ -15,10 +15,9 @@
 #include "load.h"
 
 const char *const load_reason_names[RS_COUNT] = {
-    "accepted",      "400 busy",      "400 wrong status",
-    "400 snapshots", "400 size",      "400 bad input",
-    "409 lost race", "404 not found", "5xx server",
-    "transport",     "other"};
+    "accepted",      "400 busy",      "400 wrong status", "400 snapshots",
+    "400 size",      "400 bad input", "409 lost race",    "409 held",
+    "404 not found", "5xx server",    "transport",        "other"};
 
 static int cmp_i32(const void *a, const void *b)
 {
@@ -91,6 +90,11 @@ static int one_of(const char *s, const char *const *list)
  *   create                   any status but gone: every status at rest
  *                            other than deleted needs the volume to
  *                            exist; gone only if a delete was sent
+ *   extend_in_use            as extend, and in-use at any size (its
+ *                            failure leaves the volume in use as it was,
+ *                            and a later extend may fail after a detach)
+ *   create_from_snapshot,    as create: the new volume is the outcome
+ *   clone
  *   snapshot                 available, error, error_deleting (a later
  *                            delete failed); gone only if a delete of it
  *                            was sent
@@ -123,6 +127,20 @@ static int outcome_ok(const struct load_report *r,
         break;
     case OP_EXTEND:
         if (strcmp(o->outcome, "error_extending") == 0 ||
+            strcmp(o->outcome, "error") == 0 || o->size < 0 ||
+            o->size >= o->want_size)
+            return 1;
+        snprintf(why, size,
+                 "the volume settled '%s' at %lld GiB, not the "
+                 "%lld GiB asked for",
+                 o->outcome, (long long)o->size, (long long)o->want_size);
+        return 0;
+    case OP_EXTEND_IN_USE:
+        /* Its failure leaves the volume in use at its old size; from
+         * there a detach and a failed extend may have come before the
+         * settler's poll, as for extend. */
+        if (strcmp(o->outcome, "in-use") == 0 ||
+            strcmp(o->outcome, "error_extending") == 0 ||
             strcmp(o->outcome, "error") == 0 || o->size < 0 ||
             o->size >= o->want_size)
             return 1;
