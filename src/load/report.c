@@ -402,11 +402,11 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
             (long long)json_integer_value(json_object_get(rep, "accepted")),
             (long long)json_integer_value(json_object_get(rep, "refused")),
             (long long)json_integer_value(json_object_get(rep, "errors")));
-    fprintf(f, "%-16s %7s %8s %7s %6s %8s %8s %8s %8s\n", "OPERATION",
+    fprintf(f, "%-20s %7s %8s %7s %6s %8s %8s %8s %8s\n", "OPERATION",
             "COUNT", "ACCEPTED", "REFUSED", "ERRORS", "P50 ms", "P95 ms",
             "P99 ms", "MAX ms");
     json_object_foreach(ops, k, v)
-        fprintf(f, "%-16s %7lld %8lld %7lld %6lld %8.2f %8.2f %8.2f %8.2f\n",
+        fprintf(f, "%-20s %7lld %8lld %7lld %6lld %8.2f %8.2f %8.2f %8.2f\n",
                 k, (long long)json_integer_value(json_object_get(v, "count")),
                 (long long)json_integer_value(json_object_get(v, "accepted")),
                 (long long)json_integer_value(json_object_get(v, "refused")),
@@ -426,10 +426,10 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
             (long long)json_integer_value(json_object_get(out, "unresolved")),
             json_real_value(json_object_get(out, "settle_p50_ms")),
             json_real_value(json_object_get(out, "settle_p99_ms")));
-    fprintf(f, "%-16s %-16s %7s\n", "OPERATION", "OUTCOME", "COUNT");
+    fprintf(f, "%-20s %-16s %7s\n", "OPERATION", "OUTCOME", "COUNT");
     json_object_foreach(json_object_get(out, "by_op"), k, m)
         json_object_foreach(m, k2, v)
-            fprintf(f, "%-16s %-16s %7lld\n", k, k2,
+            fprintf(f, "%-20s %-16s %7lld\n", k, k2,
                     (long long)json_integer_value(v));
     fprintf(f, "\nfaults injected: %zu\n",
             json_array_size(json_object_get(rep, "faults")));

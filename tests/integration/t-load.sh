@@ -52,6 +52,10 @@ py "r['requests'] > 0 and r['workload'] == 'contention' and
     len(r['urls']) == 2 and r['seed'] == 7" &&
     ok "report counts requests over two API servers" ||
     not_ok "report counts requests" "$(head -5 "$OUT/report.txt")"
+py "all(r['operations'][o]['accepted'] > 0 for o in
+        ('create_from_snapshot', 'clone', 'extend_in_use'))" &&
+    ok "volumes from snapshots, clones and in-use extends were accepted" ||
+    not_ok "the new operations in the mix" "$(cat "$OUT/report.txt")"
 py "r['refused'] >= 1 and sum(r['refusals'].values()) >= 1" &&
     ok "conflicting requests were refused" ||
     not_ok "some refusals" "$(cat "$OUT/report.txt")"
