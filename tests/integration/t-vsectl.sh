@@ -335,17 +335,17 @@ vs history v1 --json --since 10
 is "history --since past the end: nothing" 0 ""
 
 echo "# create with --op, --request-id; list"
-vs create snapshot s1 --op create --request-id req-s1
+vs create snapshot s1 --op create --hold v1 --request-id req-s1
 is_opid "create snapshot --op --request-id"
 sop=$OUT
-vs create snapshot s1 --op create --request-id req-s1
+vs create snapshot s1 --op create --hold v1 --request-id req-s1
 is "create repeated with the same request id" 0 "$sop"
-vs create snapshot s1
+vs create snapshot s1 --hold v1
 is_rc "create of an existing id: exit 3" 3 "s1"
 vs list
 is_norm "list (human table)" 0 "ID                       MACHINE    STATE          STATUS       OP           OWNER                LEASE_EXPIRES               VER  HOLDS
-s1                       snapshot   creating       creating     create       -                    TIME 1    -
-v1                       volume     error          error        -            -                    -                           10   -"
+s1                       snapshot   creating       creating     create       -                    TIME 1    holds v1 (shared)
+v1                       volume     error          error        -            -                    -                           10   held by s1 (shared)"
 vs list --json
 py "list --json" '
 assert [r["id"] for r in lines] == ["s1", "v1"], lines
@@ -398,7 +398,7 @@ is "rb available" 0 ""
 vs --store "sqlite:$T/rb.db" begin rb extend --ttl 100ms
 is_opid "begin extend, unowned"
 vs --store "sqlite:$T/rb.db" machine show volume
-case $OUT in *"extend  5         10m0s  (default)"*) ok "machine show: default budget of extend" ;;
+case $OUT in *"extend                5         10m0s  (default)"*) ok "machine show: default budget of extend" ;;
 *) not_ok "machine show: default budget of extend" "$OUT" ;; esac
 sleep 0.3
 vs --store "sqlite:$T/rb.db" list --stuck --json

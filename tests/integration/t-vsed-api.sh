@@ -111,7 +111,7 @@ expect "history unknown 404" 404
 
 for i in 1 2 3; do
     curl -s -o /dev/null -XPOST -H 'Content-Type: application/json' \
-        -d "{\"machine\":\"snapshot\",\"id\":\"s$i\"}" "$URL/v1/resources"
+        -d "{\"machine\":\"snapshot\",\"id\":\"s$i\",\"hold\":\"v1\"}" "$URL/v1/resources"
 done
 req GET '/v1/resources?limit=2'
 expect "list paged" 200 "len(j['resources']) == 2 and j['next'] == j['resources'][1]['id']"
@@ -207,6 +207,15 @@ done
 grep -q '"resource":"live"' "$T/ev3" && ok "live watcher woken" ||
     not_ok "live watcher woken" "$(cat "$T/ev3")"
 kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+
+# The snapshots above hold v1, shared, which refuses its extend: they go
+# (reset-state ends an op and its hold).
+for i in 1 2 3; do
+    "$VSECTL" --url "$URL" reset-state "s$i" error --reason "done with s$i" \
+        >/dev/null 2>&1 || not_ok "reset-state s$i"
+done
+req GET /v1/resources/v1
+expect "the snapshots' holds on v1 ended" 200 "j['holds'] == []"
 
 # Reaper: a 1 s lease on a 'fail' step runs out; the reaper (every 1 s)
 # applies the policy without anyone asking.
