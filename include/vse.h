@@ -391,6 +391,13 @@ struct vse_opts {
      * any other.  The hold is taken in the same atomic transaction as
      * the transition and ends with the op, however it ends. */
     const char *hold;
+    /* Also last (after `hold`).  0 = any version;
+     * otherwise the call is made only if the resource's version is this
+     * one, else VSE_EFENCED with the current row in *out: a caller that
+     * computed its change from a row it read (a whole new attrs member,
+     * say) learns that the row changed meanwhile instead of overwriting
+     * that change.  Not for create. */
+    int64_t if_version;
 };
 
 /*

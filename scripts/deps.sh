@@ -6,7 +6,8 @@ set -eu
 pkgs="gcc make pkg-config libsqlite3-dev libfyaml-dev libjansson-dev
 libcmocka-dev graphviz libpq-dev postgresql
 libmicrohttpd-dev nettle-dev libcurl4-openssl-dev wrk clang libclang-rt-14-dev
-curl python3 python3-cinderclient gnuplot-nox python3-pytest python3-taskflow
+curl python3 python3-cinderclient python3-openstackclient gnuplot-nox
+python3-pytest python3-taskflow
 libzookeeper-mt-dev zookeeper clang-format"
 missing=
 for p in $pkgs; do

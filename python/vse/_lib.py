@@ -81,6 +81,7 @@ class Opts(ctypes.Structure):
         ("seen", ctypes.POINTER(Resource)),
         ("attrs", ctypes.c_char_p),
         ("hold", ctypes.c_char_p),
+        ("if_version", c_int64),
     ]
 
 

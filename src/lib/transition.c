@@ -776,6 +776,15 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         if (m == NULL)
             return VSE_EINVAL;
         c->now = vse_now_us();
+        if (c->o->if_version > 0 && cur.version != c->o->if_version) {
+            if (out)
+                *out = cur;
+            return vse__err(err, VSE_EFENCED,
+                            "%s '%s' changed meanwhile: it is at version "
+                            "%lld, the call was made for version %lld",
+                            cur.machine, c->id, (long long)cur.version,
+                            (long long)c->o->if_version);
+        }
         rc = decide(c, m, &cur, &next, err);
         /* Holds: a begin checks the holds on cur and takes its own; a
          * transition that ends the op ends its hold. */

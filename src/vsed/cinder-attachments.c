@@ -52,12 +52,13 @@ char *cinder_new_attachment(const char *server, const char *host,
     if (vse_uuid4(id_out, NULL) < 0)
         return NULL;
     cinder_tstamp(vse_now_us(), t, sizeof(t));
+    /* Every begin of attach but os-reserve's clears its mark. */
     return vsed_json_text(json_pack(
-        "{s:[{s:s, s:s?, s:s?, s:s?, s:s, s:s, s:O?, s:s?}]}", "attachments",
-        "id", id_out, "server_id", server, "host_name", host, "mountpoint",
-        mountpoint, "status", status, "attach_mode", mode ? mode : "rw",
-        "connector", connector, "attached_at",
-        strcmp(status, "attached") == 0 ? t : NULL));
+        "{s:[{s:s, s:s?, s:s?, s:s?, s:s, s:s, s:O?, s:s?}], s:n}",
+        "attachments", "id", id_out, "server_id", server, "host_name", host,
+        "mountpoint", mountpoint, "status", status, "attach_mode",
+        mode ? mode : "rw", "connector", connector, "attached_at",
+        strcmp(status, "attached") == 0 ? t : NULL, CINDER_LEGACY_RESERVE));
 }
 
 struct att_scan {
@@ -65,6 +66,7 @@ struct att_scan {
     const char *id;     /* one attachment, or NULL: all of them */
     const char *volume; /* ?volume_id= */
     json_t *arr;
+    int detail;              /* /attachments/detail: with connection_info */
     struct vse_resource row; /* the volume holding `id` */
     int found;
 };
@@ -75,8 +77,8 @@ static int att_one(void *arg, const struct vse_resource *r)
     json_t *a, *at;
     size_t i;
 
-    /* Left out by the store already (not_state); kept as for cinder_list_one.
-     */
+    /* Left out by the store already (not_state); kept as in
+     * cinder_list_match(). */
     if (strcmp(r->state, VOLUME_DELETED) == 0)
         return 0;
     a = vsed_attrs(r);
@@ -88,7 +90,9 @@ static int att_one(void *arg, const struct vse_resource *r)
     }
     json_array_foreach(json_object_get(a, "attachments"), i, at) {
         if (s->id == NULL) {
-            json_array_append_new(s->arr, attachment_json(r, a, at, 0));
+            /* Both lists carry connection_info: Cinder's /detail does,
+             * and a client of the summary loses nothing by it. */
+            json_array_append_new(s->arr, attachment_json(r, a, at, 1));
         } else if (strcmp(vsed_attr_str(at, "id"), s->id) == 0 &&
                    cinder_owns(s->c, a)) {
             s->row = *r;

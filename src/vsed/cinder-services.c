@@ -67,14 +67,13 @@ void cinder_limits(struct cinder_ctx *c)
 
     memset(&l, 0, sizeof(l));
     l.c = c;
-    l.limit = SIZE_MAX;
     for (int i = 0; i < 2; i++) {
         memset(&f, 0, sizeof(f));
         f.machine = machines[i];
         f.not_state = cinder_deleted(machines[i]);
         l.machine = machines[i];
         vse_error_clear(&err);
-        if (vse_list(c->q->db, &f, cinder_list_one, &l, &err) < 0) {
+        if (vse_list(c->q->db, &f, cinder_count_one, &l, &err) < 0) {
             cinder_lib_fault(c, "limits", "count", err.code, &err);
             return;
         }

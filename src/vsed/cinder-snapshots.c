@@ -54,7 +54,8 @@ void cinder_snapshot_create(struct cinder_ctx *c)
     if (v == NULL)
         return;
     vol = json_string_value(json_object_get(v, "volume_id"));
-    force = json_is_true(json_object_get(v, "force")) ||
+    /* From 3.66 a snapshot of an in-use volume needs no force. */
+    force = c->mv >= 66 || json_is_true(json_object_get(v, "force")) ||
             (json_is_string(json_object_get(v, "force")) &&
              strcasecmp(json_string_value(json_object_get(v, "force")),
                         "true") == 0);
@@ -71,7 +72,9 @@ void cinder_snapshot_create(struct cinder_ctx *c)
         return;
     }
     meta = json_object_get(v, "metadata");
-    if (cinder_uuid4(c, id) != 0) {
+    if ((meta != NULL && !json_is_null(meta) &&
+         cinder_metadata_check(c, meta) != 0) ||
+        cinder_uuid4(c, id) != 0) {
         json_decref(root);
         json_decref(a);
         return;
@@ -114,6 +117,21 @@ void cinder_snapshot_show(struct cinder_ctx *c, const char *id)
 
     if (cinder_load(c, VSED_MACHINE_SNAPSHOT, id, &r, &a) != 0)
         return;
+    cinder_reply(c, 200,
+                 json_pack("{s:o}", "snapshot",
+                           cinder_snapshot_json(c, &r, a, 1)));
+    json_decref(a);
+}
+
+void cinder_snapshot_update(struct cinder_ctx *c, const char *id)
+{
+    struct vse_resource r;
+    json_t *a;
+
+    if (cinder_update_common(c, VSED_MACHINE_SNAPSHOT, id, "snapshot", &r) !=
+        0)
+        return;
+    a = vsed_attrs(&r);
     cinder_reply(c, 200,
                  json_pack("{s:o}", "snapshot",
                            cinder_snapshot_json(c, &r, a, 1)));

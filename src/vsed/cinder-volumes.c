@@ -78,10 +78,20 @@ json_t *cinder_volume_json(const struct cinder_ctx *c,
         json_object_set_new(v, "os-vol-mig-status-attr:migstat", json_null());
         json_object_set_new(v, "os-vol-mig-status-attr:name_id", json_null());
     }
+    /* The keys later microversions add (Cinder's v3 volume view): what
+     * vse has no notion of is null, as Cinder shows an unset column. */
     if (c->mv >= 13)
         json_object_set_new(v, "group_id", json_null());
-    if (c->mv >= 48)
+    if (c->mv >= 21 && c->admin)
+        json_object_set_new(v, "provider_id", json_null());
+    if (c->mv >= 48) {
+        /* One host reaches its own files: no target is shared, so a
+         * client (os-brick) needs no lock per service. */
         json_object_set_new(v, "shared_targets", json_false());
+        json_object_set_new(v, "service_uuid", json_null());
+    }
+    if (c->mv >= 61 && c->admin)
+        json_object_set_new(v, "cluster_name", json_null());
     if (c->mv >= 63)
         json_object_set_new(v, "volume_type_id", json_null());
     if (c->mv >= 65)
@@ -131,7 +141,9 @@ void cinder_volume_create(struct cinder_ctx *c)
         return;
     }
     meta = json_object_get(v, "metadata");
-    if (cinder_uuid4(c, id) != 0) {
+    if ((meta != NULL && !json_is_null(meta) &&
+         cinder_metadata_check(c, meta) != 0) ||
+        cinder_uuid4(c, id) != 0) {
         json_decref(size);
         json_decref(root);
         return;
@@ -196,64 +208,75 @@ void cinder_volume_show(struct cinder_ctx *c, const char *id)
     json_decref(a);
 }
 
-void cinder_volume_update(struct cinder_ctx *c, const char *id)
+/* PUT /volumes/{id} and /snapshots/{id}: name and description (or the
+ * older display_ names), and metadata, replaced as a whole as Cinder
+ * replaces it (cinder_set_metadata()).  0, or -1 after answering; *r
+ * is the row as written. */
+int cinder_update_common(struct cinder_ctx *c, const char *machine,
+                         const char *id, const char *member,
+                         struct vse_resource *r)
 {
-    static const char *const keys[] = {
-        "name",         "description",         "metadata",
-        "display_name", "display_description", NULL};
-    struct vse_resource r;
-    struct vse_error err;
-    struct vse_opts o;
-    json_t *root, *v, *a, *patch;
-    char *text;
+    static const char *const keys[] = {"name", "description", "display_name",
+                                       "display_description", NULL};
+    const char *kind = strcmp(machine, VSED_MACHINE_VOLUME) == 0 ? "volume"
+                                                                 : "snapshot";
+    json_t *root, *v, *a, *patch, *meta;
+    char reason[64];
     int rc;
 
-    if (cinder_load(c, VSED_MACHINE_VOLUME, id, &r, &a) != 0)
-        return;
+    if (cinder_load(c, machine, id, r, &a) != 0)
+        return -1;
     json_decref(a);
     if (cinder_body(c, &root) == NULL)
-        return;
-    v = json_object_get(root, "volume");
+        return -1;
+    v = json_object_get(root, member);
     if (!json_is_object(v)) {
         json_decref(root);
-        cinder_fault(c, 400,
-                     "Missing required element 'volume' in request body.");
-        return;
+        cinder_fault(c, 400, "Missing required element '%s' in request body.",
+                     member);
+        return -1;
     }
     patch = json_object();
     for (int i = 0; keys[i] != NULL; i++) {
         json_t *x = json_object_get(v, keys[i]);
 
-        if (x != NULL)
-            json_object_set(patch,
-                            strncmp(keys[i], "display_", 8) == 0 ? keys[i] + 8
-                                                                 : keys[i],
-                            x);
+        if (x == NULL)
+            continue;
+        if (!json_is_string(x) && !json_is_null(x)) {
+            json_decref(patch);
+            json_decref(root);
+            cinder_fault(c, 400,
+                         "Invalid input received: %s must be a string",
+                         keys[i]);
+            return -1;
+        }
+        json_object_set(patch,
+                        strncmp(keys[i], "display_", 8) == 0 ? keys[i] + 8
+                                                             : keys[i],
+                        x);
     }
-    /* Cinder's PUT replaces metadata as a whole, and a merge patch
-     * merges: keys that go are set to null in the patch.  A concurrent
-     * update of metadata may interleave (last writer wins per key). */
-    if (json_is_object(json_object_get(patch, "metadata"))) {
-        json_t *m = json_object_get(patch, "metadata"), *x;
-        const char *k;
-
-        a = vsed_attrs(&r);
-        json_object_foreach(json_object_get(a, "metadata"), k, x)
-            if (json_object_get(m, k) == NULL)
-                json_object_set_new(m, k, json_null());
-        json_decref(a);
+    meta = json_object_get(v, "metadata");
+    if (json_is_null(meta))
+        meta = NULL;
+    if (meta != NULL && cinder_metadata_check(c, meta) != 0) {
+        json_decref(patch);
+        json_decref(root);
+        return -1;
     }
-    text = vsed_json_text(patch);
+    snprintf(reason, sizeof(reason), "%s update", kind);
+    rc = cinder_set_metadata(c, kind, r, patch, meta, 1, reason);
+    json_decref(patch);
     json_decref(root);
-    cinder_init_opts(&o, "volume update");
-    o.attrs = text;
-    vse_error_clear(&err);
-    rc = vse_update(c->q->db, id, &o, &r, &err);
-    free(text);
-    if (rc < 0) {
-        cinder_lib_fault(c, "volume", "update the volume", rc, &err);
+    return rc;
+}
+
+void cinder_volume_update(struct cinder_ctx *c, const char *id)
+{
+    struct vse_resource r;
+    json_t *a;
+
+    if (cinder_update_common(c, VSED_MACHINE_VOLUME, id, "volume", &r) != 0)
         return;
-    }
     a = vsed_attrs(&r);
     cinder_reply(c, 200,
                  json_pack("{s:o}", "volume",
@@ -421,18 +444,32 @@ static int act_extend(struct action *x)
                      &x->err);
 }
 
+/* The legacy reserve shows `attaching`, as Cinder's does; the machine's
+ * `reserved` is also what an attachment made without a connector shows,
+ * and there Cinder shows `reserved`.  The mark goes with the begin, in
+ * the same transition, and every other begin of attach clears it
+ * (cinder_new_attachment()), so it is never stale while the volume is
+ * `reserved`: cinder_status() reads it. */
 static int act_reserve(struct action *x)
 {
+    x->o.attrs = "{\"" CINDER_LEGACY_RESERVE "\":true}";
     return vse_begin(x->c->q->db, x->id, VOLUME_OP_ATTACH, &x->o, &x->r,
                      &x->err);
 }
 
+/* Nova calls os-unreserve (and os-roll_detaching) on its cleanup paths
+ * whatever the volume's state: Cinder then changes nothing and answers
+ * 202, and so does vse for a volume at rest.  One with another op in
+ * flight is still refused, naming it: unreserving must not end that op. */
 static int act_unreserve(struct action *x)
 {
+    if (x->r.op[0] == '\0')
+        return 0;
     if (!cinder_is(&x->r, VOLUME_OP_ATTACH, VOLUME_RESERVED)) {
         cinder_refuse(x->c, "volume", &x->r, "unreserve");
         return ANSWERED;
     }
+    x->o.attrs = "{\"" CINDER_LEGACY_RESERVE "\":null}";
     return vse_fail(x->c->q->db, x->id, x->r.op_id, &x->o, &x->r, &x->err);
 }
 
@@ -477,6 +514,8 @@ static int act_begin_detaching(struct action *x)
 
 static int act_roll_detaching(struct action *x)
 {
+    if (x->r.op[0] == '\0')
+        return 0; /* at rest: nothing to roll back (see act_unreserve) */
     if (!cinder_is(&x->r, VOLUME_OP_DETACH, VOLUME_DETACHING)) {
         cinder_refuse(x->c, "volume", &x->r, "roll back detaching of");
         return ANSWERED;
@@ -533,6 +572,20 @@ static int act_reset_status(struct action *x)
     return vse_reset_state(x->c->q->db, x->id, state, &x->o, &x->r, &x->err);
 }
 
+static int volume_attached(const struct vse_resource *r, const json_t *a)
+{
+    json_t *at;
+    size_t i;
+
+    if (strcmp(r->state, VOLUME_IN_USE) == 0 ||
+        (r->op[0] != '\0' && strcmp(r->origin, VOLUME_IN_USE) == 0))
+        return 1;
+    json_array_foreach(json_object_get(a, "attachments"), i, at)
+        if (strcmp(vsed_attr_str(at, "status"), "attached") == 0)
+            return 1;
+    return 0;
+}
+
 static int act_force_delete(struct action *x)
 {
     int rc;
@@ -543,9 +596,20 @@ static int act_force_delete(struct action *x)
                      "volume_admin_actions:force_delete to be performed.");
         return ANSWERED;
     }
+    /* An attached volume is refused, as Cinder refuses it (its delete
+     * wants attach_status other than attached, forced or not): the
+     * instance still uses the file.  In use, or an op begun from in use
+     * (detaching), or an attachment that says attached. */
+    if (volume_attached(&x->r, x->a)) {
+        cinder_fault(x->c, 400,
+                     "Invalid volume: cannot force-delete volume %s: it is "
+                     "attached (status '%s'); detach it first",
+                     x->r.id, cinder_status(x->c->q->db, &x->r));
+        return ANSWERED;
+    }
     /* Whatever is in flight is fenced first: its worker's next
      * transition is refused, so it cannot finish over the delete. */
-    if (x->r.op[0] != '\0' || strcmp(x->r.state, VOLUME_IN_USE) == 0) {
+    if (x->r.op[0] != '\0') {
         x->o.owner = x->c->user;
         x->o.attrs = "{\"attachments\":[]}";
         rc = vse_reset_state(x->c->q->db, x->id, VOLUME_ERROR, &x->o, &x->r,

@@ -40,6 +40,17 @@ const char *cinder_status(vse_db *db, const struct vse_resource *r)
 {
     const char *s = vsed_status_of(db, r);
 
+    if (strcmp(r->state, VOLUME_RESERVED) == 0 &&
+        strcmp(r->machine, VSED_MACHINE_VOLUME) == 0 &&
+        strstr(r->attrs, "\"" CINDER_LEGACY_RESERVE "\"") != NULL) {
+        json_t *a = vsed_attrs(r);
+        int legacy = json_is_true(json_object_get(a, CINDER_LEGACY_RESERVE));
+
+        json_decref(a);
+        if (legacy)
+            return "attaching";
+    }
+
     /* A client that knows only Cinder's statuses needs one of them; a row
      * whose state shows none is one an operator must look at. */
     return s[0] != '\0' ? s : "error";
@@ -284,28 +295,28 @@ json_t *cinder_body_volume(struct cinder_ctx *c, const char *member,
     return v;
 }
 
-int cinder_list_one(void *arg, const struct vse_resource *r)
+int cinder_list_match(const struct cinder_listing *l,
+                      const struct vse_resource *r, const json_t *a)
 {
-    struct cinder_listing *l = arg;
-    const char *st = cinder_status(l->c->q->db, r);
-    json_t *a;
-
     /* The store leaves deleted rows out (not_state), so that a list costs
      * what the live rows cost, not the store's age; the check stays for
      * a caller that forgets the filter. */
-    if (strcmp(r->state, cinder_deleted(r->machine)) == 0 || l->n >= l->limit)
-        return l->n >= l->limit;
-    a = vsed_attrs(r);
-    if ((!l->all &&
-         strcmp(vsed_attr_str(a, "project_id"), l->c->project) != 0) ||
-        (l->name && strcmp(vsed_attr_str(a, "name"), l->name) != 0) ||
-        (l->status && strcmp(st, l->status) != 0) ||
-        (l->volume_id &&
-         strcmp(vsed_attr_str(a, "volume_id"), l->volume_id) != 0)) {
-        json_decref(a);
-        return 0;
-    }
-    if (l->arr == NULL) {
+    return strcmp(r->state, cinder_deleted(r->machine)) != 0 &&
+           (l->all ||
+            strcmp(vsed_attr_str(a, "project_id"), l->c->project) == 0) &&
+           (!l->name || strcmp(vsed_attr_str(a, "name"), l->name) == 0) &&
+           (!l->status ||
+            strcmp(cinder_status(l->c->q->db, r), l->status) == 0) &&
+           (!l->volume_id ||
+            strcmp(vsed_attr_str(a, "volume_id"), l->volume_id) == 0);
+}
+
+int cinder_count_one(void *arg, const struct vse_resource *r)
+{
+    struct cinder_listing *l = arg;
+    json_t *a = vsed_attrs(r);
+
+    if (cinder_list_match(l, r, a)) {
         if (strcmp(r->machine, VSED_MACHINE_VOLUME) == 0) {
             l->volumes++;
             l->gigabytes += vsed_attr_int(a, "size", 0);
@@ -313,55 +324,9 @@ int cinder_list_one(void *arg, const struct vse_resource *r)
             l->snapshots++;
             l->snap_gb += vsed_attr_int(a, "size", 0);
         }
-    } else if (strcmp(l->machine, VSED_MACHINE_VOLUME) == 0) {
-        json_array_append_new(l->arr,
-                              cinder_volume_json(l->c, r, a, l->detail));
-        l->n++;
-    } else {
-        json_array_append_new(l->arr,
-                              cinder_snapshot_json(l->c, r, a, l->detail));
-        l->n++;
     }
     json_decref(a);
     return 0;
-}
-
-void cinder_list(struct cinder_ctx *c, const char *machine, int detail)
-{
-    struct cinder_listing l;
-    struct vse_filter f;
-    struct vse_error err;
-    const char *lim = vsed_arg(c->q, "limit");
-    int rc;
-
-    memset(&l, 0, sizeof(l));
-    memset(&f, 0, sizeof(f));
-    l.c = c;
-    l.machine = machine;
-    l.detail = detail;
-    l.arr = json_array();
-    l.limit = lim != NULL && atoi(lim) > 0 ? (size_t)atoi(lim) : SIZE_MAX;
-    l.name = vsed_arg(c->q, "name");
-    l.status = vsed_arg(c->q, "status");
-    l.volume_id = vsed_arg(c->q, "volume_id");
-    l.all = cinder_all_tenants(c);
-    f.machine = machine;
-    /* Deleted rows are kept until a purge: see cinder_list_one(). */
-    f.not_state = cinder_deleted(machine);
-    f.after_id = vsed_arg(c->q, "marker");
-    vse_error_clear(&err);
-    rc = vse_list(c->q->db, &f, cinder_list_one, &l, &err);
-    if (rc < 0) {
-        json_decref(l.arr);
-        cinder_lib_fault(c, machine, "list", rc, &err);
-        return;
-    }
-    cinder_reply(c, 200,
-                 json_pack("{s:o}",
-                           strcmp(machine, VSED_MACHINE_VOLUME) == 0
-                               ? "volumes"
-                               : "snapshots",
-                           l.arr));
 }
 
 static json_t *version_v3(const struct cinder_ctx *c)
@@ -439,7 +404,7 @@ static int split(struct cinder_ctx *c, const char *rest)
     snprintf(c->segbuf, sizeof(c->segbuf), "%s", rest);
     for (tok = strtok_r(c->segbuf, "/", &save); tok != NULL;
          tok = strtok_r(NULL, "/", &save)) {
-        if (c->nseg == 4)
+        if (c->nseg == 5)
             return -1;
         c->seg[c->nseg++] = tok;
     }
@@ -478,16 +443,22 @@ static void dispatch(struct cinder_ctx *c)
             cinder_list(c, machine, 1);
         else if (n == 2 && method(c, "GET"))
             vol ? cinder_volume_show(c, id) : cinder_snapshot_show(c, id);
-        else if (n == 2 && vol && method(c, "PUT"))
-            cinder_volume_update(c, id);
+        else if (n == 2 && method(c, "PUT"))
+            vol ? cinder_volume_update(c, id) : cinder_snapshot_update(c, id);
+        else if (n >= 3 && n <= 4 && strcmp(c->seg[2], "metadata") == 0 &&
+                 (method(c, "GET") || (n == 3 && method(c, "POST")) ||
+                  method(c, "PUT") || (n == 4 && method(c, "DELETE"))))
+            cinder_metadata(c, machine, id, n == 4 ? c->seg[3] : NULL);
         else if (n == 2 && method(c, "DELETE"))
             vol ? cinder_volume_delete(c, id) : cinder_snapshot_delete(c, id);
         else if (n == 3 && strcmp(c->seg[2], "action") == 0 &&
                  method(c, "POST"))
             vol ? cinder_volume_action(c, id) : cinder_snapshot_action(c, id);
         else
-            cinder_fault(c, n <= 3 ? 405 : 404, "no such call: %s %s",
+            cinder_fault(c, n <= 4 ? 405 : 404, "no such call: %s %s",
                          c->q->method, c->q->path);
+    } else if (n > 4) {
+        cinder_fault(c, 404, "no such call: %s %s", c->q->method, c->q->path);
     } else if (strcmp(coll, "attachments") == 0) {
         if (c->mv < 27)
             cinder_fault(c, 404,

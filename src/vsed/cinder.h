@@ -16,6 +16,10 @@
 #define CINDER_MV_MIN 0  /* 3.0 */
 #define CINDER_MV_MAX 70 /* 3.70 */
 
+/* attrs member: true while the volume is `reserved` by the legacy
+ * os-reserve, which Cinder shows as `attaching` (cinder_status()). */
+#define CINDER_LEGACY_RESERVE "legacy_reserve"
+
 /* One request, as the handlers see it. */
 struct cinder_ctx {
     const struct vsed_req *q;
@@ -26,7 +30,7 @@ struct cinder_ctx {
     const char *user;
     char url_project[VSE_ID_MAX + 1];
     char base[512];     /* http://HOST/v3/PROJECT, for links */
-    const char *seg[4]; /* path segments after /v3[/PROJECT] */
+    const char *seg[5]; /* path segments after /v3[/PROJECT] */
     char segbuf[1024];
     int nseg;
 };
@@ -55,7 +59,8 @@ void cinder_refuse(struct cinder_ctx *c, const char *kind,
 void cinder_tstamp(int64_t us, char *buf, size_t size);
 /* That string, or null for 0. */
 json_t *cinder_jtime(int64_t us);
-/* The row's Cinder status; "error" when its state shows none. */
+/* The row's Cinder status; "error" when its state shows none;
+ * "attaching" for a volume reserved by os-reserve. */
 const char *cinder_status(vse_db *db, const struct vse_resource *r);
 /* The terminal state of a volume or snapshot row: left out of lists. */
 const char *cinder_deleted(const char *machine);
@@ -85,6 +90,22 @@ json_t *cinder_body_volume(struct cinder_ctx *c, const char *member,
                            const char *key, json_t **root,
                            struct vse_resource *r, json_t **a);
 
+/* ---- cinder-metadata.c ---------------------------------------------------- */
+
+/* Cinder's checks of a metadata object (keys 1-255 characters, values
+ * strings of at most 255); 0, or -1 after answering 400. */
+int cinder_metadata_check(struct cinder_ctx *c, const json_t *m);
+/*
+ * One update of resource *r (as read): the members of `extra` (may be
+ * NULL) and `meta` (may be NULL) merged into its metadata, or replacing
+ * it as a whole (replace: made against r's version, read and made again
+ * when it changed meanwhile; 409 when it kept changing).  *r becomes the
+ * row as written.  0, or -1 after answering.
+ */
+int cinder_set_metadata(struct cinder_ctx *c, const char *kind,
+                        struct vse_resource *r, const json_t *extra,
+                        const json_t *meta, int replace, const char *reason);
+
 /* ---- cinder.c: transitions ----------------------------------------------- */
 
 void cinder_init_opts(struct vse_opts *o, const char *reason);
@@ -96,20 +117,23 @@ int cinder_is(const struct vse_resource *r, const char *op, const char *st);
 int cinder_rest_state_of(vse_db *db, const char *machine, const char *status,
                          char *state, size_t size);
 
-/* ---- cinder.c: lists (volumes, snapshots, limits' counts) ---------------- */
+/* ---- lists (cinder-lists.c) and limits' counts (cinder.c) ---------------- */
 
 struct cinder_listing {
     struct cinder_ctx *c;
     json_t *arr;
     const char *machine;
     int detail;
-    size_t limit, n;
-    const char *name, *status, *volume_id;
+    const char *name, *status, *volume_id; /* filters; NULL: any */
     int all;
     /* limits: what the project holds */
     int64_t volumes, gigabytes, snapshots, snap_gb;
 };
-int cinder_list_one(void *arg, const struct vse_resource *r);
+/* 1 if row r (attrs a) is live and passes l's project and filters. */
+int cinder_list_match(const struct cinder_listing *l,
+                      const struct vse_resource *r, const json_t *a);
+/* vse_list() callback: count the matching rows into l's totals. */
+int cinder_count_one(void *arg, const struct vse_resource *r);
 void cinder_list(struct cinder_ctx *c, const char *machine, int detail);
 
 /* ---- the resources ------------------------------------------------------- */
@@ -120,8 +144,17 @@ json_t *cinder_volume_json(const struct cinder_ctx *c,
 void cinder_volume_create(struct cinder_ctx *c);
 void cinder_volume_show(struct cinder_ctx *c, const char *id);
 void cinder_volume_update(struct cinder_ctx *c, const char *id);
+/* The PUT both share (cinder-volumes.c): resource `id` updated
+ * from body member `member`; 0, or -1 after answering. */
+int cinder_update_common(struct cinder_ctx *c, const char *machine,
+                         const char *id, const char *member,
+                         struct vse_resource *r);
 void cinder_volume_delete(struct cinder_ctx *c, const char *id);
 void cinder_volume_action(struct cinder_ctx *c, const char *id);
+/* /volumes/{id}/metadata[/{key}] and /snapshots/... (cinder-metadata.c);
+ * key may be NULL. */
+void cinder_metadata(struct cinder_ctx *c, const char *machine,
+                     const char *id, const char *key);
 
 /* attrs patch adding one attachment; its new id into id_out. */
 char *cinder_new_attachment(const char *server, const char *host,
@@ -140,6 +173,7 @@ json_t *cinder_snapshot_json(const struct cinder_ctx *c,
                              int detail);
 void cinder_snapshot_create(struct cinder_ctx *c);
 void cinder_snapshot_show(struct cinder_ctx *c, const char *id);
+void cinder_snapshot_update(struct cinder_ctx *c, const char *id);
 void cinder_snapshot_delete(struct cinder_ctx *c, const char *id);
 void cinder_snapshot_action(struct cinder_ctx *c, const char *id);
 

@@ -171,7 +171,8 @@ static void new_request_id(char *buf, size_t size)
 }
 
 /* Cinder's noauth: "USER:PROJECT" in X-Auth-Token, or the x-user-id and
- * x-project-id headers; `buf` holds the split token. */
+ * x-project-id headers; `buf` holds the split token.  A token without a
+ * colon is both the user and the project, as in Cinder. */
 static void noauth_identity(struct MHD_Connection *c, struct vsed_req *q,
                             char *buf, size_t size)
 {
@@ -191,7 +192,12 @@ static void noauth_identity(struct MHD_Connection *c, struct vsed_req *q,
             if (u == NULL)
                 u = buf;
             if (p == NULL)
-                p = colon + 1;
+                p = colon[1] != '\0' ? colon + 1 : buf;
+        } else {
+            if (u == NULL)
+                u = buf;
+            if (p == NULL)
+                p = buf;
         }
     }
     q->user = u != NULL && u[0] ? u : "admin";

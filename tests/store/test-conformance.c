@@ -1220,6 +1220,35 @@ static void test_update_attrs_any_state(void **state)
     assert_int_equal(violations, 0);
 }
 
+/* if_version: the call is made only against that version of the row;
+ * a stale one is fenced, changes nothing and hands back the current row. */
+static void test_update_if_version(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.attrs = "{\"m\":{\"a\":\"1\"}}"};
+    struct vse_resource r, u;
+    int64_t v;
+
+    make_available(f, "a4", NULL);
+    v = version_of(f, "a4");
+    o.if_version = v;
+    OK(vse_update(f->db, "a4", &o, &u, &f->err));
+    assert_int_equal(u.version, v + 1);
+    o.attrs = "{\"m\":null}";
+    assert_int_equal(vse_update(f->db, "a4", &o, &r, &f->err), VSE_EFENCED);
+    assert_int_equal(r.version, v + 1);
+    assert_string_equal(r.attrs, u.attrs);
+    assert_non_null(strstr(f->err.msg, "changed meanwhile"));
+    assert_int_equal(version_of(f, "a4"), v + 1);
+    /* Transitions honour it too. */
+    o.attrs = NULL;
+    assert_int_equal(vse_begin(f->db, "a4", "attach", &o, &r, &f->err),
+                     VSE_EFENCED);
+    o.if_version = v + 1;
+    OK(vse_begin(f->db, "a4", "attach", &o, &r, &f->err));
+    assert_int_equal(r.version, v + 2);
+}
+
 /* Bad attrs change nothing. */
 static void test_bad_attrs_rejected(void **state)
 {
@@ -1830,6 +1859,7 @@ int main(void)
         T(test_longest_id_accepted),
         T(test_attrs_set_with_transitions),
         T(test_update_attrs_any_state),
+        T(test_update_if_version),
         T(test_bad_attrs_rejected),
         T(test_stale_read_redecided),
         T(test_blind_overwrites_and_check_finds_it),
