@@ -43,14 +43,20 @@ poll() {
     done
     ok "$name"
 }
-in_step() { ls "$POOL"/.tmp-*-volume-"$V" >/dev/null 2>&1 && row | grep -q "^creating_vol volume@hx"; }
+# The lease is read in the same get that sees hx's manager own the step:
+# read after the kill, it could already be the lease the reaper gave the
+# handed-back step (a manager starved on a loaded machine renews late).
+# A renewal after this read only moves the real end later, so the check
+# below can never pass wrongly.
+in_step() {
+    ls "$POOL"/.tmp-*-volume-"$V" >/dev/null 2>&1 || return 1
+    lease_end=$("$VSECTL" --store "$S" get "$V" --json 2>/dev/null |
+        python3 -c 'import json,sys; r=json.load(sys.stdin)
+if r["state"] != "creating_vol" or not (r["owner"] or "").startswith("volume@hx"): sys.exit(1)
+print(r["lease_expires"])') && [ -n "$lease_end" ]
+}
 poll "manager of hx is mid-step in creating_vol" 20 in_step
 kill -KILL "$VOL1"
-# The lease the dead manager last renewed: nobody renews it now.  (The
-# time since the kill says nothing exact: the last renewal came up to a
-# third of a lease before it.)
-lease_end=$("$VSECTL" --store "$S" get "$V" --json | python3 -c \
-    "import json,sys; print(json.load(sys.stdin)['lease_expires'])")
 handed_back() { row | grep -q "^creating_vol -$"; }
 poll "reaper hands the step back after the lease" 20 handed_back
 expired_at=$("$VSECTL" --store "$S" history "$V" --json | python3 -c '
@@ -100,9 +106,10 @@ poll "a full host reschedules: the volume ends available on hy" 20 on_hy
 [ -f "$T/pool-y/volume-$W" ] && [ ! -e "$POOL/volume-$W" ] &&
     ok "its file is on hy only" || not_ok "file on hy only" "$(ls "$POOL" "$T/pool-y")"
 
-# Force-delete during a create: hz holds its step 1.5 s; os-force_delete
-# resets the volume (fencing the step) and queues the delete behind it.
-VSE_DRIVER_PAUSE_MS=1500 start_vsed "$T/volz.log" --auth noauth --store "$S" \
+# Force-delete during a create: hz holds its step 4 s (long enough for the
+# poll below to see it on a loaded machine); os-force_delete resets the
+# volume (fencing the step) and queues the delete behind it.
+VSE_DRIVER_PAUSE_MS=4000 start_vsed "$T/volz.log" --auth noauth --store "$S" \
     --role volume --host hz --pool "$T/pool-z" --capacity-gb 100 ||
     { cat "$T/volz.log"; exit 1; }
 URL=$API
