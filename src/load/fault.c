@@ -703,8 +703,36 @@ static void fault_stop(struct fault *f)
     stopped = vse__now_mono_us();
     pthread_mutex_unlock(&F.mu);
     f->pid = (long)pid;
-    /* Listed after the stop: what it holds while frozen is exact. */
+    /* Listed after the stop: what it holds while frozen is exact.  The op
+     * seen above may have ended between that look and the SIGSTOP, which
+     * leaves a stop that proves nothing about fencing: then let it go at
+     * once and stop it again, while the wait lasts. */
     n = held_ops(pid, &f->held, &steps);
+    while (n >= 0 && steps == 0 && vse__now_mono_us() < until) {
+        free(f->held);
+        f->held = NULL;
+        n = 0;
+        pthread_mutex_lock(&F.mu);
+        if (m->pid != pid) {
+            pthread_mutex_unlock(&F.mu);
+            break;
+        }
+        kill(-pid, SIGCONT);
+        pthread_mutex_unlock(&F.mu);
+        if (!nap(0.02))
+            break;
+        pthread_mutex_lock(&F.mu);
+        if (m->pid != pid) {
+            pthread_mutex_unlock(&F.mu);
+            break;
+        }
+        kill(-pid, SIGSTOP);
+        f->stop_wall = wall_us();
+        stopped = vse__now_mono_us();
+        at = since_t0();
+        pthread_mutex_unlock(&F.mu);
+        n = held_ops(pid, &f->held, &steps);
+    }
     f->nheld = n > 0 ? (size_t)n : 0;
     held = json_array();
     for (size_t i = 0; i < f->nheld; i++)

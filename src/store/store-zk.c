@@ -1835,56 +1835,10 @@ static int zk_list(struct vse_store *s, const struct vse_filter *f,
     return rc;
 }
 
-/* One resource's history, in version order: its node's children. */
-static int history_one(struct zk_conn *c, const char *id, int64_t after_seq,
-                       size_t limit, vse_event_cb cb, void *ctx,
-                       struct vse_error *err)
-{
-    char rp[PATH_SIZE], path[PATH_SIZE * 2];
-    struct String_vector kids;
-    struct vse_event *e = vse__malloc(sizeof(*e));
-    size_t sent = 0;
-    int rc = 0, zrc;
-
-    if (e == NULL)
-        return vse__err(err, VSE_ENOMEM, "out of memory");
-    res_path(c, id, rp, sizeof(rp));
-    zrc = zchildren(c, rp, 0, &kids, NULL, err, "read history");
-    if (zrc != ZOK) {
-        free(e);
-        return zrc < 0 ? zrc : 0;
-    }
-    sort_names(&kids);
-    for (int i = 0; i < kids.count; i++) {
-        struct Stat st;
-        char *buf;
-        int len;
-
-        snprintf(path, sizeof(path), "%s/%s", rp, kids.data[i]);
-        zrc = zget(c, path, &buf, &len, &st, 0, err, "read history");
-        if (zrc < 0) {
-            rc = zrc;
-            break;
-        }
-        if (zrc == ABSENT)
-            continue; /* purged since the listing */
-        zrc = parse_event(buf, len, st.czxid, e);
-        free(buf);
-        if (zrc < 0 || e->seq <= after_seq)
-            continue;
-        if (cb(ctx, e) != 0)
-            break;
-        if (limit != 0 && ++sent >= limit)
-            break;
-    }
-    deallocate_String_vector(&kids);
-    free(e);
-    return rc;
-}
-
 /*
- * First index in the sorted entries of a bucket whose czxid is above
- * after_seq: entries are appended in commit order, so a binary search on
+ * First index in the sorted entries of a bucket (or of a resource's
+ * history) whose czxid is above after_seq: entries are appended in commit
+ * order, so a binary search on
  * their stats finds it.  An entry purged meanwhile counts as old.
  */
 static int first_after(struct zk_conn *c, const char *bp,
@@ -1914,6 +1868,57 @@ static int first_after(struct zk_conn *c, const char *bp,
     }
     *at = lo;
     return 0;
+}
+
+/* One resource's history, in version order: its node's children. */
+static int history_one(struct zk_conn *c, const char *id, int64_t after_seq,
+                       size_t limit, vse_event_cb cb, void *ctx,
+                       struct vse_error *err)
+{
+    char rp[PATH_SIZE], path[PATH_SIZE * 2];
+    struct String_vector kids;
+    struct vse_event *e = vse__malloc(sizeof(*e));
+    size_t sent = 0;
+    int rc = 0, zrc, from = 0;
+
+    if (e == NULL)
+        return vse__err(err, VSE_ENOMEM, "out of memory");
+    res_path(c, id, rp, sizeof(rp));
+    zrc = zchildren(c, rp, 0, &kids, NULL, err, "read history");
+    if (zrc != ZOK) {
+        free(e);
+        return zrc < 0 ? zrc : 0;
+    }
+    sort_names(&kids);
+    /* Read only what follows after_seq: the reaper counts an op's
+     * expiries from the row that began it, and a resource's history grows
+     * with every op it ever ran (a stat per probe, not a read per row). */
+    rc = first_after(c, rp, &kids, after_seq, &from, err);
+    for (int i = from; rc == 0 && i < kids.count; i++) {
+        struct Stat st;
+        char *buf;
+        int len;
+
+        snprintf(path, sizeof(path), "%s/%s", rp, kids.data[i]);
+        zrc = zget(c, path, &buf, &len, &st, 0, err, "read history");
+        if (zrc < 0) {
+            rc = zrc;
+            break;
+        }
+        if (zrc == ABSENT)
+            continue; /* purged since the listing */
+        zrc = parse_event(buf, len, st.czxid, e);
+        free(buf);
+        if (zrc < 0 || e->seq <= after_seq)
+            continue;
+        if (cb(ctx, e) != 0)
+            break;
+        if (limit != 0 && ++sent >= limit)
+            break;
+    }
+    deallocate_String_vector(&kids);
+    free(e);
+    return rc;
 }
 
 /*

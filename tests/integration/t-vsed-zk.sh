@@ -133,7 +133,7 @@ if [ -n "${leader:-}" ] && [ "$at" -lt "$N" ]; then
 else
     not_ok "leader killed in the middle" "leader '${leader:-}', $at creates"
 fi
-new=$(zk_wait_leader $((30 * M))) && [ "$new" != "$leader" ] &&
+new=$(zk_wait_leader $((60 * M))) && [ "$new" != "$leader" ] &&
     ok "member $new leads now" || not_ok "a new leader" "$new"
 
 rc=0
