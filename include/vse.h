@@ -36,9 +36,10 @@ extern "C" {
 /* Before 1.0, a minor version may change structs the caller allocates
  * (0.3.0 added vse_filter.not_state) or remove functions (0.4.0 removed
  * vse_set_coordination() and enum vse_coordination: vsed's comparison
- * mode is a store wrapper of its own now): rebuild against the new
- * header. */
-#define VSE_VERSION_STRING "0.4.0"
+ * mode is a store wrapper of its own now; 0.5.0 appended vse_opts.hold
+ * and .if_version and two counters to vse_reap_stats): rebuild against
+ * the new header. */
+#define VSE_VERSION_STRING "0.5.0"
 /* The store schema this libvse writes; older ones are migrated on open. */
 #define VSE_SCHEMA_VERSION 5
 
