@@ -32,7 +32,7 @@ ifeq ($(VSE_DEPS_OK),)
         bench-http deps clean tests docs install uninstall deb format
 all run example check check-asan check-tsan bench bench-http tests docs \
 check-style install uninstall deb:
-	@scripts/deps.sh
+	@scripts/deps.sh $(filter deb,$@)
 	@$(MAKE) --no-print-directory VSE_DEPS_OK=1 $@
 deps:
 	@scripts/deps.sh
