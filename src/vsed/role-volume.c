@@ -294,13 +294,26 @@ static void fenced(struct job *j, const struct task *t, int n,
     struct vse_resource cur;
     struct vse_error err;
 
-    vsed_log("volume: %s: finish refused: %s", j->row.id, why);
+    int rc;
+
+    vsed_log("volume: %s: %s", j->row.id, why);
     vse_error_clear(&err);
-    if (vse_get(j->db, j->row.id, &cur, &err) < 0)
+    rc = vse_get(j->db, j->row.id, &cur, &err);
+    if (rc == VSE_ENOTFOUND) {
+        /* Deleted and purged meanwhile: what we made has no owner. */
+        snprintf(cur.state, sizeof(cur.state), "gone");
+    } else if (rc < 0) {
         return;
-    if (strcmp(cur.op, j->row.op) == 0 ||
-        (cur.op[0] == '\0' && strcmp(cur.state, j->success) == 0))
+    } else if (strcmp(cur.state, "deleted") != 0 &&
+               strcmp(cur.op, "delete") != 0 &&
+               (strcmp(cur.op, j->row.op) == 0 ||
+                (cur.op[0] == '\0' && strcmp(cur.state, j->success) == 0))) {
+        /* Taken over or finished by another worker: the step's result
+         * is theirs too.  Not once the volume is deleted or being
+         * deleted: a step that wakes after the delete removed the file
+         * would leave one behind. */
         return;
+    }
     for (int k = n - 1; k >= 0; k--)
         if (t[k].revert != NULL)
             t[k].revert(j);
@@ -319,8 +332,12 @@ static void run_flow(struct job *j, const struct task *t, int n)
     for (i = 0; i < n; i++) {
         if (i > 0) {
             snprintf(reason, sizeof(reason), "task %s: start", t[i].name);
-            if (note(j, reason, "{\"task\":null}") < 0)
-                return; /* fenced between tasks: leave the pool alone */
+            if (note(j, reason, "{\"task\":null}") < 0) {
+                /* Fenced between tasks: undo what ran, unless another
+                 * worker carries the op on (fenced() decides). */
+                fenced(j, t, i, "fenced between tasks");
+                return;
+            }
         }
         if (t[i].execute(j) != 0)
             break;
@@ -334,9 +351,12 @@ static void run_flow(struct job *j, const struct task *t, int n)
         o.attrs = j->done_attrs;
         rc = vse_finish(j->db, j->row.id, j->row.op_id, j->success, &o, NULL,
                         &err);
-        if (rc == VSE_EFENCED)
-            fenced(j, t, n, err.msg);
-        else if (rc < 0)
+        if (rc == VSE_EFENCED || rc == VSE_ENOTFOUND) {
+            char why[VSE_ERROR_MSG_SIZE + 32];
+
+            snprintf(why, sizeof(why), "finish refused: %s", err.msg);
+            fenced(j, t, n, why);
+        } else if (rc < 0)
             vsed_log("volume: %s: finish: %s", j->row.id, err.msg);
         return;
     }
