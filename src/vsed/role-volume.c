@@ -284,35 +284,38 @@ static void reschedule(struct job *j, const char *task)
 /*
  * Our finish was fenced: the lease ran out, or an operator reset the
  * resource (os-force_delete fences a create in flight, then deletes).
- * If another worker took the op over, or finished it, the idempotent
- * step's result is theirs too and stays.  Otherwise nobody will ever use
- * what this step made: undo it, so that no file outlives its volume.
+ * What this step made (only creates make anything: a file) stays when
+ * the resource still wants it: while another worker carries the same op
+ * on (a claim gives it a new op_id but keeps its start, `since`), and
+ * once any op recorded the file as the resource's (provider_location):
+ * the volume may have been finished, then extended or attached, since.
+ * It goes when nobody will use it: the resource is deleted, being
+ * deleted or gone, or the op ended without a file (the reaper failed
+ * it), so that no file outlives its volume.
  */
 static void fenced(struct job *j, const struct task *t, int n,
                    const char *why)
 {
     struct vse_resource cur;
     struct vse_error err;
-
     int rc;
 
     vsed_log("volume: %s: %s", j->row.id, why);
     vse_error_clear(&err);
     rc = vse_get(j->db, j->row.id, &cur, &err);
     if (rc == VSE_ENOTFOUND) {
-        /* Deleted and purged meanwhile: what we made has no owner. */
         snprintf(cur.state, sizeof(cur.state), "gone");
     } else if (rc < 0) {
         return;
     } else if (strcmp(cur.state, "deleted") != 0 &&
-               strcmp(cur.op, "delete") != 0 &&
-               (strcmp(cur.op, j->row.op) == 0 ||
-                (cur.op[0] == '\0' && strcmp(cur.state, j->success) == 0))) {
-        /* Taken over or finished by another worker: the step's result
-         * is theirs too.  Not once the volume is deleted or being
-         * deleted: a step that wakes after the delete removed the file
-         * would leave one behind. */
-        return;
+               strcmp(cur.op, "delete") != 0) {
+        json_t *a = vsed_attrs(&cur);
+        int located = json_is_string(json_object_get(a, "provider_location"));
+
+        json_decref(a);
+        if (located ||
+            (strcmp(cur.op, j->row.op) == 0 && cur.since == j->row.since))
+            return;
     }
     for (int k = n - 1; k >= 0; k--)
         if (t[k].revert != NULL)

@@ -8,7 +8,9 @@
 # host whose pool is fuller than the scheduler knows hands a create back
 # (the machine's reschedule edge) and another host takes it.  Last, a
 # force-delete fences a create in the middle of its driver step: the
-# fenced manager removes what it made, and no file outlives the volume.
+# fenced manager removes what it made, and no file outlives the volume;
+# a manager stopped mid-step and woken after another finished its create
+# keeps the file of a volume in use and removes that of a deleted one.
 set -u
 . "$(dirname "$0")/vsed-lib.sh"
 M=${VSE_TEST_TIMEOUT_MULTIPLIER:-1}
@@ -112,6 +114,7 @@ poll "a full host reschedules: the volume ends available on hy" 20 on_hy
 VSE_DRIVER_PAUSE_MS=4000 start_vsed "$T/volz.log" --auth noauth --store "$S" \
     --role volume --host hz --pool "$T/pool-z" --capacity-gb 100 ||
     { cat "$T/volz.log"; exit 1; }
+HZ=$PID
 URL=$API
 req POST /v3/volumes '{"volume": {"size": 1, "name": "doomed"}}' "${H[@]}"
 V=$(jget "json.load(sys.stdin)['volume']['id']")
@@ -126,6 +129,66 @@ poll "the volume ends deleted" 20 gone
 grep -q "$V: now .*: what the fenced step made is removed" "$T/volz.log" &&
     ok "the fenced manager undid its own step" ||
     not_ok "fenced manager undid its step" "$(tail -5 "$T/volz.log")"
+
+kill -TERM "$HZ" && wait "$HZ" # the scheduler places on hw from here on
+# A manager stopped mid-step wakes after the other manager of its host
+# took the create over and finished it: its finish is fenced, and what
+# its step made stays while the volume wants it (here: being attached)
+# and goes once the volume is deleted.
+VSE_DRIVER_PAUSE_MS=2000 start_vsed "$T/hw1.log" --auth noauth --store "$S" \
+    --role volume --host hw --pool "$T/pool-w" --capacity-gb 100 \
+    --lease-ms $LEASE_MS || { cat "$T/hw1.log"; exit 1; }
+VSE_DRIVER_PAUSE_MS=2000 start_vsed "$T/hw2.log" --auth noauth --store "$S" \
+    --role volume --host hw --pool "$T/pool-w" --capacity-gb 100 \
+    --lease-ms $LEASE_MS || { cat "$T/hw2.log"; exit 1; }
+URL=$API
+# stop_mid_step NAME: create a 1 GiB volume NAME, stop the manager that
+# is mid-step on it and let the other one finish it; sets V and STOPPED.
+stop_mid_step() {
+    req POST /v3/volumes "{\"volume\": {\"size\": 1, \"name\": \"$1\"}}" "${H[@]}"
+    V=$(jget "json.load(sys.stdin)['volume']['id']")
+    mid_w() {
+        ls "$T"/pool-w/.tmp-*-volume-"$V" >/dev/null 2>&1 || return 1
+        STOPPED=$("$VSECTL" --store "$S" get "$V" --json 2>/dev/null |
+            python3 -c 'import json,sys; r=json.load(sys.stdin)
+o = r["owner"] or ""
+if r["state"] != "creating_vol" or not o.startswith("volume@hw:"): sys.exit(1)
+print(o.rsplit(":", 1)[1])') && [ -n "$STOPPED" ]
+    }
+    poll "$1: a manager of hw is mid-step" 20 mid_w || return 1
+    kill -STOP "$STOPPED"
+    poll "$1: the other manager of hw takes the create over and ends it" 30 avail
+}
+# woken NAME: SIGCONT the stopped manager and wait for its refused finish.
+woken() {
+    kill -CONT "$STOPPED"
+    log=$T/hw1.log
+    [ "$STOPPED" = "$HW2" ] && log=$T/hw2.log
+    refused() { grep -q "$V: finish refused" "$log"; }
+    poll "$1: the woken manager's finish is refused (fenced)" 20 refused
+}
+HW2=${PIDS[-1]}
+stop_mid_step kept
+K=$V
+req POST "/v3/volumes/$K/action" '{"os-reserve": {}}' "${H[@]}"
+expect "kept: os-reserve while the stopped manager sleeps: 202" 202
+woken kept
+[ "$(stat -c %s "$T/pool-w/volume-$K" 2>/dev/null)" = 1073741824 ] &&
+    ! grep -q "$K: now .*what the fenced step made is removed" "$log" &&
+    ok "kept: the volume being attached keeps its file" ||
+    not_ok "kept: file kept" "$(ls -la "$T/pool-w")" "$(tail -5 "$log")"
+req POST "/v3/volumes/$K/action" '{"os-unreserve": {}}' "${H[@]}"
+expect "kept: os-unreserve: 202" 202
+stop_mid_step dropped
+req DELETE "/v3/volumes/$V" '' "${H[@]}"
+expect "dropped: delete while the stopped manager sleeps: 202" 202
+poll "dropped: the volume ends deleted" 20 gone
+woken dropped
+undone() { grep -q "$V: now deleted: what the fenced step made is removed" "$log"; }
+poll "dropped: the woken manager removes what its step made" 20 undone
+[ ! -e "$T/pool-w/volume-$V" ] && [ -f "$T/pool-w/volume-$K" ] &&
+    ok "dropped: no file outlives the deleted volume" ||
+    not_ok "dropped: no file left" "$(ls -la "$T/pool-w")"
 
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
