@@ -65,15 +65,42 @@ static int vsed_machine(const char *name, vse_machine **out,
     return vse_machine_builtin(name, out, err);
 }
 
-/* vse_open(), with the test's stand-in machine when there is one. */
+static void track(vse_db *db)
+{
+    pthread_mutex_lock(&open_mu);
+    if (interrupting)
+        vse_interrupt(db);
+    if (nopen < OPEN_MAX)
+        open_dbs[nopen++] = db;
+    pthread_mutex_unlock(&open_mu);
+}
+
+static void untrack(vse_db *db)
+{
+    pthread_mutex_lock(&open_mu);
+    for (int i = 0; i < nopen; i++)
+        if (open_dbs[i] == db) {
+            open_dbs[i] = open_dbs[--nopen];
+            break;
+        }
+    pthread_mutex_unlock(&open_mu);
+}
+
+/*
+ * vse_open(), with the test's stand-in machine when there is one.  The
+ * handle is tracked from its first connection on: loading the machines
+ * reads the store, and a store lost in between must not hold a shutdown
+ * for a whole reconnect budget.
+ */
 static int open_machines(const char *url, vse_db **out, struct vse_error *err)
 {
     const char *const *names = vse_machine_builtin_names();
     int rc;
 
-    if (test_machine() == NULL)
-        return vse_open(url, out, err);
     rc = vse_open_bare(url, out, err);
+    if (rc < 0)
+        return rc;
+    track(*out);
     for (size_t i = 0; rc == 0 && names[i] != NULL; i++) {
         vse_machine *m;
 
@@ -82,6 +109,7 @@ static int open_machines(const char *url, vse_db **out, struct vse_error *err)
             rc = vse_add_machine(*out, m, err);
     }
     if (rc < 0) {
+        untrack(*out);
         vse_close(*out);
         *out = NULL;
     }
@@ -135,34 +163,18 @@ int vsed_upgrade_machines(const char *url, struct vse_error *err)
 int vsed_open(const char *url, vse_db **out, struct vse_error *err)
 {
     char blind[2048];
-    int rc;
 
     /* local-locks: the same store, through the comparison's wrapper. */
     if (vsed_cfg != NULL && vsed_cfg->local_locks) {
         snprintf(blind, sizeof(blind), "blind:%s", url);
         url = blind;
     }
-    rc = open_machines(url, out, err);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&open_mu);
-    if (interrupting)
-        vse_interrupt(*out);
-    if (nopen < OPEN_MAX)
-        open_dbs[nopen++] = *out;
-    pthread_mutex_unlock(&open_mu);
-    return 0;
+    return open_machines(url, out, err);
 }
 
 void vsed_close(vse_db *db)
 {
-    pthread_mutex_lock(&open_mu);
-    for (int i = 0; i < nopen; i++)
-        if (open_dbs[i] == db) {
-            open_dbs[i] = open_dbs[--nopen];
-            break;
-        }
-    pthread_mutex_unlock(&open_mu);
+    untrack(db);
     vse_close(db);
 }
 
