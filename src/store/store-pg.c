@@ -119,6 +119,7 @@ struct pg_conn {
     unsigned prepared; /* bit per enum stmt_id, for this session */
     int listening;     /* LISTEN again after a reconnect */
     int64_t notified;  /* highest seq a notification named */
+    int64_t woke_for;  /* after_seq of the last wait a notification ended */
     int notify_sent;   /* a wake-up's results are still to be read */
     int reconnect_ms;
     /* Which server session this is, so that after losing it we can make
@@ -824,6 +825,7 @@ static int pg_open(struct vse_store *s, const char *rest,
     struct pg_conn *c = (struct pg_conn *)s;
     int rc = parse_url(c, rest, err);
 
+    c->woke_for = -1;
     if (rc == 0)
         rc = connect_first(c, err);
     if (rc < 0) {
@@ -1671,7 +1673,10 @@ static int drain(struct pg_conn *c, int64_t after_seq)
  * query.  If the caller then finds nothing, its next wait sees that a
  * notified row is not readable yet (c->notified > last_seq) and polls
  * (from 1 ms, doubling to 50 ms): the older transaction may end by a
- * rollback, which sends nothing.  Wake-ups are sent after the commit
+ * rollback, which sends nothing.  A wait for the same after_seq as the
+ * last one a notification ended means the caller read nothing: that
+ * wait trusts only last_seq, for more notifications of rows behind the
+ * open transaction may still be arriving.  Wake-ups are sent after the commit
  * (notify_send), so one can be lost: last_seq is re-read every
  * WAIT_RECHECK_MS in any case.
  *
@@ -1685,6 +1690,7 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
     struct pg_conn *c = (struct pg_conn *)s;
     int64_t deadline = vse__now_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int64_t settle_ms = 1;
+    int trust_notify = c->woke_for != after_seq;
     int rc = ensure(c, err);
 
     if (rc < 0)
@@ -1706,13 +1712,17 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
             if (rc < 0)
                 return rc;
         }
-        if (drain(c, after_seq))
+        if (drain(c, after_seq) && trust_notify) {
+            c->woke_for = after_seq;
             return 1;
+        }
         rc = pg_last_seq(s, &last, err);
         if (rc < 0)
             return rc;
-        if (last > after_seq)
+        if (last > after_seq) {
+            c->woke_for = -1;
             return 1;
+        }
         left = deadline - vse__now_mono_ms();
         if (left <= 0)
             return 0;
