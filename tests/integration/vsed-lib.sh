@@ -93,12 +93,22 @@ jget() {
 
 # check_clean STORE HOST=POOL STUCK_MS: poll `vsectl check --pool
 # --stuck-after` (deadline 20 s x multiplier) until it finds nothing:
-# 0 when clean, 1 with its last report in $T/check.
+# 0 when clean, 1 with its last report in $T/check, followed by every
+# volume not at rest in available, in-use or deleted, with its history:
+# what a failure needs to be understood from the log alone.
 check_clean() {
-    local end=$((SECONDS + 20 * ${VSE_TEST_TIMEOUT_MULTIPLIER:-1}))
+    local end=$((SECONDS + 20 * ${VSE_TEST_TIMEOUT_MULTIPLIER:-1})) id
     until "$VSECTL" --store "$1" check --pool "$2" \
         --stuck-after "${3}ms" >"$T/check" 2>&1; do
-        [ $SECONDS -lt $end ] || return 1
+        if [ $SECONDS -ge $end ]; then
+            "$VSECTL" --store "$1" list --machine volume |
+                grep -vE " (available|in_use|deleted) " >"$T/odd"
+            for id in $(awk 'NR > 1 { print $1 }' "$T/odd"); do
+                "$VSECTL" --store "$1" history "$id" >>"$T/odd" 2>&1
+            done
+            cat "$T/odd" >>"$T/check"
+            return 1
+        fi
         sleep 0.2
     done
 }
