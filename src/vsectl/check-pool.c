@@ -4,8 +4,10 @@
  * snapshots the store holds (--pool HOST=DIR), what the store counts as
  * used on a host agrees with its pool and stays within its capacity, and
  * no operation stays in flight longer than a lease and a reap interval
- * (--stuck-after).  File
- * names come from the driver itself (src/driver/driver.h), never a copy.
+ * (--stuck-after), a resource another one holds has the file its holder
+ * reads, and a volume made from a snapshot or a clone of a volume sits
+ * where its source's data was and is no smaller.  File names come from
+ * the driver itself (src/driver/driver.h), never a copy.
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -27,6 +29,10 @@ struct item {
     char host[VSE_ID_MAX + 1];
     int64_t size;
     int located; /* attrs.provider_location is set */
+    /* A volume made from a snapshot (1) or a clone of a volume (0): its
+     * source; kind -1 otherwise. */
+    char source[VSE_ID_MAX + 1];
+    int source_kind;
     int64_t version;
     int64_t updated;
 };
@@ -75,6 +81,16 @@ static void item_of(const struct vse_resource *res, struct item *it)
     snprintf(it->host, sizeof(it->host), "%s", host ? host : "");
     it->size = json_is_integer(size) ? json_integer_value(size) : -1;
     it->located = json_is_string(json_object_get(a, "provider_location"));
+    it->source_kind = -1;
+    if (json_is_string(json_object_get(a, "snapshot_id"))) {
+        it->source_kind = 1;
+        snprintf(it->source, sizeof(it->source), "%s",
+                 json_string_value(json_object_get(a, "snapshot_id")));
+    } else if (json_is_string(json_object_get(a, "source_volid"))) {
+        it->source_kind = 0;
+        snprintf(it->source, sizeof(it->source), "%s",
+                 json_string_value(json_object_get(a, "source_volid")));
+    }
     it->version = res->version;
     it->updated = res->updated;
     json_decref(a);
@@ -303,6 +319,107 @@ static void check_usage(struct run *r, const struct check_pool *p)
                   (long long)cap);
 }
 
+/*
+ * A volume made from a snapshot or cloned from a volume, at rest: the
+ * scheduler placed it on its source's host, since the driver copies (or
+ * reflinks) the source's file within one pool, and Cinder refuses a size
+ * below the source's.  A source purged since is no evidence.
+ */
+static void check_clone(struct run *r, const struct item *it)
+{
+    const struct item *src;
+
+    if (it->source_kind < 0 || it->op[0] != '\0' ||
+        (strcmp(it->state, "available") != 0 &&
+         strcmp(it->state, "in_use") != 0))
+        return;
+    src = bsearch(it->source, r->kind[it->source_kind].v,
+                  r->kind[it->source_kind].n, sizeof(struct item), by_id);
+    if (src == NULL)
+        return;
+    if (src->host[0] != '\0' && strcmp(src->host, it->host) != 0 &&
+        !moved_on(r, it))
+        violation(r, it->id,
+                  "volume made from %s %s on host %s is on host %s: its "
+                  "data is copied within the source's pool",
+                  machines[it->source_kind], src->id, src->host, it->host);
+    if (src->size > 0 && it->size < src->size && !moved_on(r, it))
+        violation(r, it->id,
+                  "volume of %lld GiB made from %s %s of %lld GiB: a "
+                  "copy is never smaller than its source",
+                  (long long)it->size, machines[it->source_kind], src->id,
+                  (long long)src->size);
+}
+
+struct holds {
+    struct vse_hold *v;
+    size_t n, cap;
+};
+
+static int collect_hold(void *arg, const struct vse_hold *h)
+{
+    struct holds *l = arg;
+
+    if (vse__array_reserve(l, l->n + 1) < 0)
+        return 1;
+    l->v[l->n++] = *h;
+    return 0;
+}
+
+static int count_hold(void *arg, const struct vse_hold *h)
+{
+    (void)h;
+    ++*(int *)arg;
+    return 0;
+}
+
+/*
+ * A held volume or snapshot is the source its holder reads (a snapshot's
+ * volume, a copy's snapshot or volume): its file is in its host's pool
+ * for as long as the hold lasts.  vsectl check verifies the holds
+ * themselves (src/lib/check.c); this is what they protect.
+ */
+static int check_holds(struct run *r, const struct check_pool *p, int n,
+                       struct vse_error *err)
+{
+    struct holds hs = {0};
+    int rc = vse_holds(r->db, NULL, NULL, collect_hold, &hs, err);
+
+    for (size_t i = 0; rc == 0 && i < hs.n; i++) {
+        const struct vse_hold *h = &hs.v[i];
+        const struct vsed_driver *d;
+        const struct item *it = NULL;
+        char path[PATH_MAX + 300], since[40];
+        struct vse_error e;
+        struct stat st;
+        int k, still = 0;
+
+        for (k = 0; k < 2 && it == NULL; k++)
+            it = bsearch(h->held, r->kind[k].v, r->kind[k].n,
+                         sizeof(struct item), by_id);
+        k--;
+        if (it == NULL || (d = pool_of(p, n, it->host)) == NULL)
+            continue;
+        vsed_driver_path(d, machines[k], it->id, path, sizeof(path));
+        if (stat(path, &st) == 0)
+            continue;
+        /* Read again: the hold may have ended and its resource gone. */
+        vse_error_clear(&e);
+        if (vse_holds(r->db, h->held, h->holder, count_hold, &still, &e) <
+                0 ||
+            still == 0 || moved_on(r, it))
+            continue;
+        vse_time_format(h->since, since, sizeof(since));
+        violation(r, it->id,
+                  "%s held %s by %s %s (op %s) since %s, but its file '%s' "
+                  "is missing on host %s",
+                  machines[k], vse_hold_mode_name(h->mode), h->machine,
+                  h->holder, h->op, since, path, it->host);
+    }
+    free(hs.v);
+    return rc;
+}
+
 /* A busy volume or snapshot whose last transition is older than the
  * limit: nobody is carrying its op on, and the reaper did not either. */
 static void check_stuck(struct run *r, int k, const struct item *it,
@@ -347,9 +464,13 @@ int check_pools(vse_db *db, const struct check_pool *pools, int npools,
     for (int k = 0; k < 2 && rc == 0; k++)
         for (size_t i = 0; i < r.kind[k].n; i++) {
             check_backing(&r, k, &r.kind[k].v[i], pools, npools);
+            if (k == 0)
+                check_clone(&r, &r.kind[k].v[i]);
             if (stuck_ms > 0)
                 check_stuck(&r, k, &r.kind[k].v[i], stuck_ms, now);
         }
+    if (rc == 0)
+        rc = check_holds(&r, pools, npools, err);
     for (int i = 0; i < npools && rc == 0; i++) {
         check_files(&r, &pools[i]);
         check_usage(&r, &pools[i]);

@@ -185,7 +185,11 @@ static const struct cmd_doc docs[] = {
      "--pool, also: every volume\navailable or in-use (and every snapshot "
      "available) on HOST has exactly one\nfile, in DIR, of its size; every "
      "file in DIR belongs to a volume or snapshot\nof HOST that is not "
-     "deleted.  Prints each violation as 'ID: message' and a\nsummary.",
+     "deleted; the store's usage of HOST equals what its files\ntake, "
+     "within capacity; a held volume or snapshot has the file its holder\n"
+     "reads; a volume made from a snapshot or cloned sits on its source's "
+     "host and\nis no smaller.  Prints each violation as 'ID: message' and "
+     "a summary.",
      "      --json           print one JSON object: violations and count\n"
      "      --pool HOST=DIR  the pool directory of volume host HOST "
      "(repeatable)\n"

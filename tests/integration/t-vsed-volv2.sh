@@ -7,7 +7,8 @@
 # snapshot and a clone end available with the source's data, and the
 # snapshot's delete is refused while the volume is made from it; the
 # validation of snapshot_id / source_volid; extend of an in-use volume at
-# 3.42 (refused below); the pool matches the store at the end.
+# 3.42 (refused below); the pool matches the store at the end, and the
+# pool check finds a held volume's missing file and a misplaced copy.
 # The volume manager runs in a process of its own, stopped (SIGSTOP)
 # while the refusals are asked for, so that the operations are in flight
 # for as long as the test needs, whatever the machine's speed.
@@ -181,4 +182,27 @@ grep -q "extend_in_use" "$T/h" && ok "history shows extend_in_use" ||
 
 check_clean "$S" "h1=$POOL" 60000 && ok "vsectl check --pool: clean" ||
     not_ok "vsectl check --pool" "$(cat "$T/check")"
+
+# The pool check knows what holds and copies promise: the file of a held
+# volume (its holder reads it), a copy on its source's host, no smaller.
+# An operator's tools make both here, by hand, through vsectl.
+"$VSECTL" --store "$S" create snapshot held-snap --owner tester --ttl 10m \
+    --hold "$F" --attrs "{\"volume_id\": \"$F\", \"host\": \"h1\", \"size\": 2}" \
+    >/dev/null 2>"$T/err" || not_ok "vsectl create snapshot --hold" "$(cat "$T/err")"
+op=$("$VSECTL" --store "$S" create volume copy-x --op clone --owner tester \
+    --hold "$F" --attrs "{\"host\": \"h2\", \"source_volid\": \"$F\", \"size\": 1}")
+for st in scheduling creating_vol; do
+    "$VSECTL" --store "$S" step copy-x "$op" $st >/dev/null
+done
+"$VSECTL" --store "$S" finish copy-x "$op" available >/dev/null
+mv "$POOL/volume-$F" "$T/hidden"
+"$VSECTL" --store "$S" check --pool "h1=$POOL" >"$T/check" 2>&1
+rc=$?
+[ $rc = 1 ] &&
+    grep -q "^$F: volume held shared by snapshot held-snap (op create) since .*, but its file '$POOL/volume-$F' is missing on host h1$" "$T/check" &&
+    grep -q "^copy-x: volume made from volume $F on host h1 is on host h2" "$T/check" &&
+    grep -q "^copy-x: volume of 1 GiB made from volume $F of 2 GiB" "$T/check" &&
+    ok "check --pool: a held volume without its file, a misplaced and a short copy (exit 1)" ||
+    not_ok "check --pool knows holds and copies" "rc $rc" "$(cat "$T/check")"
+mv "$T/hidden" "$POOL/volume-$F"
 finish
