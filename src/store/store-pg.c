@@ -33,6 +33,11 @@
 /* A wait re-reads last_seq at least this often: a wake-up is sent after
  * the commit and is lost if the writer's connection drops in between. */
 #define WAIT_RECHECK_MS 1000
+/* A connection sends at most one wake-up per NOTIFY_EVERY_MS; a watcher
+ * that got one polls last_seq every NOTIFY_EVERY_MS / 2 for twice that
+ * long after it, and so sees the commits whose wake-up was skipped
+ * (pg_wait()). */
+#define NOTIFY_EVERY_MS 20
 /* history() reads the whole log in pages of this many rows. */
 #define HISTORY_PAGE 2000
 /* Any constant: all vse processes on one database serialise migrations. */
@@ -121,6 +126,8 @@ struct pg_conn {
     int64_t notified;  /* highest seq a notification named */
     int64_t woke_for;  /* after_seq of the last wait a notification ended */
     int notify_sent;   /* a wake-up's results are still to be read */
+    int64_t notify_at; /* when this connection last sent one (mono ms) */
+    int64_t hot_until; /* a watcher polls until then (mono ms) */
     int reconnect_ms;
     /* Which server session this is, so that after losing it we can make
      * sure it is gone before judging what it did. */
@@ -372,8 +379,10 @@ static int session_init(struct pg_conn *c, struct vse_error *err)
         rc = pg_fail(c, r, err, "identify the session");
     }
     PQclear(r);
-    if (rc == 0 && c->listening)
+    if (rc == 0 && c->listening) {
         rc = exec_sql(c, "LISTEN " VSE_PG_CHANNEL, err, "listen for events");
+        c->hot_until = vse__now_mono_ms() + 2 * NOTIFY_EVERY_MS;
+    }
     return rc;
 }
 
@@ -479,11 +488,23 @@ static int reconnect(struct pg_conn *c, struct vse_error *err)
  * committed and its answer read only before the next statement, so it
  * costs no round trip of its own.  It may be lost with the connection:
  * watchers re-read last_seq at least every WAIT_RECHECK_MS anyway.
+ *
+ * It is still a transaction of its own, and the server takes one global
+ * lock for it: one per transition cost a third of the throughput at 4
+ * and 16 clients (docs/benchmarks.md).  So a connection sends at most
+ * one per NOTIFY_EVERY_MS.  A commit whose wake-up is skipped follows,
+ * by less than NOTIFY_EVERY_MS, one whose wake-up was sent; every
+ * watcher woken by that one polls for 2 x NOTIFY_EVERY_MS after it, so
+ * it finds the later commit within NOTIFY_EVERY_MS / 2.
  */
 static void notify_send(struct pg_conn *c, int64_t seq)
 {
+    int64_t now = vse__now_mono_ms();
     char sql[192];
 
+    if (c->notify_at != 0 && now - c->notify_at < NOTIFY_EVERY_MS)
+        return;
+    c->notify_at = now;
     snprintf(sql, sizeof(sql), VSE_PG_NOTIFY, (long long)seq);
     if (PQsendQuery(c->conn, sql))
         c->notify_sent = 1;
@@ -1656,6 +1677,7 @@ static int drain(struct pg_conn *c, int64_t after_seq)
     while ((n = PQnotifies(c->conn)) != NULL) {
         int64_t seq = n->extra ? strtoll(n->extra, NULL, 10) : 0;
 
+        c->hot_until = vse__now_mono_ms() + 2 * NOTIFY_EVERY_MS;
         if (seq > c->notified)
             c->notified = seq;
         if (seq > after_seq)
@@ -1676,7 +1698,9 @@ static int drain(struct pg_conn *c, int64_t after_seq)
  * rollback, which sends nothing.  A wait for the same after_seq as the
  * last one a notification ended means the caller read nothing: that
  * wait trusts only last_seq, for more notifications of rows behind the
- * open transaction may still be arriving.  Wake-ups are sent after the commit
+ * open transaction may still be arriving.  After a notification the
+ * wait polls every NOTIFY_EVERY_MS / 2 for a while: the writers skip
+ * wake-ups that would follow their last one closely (notify_send()).  Wake-ups are sent after the commit
  * (notify_send), so one can be lost: last_seq is re-read every
  * WAIT_RECHECK_MS in any case.
  *
@@ -1700,6 +1724,9 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
         if (rc < 0)
             return rc;
         c->listening = 1;
+        /* A wake-up sent just before LISTEN may have stood for commits
+         * that follow it: poll a while, as after a notification. */
+        c->hot_until = vse__now_mono_ms() + 2 * NOTIFY_EVERY_MS;
     }
     for (;;) {
         int64_t last = 0, left, nap;
@@ -1727,6 +1754,8 @@ static int pg_wait(struct vse_store *s, int64_t after_seq, int timeout_ms,
         if (left <= 0)
             return 0;
         nap = left > WAIT_RECHECK_MS ? WAIT_RECHECK_MS : left;
+        if (vse__now_mono_ms() < c->hot_until && nap > NOTIFY_EVERY_MS / 2)
+            nap = NOTIFY_EVERY_MS / 2;
         if (c->notified > last) {
             nap = nap < settle_ms ? nap : settle_ms;
             settle_ms = settle_ms * 2 > 50 ? 50 : settle_ms * 2;
