@@ -74,12 +74,15 @@ struct pending {
     char id[40];
     int64_t accepted_us;
     int64_t want_size; /* extend: the new size asked for */
+    int64_t sent_us;   /* --mix create: when the POST was sent, else 0 */
 };
 
 static struct {
     const char *urls[URLS_MAX];
     int nurls;
     const char *workload;
+    const char *mix;
+    int create_only; /* --mix create */
     const char *project;
     int clients;
     double seconds;
@@ -101,7 +104,7 @@ static struct {
     atomic_int stop; /* load phase over */
     atomic_int clients_done;
     int64_t t0;
-} g = {.project = "load", .settle_s = SETTLE_DEFAULT_S};
+} g = {.project = "load", .mix = "all", .settle_s = SETTLE_DEFAULT_S};
 
 /* One request on /v3/PROJECT/PATH; the status (0: no answer), the body
  * in h->body. */
@@ -477,6 +480,41 @@ static void one(struct client *c)
     }
 }
 
+static int settle_one(struct load_http *h, const struct pending *p,
+                      char *what);
+
+/*
+ * --mix create: one volume created and polled by its own client until it
+ * leaves `creating` (every CREATE_POLL_US), so that the report can say
+ * how long create -> available takes, not only how fast creates are
+ * accepted.  The volumes stay: the pool must have room for them.
+ */
+#define CREATE_POLL_US 2000
+static void one_create(struct client *c)
+{
+    const struct timespec nap = {0, CREATE_POLL_US * 1000L};
+    struct pending p = {.op = OP_CREATE, .slot = -1};
+    int64_t deadline;
+    char what[24];
+    int st;
+
+    p.sent_us = vse__now_mono_us();
+    st = send_op(c, OP_CREATE, "POST", "volumes",
+                 "{\"volume\": {\"size\": 1, \"name\": \"load\"}}", -1, 0,
+                 NULL);
+    p.accepted_us = vse__now_mono_us();
+    if (st != 202 || created_id(c, "volume", p.id, sizeof(p.id)) != 0)
+        return;
+    deadline = p.accepted_us + (int64_t)(g.settle_s * 1e6);
+    while (!settle_one(&c->h, &p, what)) {
+        if (vse__now_mono_us() >= deadline) {
+            add_outcome(&p, "unresolved", vse__now_mono_us(), -1);
+            return;
+        }
+        nanosleep(&nap, NULL);
+    }
+}
+
 static void *client_main(void *arg)
 {
     struct client *c = arg;
@@ -487,7 +525,10 @@ static void *client_main(void *arg)
          * attach is let finish. */
         if (g.requests > 0 && atomic_load(&g.issued) >= g.requests)
             break;
-        one(c);
+        if (g.create_only)
+            one_create(c);
+        else
+            one(c);
     }
     atomic_fetch_add(&g.clients_done, 1);
     return NULL;
@@ -527,6 +568,7 @@ static void add_outcome(const struct pending *p, const char *what, int64_t at,
     o->settle_us = at - p->accepted_us;
     o->want_size = p->want_size;
     o->size = size;
+    o->total_us = p->sent_us > 0 ? at - p->sent_us : 0;
     pthread_mutex_unlock(&g.mu);
 }
 
@@ -651,6 +693,13 @@ static void usage(int st)
         "                         settler and /v1 calls use the first\n"
         "      --workload W       contention: all clients share a few volumes;\n"
         "                         throughput: each client has volumes of its own\n"
+        "      --mix M            all (default): the full mix of operations;\n"
+        "                         create (throughput only): each client creates a\n"
+        "                         1 GiB volume and polls it every 2 ms until it\n"
+        "                         leaves creating, then the next; the report adds\n"
+        "                         accepted creates/s and create->available\n"
+        "                         p50/p99 (from sending the POST to the first GET\n"
+        "                         that shows it available).  The volumes stay\n"
         "      --volumes V        volumes aimed at (contention: shared, default 4;\n"
         "                         throughput: per client, default 4)\n"
         "      --project P        the project sent in X-Auth-Token (default load)\n"
@@ -741,6 +790,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"url", required_argument, NULL, 'u'},
         {"workload", required_argument, NULL, 'w'},
+        {"mix", required_argument, NULL, 'M'},
         {"clients", required_argument, NULL, 'c'},
         {"seconds", required_argument, NULL, 's'},
         {"requests", required_argument, NULL, 'r'},
@@ -780,6 +830,7 @@ int main(int argc, char **argv)
             g.urls[g.nurls++] = optarg;
             break;
         case 'w': g.workload = optarg; break;
+        case 'M': g.mix = optarg; break;
         case 'c': g.clients = (int)num("--clients", optarg, 1); break;
         case 's': g.seconds = num("--seconds", optarg, 0.1); break;
         case 'r': g.requests = (long)num("--requests", optarg, 1); break;
@@ -821,6 +872,17 @@ int main(int argc, char **argv)
     g.contention = strcmp(g.workload, "contention") == 0;
     if (!g.contention && strcmp(g.workload, "throughput") != 0) {
         fprintf(stderr, "vse-load: unknown workload '%s'\n", g.workload);
+        usage(2);
+    }
+    g.create_only = strcmp(g.mix, "create") == 0;
+    if (!g.create_only && strcmp(g.mix, "all") != 0) {
+        fprintf(stderr, "vse-load: unknown --mix '%s' (all or create)\n",
+                g.mix);
+        usage(2);
+    }
+    if (g.create_only && g.contention) {
+        fprintf(stderr, "vse-load: --mix create goes with --workload "
+                        "throughput: contention shares volumes\n");
         usage(2);
     }
     fo.managers = managers;
@@ -881,6 +943,7 @@ int main(int argc, char **argv)
     if (g.ndeletes > 0)
         qsort(g.deletes, g.ndeletes, sizeof(*g.deletes), cmp_id);
     rep.workload = g.workload;
+    rep.mix = g.mix;
     rep.urls = g.urls;
     rep.nurls = g.nurls;
     rep.seed = seed;

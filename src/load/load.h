@@ -72,12 +72,16 @@ struct load_outcome {
     int64_t settle_us;   /* from the answer to the settled status */
     int64_t want_size;   /* extend: the new size asked for, GiB */
     int64_t size;        /* volume size in the settled body, -1 unknown */
+    int64_t total_us;    /* --mix create: from sending the POST to the
+                            first answer that showed it settled; 0 when
+                            not measured */
 };
 
 struct json_t;
 
 struct load_report {
     const char *workload;
+    const char *mix;         /* "all", or "create" (throughput only) */
     const char *const *urls; /* the first is the settler's */
     int nurls;
     uint64_t seed;

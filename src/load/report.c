@@ -232,6 +232,47 @@ static json_t *outcomes_json(const struct load_report *r, json_t *viol,
     return by;
 }
 
+/*
+ * --mix create: accepted creates per second of the load phase, and
+ * create -> available (POST sent to the first GET showing it available)
+ * of the creates that ended available.  NULL for other mixes.
+ */
+static json_t *creates_json(const struct load_report *r)
+{
+    int32_t *t = calloc(r->nouts ? r->nouts : 1, sizeof(*t));
+    size_t n = 0, accepted = 0, other = 0;
+    json_t *j;
+
+    if (r->mix == NULL || strcmp(r->mix, "create") != 0 || t == NULL) {
+        free(t);
+        return NULL;
+    }
+    for (size_t i = 0; i < r->nrecs; i++)
+        if (r->recs[i].op == OP_CREATE && r->recs[i].status == 202)
+            accepted++;
+    for (size_t i = 0; i < r->nouts; i++) {
+        const struct load_outcome *o = &r->outs[i];
+
+        if (o->op != OP_CREATE)
+            continue;
+        if (strcmp(o->outcome, "available") != 0 || o->total_us <= 0) {
+            other++;
+            continue;
+        }
+        t[n++] = o->total_us > INT32_MAX ? INT32_MAX : (int32_t)o->total_us;
+    }
+    qsort(t, n, sizeof(*t), cmp_i32);
+    j = json_pack("{s:I, s:f, s:I, s:I, s:{s:f, s:f, s:f}}", "accepted",
+                  (json_int_t)accepted, "accepted_per_s",
+                  r->elapsed > 0 ? (double)accepted / r->elapsed : 0.0,
+                  "available", (json_int_t)n, "not_available",
+                  (json_int_t)other, "create_to_available_ms", "p50",
+                  pct(t, n, 50), "p99", pct(t, n, 99), "max",
+                  n ? t[n - 1] / 1000.0 : 0.0);
+    free(t);
+    return j;
+}
+
 /* One row per second of the run: requests, accepted, refused, latency
  * p50/p95/p99 of the requests that started in it. */
 static int write_timeline(const struct load_report *r, const char *dir)
@@ -404,6 +445,24 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
             (long long)json_integer_value(json_object_get(rep, "accepted")),
             (long long)json_integer_value(json_object_get(rep, "refused")),
             (long long)json_integer_value(json_object_get(rep, "errors")));
+    if (json_object_get(rep, "creates") != NULL) {
+        json_t *cr = json_object_get(rep, "creates");
+        json_t *ca = json_object_get(cr, "create_to_available_ms");
+
+        fprintf(
+            f,
+            "creates: %lld accepted, %.1f/s; %lld available, create -> "
+            "available p50 %.1f ms, p99 %.1f ms, max %.1f ms; %lld "
+            "not available\n\n",
+            (long long)json_integer_value(json_object_get(cr, "accepted")),
+            json_real_value(json_object_get(cr, "accepted_per_s")),
+            (long long)json_integer_value(json_object_get(cr, "available")),
+            json_real_value(json_object_get(ca, "p50")),
+            json_real_value(json_object_get(ca, "p99")),
+            json_real_value(json_object_get(ca, "max")),
+            (long long)json_integer_value(
+                json_object_get(cr, "not_available")));
+    }
     fprintf(f, "%-20s %7s %8s %7s %6s %8s %8s %8s %8s\n", "OPERATION",
             "COUNT", "ACCEPTED", "REFUSED", "ERRORS", "P50 ms", "P95 ms",
             "P99 ms", "MAX ms");
@@ -552,6 +611,13 @@ int load_report_write(const struct load_report *r, const char *dir)
         faults, "managers", r->managers ? r->managers : empty, "violations",
         viol, "outcomes", outs, "plots", plotted);
     json_decref(empty);
+    if (rep != NULL) {
+        json_t *cr = creates_json(r);
+
+        json_object_set_new(rep, "mix", json_string(r->mix ? r->mix : "all"));
+        if (cr != NULL)
+            json_object_set_new(rep, "creates", cr);
+    }
     snprintf(path, sizeof(path), "%s/report.json", dir);
     if (rep == NULL ||
         json_dump_file(rep, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) !=

@@ -130,4 +130,33 @@ for bad in "bogus@1" "kill@x" "kill@99" "stop@1:0" "pool-full@1" \
         ok "vse-load --fault $bad: exit 2" ||
         not_ok "vse-load --fault $bad" "rc $rc" "$(cat "$T/bad.out")"
 done
+# Only creates, each polled to available by its client (issue 15).
+for bad in "--workload throughput --mix bogus" \
+    "--workload contention --mix create"; do
+    # shellcheck disable=SC2086
+    "$B/vse-load" --url "$API1" $bad --clients 1 --seconds 1 \
+        --out "$T/bad" >"$T/bad.out" 2>&1
+    rc=$?
+    [ "$rc" -eq 2 ] && [ ! -e "$T/bad/report.json" ] &&
+        ok "vse-load $bad: exit 2" || not_ok "vse-load $bad" "rc $rc"
+done
+"$B/vse-load" --url "$API1" --url "$API2" --workload throughput --mix create \
+    --clients 4 --seconds 2 --settle-seconds $((20 * M)) \
+    --manager "$MGR" --out "$T/create" >"$T/create.out" 2>&1
+rc=$?
+python3 - "$T/create/report.json" <<'PY' && [ "$rc" = 0 ] &&
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["creates"]
+ok = (r["mix"] == "create" and set(r["operations"]) == {"create"} and
+      c["accepted"] > 0 and c["available"] == c["accepted"] and
+      c["not_available"] == 0 and
+      abs(c["accepted_per_s"] - c["accepted"] / r["elapsed_s"]) < 1e-6 and
+      0 < c["create_to_available_ms"]["p50"] <= c["create_to_available_ms"]["p99"]
+        <= c["create_to_available_ms"]["max"])
+sys.exit(0 if ok else 1)
+PY
+    grep -q "^creates: [0-9]* accepted, [0-9.]*/s; [0-9]* available, create -> available p50 " "$T/create.out" &&
+    ok "--mix create: every create accepted ends available; creates/s and create->available" ||
+    not_ok "--mix create" "rc $rc" "$(head -12 "$T/create.out")"
 finish
