@@ -7,6 +7,8 @@
 # classic Cinder measurement (100 resources x 3 workers, 5 x 100) with
 # acquire/release latency.  Usage: bench/compare-pg.sh BUILD [SECONDS]
 # (VSE_PG_URL set: use that server instead of a throwaway one.)
+# vsectl bench runs its clients as threads (--threads), as the raw
+# program does: like for like.
 set -eu
 B=${1:?usage: compare-pg.sh BUILD [SECONDS]}
 S=${2:-5}
@@ -19,7 +21,7 @@ U=$VSE_PG_URL
 tps() { sed -n 's/.*"transitions_per_s":\([0-9.]*\).*/\1/p'; }
 printf '%-8s %12s %12s %7s\n' clients vse/s raw/s ratio
 for n in 1 4 16; do
-    v=$("$B/vsectl" --store "$U" bench --clients $n --resources 64 \
+    v=$("$B/vsectl" --store "$U" bench --threads --clients $n --resources 64 \
         --seconds "$S" --json | tps)
     r=$("$B/bench/raw-pg" --url "$U" --clients $n --resources 64 \
         --seconds "$S" --json | tps)

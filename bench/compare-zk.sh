@@ -9,6 +9,8 @@
 # Usage: bench/compare-zk.sh BUILD [SECONDS]
 # (VSE_ZK_URL set: measure that server only, under its chroot and the
 # chroot's name + "-raw".)
+# vsectl bench runs its clients as threads (--threads), as the raw
+# program does: like for like.
 set -eu
 B=${1:?usage: compare-zk.sh BUILD [SECONDS]}
 S=${2:-5}
@@ -23,14 +25,14 @@ measure() {
     "$B/vsectl" --store "$U" list >/dev/null # creates the tree
     # The warm-up runs both programs, so that both chroots exist and the
     # server's JIT has seen both request shapes before anything counts.
-    "$B/vsectl" --store "$U" bench --clients 4 --resources 64 \
+    "$B/vsectl" --store "$U" bench --threads --clients 4 --resources 64 \
         --seconds $(((WARM + 1) / 2)) --json >/dev/null
     "$B/bench/raw-zk" --url "$R" --clients 4 --resources 64 \
         --seconds $(((WARM + 1) / 2)) --json >/dev/null
     echo "$1"
     printf '%-8s %12s %12s %7s\n' clients vse/s raw/s ratio
     for n in 1 4 16; do
-        v=$("$B/vsectl" --store "$U" bench --clients $n --resources 64 \
+        v=$("$B/vsectl" --store "$U" bench --threads --clients $n --resources 64 \
             --seconds "$S" --json | tps)
         r=$("$B/bench/raw-zk" --url "$R" --clients $n --resources 64 \
             --seconds "$S" --json | tps)

@@ -241,7 +241,8 @@ static const struct cmd_doc docs[] = {
      "0 done (also when stopped by a signal or the timeout),\n1 store error, "
      "2 bad input.",
      "vsectl watch --since 120 --count 10"},
-    {"vsectl bench --clients N --resources R --seconds S [--json]",
+    {"vsectl bench --clients N --resources R --seconds S [--threads] "
+     "[--json]",
      "Run N processes, each with its own store handle, doing attach and "
      "detach cycles\n(begin, step, finish) on R volumes bench-0 .. bench-R-1 "
      "for S seconds, and\nprint transitions, transitions per second, "
@@ -250,6 +251,11 @@ static const struct cmd_doc docs[] = {
      "      --clients N      client processes (default 1)\n"
      "      --resources R    volumes (default 1)\n"
      "      --seconds S      how long (default 5)\n"
+     "      --threads        run the clients as threads of one process, each "
+     "with its\n"
+     "                       own store handle, as the raw programs in bench/ "
+     "do\n"
+     "                       (not with --url)\n"
      "      --json           print one JSON object\n",
      "0 done, 1 error, 2 bad input.",
      "vsectl --store sqlite:/tmp/b.db bench --clients 4 --resources 8 "

@@ -519,6 +519,14 @@ vs --store "sqlite:$T/bench.db" bench --clients 1 --resources 3 --seconds 1
 if [ "$RC" = 0 ] && [[ $OUT == "bench: vse on sqlite:"* ]] &&
     [[ $OUT == *"p99_us "* ]]; then ok "bench (human)"; else
     not_ok "bench (human)" "$(show_run)"; fi
+vs --store "sqlite:$T/bench.db" bench --threads --clients 3 --resources 4 \
+    --seconds 1 --json
+py "bench --threads: the clients as threads" '
+assert j["clients"] == 3 and j["transitions"] > 0, j'
+vs --store "sqlite:$T/bench.db" check
+is "bench --threads leaves a valid history" 0 "check: 0 violations found"
+vs --url http://127.0.0.1:1 bench --threads
+is_rc "bench --threads with --url: exit 2" 2 "--threads runs store clients"
 vs bench --clients 0
 is_rc "bench --clients 0: exit 2" 2 "out of range"
 # A closed stdout: stop quietly (no SIGPIPE death, no message).
