@@ -6,7 +6,7 @@
  * no operation stays in flight longer than a lease and a reap interval
  * (--stuck-after), a resource another one holds has the file its holder
  * reads, and a volume made from a snapshot or a clone of a volume sits
- * where its source's data was and is no smaller.  File names come from
+ * where its source's data was (and is no smaller than a snapshot).  File names come from
  * the driver itself (src/driver/driver.h), never a copy.
  */
 #include <dirent.h>
@@ -322,8 +322,10 @@ static void check_usage(struct run *r, const struct check_pool *p)
 /*
  * A volume made from a snapshot or cloned from a volume, at rest: the
  * scheduler placed it on its source's host, since the driver copies (or
- * reflinks) the source's file within one pool, and Cinder refuses a size
- * below the source's.  A source purged since is no evidence.
+ * reflinks) the source's file within one pool; and Cinder refuses a size
+ * below the source's.  Only a snapshot's size is still the one the copy
+ * was made from (a source volume may have been extended since).  A
+ * source purged since is no evidence.
  */
 static void check_clone(struct run *r, const struct item *it)
 {
@@ -343,7 +345,8 @@ static void check_clone(struct run *r, const struct item *it)
                   "volume made from %s %s on host %s is on host %s: its "
                   "data is copied within the source's pool",
                   machines[it->source_kind], src->id, src->host, it->host);
-    if (src->size > 0 && it->size < src->size && !moved_on(r, it))
+    if (it->source_kind == 1 && src->size > 0 && it->size < src->size &&
+        !moved_on(r, it))
         violation(r, it->id,
                   "volume of %lld GiB made from %s %s of %lld GiB: a "
                   "copy is never smaller than its source",

@@ -188,7 +188,7 @@ static const struct cmd_doc docs[] = {
      "deleted; the store's usage of HOST equals what its files\ntake, "
      "within capacity; a held volume or snapshot has the file its holder\n"
      "reads; a volume made from a snapshot or cloned sits on its source's "
-     "host and\nis no smaller.  Prints each violation as 'ID: message' and "
+     "host and\nno smaller than a snapshot it was made from.  Prints each violation as 'ID: message' and "
      "a summary.",
      "      --json           print one JSON object: violations and count\n"
      "      --pool HOST=DIR  the pool directory of volume host HOST "

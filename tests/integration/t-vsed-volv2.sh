@@ -184,13 +184,15 @@ check_clean "$S" "h1=$POOL" 60000 && ok "vsectl check --pool: clean" ||
     not_ok "vsectl check --pool" "$(cat "$T/check")"
 
 # The pool check knows what holds and copies promise: the file of a held
-# volume (its holder reads it), a copy on its source's host, no smaller.
+# volume (its holder reads it), a copy on its source's host, no smaller
+# than its snapshot.
 # An operator's tools make both here, by hand, through vsectl.
 "$VSECTL" --store "$S" create snapshot held-snap --owner tester --ttl 10m \
     --hold "$F" --attrs "{\"volume_id\": \"$F\", \"host\": \"h1\", \"size\": 2}" \
     >/dev/null 2>"$T/err" || not_ok "vsectl create snapshot --hold" "$(cat "$T/err")"
-op=$("$VSECTL" --store "$S" create volume copy-x --op clone --owner tester \
-    --hold "$F" --attrs "{\"host\": \"h2\", \"source_volid\": \"$F\", \"size\": 1}")
+op=$("$VSECTL" --store "$S" create volume copy-x --op create_from_snapshot \
+    --owner tester --hold held-snap \
+    --attrs '{"host": "h2", "snapshot_id": "held-snap", "size": 1}')
 for st in scheduling creating_vol; do
     "$VSECTL" --store "$S" step copy-x "$op" $st >/dev/null
 done
@@ -200,8 +202,8 @@ mv "$POOL/volume-$F" "$T/hidden"
 rc=$?
 [ $rc = 1 ] &&
     grep -q "^$F: volume held shared by snapshot held-snap (op create) since .*, but its file '$POOL/volume-$F' is missing on host h1$" "$T/check" &&
-    grep -q "^copy-x: volume made from volume $F on host h1 is on host h2" "$T/check" &&
-    grep -q "^copy-x: volume of 1 GiB made from volume $F of 2 GiB" "$T/check" &&
+    grep -q "^copy-x: volume made from snapshot held-snap on host h1 is on host h2" "$T/check" &&
+    grep -q "^copy-x: volume of 1 GiB made from snapshot held-snap of 2 GiB" "$T/check" &&
     ok "check --pool: a held volume without its file, a misplaced and a short copy (exit 1)" ||
     not_ok "check --pool knows holds and copies" "rc $rc" "$(cat "$T/check")"
 mv "$T/hidden" "$POOL/volume-$F"
