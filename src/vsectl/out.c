@@ -7,9 +7,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vsectl.h"
 
@@ -44,16 +46,31 @@ int out_failed(void)
     return ferror(stdout) != 0;
 }
 
+/* stdout is a pipe whose reader has gone: on Linux the write end then
+ * polls POLLERR. */
+static int reader_gone(void)
+{
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
+}
+
 int out_finish(int status)
 {
-    int failed = fflush(stdout) != 0 || ferror(stdout);
+    int failed, e;
 
+    errno = 0;
+    failed = fflush(stdout) != 0 || ferror(stdout);
+    e = errno;
     if (!failed)
         return status;
     /* A reader that went away (EPIPE) is not worth a message: the
-     * pipeline's other end already has what it wanted. */
-    if (errno != EPIPE)
-        fprintf(stderr, "vsectl: cannot write output: %s\n", strerror(errno));
+     * pipeline's other end already has what it wanted.  errno alone
+     * cannot tell: the write that failed may be long past (stdio keeps
+     * the error flag) and closing the store has set errno since. */
+    if (e != EPIPE && !reader_gone())
+        fprintf(stderr, "vsectl: cannot write output: %s\n",
+                e != 0 ? strerror(e) : "a write failed");
     return status != 0 ? status : EXIT_ERROR;
 }
 
