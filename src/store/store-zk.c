@@ -1207,8 +1207,7 @@ static int conflict(struct zk_conn *c, const struct vse_change *ch,
  * at the version it read, a guarded begin checks it, so the two cannot
  * both commit against the same reading (a multi has no reads).  A release
  * deletes without a set: it only makes a later begin more permissive.
- * NEEDSWORK(#14): purge leaves the empty ROOT/holds/HELD of a purged
- * resource behind.
+ * Purge removes the directory of a resource it drops (purge_terminal()).
  */
 typedef VSE_ARRAY(struct vse_hold) zk_holds_array;
 
@@ -2297,8 +2296,16 @@ static int purge_terminal(struct zk_conn *c, const char *name,
         zoo_delete_op_init(&ops[kids.count], rp, rst.version);
         zrc = zoo_multi(c->zh, kids.count + 1, ops, res);
         if (zrc == ZOK) {
+            char dir[PATH_SIZE];
+
             st->resources++;
             st->history_rows += kids.count;
+            /* Its holds directory, empty: a hold ends with its op, and
+             * a take checks the held row, which is gone.  Best effort:
+             * a later purge does not see it again, but an empty node
+             * only costs a little of each member's memory. */
+            holds_dir(c, r.id, dir, sizeof(dir));
+            zoo_delete(c->zh, dir, -1);
         } else if (lost(zrc)) {
             /* Not done, or done: purge is idempotent; the caller runs it
              * again. */

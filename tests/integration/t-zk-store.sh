@@ -59,4 +59,22 @@ expect 0 "schema version $now" --store "$S" migrate
 zkget /deep/vse/meta | grep -q "\"schema_version\":$now" ||
     fail "not migrated: $(zkget /deep/vse/meta)"
 expect 0 'v1' --store "$S" get v1
+# Purge drops a deleted volume that was once held with its holds node
+# (ROOT/holds/ID, left empty when the snapshot's hold ended).
+S2="zookeeper://$H/purge"
+vs2() { "$B/vsectl" --store "$S2" "$@"; }
+op=$(vs2 create volume vh) && vs2 step vh "$op" scheduling >/dev/null &&
+    vs2 step vh "$op" creating_vol >/dev/null &&
+    vs2 finish vh "$op" available >/dev/null || fail "volume vh"
+op=$(vs2 create snapshot sh --hold vh --attrs '{"volume_id":"vh"}') &&
+    vs2 finish sh "$op" available >/dev/null || fail "snapshot sh holding vh"
+zkcli ls /purge/holds | grep -q '\[.*vh.*\]' || fail "no holds node for vh: $(zkcli ls /purge/holds | tail -1)"
+op=$(vs2 begin sh delete) && vs2 finish sh "$op" deleted >/dev/null &&
+    op=$(vs2 begin vh delete) && vs2 finish vh "$op" deleted >/dev/null ||
+    fail "deletes"
+sleep 0.01 # older than the 1 ms purge keeps
+vs2 purge --older-than 1ms >/dev/null || fail "purge"
+expect 4 'not found' --store "$S2" get vh
+[ "$(zkcli ls /purge/holds | tail -1)" = "[]" ] ||
+    fail "purge left a holds node: $(zkcli ls /purge/holds | tail -1)"
 echo "t-zk-store: ok"
