@@ -35,6 +35,7 @@ void vsed_config_init(struct vsed_config *c)
     c->host[sizeof(c->host) - 1] = '\0';
     snprintf(c->pool, sizeof(c->pool), "./var/pool");
     c->capacity_gb = 1000;
+    c->volume_workers = 1;
     c->lease_ms = 30000;
     snprintf(c->lock_dir, sizeof(c->lock_dir), "/run/lock/vsed");
 }

@@ -25,6 +25,7 @@ static void usage(FILE *f)
         "            [--auth token|noauth] [--reaper-interval SECONDS]\n"
         "            [--role api|scheduler|volume|reaper]... [--all-in-one]\n"
         "            [--host NAME] [--pool DIR] [--capacity-gb N] [--lease-ms MS]\n"
+        "            [--volume-workers N]\n"
         "            [--coordination enforcer|local-locks] [--lock-dir DIR]\n"
         "       vsed hash-token < TOKEN_FILE\n"
         "\n"
@@ -60,6 +61,9 @@ static void usage(FILE *f)
         "                         volumes' attrs.host (default: the hostname)\n"
         "      --pool DIR         volume role: the pool directory (./var/pool)\n"
         "      --capacity-gb N    volume role: GiB the pool may hold (1000)\n"
+        "      --volume-workers N volume role: driver jobs carried at once, each\n"
+        "                         by a thread with its own store connection\n"
+        "                         (1 to 64, default 1)\n"
         "      --lease-ms MS      lease of a worker's step (default 30000)\n"
         "      --coordination M   enforcer (default): every transition is an\n"
         "                         atomic compare-and-swap checked against the\n"
@@ -142,6 +146,7 @@ enum {
     O_POOL,
     O_CAPACITY,
     O_LEASE,
+    O_WORKERS,
     O_COORD,
     O_LOCKDIR
 };
@@ -203,6 +208,7 @@ int main(int argc, char **argv)
         {"pool", required_argument, NULL, O_POOL},
         {"capacity-gb", required_argument, NULL, O_CAPACITY},
         {"lease-ms", required_argument, NULL, O_LEASE},
+        {"volume-workers", required_argument, NULL, O_WORKERS},
         {"coordination", required_argument, NULL, O_COORD},
         {"lock-dir", required_argument, NULL, O_LOCKDIR},
         {"help", no_argument, NULL, 'h'},
@@ -211,6 +217,7 @@ int main(int argc, char **argv)
     const char *store = NULL, *listen = NULL, *config = NULL, *auth = NULL;
     const char *reaper = NULL, *host = NULL, *pool = NULL;
     const char *capacity = NULL, *lease = NULL, *coord = NULL;
+    const char *workers = NULL;
     const char *lockdir = NULL;
     unsigned services = 0;
     int aio = 0;
@@ -250,6 +257,7 @@ int main(int argc, char **argv)
         case O_POOL: pool = optarg; break;
         case O_CAPACITY: capacity = optarg; break;
         case O_LEASE: lease = optarg; break;
+        case O_WORKERS: workers = optarg; break;
         case O_COORD: coord = optarg; break;
         case O_LOCKDIR: lockdir = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -333,6 +341,15 @@ int main(int argc, char **argv)
                                     INT64_C(86400000), &c.lease_ms))) {
         vsed_config_release(&c);
         return 2;
+    }
+    if (workers != NULL) {
+        int64_t n;
+
+        if (parse_num("--volume-workers", workers, 1, 64, &n)) {
+            vsed_config_release(&c);
+            return 2;
+        }
+        c.volume_workers = (int)n;
     }
     if (coord != NULL) {
         if (strcmp(coord, "enforcer") != 0 &&

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct job {
     const char *fail_attrs; /* patch written with the fail */
     int reschedule;         /* a failed first task hands the op back to
                                the schedulers (create's capacity check) */
+    int64_t reserved_gb;    /* counted in `reserved` until the job ends */
 };
 
 struct task {
@@ -55,30 +57,89 @@ static int driver_failed(struct job *j, const struct vse_error *e)
     return -1;
 }
 
+/*
+ * What the jobs of this process have found room for and not yet written
+ * (--volume-workers): the pool's files do not show it yet, and two jobs
+ * checking at once must not both take the last free GiB.
+ */
+static pthread_mutex_t reserve_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t reserved;
+
+/*
+ * Listing the pool and stat-ing every file took 4.5 ms per create with a
+ * thousand volumes, growing with the pool, and every job waited for it.
+ * The count is taken again when it is older than SCAN_MS; meanwhile what
+ * this process's jobs wrote since is added to it (`written`), so that it
+ * never counts less than the pool holds because of us.  Deletes make it
+ * count more than the pool holds until the next scan: on the safe side.
+ * Other processes writing to the same pool were never seen before their
+ * files were (the check and the write are not one step across
+ * processes); they are now seen up to SCAN_MS later.
+ */
+#define SCAN_MS 500
+static int64_t scanned_gb, scanned_at, written;
+
+static int pool_used(const struct vsed_driver *d, int64_t *used,
+                     struct vse_error *e)
+{
+    int64_t now = vse__now_mono_ms();
+
+    if (scanned_at == 0 || now - scanned_at >= SCAN_MS) {
+        if (vsed_driver_used_gb(d, &scanned_gb, e) < 0) {
+            scanned_at = 0;
+            return -1;
+        }
+        scanned_at = now;
+        written = 0;
+    }
+    *used = scanned_gb + written;
+    return 0;
+}
+
 /* The pool's own count is the truth on this host: the scheduler's view
  * may be stale when several schedulers pick at once. */
 static int fits(struct job *j, int64_t want)
 {
     char path[PATH_MAX + 300];
     struct stat st;
-    int64_t used = 0, mine = 0;
+    int64_t used = 0, mine = 0, held;
     struct vse_error e;
 
     vse_error_clear(&e);
-    if (vsed_driver_used_gb(j->drv, &used, &e) < 0)
+    pthread_mutex_lock(&reserve_mu);
+    if (pool_used(j->drv, &used, &e) < 0) {
+        pthread_mutex_unlock(&reserve_mu);
         return driver_failed(j, &e);
+    }
     vsed_driver_path(j->drv, "volume", j->row.id, path, sizeof(path));
     if (stat(path, &st) == 0)
         mine = (st.st_size + VSED_GIB - 1) / VSED_GIB;
-    if (used - mine + want > j->drv->capacity_gb) {
+    held = reserved;
+    if (used - mine + want + held > j->drv->capacity_gb) {
+        pthread_mutex_unlock(&reserve_mu);
         snprintf(j->err, sizeof(j->err),
                  "pool '%s' has %lld of %lld GiB "
                  "free; %lld needed",
-                 j->drv->pool, (long long)(j->drv->capacity_gb - used + mine),
+                 j->drv->pool,
+                 (long long)(j->drv->capacity_gb - used + mine - held),
                  (long long)j->drv->capacity_gb, (long long)want);
         return -1;
     }
+    reserved += want;
+    j->reserved_gb = want;
+    pthread_mutex_unlock(&reserve_mu);
     return 0;
+}
+
+/* The job's writes are done (or will not happen): until the next scan
+ * sees them, they count as written. */
+static void unreserve(struct job *j)
+{
+    pthread_mutex_lock(&reserve_mu);
+    reserved -= j->reserved_gb;
+    written += j->reserved_gb;
+    j->reserved_gb = 0;
+    pthread_mutex_unlock(&reserve_mu);
 }
 
 static int check_create(struct job *j)
@@ -531,11 +592,94 @@ static void work(struct mgr *m, const struct vse_resource *r)
     } else {
         run_flow(&j, t, n);
     }
+    unreserve(&j);
     json_decref(j.attrs);
     free(j.done_attrs);
 }
 
-static void pass(struct mgr *m)
+/*
+ * --volume-workers N > 1: the scanning thread hands the rows it finds to
+ * N worker threads, each with its own store handle and driver, through
+ * one queue.  A row queued or being worked is not queued again by a
+ * later scan (its claim would only be refused).  Claims still decide:
+ * a row another manager of the host took is refused to the worker.
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    VSE_ARRAY(struct vse_resource) q;  /* waiting, oldest first */
+    VSE_ARRAY(struct vse_resource) on; /* queued or being worked */
+    int stop;
+} wq = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static int taken(const char *id)
+{
+    for (size_t i = 0; i < wq.on.n; i++)
+        if (strcmp(wq.on.v[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+static void dispatch(const struct vse_resource *r)
+{
+    pthread_mutex_lock(&wq.mu);
+    if (!taken(r->id) && vse__array_push(&wq.q, *r) == 0) {
+        if (vse__array_push(&wq.on, *r) == 0)
+            pthread_cond_signal(&wq.cv);
+        else
+            wq.q.n--;
+    }
+    pthread_mutex_unlock(&wq.mu);
+}
+
+static int mgr_open(struct mgr *m)
+{
+    struct vse_error err;
+
+    vse_error_clear(&err);
+    if (vsed_driver_open(&m->drv, vsed_cfg->pool, vsed_cfg->capacity_gb,
+                         &err) < 0) {
+        vsed_log("volume: %s: %s", err.msg, err.detail);
+        return -1;
+    }
+    vse_error_clear(&err);
+    if (vsed_open(vsed_cfg->store, &m->db, &err) < 0) {
+        vsed_log("volume: cannot open store: %s", err.msg);
+        return -1;
+    }
+    vsed_owner("volume", m->owner, sizeof(m->owner));
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct mgr *m = arg;
+
+    pthread_mutex_lock(&wq.mu);
+    for (;;) {
+        struct vse_resource r;
+
+        while (wq.q.n == 0 && !wq.stop)
+            pthread_cond_wait(&wq.cv, &wq.mu);
+        if (wq.stop)
+            break;
+        r = wq.q.v[0];
+        memmove(wq.q.v, wq.q.v + 1, (wq.q.n - 1) * sizeof(*wq.q.v));
+        wq.q.n--;
+        pthread_mutex_unlock(&wq.mu);
+        work(m, &r);
+        pthread_mutex_lock(&wq.mu);
+        for (size_t i = 0; i < wq.on.n; i++)
+            if (strcmp(wq.on.v[i].id, r.id) == 0) {
+                wq.on.v[i] = wq.on.v[--wq.on.n];
+                break;
+            }
+    }
+    pthread_mutex_unlock(&wq.mu);
+    return NULL;
+}
+
+static void pass(struct mgr *m, int pooled)
 {
     static const char *const machines[] = {VSED_MACHINE_VOLUME,
                                            VSED_MACHINE_SNAPSHOT};
@@ -551,8 +695,12 @@ static void pass(struct mgr *m)
         if (vse_list(m->db, &f, collect, m, &err) < 0)
             vsed_log("volume: %s", err.msg);
     }
-    for (size_t i = 0; i < m->rows.n; i++)
-        work(m, &m->rows.v[i]);
+    for (size_t i = 0; i < m->rows.n; i++) {
+        if (pooled)
+            dispatch(&m->rows.v[i]);
+        else
+            work(m, &m->rows.v[i]);
+    }
 }
 
 void *vsed_volume_main(void *arg)
@@ -561,36 +709,54 @@ void *vsed_volume_main(void *arg)
                                        VOLUME_DELETING, SNAPSHOT_CREATING,
                                        NULL};
     const atomic_int *stop = arg;
-    struct mgr *m = calloc(1, sizeof(*m));
+    int nw = vsed_cfg->volume_workers > 1 ? vsed_cfg->volume_workers : 0;
+    struct mgr *m = calloc((size_t)nw + 1, sizeof(*m));
+    pthread_t *tid = calloc((size_t)nw + 1, sizeof(*tid));
     struct vse_error err;
     int64_t seq = 0;
+    int started = 0;
 
-    if (m == NULL)
-        return NULL;
-    vse_error_clear(&err);
-    if (vsed_driver_open(&m->drv, vsed_cfg->pool, vsed_cfg->capacity_gb,
-                         &err) < 0) {
-        vsed_log("volume: %s: %s", err.msg, err.detail);
+    if (m == NULL || tid == NULL || mgr_open(&m[0]) < 0) {
+        if (m != NULL && m[0].db != NULL)
+            vsed_close(m[0].db);
         free(m);
+        free(tid);
         return NULL;
     }
+    for (; started < nw; started++)
+        if (mgr_open(&m[started + 1]) < 0 ||
+            pthread_create(&tid[started], NULL, worker_main,
+                           &m[started + 1]) != 0)
+            break;
     vse_error_clear(&err);
-    if (vsed_open(vsed_cfg->store, &m->db, &err) < 0) {
-        vsed_log("volume: cannot open store: %s", err.msg);
-        free(m);
-        return NULL;
-    }
-    vsed_owner("volume", m->owner, sizeof(m->owner));
-    vse_last_seq(m->db, &seq, &err);
-    vsed_log("volume: host %s, pool %s, %lld GiB, running as %s",
-             vsed_cfg->host, m->drv.pool, (long long)m->drv.capacity_gb,
-             m->owner);
+    vse_last_seq(m[0].db, &seq, &err);
+    if (started > 0)
+        vsed_log("volume: host %s, pool %s, %lld GiB, running as %s, with "
+                 "%d workers",
+                 vsed_cfg->host, m[0].drv.pool,
+                 (long long)m[0].drv.capacity_gb, m[0].owner, started);
+    else
+        vsed_log("volume: host %s, pool %s, %lld GiB, running as %s",
+                 vsed_cfg->host, m[0].drv.pool,
+                 (long long)m[0].drv.capacity_gb, m[0].owner);
     while (!atomic_load(stop)) {
-        pass(m);
-        vsed_wait_for(m->db, &seq, wake, RESCAN_MS, stop);
+        pass(&m[0], started > 0);
+        vsed_wait_for(m[0].db, &seq, wake, RESCAN_MS, stop);
     }
-    vse__array_release(&m->rows);
-    vsed_close(m->db);
+    pthread_mutex_lock(&wq.mu);
+    wq.stop = 1;
+    pthread_cond_broadcast(&wq.cv);
+    pthread_mutex_unlock(&wq.mu);
+    for (int i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    for (int i = 0; i <= nw; i++) {
+        vse__array_release(&m[i].rows);
+        if (m[i].db != NULL)
+            vsed_close(m[i].db);
+    }
+    vse__array_release(&wq.q);
+    vse__array_release(&wq.on);
     free(m);
+    free(tid);
     return NULL;
 }

@@ -64,6 +64,7 @@ struct vsed_config {
     char host[VSE_NAME_MAX + 1]; /* this process's host name */
     char pool[1024];             /* volume role: the pool directory */
     int64_t capacity_gb;         /* volume role: what the pool may hold */
+    int volume_workers;          /* volume role: jobs carried at once */
     int64_t lease_ms;            /* leases of workers' steps and heartbeats */
     int local_locks;     /* --coordination local-locks: the approach vse
                              replaces, for comparison (issue 7) */

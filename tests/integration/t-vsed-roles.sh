@@ -6,7 +6,9 @@
 # API listens: the other roles bind no port, all stay up, the real cinder
 # client's service-list shows them, and a volume created through the API
 # gets to available.  A second API role on a port already taken exits 1,
-# naming the address, before it registers anything.
+# naming the address, before it registers anything.  One volume role
+# runs four workers (--volume-workers); sixteen creates at once end
+# available, one file each.
 set -u
 . "$(dirname "$0")/vsed-lib.sh"
 command -v cinder >/dev/null || { echo "cinder client missing"; exit 1; }
@@ -34,7 +36,7 @@ role "$T/reaper.log" --role reaper --store "$S"
 role "$T/hv1.log" --role volume --store "$S" --host hv1 --pool "$T/p1" \
     --capacity-gb 10
 role "$T/hv2.log" --role volume --store "$S" --host hv2 --pool "$T/p2" \
-    --capacity-gb 10
+    --capacity-gb 10 --volume-workers 4
 C=(cinder --os-auth-type noauth --os-user-id alice --os-project-id p1
    --os-endpoint "$URL/v3")
 H=(-H 'X-Auth-Token: alice:p1' -H 'OpenStack-API-Version: volume 3.70')
@@ -108,6 +110,37 @@ rc=$?
 rc=$?
 [ "$rc" -eq 4 ] && ok "the second api registered nothing" ||
     not_ok "second api registered nothing" "rc $rc" "$(cat "$T/o")"
+# --volume-workers: hv2 carries its jobs with four threads; sixteen
+# creates at once all end available, each with one file where the store
+# says, and the pools agree with the store.
+grep -q "volume: host hv2, .*, with 4 workers" "$T/hv2.log" &&
+    ok "hv2 runs 4 volume workers" || not_ok "hv2 workers" "$(cat "$T/hv2.log")"
+CURLS=()
+for i in $(seq 1 16); do
+    curl -s -o /dev/null "${H[@]}" -H 'Content-Type: application/json' \
+        -d '{"volume": {"size": 1}}' "$URL/v3/volumes" &
+    CURLS+=("$!")
+done
+wait_created() { curl -s "${H[@]}" "$URL/v3/volumes/detail" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)["volumes"]
+sys.exit(0 if len(v) >= 17 and all(x["status"] == "available" for x in v) else 1)'; }
+wait "${CURLS[@]}" # only the curls: the roles are children too
+for i in $(seq 1 500); do wait_created && break; sleep 0.04; done
+wait_created && ok "16 creates at once: all available" ||
+    not_ok "16 creates at once" "$(curl -s "${H[@]}" "$URL/v3/volumes/detail" | head -c 600)"
+"$VSECTL" --store "$S" check --pool "hv1=$T/p1" --pool "hv2=$T/p2" \
+    >"$T/check" 2>&1 && [ "$(ls "$T/p1" "$T/p2" | grep -c '^volume-')" -ge 17 ] &&
+    ok "check --pool: every volume one file, in its host's pool" ||
+    not_ok "check --pool with workers" "$(cat "$T/check")" "$(ls "$T/p1" "$T/p2")"
+for bad in 0 65 x; do
+    "$VSED" --role volume --store "$S" --host hv3 --pool "$T/p3" \
+        --volume-workers "$bad" >"$T/o" 2>&1
+    rc=$?
+    [ "$rc" -eq 2 ] && grep -q "volume-workers '$bad' must be a number from 1 to 64" "$T/o" &&
+        ok "--volume-workers $bad: exit 2" ||
+        not_ok "--volume-workers $bad" "rc $rc" "$(cat "$T/o")"
+done
 for p in "${RPIDS[@]}" "$API_PID"; do
     kill -0 "$p" 2>/dev/null || not_ok "pid $p still up at the end"
 done
