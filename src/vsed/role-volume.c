@@ -604,18 +604,22 @@ static void work(struct mgr *m, const struct vse_resource *r)
  * later scan (its claim would only be refused).  Claims still decide:
  * a row another manager of the host took is refused to the worker.
  */
+struct job_id {
+    char s[VSE_ID_MAX + 1];
+};
+
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    VSE_ARRAY(struct vse_resource) q;  /* waiting, oldest first */
-    VSE_ARRAY(struct vse_resource) on; /* queued or being worked */
+    VSE_ARRAY(struct vse_resource) q; /* waiting, oldest first */
+    VSE_ARRAY(struct job_id) on;      /* ids queued or being worked */
     int stop;
 } wq = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static int taken(const char *id)
 {
     for (size_t i = 0; i < wq.on.n; i++)
-        if (strcmp(wq.on.v[i].id, id) == 0)
+        if (strcmp(wq.on.v[i].s, id) == 0)
             return 1;
     return 0;
 }
@@ -624,7 +628,10 @@ static void dispatch(const struct vse_resource *r)
 {
     pthread_mutex_lock(&wq.mu);
     if (!taken(r->id) && vse__array_push(&wq.q, *r) == 0) {
-        if (vse__array_push(&wq.on, *r) == 0)
+        struct job_id id;
+
+        snprintf(id.s, sizeof(id.s), "%s", r->id);
+        if (vse__array_push(&wq.on, id) == 0)
             pthread_cond_signal(&wq.cv);
         else
             wq.q.n--;
@@ -670,7 +677,7 @@ static void *worker_main(void *arg)
         work(m, &r);
         pthread_mutex_lock(&wq.mu);
         for (size_t i = 0; i < wq.on.n; i++)
-            if (strcmp(wq.on.v[i].id, r.id) == 0) {
+            if (strcmp(wq.on.v[i].s, r.id) == 0) {
                 wq.on.v[i] = wq.on.v[--wq.on.n];
                 break;
             }
