@@ -1700,9 +1700,9 @@ static int drain(struct pg_conn *c, int64_t after_seq)
  * wait trusts only last_seq, for more notifications of rows behind the
  * open transaction may still be arriving.  After a notification the
  * wait polls every NOTIFY_EVERY_MS / 2 for a while: the writers skip
- * wake-ups that would follow their last one closely (notify_send()).  Wake-ups are sent after the commit
- * (notify_send), so one can be lost: last_seq is re-read every
- * WAIT_RECHECK_MS in any case.
+ * wake-ups that would follow their last one closely.  Wake-ups are sent
+ * after the commit (notify_send()), so one can be lost: last_seq is
+ * re-read every WAIT_RECHECK_MS in any case.
  *
  * LISTEN is set up on the first wait only: a listening session that
  * never reads would pile notifications up in memory.  It is set up
