@@ -84,5 +84,5 @@ PY
 STUCK_MS=$((LEASE_MS + REAP_S * 1000 + 1000))
 check_clean "$VSE_PG_URL" "hv=$POOL" "$STUCK_MS" &&
     ok "vsectl check --pool --stuck-after: 0 violations" ||
-    not_ok "vsectl check --pool" "$(tail -60 "$T/check")"
+    not_ok "vsectl check --pool" "$(head -100 "$T/check")"
 finish

@@ -94,7 +94,8 @@ jget() {
 # check_clean STORE HOST=POOL STUCK_MS: poll `vsectl check --pool
 # --stuck-after` (deadline 20 s x multiplier) until it finds nothing:
 # 0 when clean, 1 with its last report in $T/check, followed by every
-# volume not at rest in available, in-use or deleted, with its history:
+# volume not at rest in available, in-use or deleted, and the history of
+# those and of every resource a violation names:
 # what a failure needs to be understood from the log alone.
 check_clean() {
     local end=$((SECONDS + 20 * ${VSE_TEST_TIMEOUT_MULTIPLIER:-1})) id
@@ -103,7 +104,9 @@ check_clean() {
         if [ $SECONDS -ge $end ]; then
             "$VSECTL" --store "$1" list --machine volume |
                 grep -vE " (available|in_use|deleted) " >"$T/odd"
-            for id in $(awk 'NR > 1 { print $1 }' "$T/odd"); do
+            # ...and every resource a violation names, at rest or not.
+            for id in $(awk 'NR > 1 { print $1 }' "$T/odd") \
+                $(sed -n 's/^\([0-9a-f-]\{36\}\): .*/\1/p' "$T/check"); do
                 "$VSECTL" --store "$1" history "$id" >>"$T/odd" 2>&1
             done
             cat "$T/odd" >>"$T/check"
