@@ -87,14 +87,6 @@ static struct {
     int (*load_over)(void);
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static double since_t0(void)
 {
     return (double)(vse__now_mono_us() - F.t0) / 1e6;
@@ -699,7 +691,7 @@ static void fault_stop(struct fault *f)
         return;
     }
     kill(-pid, SIGSTOP);
-    f->stop_wall = wall_us();
+    f->stop_wall = load_wall_us();
     stopped = vse__now_mono_us();
     pthread_mutex_unlock(&F.mu);
     f->pid = (long)pid;
@@ -727,7 +719,7 @@ static void fault_stop(struct fault *f)
             break;
         }
         kill(-pid, SIGSTOP);
-        f->stop_wall = wall_us();
+        f->stop_wall = load_wall_us();
         stopped = vse__now_mono_us();
         at = since_t0();
         pthread_mutex_unlock(&F.mu);
@@ -750,7 +742,7 @@ static void fault_stop(struct fault *f)
     pthread_mutex_lock(&F.mu);
     if (m->pid == pid)
         kill(-pid, SIGCONT);
-    f->cont_wall = wall_us();
+    f->cont_wall = load_wall_us();
     pthread_mutex_unlock(&F.mu);
     if (n < 0)
         snprintf(detail, sizeof(detail),
@@ -946,33 +938,6 @@ void load_faults_start(int64_t t0, int (*load_over)(void))
 
 /* ---- fencing ---------------------------------------------------------- */
 
-/* "2026-11-27T12:03:04.123456Z" as microseconds since the epoch; 0 if it
- * is not one. */
-static int64_t parse_time(const char *s)
-{
-    struct tm tm;
-    int us = 0, n = 0;
-    char frac[8] = "";
-
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
-        return 0;
-    if (s[n] == '.') {
-        int k = 0;
-
-        for (n++; s[n] >= '0' && s[n] <= '9'; n++)
-            if (k < 6)
-                frac[k++] = s[n];
-        while (k < 6)
-            frac[k++] = '0';
-        us = atoi(frac);
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000000 + us;
-}
-
 /* Kinds a woken manager could write under its old op_id.  An expire,
  * claim or reset is written by the reaper, another manager or an
  * operator: it is the fence, not a write through it. */
@@ -1011,7 +976,7 @@ static int check_fence(const struct fault *f, const struct held *h, int *bad)
             return -1;
         json_array_foreach(json_object_get(j, "history"), i, v) {
             const char *kind = jstr(v, "kind");
-            int64_t at = parse_time(jstr(v, "at"));
+            int64_t at = load_parse_time(jstr(v, "at"));
 
             if (!fenced && at >= f->stop_wall && !own_write(kind) &&
                 holding) {

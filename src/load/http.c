@@ -29,6 +29,39 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+int64_t load_wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t load_parse_time(const char *s)
+{
+    struct tm tm;
+    int us = 0, n = 0;
+    char frac[8] = "";
+
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+        return 0;
+    if (s[n] == '.') {
+        int k = 0;
+
+        for (n++; s[n] >= '0' && s[n] <= '9'; n++)
+            if (k < 6)
+                frac[k++] = s[n];
+        while (k < 6)
+            frac[k++] = '0';
+        us = atoi(frac);
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000000 + us;
+}
+
 void load_http_init(struct load_http *h, const char *url, const char *project)
 {
     char tok[200];

@@ -75,6 +75,9 @@ struct pending {
     int64_t accepted_us;
     int64_t want_size; /* extend: the new size asked for */
     int64_t sent_us;   /* --mix create: when the POST was sent, else 0 */
+    /* extend: wall clock when sent and answered, to find in the history
+     * the op the request began */
+    int64_t sent_wall, answered_wall;
 };
 
 static struct {
@@ -152,7 +155,8 @@ struct client {
     pthread_t thread;
     struct load_http h;
     uint64_t rng;
-    int64_t want_size; /* of the extend being sent */
+    int64_t want_size;                /* of the extend being sent */
+    int64_t sent_wall, answered_wall; /* of the last request */
     struct load_rec *recs;
     size_t nrecs, cap;
 };
@@ -167,7 +171,7 @@ static uint32_t rnd(struct client *c, uint32_t n)
 }
 
 static void add_pending(int op, int slot, int snapshot, const char *id,
-                        int64_t at, int64_t want_size)
+                        int64_t at, const struct client *c)
 {
     pthread_mutex_lock(&g.mu);
     if (vse__grow(g.pend, g.cappend, g.npend + 1) < 0)
@@ -179,13 +183,17 @@ static void add_pending(int op, int slot, int snapshot, const char *id,
     g.pend[g.npend].snapshot = snapshot;
     snprintf(g.pend[g.npend].id, sizeof(g.pend[0].id), "%s", id);
     g.pend[g.npend].accepted_us = at;
-    g.pend[g.npend].want_size = want_size;
+    if (c != NULL) {
+        g.pend[g.npend].want_size = c->want_size;
+        g.pend[g.npend].sent_wall = c->sent_wall;
+        g.pend[g.npend].answered_wall = c->answered_wall;
+    }
     g.npend++;
     pthread_mutex_unlock(&g.mu);
 }
 
 static void add_outcome(const struct pending *p, const char *what, int64_t at,
-                        int64_t size);
+                        int64_t size, const char *op_end);
 
 /* A delete of `id` that may have been carried out: answered 202, or with
  * no clear answer (5xx, none), which may hide an accepted one. */
@@ -224,8 +232,10 @@ static int send_op(struct client *c, int op, const char *method,
     int status;
 
     atomic_fetch_add(&g.issued, 1);
+    c->sent_wall = load_wall_us();
     status = http_do(&c->h, method, path, payload);
     done = vse__now_mono_us();
+    c->answered_wall = load_wall_us();
 
     if (vse__grow(c->recs, c->cap, c->nrecs + 1) < 0)
         load_oom();
@@ -238,9 +248,9 @@ static int send_op(struct client *c, int op, const char *method,
     if (status == 202 && sync_outcome(op) != NULL) {
         struct pending p = {.op = op, .accepted_us = done};
 
-        add_outcome(&p, sync_outcome(op), done, -1);
+        add_outcome(&p, sync_outcome(op), done, -1, NULL);
     } else if (status == 202 && id != NULL) {
-        add_pending(op, slot, snapshot, id, done, c->want_size);
+        add_pending(op, slot, snapshot, id, done, c);
     }
     if ((op == OP_DELETE || op == OP_SNAPSHOT_DELETE) && id != NULL &&
         (status == 202 || status == 0 || status >= 500))
@@ -272,7 +282,7 @@ static void do_create(struct client *c, struct slot *s)
 
     if (st == 202 && created_id(c, "volume", id, sizeof(id)) == 0)
         add_pending(OP_CREATE, (int)(s - g.slots), 0, id, vse__now_mono_us(),
-                    0);
+                    NULL);
     pthread_mutex_lock(&g.mu);
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->size = 1;
@@ -433,7 +443,7 @@ static void one(struct client *c)
         if (send_op(c, op, "POST", "snapshots", body, si, 1, NULL) != 202 ||
             created_id(c, "snapshot", snap, sizeof(snap)) != 0)
             break;
-        add_pending(OP_SNAPSHOT, si, 1, snap, vse__now_mono_us(), 0);
+        add_pending(OP_SNAPSHOT, si, 1, snap, vse__now_mono_us(), NULL);
         pthread_mutex_lock(&g.mu);
         if (strcmp(s->id, id) == 0 && s->nsnaps < SLOT_SNAPS)
             snprintf(s->snaps[s->nsnaps++], sizeof(s->snaps[0]), "%s", snap);
@@ -456,7 +466,7 @@ static void one(struct client *c)
         if (send_op(c, op, "POST", "volumes", body, si, 0, NULL) != 202 ||
             created_id(c, "volume", made, sizeof(made)) != 0)
             break;
-        add_pending(op, -1, 0, made, vse__now_mono_us(), 0);
+        add_pending(op, -1, 0, made, vse__now_mono_us(), NULL);
         pthread_mutex_lock(&g.mu);
         if (g.nextras < EXTRAS_MAX)
             snprintf(g.extras[g.nextras++], sizeof(g.extras[0]), "%s", made);
@@ -508,7 +518,7 @@ static void one_create(struct client *c)
     deadline = p.accepted_us + (int64_t)(g.settle_s * 1e6);
     while (!settle_one(&c->h, &p, what)) {
         if (vse__now_mono_us() >= deadline) {
-            add_outcome(&p, "unresolved", vse__now_mono_us(), -1);
+            add_outcome(&p, "unresolved", vse__now_mono_us(), -1, NULL);
             return;
         }
         nanosleep(&nap, NULL);
@@ -551,7 +561,7 @@ static int transient(const char *st)
 }
 
 static void add_outcome(const struct pending *p, const char *what, int64_t at,
-                        int64_t size)
+                        int64_t size, const char *op_end)
 {
     struct load_outcome *o;
 
@@ -569,7 +579,80 @@ static void add_outcome(const struct pending *p, const char *what, int64_t at,
     o->want_size = p->want_size;
     o->size = size;
     o->total_us = p->sent_us > 0 ? at - p->sent_us : 0;
+    snprintf(o->op_end, sizeof(o->op_end), "%s", op_end ? op_end : "");
     pthread_mutex_unlock(&g.mu);
+}
+
+/*
+ * An extend settled smaller than asked: which end did the op it began
+ * come to?  Its begin row was written between the request and the 202;
+ * operations on one volume never overlap (vsectl check verifies it), so
+ * the next row that ends an op is its end.  The answer is the first of
+ * those ends that is not a finish (an
+ * extend of a volume attached meanwhile runs as extend_in_use, whose
+ * failure leaves it in use at its old size, from where a detach makes it
+ * available: not a lost extend).  Same host, same clock: a little slack
+ * for the store's timestamps only.
+ */
+#define END_SLACK_US 20000
+static const char *extend_end(struct load_http *h, const struct pending *p)
+{
+    char path[300];
+    const char *end = "none";
+    int in_op = 0;
+    long long since = 0;
+
+    for (;;) {
+        json_t *j, *v, *next;
+        size_t i;
+
+        snprintf(path, sizeof(path),
+                 "/v1/resources/%s/history?since=%lld&limit=10000", p->id,
+                 since);
+        if (load_http_do(h, "GET", path, NULL) != 200 ||
+            (j = json_loads(h->body, 0, NULL)) == NULL)
+            return "unread";
+        json_array_foreach(json_object_get(j, "history"), i, v) {
+            const char *kind = json_string_value(json_object_get(v, "kind"));
+            const char *op = json_string_value(json_object_get(v, "op"));
+            const char *to = json_string_value(json_object_get(v, "to"));
+            int64_t at = load_parse_time(
+                json_string_value(json_object_get(v, "at")) ?: "");
+
+            if (kind == NULL || op == NULL || to == NULL)
+                continue;
+            if (strcmp(kind, "begin") == 0 &&
+                (strcmp(op, "extend") == 0 ||
+                 strcmp(op, "extend_in_use") == 0) &&
+                at >= p->sent_wall - END_SLACK_US &&
+                at <= p->answered_wall + END_SLACK_US) {
+                in_op = 1;
+                end = "running";
+            } else if (in_op && (strcmp(kind, "finish") == 0 ||
+                                 strcmp(kind, "fail") == 0 ||
+                                 strcmp(kind, "reset") == 0 ||
+                                 (strcmp(kind, "expire") == 0 &&
+                                  strcmp(to, "extending") != 0))) {
+                static const char *const ends[] = {"finish", "fail", "reset",
+                                                   "expire"};
+
+                for (size_t k = 0; k < 4; k++)
+                    if (strcmp(kind, ends[k]) == 0)
+                        end = ends[k];
+                in_op = 0;
+                if (strcmp(end, "finish") != 0) {
+                    json_decref(j);
+                    return end;
+                }
+            }
+        }
+        next = json_object_get(j, "next");
+        since = json_is_integer(next) ? (long long)json_integer_value(next)
+                                      : -1;
+        json_decref(j);
+        if (since < 0)
+            return end;
+    }
 }
 
 /* Poll one pending request; 1 if it settled (outcome recorded, and
@@ -586,7 +669,7 @@ static int settle_one(struct load_http *h, const struct pending *p,
              p->snapshot ? "snapshots" : "volumes", p->id);
     code = http_do(h, "GET", path, NULL);
     if (code == 404) {
-        add_outcome(p, "deleted", vse__now_mono_us(), -1);
+        add_outcome(p, "deleted", vse__now_mono_us(), -1, NULL);
         snprintf(what, 24, "deleted");
         return 1;
     }
@@ -598,10 +681,16 @@ static int settle_one(struct load_http *h, const struct pending *p,
     size = json_object_get(o, "size");
     if (st != NULL && !transient(st)) {
         /* The size, for the check that an accepted extend took. */
-        add_outcome(p, st, vse__now_mono_us(),
-                    !p->snapshot && json_is_integer(size)
-                        ? (int64_t)json_integer_value(size)
-                        : -1);
+        int64_t sz = !p->snapshot && json_is_integer(size)
+                         ? (int64_t)json_integer_value(size)
+                         : -1;
+        const char *end = NULL;
+
+        if ((p->op == OP_EXTEND || p->op == OP_EXTEND_IN_USE) && sz >= 0 &&
+            sz < p->want_size && strcmp(st, "error_extending") != 0 &&
+            strcmp(st, "error") != 0)
+            end = extend_end(h, p);
+        add_outcome(p, st, vse__now_mono_us(), sz, end);
         snprintf(what, 24, "%s", st);
         done = 1;
     }
@@ -662,7 +751,8 @@ static void *settler_main(void *arg)
             break;
         if (deadline != 0 && vse__now_mono_us() >= deadline) {
             for (size_t i = 0; i < n; i++)
-                add_outcome(&mine[i], "unresolved", vse__now_mono_us(), -1);
+                add_outcome(&mine[i], "unresolved", vse__now_mono_us(), -1,
+                            NULL);
             break;
         }
         nanosleep(&nap, NULL);

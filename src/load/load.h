@@ -75,6 +75,11 @@ struct load_outcome {
     int64_t total_us;    /* --mix create: from sending the POST to the
                             first answer that showed it settled; 0 when
                             not measured */
+    /* extend, extend_in_use settled below the size asked for: how the
+     * history says the op the request began ended ("finish", "fail",
+     * "expire", "reset", "running", "none" when none began between the
+     * request and its answer, "unread"); "" when not looked up. */
+    char op_end[12];
 };
 
 struct json_t;
@@ -149,7 +154,13 @@ void load_faults_finish(struct json_t **faults, struct json_t **managers,
 
 /* ---- http.c: the HTTP client ----------------------------------------- */
 
-/* Every duration vse-load measures is vse__now_mono_us() (util.h). */
+/* Every duration vse-load measures is vse__now_mono_us() (util.h); wall
+ * clock times are only for comparing with history rows, which carry
+ * them. */
+int64_t load_wall_us(void);
+/* "2026-11-27T12:03:04.123456Z" as microseconds since the epoch; 0 if it
+ * is not one. */
+int64_t load_parse_time(const char *s);
 /* Out of memory: exit(1) with a message. */
 _Noreturn void load_oom(void);
 

@@ -83,17 +83,18 @@ static int one_of(const char *s, const char *const *list)
  *   delete, snapshot delete  deleted or error_deleting; a volume still at
  *                            rest lost an accepted delete (nothing else
  *                            moves it out of deleting)
- *   extend                   error_extending or error, or at rest with
+ *   extend, extend_in_use    error_extending or error, or at rest with
  *                            size >= the size asked for (a later extend
- *                            may have grown it more); gone only if a
+ *                            may have grown it more), or smaller where
+ *                            the volume's history shows that the op the
+ *                            request began failed, expired or was reset
+ *                            (an in-use extend's failure leaves the
+ *                            volume in use at its old size, and a detach
+ *                            may follow before the poll); gone only if a
  *                            delete of it was sent
  *   create                   any status but gone: every status at rest
  *                            other than deleted needs the volume to
  *                            exist; gone only if a delete was sent
- *   extend_in_use            as extend, and in-use or available at any
- *                            size (its failure leaves the volume in use
- *                            as it was; a detach may follow before the
- *                            poll, and a later extend may fail)
  *   create_from_snapshot,    as create: the new volume is the outcome
  *   clone
  *   snapshot                 available, error, error_deleting (a later
@@ -127,30 +128,32 @@ static int outcome_ok(const struct load_report *r,
             return 1;
         break;
     case OP_EXTEND:
-        /* At 3.42+ an extend that meets a volume just attached runs as
-         * extend_in_use, whose failure leaves it in use at its old size:
-         * an attached volume is no proof of a lost extend. */
-        if (strcmp(o->outcome, "in-use") == 0 ||
-            strcmp(o->outcome, "detaching") == 0 ||
-            strcmp(o->outcome, "attaching") == 0 ||
-            strcmp(o->outcome, "reserved") == 0 ||
-            strcmp(o->outcome, "error_extending") == 0 ||
+    case OP_EXTEND_IN_USE:
+        /* An extend may fail (a full pool), and at 3.42+ one that meets
+         * a volume attached meanwhile runs as extend_in_use, whose
+         * failure leaves it in use at its old size, from where a detach
+         * may make it available before the settler's poll.  So a volume
+         * smaller than asked is fine where the history shows that the op
+         * the request began did not finish (op_end, read by the
+         * settler), or could not be read. */
+        if (strcmp(o->outcome, "error_extending") == 0 ||
             strcmp(o->outcome, "error") == 0 || o->size < 0 ||
-            o->size >= o->want_size)
+            o->size >= o->want_size || strcmp(o->op_end, "fail") == 0 ||
+            strcmp(o->op_end, "expire") == 0 ||
+            strcmp(o->op_end, "reset") == 0 ||
+            strcmp(o->op_end, "unread") == 0)
             return 1;
         snprintf(why, size,
                  "the volume settled '%s' at %lld GiB, not the "
-                 "%lld GiB asked for",
-                 o->outcome, (long long)o->size, (long long)o->want_size);
+                 "%lld GiB asked for, and %s",
+                 o->outcome, (long long)o->size, (long long)o->want_size,
+                 strcmp(o->op_end, "finish") == 0
+                     ? "the history shows the extend finished"
+                 : strcmp(o->op_end, "running") == 0
+                     ? "the history shows the extend still running"
+                     : "the history shows no extend begun between the "
+                       "request and its answer");
         return 0;
-    case OP_EXTEND_IN_USE:
-        /* Its failure (a full pool) leaves the volume in use at its old
-         * size, and the attach/detach cycle may move it anywhere from
-         * there before the settler's poll: no state proves a lost
-         * extend.  In doubt, fine (the history checker still judges
-         * every transition).  NEEDSWORK: read the op's end from the
-         * history to tell a failed in-use extend from a lost one. */
-        return 1;
     case OP_SNAPSHOT:
         if (one_of(o->outcome, snap))
             return 1;
