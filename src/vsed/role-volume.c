@@ -354,6 +354,7 @@ static void reschedule(struct job *j, const char *task)
  * deleted or gone, or the op ended without a file (the reaper failed
  * it), so that no file outlives its volume.
  */
+#define FENCED_READS 10
 static void fenced(struct job *j, const struct task *t, int n,
                    const char *why)
 {
@@ -362,12 +363,25 @@ static void fenced(struct job *j, const struct task *t, int n,
     int rc;
 
     vsed_log("volume: %s: %s", j->row.id, why);
-    vse_error_clear(&err);
-    rc = vse_get(j->db, j->row.id, &cur, &err);
+    /* What to do with the file depends on the row: a store that is away
+     * for a moment must not leave a file behind for good. */
+    for (int attempt = 0;; attempt++) {
+        vse_error_clear(&err);
+        rc = vse_get(j->db, j->row.id, &cur, &err);
+        if (rc >= 0 || rc == VSE_ENOTFOUND)
+            break;
+        vsed_log("volume: %s: fenced: cannot read the row%s: %s", j->row.id,
+                 attempt < FENCED_READS
+                     ? ", trying again"
+                     : "; the file "
+                       "stays (vsectl check --pool names it)",
+                 err.msg);
+        if (attempt == FENCED_READS)
+            return;
+        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+    }
     if (rc == VSE_ENOTFOUND) {
         snprintf(cur.state, sizeof(cur.state), "gone");
-    } else if (rc < 0) {
-        return;
     } else if (strcmp(cur.state, "deleted") != 0 &&
                strcmp(cur.op, "delete") != 0) {
         json_t *a = vsed_attrs(&cur);
@@ -375,8 +389,12 @@ static void fenced(struct job *j, const struct task *t, int n,
 
         json_decref(a);
         if (located ||
-            (strcmp(cur.op, j->row.op) == 0 && cur.since == j->row.since))
+            (strcmp(cur.op, j->row.op) == 0 && cur.since == j->row.since)) {
+            vsed_log("volume: %s: now %s%s%s: the file stays (%s)", j->row.id,
+                     cur.state, cur.op[0] ? ", op " : "", cur.op,
+                     located ? "the row records it" : "the op goes on");
             return;
+        }
     }
     for (int k = n - 1; k >= 0; k--)
         if (t[k].revert != NULL)

@@ -40,7 +40,10 @@ poll() {
     local name=$1 end=$((SECONDS + $2 * M))
     shift 2
     until "$@"; do
-        [ $SECONDS -lt $end ] || { not_ok "$name" "$(row)"; return 1; }
+        [ $SECONDS -lt $end ] || {
+            not_ok "$name" "$(row)" "${log:+$(grep -F "${V:-}" "$log" | tail -8)}"
+            return 1
+        }
         sleep 0.05
     done
     ok "$name"
