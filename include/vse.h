@@ -447,6 +447,18 @@ int vse_fail(vse_db *db, const char *id, const char *op_id,
 int vse_claim(vse_db *db, const char *id, const char *op_id,
               const struct vse_opts *o, struct vse_resource *out,
               struct vse_error *err);
+/*
+ * A claim and the step after it as one transition, for a worker that has
+ * nothing durable to do between them (a scheduler picking a host): one
+ * store write instead of two.  As vse_claim (the op gets a fresh op_id,
+ * out->op_id), then as vse_step to `to`, which must be an edge of the op
+ * from the current state; o->release hands the op off again.  The history
+ * row has kind claim, goes from the old state to `to`, and names
+ * o->owner even when the op is handed off.
+ */
+int vse_claim_step(vse_db *db, const char *id, const char *op_id,
+                   const char *to, const struct vse_opts *o,
+                   struct vse_resource *out, struct vse_error *err);
 /* Extend the lease of the current owner by o->ttl_ms. */
 int vse_renew(vse_db *db, const char *id, const char *op_id,
               const struct vse_opts *o, struct vse_resource *out,

@@ -406,6 +406,15 @@ class Store:
         o = _opts(owner, ttl, reason)
         return self._call(_L.vse_claim, _b(id), _b(op_id), opts=o)["op_id"]
 
+    def claim_step(self, id, op_id, state, owner, ttl=None, reason=None,
+                   release=False, attrs=None):
+        """Claim an unowned op and step it to ``state`` in one transition
+        (one store write: for a worker with nothing durable to do between
+        the two); returns the row, whose op_id is the new token."""
+        o = _opts(owner, ttl, reason, release=release, attrs=attrs)
+        return self._call(_L.vse_claim_step, _b(id), _b(op_id), _b(state),
+                          opts=o)
+
     def renew(self, id, op_id, ttl=None):
         """Extend the current owner's lease; returns the row."""
         return self._call(_L.vse_renew, _b(id), _b(op_id),

@@ -214,6 +214,7 @@ _PROTOS = {
     "vse_finish": (_I, [_VP, _S, _S, _S, _O, _R, _E]),
     "vse_fail": (_I, [_VP, _S, _S, _O, _R, _E]),
     "vse_claim": (_I, [_VP, _S, _S, _O, _R, _E]),
+    "vse_claim_step": (_I, [_VP, _S, _S, _S, _O, _R, _E]),
     "vse_renew": (_I, [_VP, _S, _S, _O, _R, _E]),
     "vse_reset_state": (_I, [_VP, _S, _S, _O, _R, _E]),
     "vse_update": (_I, [_VP, _S, _O, _R, _E]),

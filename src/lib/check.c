@@ -244,7 +244,14 @@ static void replay(struct checker *ck, const vse_machine *m,
                           "version %lld: %s of %s, which was not "
                           "in flight",
                           v, vse_kind_name(e->kind), e->op);
-            if (from != to)
+            /* A claim may step along an edge of the op (claim_step). */
+            if (from != to && e->kind == VSE_KIND_CLAIM && op != NULL &&
+                !bit(op->step_to[from], to))
+                violation(ck, id,
+                          "version %lld: claim moved '%s' -> '%s', which "
+                          "is not an edge of %s",
+                          v, e->from, e->to, e->op);
+            else if (from != to && e->kind != VSE_KIND_CLAIM)
                 violation(ck, id, "version %lld: %s changed the state", v,
                           vse_kind_name(e->kind));
             if (e->kind == VSE_KIND_CLAIM)

@@ -29,7 +29,7 @@ struct call {
     const char *machine; /* create */
     const char *op;      /* create, begin */
     const char *op_id;   /* step, finish, fail, claim, renew */
-    const char *to;      /* step, finish, reset */
+    const char *to;      /* step, finish, reset, claim_step */
     const struct vse_opts *o;
     int64_t now;
 };
@@ -312,6 +312,10 @@ static void ev_init(struct vse_event *ev, const struct call *c,
                  sizeof(ev->op_id));
     vse__strlcpy(ev->owner, has(next->owner) ? next->owner : cur->owner,
                  sizeof(ev->owner));
+    /* A claim that steps and hands off again leaves no owner in the row:
+     * the history still names who did it. */
+    if (c->kind == VSE_KIND_CLAIM && has(c->o->owner))
+        vse__strlcpy(ev->owner, c->o->owner, sizeof(ev->owner));
     ev->at = c->now;
     if (has(c->o->request_id))
         vse__strlcpy(ev->request_id, c->o->request_id,
@@ -415,6 +419,38 @@ static int decide_create(const struct call *c, const vse_machine *m,
  * Decide a transition on an existing row.  Returns 0 with *next filled,
  * or a refusal (VSE_ECONFLICT, VSE_EFENCED, VSE_EINVAL).
  */
+/*
+ * The step part of a step, or of a claim that also steps (claim_step):
+ * `to` must be an edge of the op from state s.
+ */
+static int step_to(const struct call *c, const vse_machine *m,
+                   const struct vse__op *op, int s,
+                   const struct vse_resource *cur, struct vse_resource *next,
+                   struct vse_error *err)
+{
+    int t = vse__machine_state(m, c->to);
+    char why[160];
+
+    if (t < 0)
+        return vse__err(err, VSE_EINVAL, "machine '%s' has no state '%s'",
+                        m->name, c->to);
+    if (!(op->step_to[s] & (UINT64_C(1) << t))) {
+        snprintf(why, sizeof(why), "step to %s is not allowed", c->to);
+        return refuse(err, m, cur, why);
+    }
+    vse__strlcpy(next->state, c->to, sizeof(next->state));
+    /* Progress proves the owner alive: each step renews the lease. */
+    next->lease_expires = c->now + ttl_us(c, cur->lease_ttl);
+    if (c->o->release)
+        next->owner[0] = '\0';
+    /* An op left unowned waits for a claim since now: the reaper
+     * reads that as lease_expires - lease_ttl (the retry budget's
+     * unclaimed clock), so the two must agree. */
+    if (!has(next->owner))
+        next->lease_ttl = ttl_us(c, cur->lease_ttl);
+    return 0;
+}
+
 static int decide(const struct call *c, const vse_machine *m,
                   const struct vse_resource *cur, struct vse_resource *next,
                   struct vse_error *err)
@@ -479,28 +515,7 @@ static int decide(const struct call *c, const vse_machine *m,
         return fenced(err, m, cur, c->op_id);
 
     switch (c->kind) {
-    case VSE_KIND_STEP: {
-        int t = vse__machine_state(m, c->to);
-
-        if (t < 0)
-            return vse__err(err, VSE_EINVAL, "machine '%s' has no state '%s'",
-                            m->name, c->to);
-        if (!(op->step_to[s] & (UINT64_C(1) << t))) {
-            snprintf(why, sizeof(why), "step to %s is not allowed", c->to);
-            return refuse(err, m, cur, why);
-        }
-        vse__strlcpy(next->state, c->to, sizeof(next->state));
-        /* Progress proves the owner alive: each step renews the lease. */
-        next->lease_expires = c->now + ttl_us(c, cur->lease_ttl);
-        if (c->o->release)
-            next->owner[0] = '\0';
-        /* An op left unowned waits for a claim since now: the reaper
-         * reads that as lease_expires - lease_ttl (the retry budget's
-         * unclaimed clock), so the two must agree. */
-        if (!has(next->owner))
-            next->lease_ttl = ttl_us(c, cur->lease_ttl);
-        return 0;
-    }
+    case VSE_KIND_STEP: return step_to(c, m, op, s, cur, next, err);
     case VSE_KIND_FINISH: {
         int t;
 
@@ -553,7 +568,7 @@ static int decide(const struct call *c, const vse_machine *m,
             return rc;
         vse__strlcpy(next->owner, c->o->owner, sizeof(next->owner));
         next->lease_expires = c->now + ttl_us(c, cur->lease_ttl);
-        return 0;
+        return has(c->to) ? step_to(c, m, op, s, cur, next, err) : 0;
     }
     case VSE_KIND_RENEW:
         if (!has(cur->owner)) {
@@ -924,6 +939,15 @@ int vse_claim(vse_db *db, const char *id, const char *op_id,
               struct vse_error *err)
 {
     return by_op(db, VSE_KIND_CLAIM, id, op_id, NULL, o, out, err);
+}
+
+int vse_claim_step(vse_db *db, const char *id, const char *op_id,
+                   const char *to, const struct vse_opts *o,
+                   struct vse_resource *out, struct vse_error *err)
+{
+    if (to == NULL || to[0] == '\0')
+        return vse__err(err, VSE_EINVAL, "claim_step needs a state");
+    return by_op(db, VSE_KIND_CLAIM, id, op_id, to, o, out, err);
 }
 
 int vse_renew(vse_db *db, const char *id, const char *op_id,

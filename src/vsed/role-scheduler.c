@@ -1,9 +1,10 @@
 /*
  * role-scheduler.c - the scheduler role: volumes waiting unowned in
- * `scheduling` are its queue (DESIGN §2).  It claims one, picks the up
- * volume host with the most free capacity that fits, and steps it to
- * `creating_vol` with attrs.host set and the op released, which puts it
- * in that host's queue.  The claim is the only lock there is.
+ * `scheduling` are its queue (DESIGN §2).  For each it picks the up volume
+ * host with the most free capacity that fits, then claims the volume and
+ * steps it to `creating_vol` with attrs.host set and the op released, in
+ * one transition (vse_claim_step), which puts it in that host's queue.
+ * The claim is the only lock there is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,13 @@
 
 #define HOSTS_MAX 64
 #define RESCAN_MS 5000
+/* How long what the hosts hold, read by a scan of every volume, is
+ * trusted (with this scheduler's own placements added meanwhile).  Other
+ * schedulers' placements are missed that long at most; a host that is
+ * fuller than a scheduler knew hands the volume back (the reschedule
+ * edge).  Scanning every volume per wake-up made the scheduler the
+ * pipeline's bottleneck once thousands of volumes existed. */
+#define USAGE_MS 500
 
 struct host {
     char name[VSE_NAME_MAX + 1];
@@ -26,15 +34,21 @@ struct sched {
     char owner[VSE_ID_MAX + 1];
     struct host hosts[HOSTS_MAX];
     int nhosts;
+    /* What each host holds, by the last scan of every volume, plus this
+     * scheduler's placements since (by host name: the host list is
+     * read again at every pass). */
+    struct host usage[HOSTS_MAX];
+    int nusage;
+    int64_t usage_at; /* monotonic ms of that scan; 0 = none */
     /* Ops waiting in "scheduling" with no owner, by one scan. */
     VSE_ARRAY(struct vse_resource) w;
 };
 
-static struct host *find_host(struct sched *s, const char *name)
+static struct host *find_in(struct host *v, int n, const char *name)
 {
-    for (int i = 0; i < s->nhosts; i++)
-        if (strcmp(s->hosts[i].name, name) == 0)
-            return &s->hosts[i];
+    for (int i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0)
+            return &v[i];
     return NULL;
 }
 
@@ -69,13 +83,13 @@ static int collect_volume(void *arg, const struct vse_resource *r)
 {
     struct sched *s = arg;
     json_t *a = vsed_attrs(r);
-    struct host *h = find_host(s, vsed_attr_str(a, "host"));
+    const char *name = vsed_attr_str(a, "host");
+    struct host *h = find_in(s->usage, s->nusage, name);
 
-    if (strcmp(r->state, VOLUME_SCHEDULING) == 0 && r->owner[0] == '\0') {
-        if (vse__array_push(&s->w, *r) < 0) {
-            json_decref(a);
-            return 1;
-        }
+    if (h == NULL && name[0] != '\0' && s->nusage < HOSTS_MAX) {
+        h = &s->usage[s->nusage++];
+        snprintf(h->name, sizeof(h->name), "%s", name);
+        h->used = 0;
     }
     if (h != NULL && strcmp(r->state, VOLUME_DELETED) != 0 &&
         !(strcmp(r->state, VOLUME_ERROR) == 0 &&
@@ -91,6 +105,31 @@ static int collect_volume(void *arg, const struct vse_resource *r)
     return 0;
 }
 
+/* Volumes waiting for a scheduler: in scheduling, unowned. */
+static int collect_waiting(void *arg, const struct vse_resource *r)
+{
+    struct sched *s = arg;
+
+    if (strcmp(r->state, VOLUME_SCHEDULING) == 0 && r->owner[0] == '\0' &&
+        vse__array_push(&s->w, *r) < 0)
+        return 1;
+    return 0;
+}
+
+/* This scheduler's placements count until the next scan sees them. */
+static void add_usage(struct sched *s, const char *name, int64_t size)
+{
+    struct host *u = find_in(s->usage, s->nusage, name);
+
+    if (u == NULL && s->nusage < HOSTS_MAX) {
+        u = &s->usage[s->nusage++];
+        snprintf(u->name, sizeof(u->name), "%s", name);
+        u->used = 0;
+    }
+    if (u != NULL)
+        u->used += size;
+}
+
 static void schedule(struct sched *s, const struct vse_resource *r)
 {
     json_t *a = vsed_attrs(r);
@@ -102,24 +141,12 @@ static void schedule(struct sched *s, const struct vse_resource *r)
      * another host's pool. */
     const char *only = vsed_attr_str(a, "source_host");
     struct host *best = NULL;
-    struct vse_resource out;
     struct vse_error err;
     struct vse_opts o;
     char reason[VSE_REASON_MAX + 1], *patch;
     size_t n = 0;
     int rc;
 
-    memset(&o, 0, sizeof(o));
-    o.owner = s->owner;
-    o.ttl_ms = vsed_cfg->lease_ms;
-    o.seen = r;
-    o.reason = "task schedule: start";
-    vse_error_clear(&err);
-    rc = vse_claim(s->db, r->id, r->op_id, &o, &out, &err);
-    if (rc < 0) {
-        json_decref(a);
-        return; /* another scheduler took it, or it changed: its turn */
-    }
     for (int i = 0; i < s->nhosts; i++) {
         struct host *h = &s->hosts[i];
         int skip = 0;
@@ -141,7 +168,10 @@ static void schedule(struct sched *s, const struct vse_resource *r)
                               (long long)h->capacity);
     }
     memset(&o, 0, sizeof(o));
-    o.seen = &out;
+    o.owner = s->owner;
+    o.ttl_ms = vsed_cfg->lease_ms;
+    o.seen = r;
+    vse_error_clear(&err);
     if (best == NULL) {
         char why[VSE_REASON_MAX + 1];
 
@@ -159,28 +189,29 @@ static void schedule(struct sched *s, const struct vse_resource *r)
                      (long long)size, s->nhosts ? reason : " no host up");
         json_decref(a);
         o.reason = why;
-        rc = vse_fail(s->db, r->id, out.op_id, &o, NULL, &err);
-        vsed_log("scheduler: %s: %s", r->id, why);
+        /* Under the handed-off op's token: a scheduler that placed it
+         * meanwhile changed the version, and this fails the CAS. */
+        if (vse_fail(s->db, r->id, r->op_id, &o, NULL, &err) == 0)
+            vsed_log("scheduler: %s: %s", r->id, why);
         return;
     }
     json_decref(a);
-    best->used += size;
     patch = vsed_json_text(json_pack("{s:s}", "host", best->name));
     snprintf(reason, sizeof(reason),
              "task schedule: done: host %s (%lld "
              "of %lld GiB free before)",
-             best->name, (long long)(best->capacity - best->used + size),
+             best->name, (long long)(best->capacity - best->used),
              (long long)best->capacity);
     o.reason = reason;
     o.attrs = patch;
     o.release = 1;
-    vse_error_clear(&err);
-    rc = vse_step(s->db, r->id, out.op_id, VOLUME_CREATING_VOL, &o, NULL,
-                  &err);
-    if (rc < 0) {
-        best->used -= size;
-        vsed_log("scheduler: %s: step to creating_vol: %s", r->id, err.msg);
+    rc = vse_claim_step(s->db, r->id, r->op_id, VOLUME_CREATING_VOL, &o, NULL,
+                        &err);
+    if (rc == 0) {
+        best->used += size;
+        add_usage(s, best->name, size);
     }
+    /* Else another scheduler took it, or it changed: its turn. */
     free(patch);
 }
 
@@ -189,6 +220,7 @@ static void pass(struct sched *s)
 {
     struct vse_filter f;
     struct vse_error err;
+    int64_t now = vse__now_mono_ms();
 
     memset(&f, 0, sizeof(f));
     s->nhosts = 0;
@@ -200,15 +232,31 @@ static void pass(struct sched *s)
         return;
     }
     f.machine = VSED_MACHINE_VOLUME;
-    f.not_state = VOLUME_DELETED; /* they take nothing, and pile up */
-    if (vse_list(s->db, &f, collect_volume, s, &err) < 0) {
+    f.state = VOLUME_SCHEDULING;
+    if (vse_list(s->db, &f, collect_waiting, s, &err) < 0) {
         vsed_log("scheduler: %s", err.msg);
         return;
     }
     /* With no volume host up at all, volumes wait rather than fail: a
      * cluster that is starting has not registered its hosts yet. */
-    if (s->nhosts == 0 && s->w.n > 0)
+    if (s->w.n == 0 || (s->nhosts == 0 && s->w.n > 0))
         return;
+    if (s->usage_at == 0 || now - s->usage_at >= USAGE_MS) {
+        f.state = NULL;
+        f.not_state = VOLUME_DELETED; /* they take nothing, and pile up */
+        s->nusage = 0;
+        if (vse_list(s->db, &f, collect_volume, s, &err) < 0) {
+            vsed_log("scheduler: %s", err.msg);
+            s->usage_at = 0;
+            return;
+        }
+        s->usage_at = now;
+    }
+    for (int i = 0; i < s->nhosts; i++) {
+        struct host *u = find_in(s->usage, s->nusage, s->hosts[i].name);
+
+        s->hosts[i].used = u != NULL ? u->used : 0;
+    }
     for (size_t i = 0; i < s->w.n; i++)
         schedule(s, &s->w.v[i]);
 }

@@ -92,10 +92,11 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 path = [(r["kind"], r["to"], r.get("reason") or "") for r in rows
         if r["resource"] == sys.argv[2]]
-want = ["creating_db", "scheduling", "scheduling", "creating_vol",
-        "creating_vol", "creating_vol", "available"]
-sys.exit(0 if [p[1] for p in path] == want and
-         "task schedule: start" in path[2][2] else 1)' "$T/watch" "$V"; }
+want = [("create", "creating_db"), ("step", "scheduling"),
+        ("claim", "creating_vol"), ("claim", "creating_vol"),
+        ("renew", "creating_vol"), ("finish", "available")]
+sys.exit(0 if [p[:2] for p in path] == want and
+         "task schedule: done: host" in path[2][2] else 1)' "$T/watch" "$V"; }
 for i in $(seq 1 250); do watched && break; sleep 0.02; done
 watched && ok "vsectl watch shows the flow live, task by task" ||
     not_ok "vsectl watch shows the flow" "$(cat "$T/watch")"

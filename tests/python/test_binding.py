@@ -171,6 +171,26 @@ def test_holds(st, rid):
     assert st.holds(held=d) == [] and st.get(d)["holds"] == []
 
 
+def test_claim_step(st, rid):
+    op = st.create("volume", rid, owner="api@h1")
+    st.step(rid, op, "scheduling", release=True)
+    with pytest.raises(vse.Conflict):
+        st.claim_step(rid, op, "available", owner="sched@h2")
+    row = st.claim_step(rid, op, "creating_vol", owner="sched@h2",
+                        release=True, attrs={"host": "h3"},
+                        reason="task schedule: done")
+    assert (row["state"], row["owner"], row["attrs"]["host"]) == \
+        ("creating_vol", None, "h3")
+    assert row["op_id"] != op
+    last = st.history(rid)[-1]
+    assert (last["kind"], last["from"], last["to"], last["owner"]) == \
+        ("claim", "scheduling", "creating_vol", "sched@h2")
+    with pytest.raises(vse.Fenced):
+        st.claim(rid, op, owner="volume@h3")
+    st.finish(rid, st.claim(rid, row["op_id"], owner="volume@h3"))
+    assert st.check(rid) == []
+
+
 def test_refusal_carries_the_current_row(st, rid):
     op = st.create("volume", rid, owner="api@h1")
     with pytest.raises(vse.Conflict) as ei:

@@ -466,6 +466,67 @@ static void test_claim_refused_while_lease_live(void **state)
     assert_int_equal(version_of(f, "v1"), r.version);
 }
 
+static void count_violation(void *ctx, const char *id, const char *msg);
+static struct vse_event last_event(struct fx *f, const char *id);
+
+/*
+ * claim_step: a claim and the step after it as one transition (the
+ * scheduler's), handing the op off again.  One history row of kind
+ * claim that moves the state, names the claimer and passes the checker;
+ * refused like a claim (live lease) and like a step (off an edge).
+ */
+static void test_claim_step(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = owner_opts("api@h1");
+    struct vse_opts rel = {.release = 1};
+    struct vse_opts sched = owner_opts("sched@h2");
+    struct vse_opts mgr = owner_opts("vol@h3");
+    struct vse_resource r, c, cur;
+    struct vse_event e;
+    int64_t n = -1;
+    int seen = 0;
+
+    OK(vse_create(f->db, "volume", "v1", &o, &r, &f->err));
+    OK(vse_step(f->db, "v1", r.op_id, "scheduling", &rel, &r, &f->err));
+    assert_int_equal(vse_claim_step(f->db, "v1", r.op_id, "available", &sched,
+                                    &cur, &f->err),
+                     VSE_ECONFLICT);
+    assert_int_equal(version_of(f, "v1"), r.version);
+    sched.release = 1;
+    OK(vse_claim_step(f->db, "v1", r.op_id, "creating_vol", &sched, &c,
+                      &f->err));
+    assert_string_equal(c.state, "creating_vol");
+    assert_string_equal(c.owner, "");
+    assert_int_equal(c.version, r.version + 1);
+    assert_string_not_equal(c.op_id, r.op_id);
+    e = last_event(f, "v1");
+    assert_int_equal(e.kind, VSE_KIND_CLAIM);
+    assert_string_equal(e.from, "scheduling");
+    assert_string_equal(e.to, "creating_vol");
+    assert_string_equal(e.owner, "sched@h2");
+    assert_string_equal(e.op_id, c.op_id);
+    /* The hand-off's old token is dead; the new one is claimed. */
+    assert_int_equal(vse_claim(f->db, "v1", r.op_id, &mgr, &cur, &f->err),
+                     VSE_EFENCED);
+    OK(vse_claim(f->db, "v1", c.op_id, &mgr, &r, &f->err));
+    OK(vse_finish(f->db, "v1", r.op_id, "available", NULL, &r, &f->err));
+    OK(vse_check(f->db, NULL, count_violation, &seen, &n, &f->err));
+    assert_int_equal(n, 0);
+
+    /* Owned by a live lease: refused as a claim is. */
+    OK(vse_create(f->db, "volume", "v2", &o, &r, &f->err));
+    OK(vse_step(f->db, "v2", r.op_id, "scheduling", NULL, &r, &f->err));
+    assert_int_equal(vse_claim_step(f->db, "v2", r.op_id, "creating_vol",
+                                    &sched, &cur, &f->err),
+                     VSE_ECONFLICT);
+    assert_string_equal(cur.owner, "api@h1");
+    assert_int_equal(version_of(f, "v2"), r.version);
+    assert_int_equal(vse_claim_step(f->db, "v2", r.op_id, "", &sched, &cur,
+                                    &f->err),
+                     VSE_EINVAL);
+}
+
 static void test_renew_extends_lease(void **state)
 {
     struct fx *f = *state;
@@ -1838,6 +1899,7 @@ int main(void)
         T(test_begin_repeated_request_id),
         T(test_claim_unowned_rotates_op_id),
         T(test_claim_refused_while_lease_live),
+        T(test_claim_step),
         T(test_renew_extends_lease),
         T(test_reset_state_fences_op),
         T(test_reset_state_needs_reason),
