@@ -1,6 +1,7 @@
 /*
  * sqlite-gate.h - a first-come, first-served queue for SQLite writers on
- * one host, in a small shared file beside the store (PATH-gate).
+ * one host, in a small shared file beside the store (PATH-gate), and the
+ * commit signal that wakes watchers on that host.
  *
  * SQLite lets one writer in at a time and leaves the waiting to a busy
  * handler: whoever retries at the right moment wins, so under several
@@ -40,6 +41,11 @@ struct vse_sqlite_gate {
     _Atomic uint64_t serving; /* the ticket allowed in now */
     _Atomic int64_t moved;    /* CLOCK_MONOTONIC us when serving moved */
     _Atomic uint32_t wake;    /* bumped on every move: the futex word */
+    /* Added later (a gate file made by an older vse is grown to this
+     * size; the new words read as zero): the commit signal that wakes
+     * vse_wait() callers on this host at once, where SQLite has none. */
+    _Atomic uint32_t commits;  /* bumped after every commit: futex word */
+    _Atomic uint32_t watchers; /* callers asleep on `commits` */
 };
 
 /* Waiters sleep in the kernel on `wake` (a futex works across processes
@@ -140,6 +146,46 @@ static inline void vse_sqlite_gate_leave(struct vse_sqlite_gate *g,
         atomic_store(&g->moved, vse__now_mono_us());
         vse_sqlite_gate_wake(g);
     }
+}
+
+/*
+ * The commit signal.  Only a hint that something was committed: the
+ * waiter reads the store's own last sequence number to know what, so a
+ * gate file that outlived its store (or a commit by a process without
+ * the gate) costs at most a poll interval, never a wrong answer.
+ */
+static inline void vse_sqlite_gate_committed(struct vse_sqlite_gate *g)
+{
+    atomic_fetch_add(&g->commits, 1);
+    /* After the bump: a watcher counted itself before reading `commits`,
+     * so either it sees the bump or this sees it and wakes it. */
+    if (atomic_load(&g->watchers) > 0)
+        syscall(SYS_futex, (uint32_t *)&g->commits, FUTEX_WAKE, INT_MAX, NULL,
+                NULL, 0);
+}
+
+/* Count a watcher in; the value of `commits` to sleep on, read before
+ * the caller looks at the store. */
+static inline uint32_t vse_sqlite_gate_watch(struct vse_sqlite_gate *g)
+{
+    atomic_fetch_add(&g->watchers, 1);
+    return atomic_load(&g->commits);
+}
+
+/* Sleep until a commit after `seen`, or ns pass. */
+static inline void vse_sqlite_gate_await(struct vse_sqlite_gate *g,
+                                         uint32_t seen, long ns)
+{
+    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+
+    syscall(SYS_futex, (uint32_t *)&g->commits, FUTEX_WAIT, seen, &ts, NULL,
+            0);
+}
+
+/* Count the watcher out again, after every _watch(). */
+static inline void vse_sqlite_gate_unwatch(struct vse_sqlite_gate *g)
+{
+    atomic_fetch_sub(&g->watchers, 1);
 }
 
 #endif /* VSE_SQLITE_GATE_H */
