@@ -33,6 +33,8 @@
  * pool. */
 #define EXTRAS_MAX 64
 #define EXTRAS_KEPT 8
+/* --mix create: fine enough to time a create that takes a few ms. */
+#define CREATE_POLL_MS 2.0
 #define SETTLE_DEFAULT_S 60
 #define URLS_MAX 16
 #define MANAGERS_MAX 32
@@ -91,6 +93,7 @@ static struct {
     double seconds;
     long requests; /* 0 = no limit */
     double settle_s;
+    double poll_ms; /* --mix create: between polls of one create */
     int contention;
     char extras[EXTRAS_MAX][40];
     int nextras;
@@ -107,7 +110,10 @@ static struct {
     atomic_int stop; /* load phase over */
     atomic_int clients_done;
     int64_t t0;
-} g = {.project = "load", .mix = "all", .settle_s = SETTLE_DEFAULT_S};
+} g = {.project = "load",
+       .mix = "all",
+       .settle_s = SETTLE_DEFAULT_S,
+       .poll_ms = CREATE_POLL_MS};
 
 /* One request on /v3/PROJECT/PATH; the status (0: no answer), the body
  * in h->body. */
@@ -495,14 +501,14 @@ static int settle_one(struct load_http *h, const struct pending *p,
 
 /*
  * --mix create: one volume created and polled by its own client until it
- * leaves `creating` (every CREATE_POLL_US), so that the report can say
- * how long create -> available takes, not only how fast creates are
+ * leaves `creating` (every --poll-ms), so that the report can say how
+ * long create -> available takes, not only how fast creates are
  * accepted.  The volumes stay: the pool must have room for them.
  */
-#define CREATE_POLL_US 2000
 static void one_create(struct client *c)
 {
-    const struct timespec nap = {0, CREATE_POLL_US * 1000L};
+    const int64_t ns = (int64_t)(g.poll_ms * 1e6);
+    const struct timespec nap = {ns / 1000000000, ns % 1000000000};
     struct pending p = {.op = OP_CREATE, .slot = -1};
     int64_t deadline;
     char what[24];
@@ -785,11 +791,15 @@ static void usage(int st)
         "                         throughput: each client has volumes of its own\n"
         "      --mix M            all (default): the full mix of operations;\n"
         "                         create (throughput only): each client creates a\n"
-        "                         1 GiB volume and polls it every 2 ms until it\n"
-        "                         leaves creating, then the next; the report adds\n"
-        "                         accepted creates/s and create->available\n"
+        "                         1 GiB volume and polls it every --poll-ms until\n"
+        "                         it leaves creating, then the next; the report\n"
+        "                         adds accepted creates/s and create->available\n"
         "                         p50/p99 (from sending the POST to the first GET\n"
         "                         that shows it available).  The volumes stay\n"
+        "      --poll-ms MS       --mix create: between two polls of a create\n"
+        "                         (default 2; 0.1 to 10000).  Every poll is a GET\n"
+        "                         the server answers: with many clients a short\n"
+        "                         interval is much of the load\n"
         "      --volumes V        volumes aimed at (contention: shared, default 4;\n"
         "                         throughput: per client, default 4)\n"
         "      --project P        the project sent in X-Auth-Token (default load)\n"
@@ -888,6 +898,7 @@ int main(int argc, char **argv)
         {"volumes", required_argument, NULL, 'v'},
         {"project", required_argument, NULL, 'p'},
         {"settle-seconds", required_argument, NULL, 'S'},
+        {"poll-ms", required_argument, NULL, 'Q'},
         {"seed", required_argument, NULL, 'x'},
         {"manager", required_argument, NULL, 'm'},
         {"fault", required_argument, NULL, 'f'},
@@ -928,6 +939,16 @@ int main(int argc, char **argv)
         case 'v': volumes = (int)num("--volumes", optarg, 1); break;
         case 'p': g.project = optarg; break;
         case 'S': g.settle_s = num("--settle-seconds", optarg, 0); break;
+        case 'Q':
+            g.poll_ms = num("--poll-ms", optarg, 0.1);
+            if (g.poll_ms > 10000) {
+                fprintf(stderr,
+                        "vse-load: bad --poll-ms '%s' (0.1 to "
+                        "10000)\n",
+                        optarg);
+                usage(2);
+            }
+            break;
         case 'x':
             /* Exact, not through a double: the report prints it back. */
             errno = 0;
@@ -1034,6 +1055,7 @@ int main(int argc, char **argv)
         qsort(g.deletes, g.ndeletes, sizeof(*g.deletes), cmp_id);
     rep.workload = g.workload;
     rep.mix = g.mix;
+    rep.poll_ms = g.poll_ms;
     rep.urls = g.urls;
     rep.nurls = g.nurls;
     rep.seed = seed;

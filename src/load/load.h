@@ -87,6 +87,7 @@ struct json_t;
 struct load_report {
     const char *workload;
     const char *mix;         /* "all", or "create" (throughput only) */
+    double poll_ms;          /* --mix create: between polls of a create */
     const char *const *urls; /* the first is the settler's */
     int nurls;
     uint64_t seed;

@@ -265,13 +265,13 @@ static json_t *creates_json(const struct load_report *r)
         t[n++] = o->total_us > INT32_MAX ? INT32_MAX : (int32_t)o->total_us;
     }
     qsort(t, n, sizeof(*t), cmp_i32);
-    j = json_pack("{s:I, s:f, s:I, s:I, s:{s:f, s:f, s:f}}", "accepted",
+    j = json_pack("{s:I, s:f, s:I, s:I, s:{s:f, s:f, s:f}, s:f}", "accepted",
                   (json_int_t)accepted, "accepted_per_s",
                   r->elapsed > 0 ? (double)accepted / r->elapsed : 0.0,
                   "available", (json_int_t)n, "not_available",
                   (json_int_t)other, "create_to_available_ms", "p50",
                   pct(t, n, 50), "p99", pct(t, n, 99), "max",
-                  n ? t[n - 1] / 1000.0 : 0.0);
+                  n ? t[n - 1] / 1000.0 : 0.0, "poll_ms", r->poll_ms);
     free(t);
     return j;
 }
@@ -456,7 +456,7 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
             f,
             "creates: %lld accepted, %.1f/s; %lld available, create -> "
             "available p50 %.1f ms, p99 %.1f ms, max %.1f ms; %lld "
-            "not available\n\n",
+            "not available (each polled every %g ms)\n\n",
             (long long)json_integer_value(json_object_get(cr, "accepted")),
             json_real_value(json_object_get(cr, "accepted_per_s")),
             (long long)json_integer_value(json_object_get(cr, "available")),
@@ -464,7 +464,8 @@ static void text(FILE *f, const struct load_report *r, json_t *rep)
             json_real_value(json_object_get(ca, "p99")),
             json_real_value(json_object_get(ca, "max")),
             (long long)json_integer_value(
-                json_object_get(cr, "not_available")));
+                json_object_get(cr, "not_available")),
+            json_real_value(json_object_get(cr, "poll_ms")));
     }
     fprintf(f, "%-20s %7s %8s %7s %6s %8s %8s %8s %8s\n", "OPERATION",
             "COUNT", "ACCEPTED", "REFUSED", "ERRORS", "P50 ms", "P95 ms",

@@ -132,7 +132,10 @@ for bad in "bogus@1" "kill@x" "kill@99" "stop@1:0" "pool-full@1" \
 done
 # Only creates, each polled to available by its client (issue 15).
 for bad in "--workload throughput --mix bogus" \
-    "--workload contention --mix create"; do
+    "--workload contention --mix create" \
+    "--workload throughput --mix create --poll-ms 0" \
+    "--workload throughput --mix create --poll-ms 20000" \
+    "--workload throughput --mix create --poll-ms x"; do
     # shellcheck disable=SC2086
     "$B/vse-load" --url "$API1" $bad --clients 1 --seconds 1 \
         --out "$T/bad" >"$T/bad.out" 2>&1
@@ -141,7 +144,7 @@ for bad in "--workload throughput --mix bogus" \
         ok "vse-load $bad: exit 2" || not_ok "vse-load $bad" "rc $rc"
 done
 "$B/vse-load" --url "$API1" --url "$API2" --workload throughput --mix create \
-    --clients 4 --seconds 2 --settle-seconds $((20 * M)) \
+    --clients 4 --seconds 2 --settle-seconds $((20 * M)) --poll-ms 3 \
     --manager "$MGR" --out "$T/create" >"$T/create.out" 2>&1
 rc=$?
 python3 - "$T/create/report.json" <<'PY' && [ "$rc" = 0 ] &&
@@ -150,7 +153,7 @@ r = json.load(open(sys.argv[1]))
 c = r["creates"]
 ok = (r["mix"] == "create" and set(r["operations"]) == {"create"} and
       c["accepted"] > 0 and c["available"] == c["accepted"] and
-      c["not_available"] == 0 and
+      c["not_available"] == 0 and c["poll_ms"] == 3 and
       abs(c["accepted_per_s"] - c["accepted"] / r["elapsed_s"]) < 1e-6 and
       0 < c["create_to_available_ms"]["p50"] <= c["create_to_available_ms"]["p99"]
         <= c["create_to_available_ms"]["max"])
