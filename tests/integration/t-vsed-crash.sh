@@ -147,27 +147,49 @@ VSE_DRIVER_PAUSE_MS=2000 start_vsed "$T/hw2.log" --auth noauth --store "$S" \
 URL=$API
 # stop_mid_step NAME: create a 1 GiB volume NAME, stop the manager that
 # is mid-step on it and let the other one finish it; sets V and STOPPED.
+# The driver pauses longer than the lease, so the op may change hands
+# before the SIGSTOP lands: the stop counts only if, after it, the
+# stopped manager still holds the op it was seen holding (else it is
+# woken again and another volume tried).
 stop_mid_step() {
-    req POST /v3/volumes "{\"volume\": {\"size\": 1, \"name\": \"$1\"}}" "${H[@]}"
-    V=$(jget "json.load(sys.stdin)['volume']['id']")
-    mid_w() {
-        ls "$T"/pool-w/.tmp-*-volume-"$V" >/dev/null 2>&1 || return 1
-        STOPPED=$("$VSECTL" --store "$S" get "$V" --json 2>/dev/null |
-            python3 -c 'import json,sys; r=json.load(sys.stdin)
-o = r["owner"] or ""
+    local attempt seen
+    for attempt in 1 2 3; do
+        req POST /v3/volumes "{\"volume\": {\"size\": 1, \"name\": \"$1\"}}" "${H[@]}"
+        V=$(jget "json.load(sys.stdin)['volume']['id']")
+        # A manager of hw owns the create, mid-driver, with more than
+        # 0.5 s of its lease left; prints "PID OP_ID".
+        holder() {
+            "$VSECTL" --store "$S" get "$V" --json 2>/dev/null |
+                python3 -c 'import json, sys
+from datetime import datetime, timezone
+r = json.load(sys.stdin); o = r["owner"] or ""
 if r["state"] != "creating_vol" or not o.startswith("volume@hw:"): sys.exit(1)
-print(o.rsplit(":", 1)[1])') && [ -n "$STOPPED" ]
-    }
-    poll "$1: a manager of hw is mid-step" 20 mid_w || return 1
-    kill -STOP "$STOPPED"
+exp = datetime.strptime(r["lease_expires"], "%Y-%m-%dT%H:%M:%S.%fZ")
+left = exp.replace(tzinfo=timezone.utc).timestamp() - datetime.now(timezone.utc).timestamp()
+if left < float(sys.argv[1]): sys.exit(1)
+print(o.rsplit(":", 1)[1], r["op_id"])' "$1"
+        }
+        mid_w() {
+            ls "$T"/pool-w/.tmp-*-volume-"$V" >/dev/null 2>&1 &&
+                seen=$(holder 0.5) && [ -n "$seen" ]
+        }
+        poll "$1: a manager of hw is mid-step" 20 mid_w || return 1
+        STOPPED=${seen%% *}
+        kill -STOP "$STOPPED"
+        [ "$(holder -1000)" = "$seen" ] && break
+        kill -CONT "$STOPPED"
+        echo "# $1: the op changed hands before the stop landed; again" >&2
+    done
     poll "$1: the other manager of hw takes the create over and ends it" 30 avail
 }
-# woken NAME: SIGCONT the stopped manager and wait for its refused finish.
+# woken NAME: SIGCONT the stopped manager and wait for its refused
+# finish; only lines its log gets from now on count (LOG_FROM).
 woken() {
-    kill -CONT "$STOPPED"
     log=$T/hw1.log
     [ "$STOPPED" = "$HW2" ] && log=$T/hw2.log
-    refused() { grep -q "$V: finish refused" "$log"; }
+    LOG_FROM=$(($(wc -l <"$log") + 1))
+    kill -CONT "$STOPPED"
+    refused() { tail -n "+$LOG_FROM" "$log" | grep -q "$V: finish refused"; }
     poll "$1: the woken manager's finish is refused (fenced)" 20 refused
 }
 HW2=${PIDS[-1]}
@@ -187,7 +209,10 @@ req DELETE "/v3/volumes/$V" '' "${H[@]}"
 expect "dropped: delete while the stopped manager sleeps: 202" 202
 poll "dropped: the volume ends deleted" 20 gone
 woken dropped
-undone() { grep -q "$V: now deleted: what the fenced step made is removed" "$log"; }
+undone() {
+    tail -n "+$LOG_FROM" "$log" |
+        grep -q "$V: now deleted: what the fenced step made is removed"
+}
 poll "dropped: the woken manager removes what its step made" 20 undone
 [ ! -e "$T/pool-w/volume-$V" ] && [ -f "$T/pool-w/volume-$K" ] &&
     ok "dropped: no file outlives the deleted volume" ||
