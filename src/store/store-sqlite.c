@@ -6,6 +6,7 @@
  * SQLite's, whose waits grow to seconds under contention (FIELD-NOTES.md).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,8 @@ enum {
     LF_COUNT = 1 << 6
 };
 
+struct gc_group;
+
 struct sqlite_conn {
     struct vse_store base; /* must be first */
     sqlite3 *db;
@@ -115,10 +118,116 @@ struct sqlite_conn {
     /* The shared file beside the store; NULL if it cannot be had
      * (writers then rely on the busy handler, watchers poll). */
     struct vse_sqlite_gate *gate;
-    int ordered; /* writers queue at the gate (synchronous=full) */
+    int ordered;            /* writers queue at the gate (synchronous=full) */
+    int group_commit;       /* ?group_commit=on */
+    struct gc_group *group; /* this file's, shared by the process */
     sqlite3_stmt *st[ST_COUNT];
     sqlite3_stmt *list_st[LF_COUNT];
 };
+
+/* ------------------------------------------------------------------ */
+/* Group commit (?group_commit=on)                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The transitions that this process's threads send to one store file
+ * while a commit is in flight go to SQLite together, in the next
+ * transaction: one fsync for all of them.  The first thread to find no
+ * commit in flight leads: it takes everything queued (up to GC_MAX),
+ * applies each under a savepoint of its own on its own connection, so
+ * that a lost compare-and-swap undoes only that one, commits once, and
+ * answers each.  Nobody waits on purpose (there is no commit_delay): a
+ * transition waits at most for the commit in flight and its own.  Every
+ * answer comes after the commit is durable; a failed commit fails them
+ * all, with nothing written.
+ */
+#define GC_MAX 64
+
+struct gc_req {
+    const struct vse_change *ch;
+    struct vse_resource *cur;
+    struct vse_error *err;
+    int64_t seq;
+    int rc;
+    int done;
+    struct gc_req *next;
+};
+
+struct gc_group {
+    dev_t dev;
+    ino_t ino;
+    int refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct gc_req *head, *tail; /* waiting for a leader */
+    int busy;                   /* a leader is committing */
+    struct gc_group *next;
+};
+
+static pthread_mutex_t gc_registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct gc_group *gc_registry;
+/* Commits of two or more transitions, and the transitions in them, in
+ * this process (tests read them; not part of the library's API). */
+static _Atomic uint64_t gc_batches, gc_batched;
+
+void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions);
+void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions)
+{
+    *batches = atomic_load(&gc_batches);
+    *transitions = atomic_load(&gc_batched);
+}
+
+/* The process's group of the file at path (by device and inode, so that
+ * two spellings of one path share it); NULL if it cannot be had. */
+static struct gc_group *gc_join(const char *path)
+{
+    struct gc_group *g;
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return NULL;
+    pthread_mutex_lock(&gc_registry_mu);
+    for (g = gc_registry; g != NULL; g = g->next)
+        if (g->dev == st.st_dev && g->ino == st.st_ino)
+            break;
+    if (g == NULL) {
+        g = calloc(1, sizeof(*g));
+        if (g != NULL) {
+            g->dev = st.st_dev;
+            g->ino = st.st_ino;
+            pthread_mutex_init(&g->mu, NULL);
+            pthread_cond_init(&g->cv, NULL);
+            g->next = gc_registry;
+            gc_registry = g;
+        }
+    }
+    if (g != NULL)
+        g->refs++;
+    pthread_mutex_unlock(&gc_registry_mu);
+    return g;
+}
+
+static void gc_leave(struct gc_group *g)
+{
+    struct gc_group **p;
+
+    if (g == NULL)
+        return;
+    pthread_mutex_lock(&gc_registry_mu);
+    if (--g->refs == 0) {
+        for (p = &gc_registry; *p != g; p = &(*p)->next)
+            ;
+        *p = g->next;
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->cv);
+        free(g);
+    }
+    pthread_mutex_unlock(&gc_registry_mu);
+}
+
+static int gc_apply(struct sqlite_conn *c, const struct vse_change *ch,
+                    struct vse_resource *cur, int64_t *seq,
+                    struct vse_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -521,6 +630,16 @@ static int parse_url(struct sqlite_conn *c, const char *rest,
             else
                 return bad_url(err, rest, "an unknown value for synchronous",
                                val);
+        } else if (strcmp(item, "group_commit") == 0) {
+            if (strcasecmp(val, "on") == 0)
+                c->group_commit = 1;
+            else if (strcasecmp(val, "off") == 0)
+                c->group_commit = 0;
+            else
+                return bad_url(err, rest,
+                               "an unknown value for group_commit (on or "
+                               "off)",
+                               val);
         } else if (strcmp(item, "busy_timeout") == 0) {
             char *end;
             long v;
@@ -783,6 +902,8 @@ static void close_conn(struct sqlite_conn *c)
 {
     vse_sqlite_gate_close(c->gate);
     c->gate = NULL;
+    gc_leave(c->group);
+    c->group = NULL;
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(c->st[i]);
         c->st[i] = NULL;
@@ -872,6 +993,12 @@ static int sqlite_accept(struct vse_store *s, struct vse_error *err)
      * commit waits for fsync and the queue cut p99 by 4x at no cost. */
     c->gate = vse_sqlite_gate_open(c->path);
     c->ordered = c->synchronous_full;
+    if (c->group_commit) {
+        c->group = gc_join(c->path);
+        if (c->group == NULL)
+            return vse__err(err, VSE_ENOMEM,
+                            "cannot set up group commit for '%s'", c->path);
+    }
     return 0;
 }
 
@@ -1122,6 +1249,8 @@ static int sqlite_apply(struct vse_store *s, const struct vse_change *ch,
     uint64_t ticket = 0;
     int rc;
 
+    if (c->group != NULL)
+        return gc_apply(c, ch, cur, seq, err);
     if (c->gate != NULL && c->ordered)
         ticket = vse_sqlite_gate_enter(c->gate);
     rc = apply_locked(c, ch, cur, &got, err);
@@ -1131,6 +1260,33 @@ static int sqlite_apply(struct vse_store *s, const struct vse_change *ch,
         vse_sqlite_gate_committed(c->gate);
     if (rc == 0 && seq != NULL)
         *seq = got;
+    return rc;
+}
+
+/* One transition's writes, inside an open write transaction: 0,
+ * VSE_ECONFLICT (nothing of it written; *cur the row in the way), or a
+ * store error. */
+static int apply_body(struct sqlite_conn *c, const struct vse_change *ch,
+                      struct vse_resource *cur, int64_t *seq,
+                      struct vse_error *err)
+{
+    /* BEGIN IMMEDIATE serialises writers: what holds_allow() read stays
+     * true until the commit. */
+    int rc = holds_allow(c, ch, err);
+
+    if (rc == 1)
+        rc = held_conflict(c, ch, cur, err);
+    if (rc == 0) {
+        rc = write_row(c, ch, err);
+        if (rc == 0)
+            rc = conflict(c, ch, cur, err);
+        else if (rc == 1)
+            rc = append_history(c, ch->ev, seq, err);
+    }
+    if (rc == 0 && ch->take != NULL)
+        rc = write_hold(c, ch, 1, err);
+    if (rc == 0 && ch->release != NULL)
+        rc = write_hold(c, ch, 0, err);
     return rc;
 }
 
@@ -1144,22 +1300,7 @@ static int apply_locked(struct sqlite_conn *c, const struct vse_change *ch,
 
     if (rc < 0)
         return rc;
-    /* BEGIN IMMEDIATE serialises writers: what holds_allow() read stays
-     * true until the commit. */
-    rc = holds_allow(c, ch, err);
-    if (rc == 1)
-        rc = held_conflict(c, ch, cur, err);
-    if (rc == 0) {
-        rc = write_row(c, ch, err);
-        if (rc == 0)
-            rc = conflict(c, ch, cur, err);
-        else if (rc == 1)
-            rc = append_history(c, ch->ev, &got, err);
-    }
-    if (rc == 0 && ch->take != NULL)
-        rc = write_hold(c, ch, 1, err);
-    if (rc == 0 && ch->release != NULL)
-        rc = write_hold(c, ch, 0, err);
+    rc = apply_body(c, ch, cur, &got, err);
     if (rc == 0)
         rc = run(c, ST_COMMIT, err, "commit");
     if (rc < 0) {
@@ -1171,6 +1312,126 @@ static int apply_locked(struct sqlite_conn *c, const struct vse_change *ch,
     if (seq != NULL)
         *seq = got;
     return 0;
+}
+
+/* The leader's transaction for a batch of two or more. */
+static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
+{
+    struct vse_error e;
+    uint64_t ticket = 0;
+    int rc, wrote = 0;
+
+    vse_error_clear(&e);
+    if (c->gate != NULL && c->ordered)
+        ticket = vse_sqlite_gate_enter(c->gate);
+    rc = run(c, ST_BEGIN, &e, "begin a transaction");
+    for (struct gc_req *q = batch; rc == 0 && q != NULL; q = q->next) {
+        q->seq = 0;
+        rc = exec_sql(c, "SAVEPOINT gc", &e, "set a savepoint");
+        if (rc < 0)
+            break;
+        q->rc = apply_body(c, q->ch, q->cur, &q->seq, q->err);
+        if (q->rc == 0) {
+            wrote = 1;
+            rc = exec_sql(c, "RELEASE gc", &e, "release a savepoint");
+        } else if (q->rc == VSE_ECONFLICT) {
+            rc = exec_sql(c, "ROLLBACK TO gc", &e, "roll back a savepoint");
+            if (rc == 0)
+                rc = exec_sql(c, "RELEASE gc", &e, "release a savepoint");
+        } else {
+            /* A store error: the transaction is lost for all. */
+            if (q->err != NULL)
+                e = *q->err;
+            rc = q->rc;
+        }
+    }
+    if (rc == 0 && wrote)
+        rc = run(c, ST_COMMIT, &e, "commit");
+    if (rc == 0 && wrote) {
+        int n = 0;
+
+        for (struct gc_req *q = batch; q != NULL; q = q->next)
+            n++;
+        atomic_fetch_add(&gc_batches, 1);
+        atomic_fetch_add(&gc_batched, (uint64_t)n);
+    } else if (rc == 0)
+        rollback(c);
+    if (rc < 0) {
+        /* Nothing of the batch was written: a refusal stays a refusal
+         * (it read the row in the way), everything else fails. */
+        rollback(c);
+        for (struct gc_req *q = batch; q != NULL; q = q->next)
+            if (q->rc != VSE_ECONFLICT) {
+                q->rc = rc;
+                if (q->err != NULL)
+                    *q->err = e;
+            }
+        wrote = 0;
+    }
+    if (c->gate != NULL && c->ordered)
+        vse_sqlite_gate_leave(c->gate, ticket);
+    if (wrote && c->gate != NULL)
+        vse_sqlite_gate_committed(c->gate);
+}
+
+static int gc_apply(struct sqlite_conn *c, const struct vse_change *ch,
+                    struct vse_resource *cur, int64_t *seq,
+                    struct vse_error *err)
+{
+    struct gc_group *g = c->group;
+    struct gc_req me = {.ch = ch, .cur = cur, .err = err};
+
+    pthread_mutex_lock(&g->mu);
+    if (g->tail != NULL)
+        g->tail->next = &me;
+    else
+        g->head = &me;
+    g->tail = &me;
+    while (!me.done) {
+        struct gc_req *batch, *last;
+        int n = 1;
+
+        if (g->busy) {
+            pthread_cond_wait(&g->cv, &g->mu);
+            continue;
+        }
+        /* Lead: take up to GC_MAX from the head (ours among them, or
+         * ours comes in a later batch that this thread also leads). */
+        g->busy = 1;
+        batch = last = g->head;
+        while (last->next != NULL && n < GC_MAX) {
+            last = last->next;
+            n++;
+        }
+        g->head = last->next;
+        if (g->head == NULL)
+            g->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&g->mu);
+        if (n == 1) {
+            uint64_t ticket = 0;
+
+            if (c->gate != NULL && c->ordered)
+                ticket = vse_sqlite_gate_enter(c->gate);
+            batch->rc = apply_locked(c, batch->ch, batch->cur, &batch->seq,
+                                     batch->err);
+            if (c->gate != NULL && c->ordered)
+                vse_sqlite_gate_leave(c->gate, ticket);
+            if (batch->rc == 0 && c->gate != NULL)
+                vse_sqlite_gate_committed(c->gate);
+        } else {
+            gc_commit_batch(c, batch);
+        }
+        pthread_mutex_lock(&g->mu);
+        for (struct gc_req *q = batch; q != NULL; q = q->next)
+            q->done = 1;
+        g->busy = 0;
+        pthread_cond_broadcast(&g->cv);
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (me.rc == 0 && seq != NULL)
+        *seq = me.seq;
+    return me.rc;
 }
 
 /* ------------------------------------------------------------------ */
