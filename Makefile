@@ -219,7 +219,9 @@ check-asan: tests
 
 # ThreadSanitizer on the tests that run threads: vsed's HTTP pool, roles,
 # heartbeats and reaper in five processes beside each other
-# (t-vsed-roles), and the race of processes on one store (t-concurrency).
+# (t-vsed-roles), the race of processes on one store (t-concurrency), and
+# SQLite's group commit, threads handing transitions to a leader
+# (test-store-sqlite).
 # NEEDSWORK: t-vsed-api has no TSan report but its live-watcher check (a
 # 5 s deadline) fails under TSan; t-vsed-robust (1,000 connections) and
 # the side by side (its damage depends on throughput) are too slow.
@@ -228,12 +230,12 @@ check-asan: tests
 # Frames of the uninstrumented libraries are suppressed, each with its
 # reason, in tests/tsan.supp.
 TSAN := SAN="-fsanitize=thread" OPT="-O1 -g"
-TSAN_TESTS := t-vsed-roles t-concurrency.sh
+TSAN_TESTS := t-vsed-roles t-concurrency.sh test-store-sqlite
 
 check-tsan:
 	$(MAKE) --no-print-directory BUILD=build/tsan $(TSAN) check-tsan-run
 
-check-tsan-run: all $(HELPER_BIN)
+check-tsan-run: all $(HELPER_BIN) $(BUILD)/tests/test-store-sqlite
 	@rm -rf $(BUILD)/reports && mkdir -p $(BUILD)/reports
 	TSAN_OPTIONS="log_path=$(abspath $(BUILD))/reports/tsan exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	VSE_TEST_TIMEOUT_MULTIPLIER=3 tests/run.sh $(BUILD) $(TSAN_TESTS)
