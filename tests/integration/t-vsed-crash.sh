@@ -147,40 +147,55 @@ VSE_DRIVER_PAUSE_MS=2000 start_vsed "$T/hw2.log" --auth noauth --store "$S" \
 URL=$API
 # stop_mid_step NAME: create a 1 GiB volume NAME, stop the manager that
 # is mid-step on it and let the other one finish it; sets V and STOPPED.
-# The driver pauses longer than the lease, so the op may change hands
-# before the SIGSTOP lands: the stop counts only if, after it, the
-# stopped manager still holds the op it was seen holding (else it is
-# woken again and another volume tried).
+# The driver pauses longer than the lease, so the op may change hands, or
+# the create end, between a look at the row and a signal.  So once the
+# step's file exists both managers of hw are stopped first, and the row
+# read then: nobody can claim the op meanwhile.  The holder stays
+# stopped if it has more than 0.2 s of its lease left (so it is not in
+# its finish), the other one is woken; else both are, and another volume
+# is tried.
 stop_mid_step() {
-    local attempt seen
-    for attempt in 1 2 3; do
+    local attempt seen end t0 p
+    for attempt in 1 2 3 4 5; do
         req POST /v3/volumes "{\"volume\": {\"size\": 1, \"name\": \"$1\"}}" "${H[@]}"
         V=$(jget "json.load(sys.stdin)['volume']['id']")
-        # A manager of hw owns the create, mid-driver, with more than
-        # 0.5 s of its lease left; prints "PID OP_ID".
-        holder() {
-            "$VSECTL" --store "$S" get "$V" --json 2>/dev/null |
-                python3 -c 'import json, sys
-from datetime import datetime, timezone
+        seen=
+        end=$((SECONDS + 20 * M))
+        while [ $SECONDS -lt $end ]; do
+            if ls "$T"/pool-w/.tmp-*-volume-"$V" >/dev/null 2>&1; then
+                t0=$(date +%s.%N)
+                kill -STOP "$HW1" "$HW2"
+                seen=$(holder 0.2 "$t0")
+                [ -n "$seen" ] && break
+                kill -CONT "$HW1" "$HW2"
+            fi
+            row | grep -q "^available" && break # done before it was seen
+            sleep 0.05
+        done
+        if [ -n "$seen" ]; then
+            STOPPED=${seen%% *}
+            for p in "$HW1" "$HW2"; do
+                [ "$p" = "$STOPPED" ] || kill -CONT "$p"
+            done
+            break
+        fi
+        echo "# $1: no manager of hw stopped mid-step on $V; again" >&2
+    done
+    [ -n "$seen" ] && ok "$1: a manager of hw is mid-step (attempt $attempt)" ||
+        { not_ok "$1: a manager of hw is mid-step" "$(row)"; return 1; }
+    poll "$1: the other manager of hw takes the create over and ends it" 30 avail
+}
+# holder LEFT T0: the manager of hw that owns the create of V, mid-driver,
+# with more than LEFT s of its lease left at time T0; prints "PID OP_ID".
+holder() {
+    "$VSECTL" --store "$S" get "$V" --json 2>/dev/null |
+        python3 -c 'import json, sys
+from datetime import datetime
 r = json.load(sys.stdin); o = r["owner"] or ""
 if r["state"] != "creating_vol" or not o.startswith("volume@hw:"): sys.exit(1)
-exp = datetime.strptime(r["lease_expires"], "%Y-%m-%dT%H:%M:%S.%fZ")
-left = exp.replace(tzinfo=timezone.utc).timestamp() - datetime.now(timezone.utc).timestamp()
-if left < float(sys.argv[1]): sys.exit(1)
-print(o.rsplit(":", 1)[1], r["op_id"])' "$1"
-        }
-        mid_w() {
-            ls "$T"/pool-w/.tmp-*-volume-"$V" >/dev/null 2>&1 &&
-                seen=$(holder 0.5) && [ -n "$seen" ]
-        }
-        poll "$1: a manager of hw is mid-step" 20 mid_w || return 1
-        STOPPED=${seen%% *}
-        kill -STOP "$STOPPED"
-        [ "$(holder -1000)" = "$seen" ] && break
-        kill -CONT "$STOPPED"
-        echo "# $1: the op changed hands before the stop landed; again" >&2
-    done
-    poll "$1: the other manager of hw takes the create over and ends it" 30 avail
+exp = datetime.fromisoformat(r["lease_expires"].replace("Z", "+00:00"))
+if exp.timestamp() - float(sys.argv[2]) < float(sys.argv[1]): sys.exit(1)
+print(o.rsplit(":", 1)[1], r["op_id"])' "$1" "$2" 2>/dev/null
 }
 # woken NAME: SIGCONT the stopped manager and wait for its refused
 # finish; only lines its log gets from now on count (LOG_FROM).
@@ -192,7 +207,7 @@ woken() {
     refused() { tail -n "+$LOG_FROM" "$log" | grep -q "$V: finish refused"; }
     poll "$1: the woken manager's finish is refused (fenced)" 20 refused
 }
-HW2=${PIDS[-1]}
+HW1=${PIDS[-2]} HW2=${PIDS[-1]}
 stop_mid_step kept
 K=$V
 req POST "/v3/volumes/$K/action" '{"os-reserve": {}}' "${H[@]}"
