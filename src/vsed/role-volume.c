@@ -335,10 +335,22 @@ static void reschedule(struct job *j, const char *task)
     o.release = 1;
     vse_error_clear(&err);
     if (vse_step(j->db, j->row.id, j->row.op_id, VOLUME_SCHEDULING, &o, NULL,
-                 &err) < 0)
+                 &err) < 0) {
         vsed_log("volume: %s: reschedule: %s", j->row.id, err.msg);
-    else
+    } else {
+        char path[PATH_MAX + 300];
+
         vsed_log("volume: %s: %s", j->row.id, reason);
+        /* The volume leaves this host, which is now excluded: a file of
+         * it here is what an earlier attempt on this host left (a manager
+         * killed between its copy and its finish), and nothing else
+         * would ever remove it. */
+        vsed_driver_path(j->drv, "volume", j->row.id, path, sizeof(path));
+        if (access(path, F_OK) == 0 &&
+            vsed_driver_delete(j->drv, "volume", j->row.id, NULL) == 0)
+            vsed_log("volume: %s: removed %s, left by an earlier attempt",
+                     j->row.id, path);
+    }
     free(patch);
 }
 
@@ -385,11 +397,22 @@ static void fenced(struct job *j, const struct task *t, int n,
     } else if (strcmp(cur.state, "deleted") != 0 &&
                strcmp(cur.op, "delete") != 0) {
         json_t *a = vsed_attrs(&cur);
-        int located = json_is_string(json_object_get(a, "provider_location"));
+        const char *pl = json_string_value(
+            json_object_get(a, "provider_location"));
+        int vol = strcmp(cur.machine, VSED_MACHINE_VOLUME) == 0;
+        /* A volume's op goes on here only while the row names this host:
+         * one rescheduled away (its host cleared) owns nothing in this
+         * pool, and would leave the file behind for good. */
+        int here = !vol ||
+                   strcmp(vsed_attr_str(a, "host"), vsed_cfg->host) == 0;
+        char mine[PATH_MAX + 300];
+        int located;
 
+        vsed_driver_path(j->drv, "volume", j->row.id, mine, sizeof(mine));
+        located = pl != NULL && (!vol || strcmp(pl, mine) == 0);
         json_decref(a);
-        if (located ||
-            (strcmp(cur.op, j->row.op) == 0 && cur.since == j->row.since)) {
+        if (located || (here && strcmp(cur.op, j->row.op) == 0 &&
+                        cur.since == j->row.since)) {
             vsed_log("volume: %s: now %s%s%s: the file stays (%s)", j->row.id,
                      cur.state, cur.op[0] ? ", op " : "", cur.op,
                      located ? "the row records it" : "the op goes on");
