@@ -1240,24 +1240,44 @@ static int held_conflict(struct sqlite_conn *c, const struct vse_change *ch,
                     ch->row->id);
 }
 
+/* A writer's turn at the gate (with synchronous=full), around every
+ * write transaction; giving it back signals the commit to watchers. */
+static uint64_t turn_take(struct sqlite_conn *c)
+{
+    return c->gate != NULL && c->ordered ? vse_sqlite_gate_enter(c->gate) : 0;
+}
+
+static void turn_give(struct sqlite_conn *c, uint64_t ticket, int committed)
+{
+    if (c->gate != NULL && c->ordered)
+        vse_sqlite_gate_leave(c->gate, ticket);
+    if (committed && c->gate != NULL)
+        vse_sqlite_gate_committed(c->gate);
+}
+
+/* One transition in a transaction of its own. */
+static int apply_alone(struct sqlite_conn *c, const struct vse_change *ch,
+                       struct vse_resource *cur, int64_t *seq,
+                       struct vse_error *err)
+{
+    uint64_t ticket = turn_take(c);
+    int rc = apply_locked(c, ch, cur, seq, err);
+
+    turn_give(c, ticket, rc == 0);
+    return rc;
+}
+
 static int sqlite_apply(struct vse_store *s, const struct vse_change *ch,
                         struct vse_resource *cur, int64_t *seq,
                         struct vse_error *err)
 {
     struct sqlite_conn *c = (struct sqlite_conn *)s;
     int64_t got = 0;
-    uint64_t ticket = 0;
     int rc;
 
     if (c->group != NULL)
         return gc_apply(c, ch, cur, seq, err);
-    if (c->gate != NULL && c->ordered)
-        ticket = vse_sqlite_gate_enter(c->gate);
-    rc = apply_locked(c, ch, cur, &got, err);
-    if (c->gate != NULL && c->ordered)
-        vse_sqlite_gate_leave(c->gate, ticket);
-    if (rc == 0 && c->gate != NULL)
-        vse_sqlite_gate_committed(c->gate);
+    rc = apply_alone(c, ch, cur, &got, err);
     if (rc == 0 && seq != NULL)
         *seq = got;
     return rc;
@@ -1322,8 +1342,7 @@ static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
     int rc, wrote = 0;
 
     vse_error_clear(&e);
-    if (c->gate != NULL && c->ordered)
-        ticket = vse_sqlite_gate_enter(c->gate);
+    ticket = turn_take(c);
     rc = run(c, ST_BEGIN, &e, "begin a transaction");
     for (struct gc_req *q = batch; rc == 0 && q != NULL; q = q->next) {
         q->seq = 0;
@@ -1368,10 +1387,7 @@ static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
             }
         wrote = 0;
     }
-    if (c->gate != NULL && c->ordered)
-        vse_sqlite_gate_leave(c->gate, ticket);
-    if (wrote && c->gate != NULL)
-        vse_sqlite_gate_committed(c->gate);
+    turn_give(c, ticket, wrote);
 }
 
 static int gc_apply(struct sqlite_conn *c, const struct vse_change *ch,
@@ -1408,20 +1424,11 @@ static int gc_apply(struct sqlite_conn *c, const struct vse_change *ch,
             g->tail = NULL;
         last->next = NULL;
         pthread_mutex_unlock(&g->mu);
-        if (n == 1) {
-            uint64_t ticket = 0;
-
-            if (c->gate != NULL && c->ordered)
-                ticket = vse_sqlite_gate_enter(c->gate);
-            batch->rc = apply_locked(c, batch->ch, batch->cur, &batch->seq,
-                                     batch->err);
-            if (c->gate != NULL && c->ordered)
-                vse_sqlite_gate_leave(c->gate, ticket);
-            if (batch->rc == 0 && c->gate != NULL)
-                vse_sqlite_gate_committed(c->gate);
-        } else {
+        if (n == 1)
+            batch->rc = apply_alone(c, batch->ch, batch->cur, &batch->seq,
+                                    batch->err);
+        else
             gc_commit_batch(c, batch);
-        }
         pthread_mutex_lock(&g->mu);
         for (struct gc_req *q = batch; q != NULL; q = q->next)
             q->done = 1;
@@ -1892,13 +1899,9 @@ static int sqlite_repin(struct vse_store *s, const char *expect_hash,
     uint64_t ticket = 0;
     int rc;
 
-    if (c->gate != NULL && c->ordered)
-        ticket = vse_sqlite_gate_enter(c->gate);
+    ticket = turn_take(c);
     rc = repin_locked(c, expect_hash, p, ev, check, ctx, &got, err);
-    if (c->gate != NULL && c->ordered)
-        vse_sqlite_gate_leave(c->gate, ticket);
-    if (rc == 0 && c->gate != NULL)
-        vse_sqlite_gate_committed(c->gate);
+    turn_give(c, ticket, rc == 0);
     if (rc == 0 && seq != NULL)
         *seq = got;
     return rc;
