@@ -45,6 +45,13 @@ static pthread_key_t db_key;
 static pthread_mutex_t dbs_mu = PTHREAD_MUTEX_INITIALIZER;
 static vse_db *dbs[DBS_MAX];
 static int ndbs;
+/* Handles opened before the threads start, handed out on first use.  A
+ * worker thread's first request then finds its connection made: opening
+ * one lazily during a ZooKeeper leader election, under CPU starvation,
+ * could outlast the reconnect budget and answer 503, where a session
+ * opened earlier rides the election out. */
+static vse_db *spare[DBS_MAX];
+static int nspare;
 
 vse_db *vsed_thread_db(struct vse_error *err)
 {
@@ -52,6 +59,14 @@ vse_db *vsed_thread_db(struct vse_error *err)
 
     if (db != NULL)
         return db;
+    pthread_mutex_lock(&dbs_mu);
+    if (nspare > 0)
+        db = spare[--nspare];
+    pthread_mutex_unlock(&dbs_mu);
+    if (db != NULL) {
+        pthread_setspecific(db_key, db);
+        return db;
+    }
     if (vsed_open(vsed_store_url, &db, err) < 0)
         return NULL;
     pthread_mutex_lock(&dbs_mu);
@@ -519,6 +534,34 @@ int vsed_http_bind(const struct vsed_config *c, char *err, size_t size)
     return 0;
 }
 
+/* One handle per worker thread, best effort: a store that cannot be
+ * reached now is opened lazily later, as before. */
+static void preopen(int n)
+{
+    struct vse_error err;
+
+    for (int i = 0; i < n; i++) {
+        vse_db *db = NULL;
+
+        vse_error_clear(&err);
+        if (vsed_open(vsed_store_url, &db, &err) < 0) {
+            vsed_log("opening the store for the HTTP threads: %s "
+                     "(each opens its own at its first request)",
+                     err.msg);
+            return;
+        }
+        pthread_mutex_lock(&dbs_mu);
+        if (ndbs == DBS_MAX) {
+            pthread_mutex_unlock(&dbs_mu);
+            vsed_close(db);
+            return;
+        }
+        dbs[ndbs++] = db;
+        spare[nspare++] = db;
+        pthread_mutex_unlock(&dbs_mu);
+    }
+}
+
 int vsed_http_start(struct vsed_config *c)
 {
     struct sockaddr_storage ss;
@@ -536,6 +579,7 @@ int vsed_http_start(struct vsed_config *c)
     for (int i = 0; i < 8; i++)
         snprintf(reqid_prefix + 2 * i, 3, "%02x", rnd[i]);
     pthread_key_create(&db_key, NULL);
+    preopen(c->threads);
     if (listen_fd < 0) {
         vsed_log("cannot serve on %s: not bound", c->listen);
         return -1;
@@ -599,5 +643,6 @@ void vsed_http_stop(void)
     for (int i = 0; i < ndbs; i++)
         vsed_close(dbs[i]);
     ndbs = 0;
+    nspare = 0;
     pthread_mutex_unlock(&dbs_mu);
 }
