@@ -119,14 +119,14 @@ struct sqlite_conn {
      * (writers then rely on the busy handler, watchers poll). */
     struct vse_sqlite_gate *gate;
     int ordered;            /* writers queue at the gate (synchronous=full) */
-    int group_commit;       /* ?group_commit=on */
+    int group_commit;       /* ?group_commit=on (the default) */
     struct gc_group *group; /* this file's, shared by the process */
     sqlite3_stmt *st[ST_COUNT];
     sqlite3_stmt *list_st[LF_COUNT];
 };
 
 /* ------------------------------------------------------------------ */
-/* Group commit (?group_commit=on)                                     */
+/* Group commit (on unless ?group_commit=off)                          */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -169,6 +169,14 @@ static struct gc_group *gc_registry;
 /* Commits of two or more transitions, and the transitions in them, in
  * this process (tests read them; not part of the library's API). */
 static _Atomic uint64_t gc_batches, gc_batched;
+/* Transitions sent again alone after another's error lost their batch. */
+static _Atomic uint64_t gc_retried;
+
+uint64_t vse__sqlite_group_retried(void);
+uint64_t vse__sqlite_group_retried(void)
+{
+    return atomic_load(&gc_retried);
+}
 
 void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions);
 void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions)
@@ -590,6 +598,7 @@ static int parse_url(struct sqlite_conn *c, const char *rest,
     size_t plen;
 
     c->synchronous_full = 1; /* durable after power loss */
+    c->group_commit = 1;     /* one fsync for what threads send at once */
     c->busy_ms = DEFAULT_BUSY_MS;
     if (strncmp(rest, "//", 2) == 0)
         rest += 2;
@@ -1338,6 +1347,7 @@ static int apply_locked(struct sqlite_conn *c, const struct vse_change *ch,
 static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
 {
     struct vse_error e;
+    struct gc_req *culprit = NULL;
     uint64_t ticket = 0;
     int rc, wrote = 0;
 
@@ -1358,10 +1368,12 @@ static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
             if (rc == 0)
                 rc = exec_sql(c, "RELEASE gc", &e, "release a savepoint");
         } else {
-            /* A store error: the transaction is lost for all. */
+            /* A store error: the transaction is lost for all, but only
+             * this transition is known to cause it. */
             if (q->err != NULL)
                 e = *q->err;
             rc = q->rc;
+            culprit = q;
         }
     }
     if (rc == 0 && wrote)
@@ -1388,6 +1400,17 @@ static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
         wrote = 0;
     }
     turn_give(c, ticket, wrote);
+    if (culprit == NULL)
+        return;
+    /* One transition's own error (a constraint, a full disk at its
+     * insert) need not fail the others: each goes again alone, and is
+     * answered by that. */
+    for (struct gc_req *q = batch; q != NULL; q = q->next)
+        if (q != culprit && q->rc != VSE_ECONFLICT) {
+            q->seq = 0;
+            q->rc = apply_alone(c, q->ch, q->cur, &q->seq, q->err);
+            atomic_fetch_add(&gc_retried, 1);
+        }
 }
 
 static int gc_apply(struct sqlite_conn *c, const struct vse_change *ch,

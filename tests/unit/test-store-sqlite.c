@@ -805,6 +805,113 @@ static void test_group_commit_threads(void **state)
     free(w);
 }
 
+uint64_t vse__sqlite_group_retried(void);
+
+struct gc_culprit {
+    const char *url;
+    int tries, store_errors, other;
+};
+
+/* Applies, again and again, a transition that the store refuses with an
+ * error of its own: the row says version 1, its history already holds 2. */
+static void *gc_culprit_main(void *arg)
+{
+    struct gc_culprit *b = arg;
+    struct vse_store *s;
+    struct vse_error err;
+
+    if (vse__store_open(b->url, &s, &err) != 0) {
+        b->other++;
+        return NULL;
+    }
+    for (int i = 0; i < b->tries; i++) {
+        struct vse_resource r, cur;
+        struct vse_event e;
+        int rc;
+
+        fill(&r, &e, "bad", "available", "", 2);
+        rc = vse__store_apply(
+            s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
+            &cur, NULL, &err);
+        if (rc == VSE_ESTORE)
+            b->store_errors++;
+        else
+            b->other++;
+    }
+    vse__store_close(s);
+    return NULL;
+}
+
+/*
+ * A transition that fails with a store error in a batch costs the others
+ * of its batch nothing: they go again alone and win or lose by their own
+ * compare-and-swap, never with its error.
+ */
+static void test_group_commit_culprit(void **state)
+{
+    struct fx *f = *state;
+    char url[200];
+    struct gc_worker *w = calloc(GC_THREADS, sizeof(*w));
+    pthread_t th[GC_THREADS], bt;
+    struct gc_culprit b = {.tries = 300};
+    struct vse_store *s;
+    struct vse_error err;
+    struct vse_resource r, cur;
+    struct vse_event e;
+    uint64_t r0, r1;
+    int wins = 0, lost = 0;
+
+    assert_non_null(w);
+    snprintf(url, sizeof(url), "%s?group_commit=on", f->url);
+    gc_make_rows(url);
+    assert_int_equal(vse__store_open(url, &s, &err), 0);
+    fill(&r, &e, "bad", "available", "", 1);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
+    fill(&r, &e, "bad", "available", "", 2);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
+    vse__store_close(s);
+    sql(f->path, "UPDATE resources SET version = 1 WHERE id = 'bad'");
+
+    b.url = url;
+    r0 = vse__sqlite_group_retried();
+    assert_int_equal(pthread_create(&bt, NULL, gc_culprit_main, &b), 0);
+    for (int i = 0; i < GC_THREADS - 1; i++) {
+        w[i].url = url;
+        w[i].n = i;
+        w[i].out_fd = -1;
+        assert_int_equal(pthread_create(&th[i], NULL, gc_worker_main, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < GC_THREADS - 1; i++)
+        pthread_join(th[i], NULL);
+    pthread_join(bt, NULL);
+    r1 = vse__sqlite_group_retried();
+
+    assert_int_equal(b.store_errors, b.tries);
+    assert_int_equal(b.other, 0);
+    for (int i = 0; i < GC_THREADS - 1; i++) {
+        assert_int_equal(w[i].bad, 0); /* never the culprit's error */
+        lost += w[i].lost;
+        for (int k = 0; k < GC_RES; k++)
+            wins += w[i].nwon[k];
+    }
+    assert_int_equal(wins + lost, (GC_THREADS - 1) * GC_ITERS);
+    assert_true(r1 > r0); /* the culprit did share batches */
+    assert_int_equal(vse__store_open(f->url, &s, &err), 0);
+    for (int k = 0; k < GC_RES; k++)
+        gc_check_row(s, k);
+    vse__store_close(s);
+    free(w);
+}
+
 /*
  * The same race in a child process, killed with SIGKILL mid-run: every
  * write the child was answered (and reported before it died) is in the
@@ -909,6 +1016,7 @@ int main(void)
         T(test_backend_with_bad_steps_refused),
         T(test_group_commit_threads),
         T(test_group_commit_crash),
+        T(test_group_commit_culprit),
 #undef T
     };
 
