@@ -220,8 +220,8 @@ check-asan: tests
 # ThreadSanitizer on the tests that run threads: vsed's HTTP pool, roles,
 # heartbeats and reaper in five processes beside each other
 # (t-vsed-roles), the race of processes on one store (t-concurrency), and
-# SQLite's group commit, threads handing transitions to a leader
-# (test-store-sqlite).
+# group commit, threads handing transitions to a leader, on SQLite and
+# PostgreSQL (the conformance suite's group tests).
 # NEEDSWORK: t-vsed-api has no TSan report but its live-watcher check (a
 # 5 s deadline) fails under TSan; t-vsed-robust (1,000 connections) and
 # the side by side (its damage depends on throughput) are too slow.
@@ -230,12 +230,12 @@ check-asan: tests
 # Frames of the uninstrumented libraries are suppressed, each with its
 # reason, in tests/tsan.supp.
 TSAN := SAN="-fsanitize=thread" OPT="-O1 -g"
-TSAN_TESTS := t-vsed-roles t-concurrency.sh test-store-sqlite
+TSAN_TESTS := t-vsed-roles t-concurrency.sh test-conformance t-conformance-pg
 
 check-tsan:
 	$(MAKE) --no-print-directory BUILD=build/tsan $(TSAN) check-tsan-run
 
-check-tsan-run: all $(HELPER_BIN) $(BUILD)/tests/test-store-sqlite
+check-tsan-run: all $(HELPER_BIN) $(BUILD)/tests/test-conformance
 	@rm -rf $(BUILD)/reports && mkdir -p $(BUILD)/reports
 	TSAN_OPTIONS="log_path=$(abspath $(BUILD))/reports/tsan exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	VSE_TEST_TIMEOUT_MULTIPLIER=3 tests/run.sh $(BUILD) $(TSAN_TESTS)

@@ -41,7 +41,7 @@ extern "C" {
  * the new header. */
 #define VSE_VERSION_STRING "0.5.0"
 /* The store schema this libvse writes; older ones are migrated on open. */
-#define VSE_SCHEMA_VERSION 5
+#define VSE_SCHEMA_VERSION 6
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */

@@ -197,13 +197,9 @@
  * processes of the previous release still running during the migration
  * go on calling it (their watchers are woken by their poll, not NOTIFY).
  */
-#define VSE_PG_SCHEMA_V3                                                     \
-    "ALTER TABLE history ADD COLUMN xid xid8 NOT NULL DEFAULT '0';"          \
-    "ALTER TABLE history ALTER COLUMN xid SET DEFAULT pg_current_xact_id();" \
-    "INSERT INTO vse_meta(key, value) SELECT 'seq_offset',"                  \
-    " greatest(0, greatest(s.seq, (SELECT max(seq) FROM history))"           \
-    " - pg_snapshot_xmax(pg_current_snapshot())::TEXT::BIGINT + 1)::TEXT"    \
-    " FROM vse_seq s;"                                                       \
+/* vse_apply()'s signature and its compare-and-swap, as schema 3 wrote
+ * them and schema 6 keeps them (frozen: both must create what shipped). */
+#define VSE_PG_APPLY_SIG_V3                                                  \
     "CREATE OR REPLACE FUNCTION vse_apply(p_expect BIGINT,"                  \
     " p_id TEXT, p_machine TEXT, p_state TEXT, p_op TEXT, p_op_id TEXT,"     \
     " p_origin TEXT, p_owner TEXT, p_lease_expires BIGINT,"                  \
@@ -216,8 +212,9 @@
     " o_op TEXT, o_op_id TEXT, o_origin TEXT, o_owner TEXT,"                 \
     " o_lease_expires BIGINT, o_lease_ttl BIGINT, o_since BIGINT,"           \
     " o_updated BIGINT, o_created BIGINT, o_version BIGINT, o_attrs TEXT)"   \
-    " LANGUAGE plpgsql AS $vse$\n"                                           \
-    "DECLARE n BIGINT;\n"                                                    \
+    " LANGUAGE plpgsql AS $vse$\n"
+
+#define VSE_PG_APPLY_CAS_V3                                                  \
     "BEGIN\n"                                                                \
     "  IF p_expect = 0 THEN\n"                                               \
     "    INSERT INTO resources(" VSE_PG_RESOURCE_COLS ")\n"                  \
@@ -239,7 +236,16 @@
     " r.since, r.updated, r.created, r.version, r.attrs"                     \
     " FROM resources r WHERE r.id = p_id;\n"                                 \
     "    RETURN;\n"                                                          \
-    "  END IF;\n"                                                            \
+    "  END IF;\n"
+
+#define VSE_PG_SCHEMA_V3                                                     \
+    "ALTER TABLE history ADD COLUMN xid xid8 NOT NULL DEFAULT '0';"          \
+    "ALTER TABLE history ALTER COLUMN xid SET DEFAULT pg_current_xact_id();" \
+    "INSERT INTO vse_meta(key, value) SELECT 'seq_offset',"                  \
+    " greatest(0, greatest(s.seq, (SELECT max(seq) FROM history))"           \
+    " - pg_snapshot_xmax(pg_current_snapshot())::TEXT::BIGINT + 1)::TEXT"    \
+    " FROM vse_seq s;" VSE_PG_APPLY_SIG_V3                                   \
+    "DECLARE n BIGINT;\n" VSE_PG_APPLY_CAS_V3                                \
     "  INSERT INTO history(seq, xid, resource, version, machine, kind, op,"  \
     " op_id, from_state, to_state, owner, at, request_id, reason)\n"         \
     "  SELECT pg_current_xact_id()::TEXT::BIGINT + m.value::BIGINT,"         \
@@ -271,22 +277,22 @@
  * would stay above every reader's horizon.  Seen on open as the newest
  * row's xid or seq lying ahead of the cluster; VSE_PG_REBASE then, under
  * an EXCLUSIVE lock on history (no writer in flight), marks every row
- * settled and moves the offset past the newest seq, counted from the
+ * settled and moves seq_base past the newest seq, counted from the
  * oldest transaction still running, so that every later row sorts after.
  */
 #define VSE_PG_SEQ_AHEAD                                                     \
     "SELECT coalesce(h.xid >= pg_snapshot_xmax(pg_current_snapshot())"       \
-    " OR h.seq >= pg_snapshot_xmax(pg_current_snapshot())::TEXT::BIGINT"     \
-    " + m.value::BIGINT, false)"                                             \
+    " OR h.seq >= (pg_snapshot_xmax(pg_current_snapshot())::TEXT::BIGINT"    \
+    " + m.value::BIGINT) * 256, false)"                                      \
     " FROM vse_meta m LEFT JOIN (SELECT seq, xid FROM history"               \
-    " ORDER BY seq DESC LIMIT 1) h ON true WHERE m.key = 'seq_offset'"
+    " ORDER BY seq DESC LIMIT 1) h ON true WHERE m.key = 'seq_base'"
 #define VSE_PG_REBASE                                                        \
     "LOCK TABLE history IN EXCLUSIVE MODE;"                                  \
     "UPDATE history SET xid = '0' WHERE xid <> '0';"                         \
     "UPDATE vse_meta SET value = greatest(value::BIGINT,"                    \
-    " (SELECT max(seq) FROM history)"                                        \
-    " - pg_snapshot_xmin(pg_current_snapshot())::TEXT::BIGINT + 1)::TEXT"    \
-    " WHERE key = 'seq_offset'"
+    " ((SELECT max(seq) FROM history) + 256) / 256"                          \
+    " - pg_snapshot_xmin(pg_current_snapshot())::TEXT::BIGINT)::TEXT"        \
+    " WHERE key = 'seq_base'"
 
 /* $1 id */
 #define VSE_PG_GET                                                           \
@@ -385,5 +391,58 @@
     " $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24," \
     " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)"
 #define VSE_PG_APPLY_HELD_TYPES "itttttttiiiiiittitttttttittttttiiti"
+
+/*
+ * Version 6: one transaction may append several history rows (group
+ * commit, store-pg.c).  A row's seq is (xid + seq_base) * 256 + k, k
+ * counting the rows its transaction appended before (vse_xact_row(), a
+ * transaction-local setting), so seqs stay unique and ordered as the
+ * writers' xids, and the readers' rule (VSE_PG_SETTLED) is unchanged.
+ * seq_base is chosen so that new seqs follow every old one: history is
+ * locked first (EXCLUSIVE: writers in flight have committed, later ones
+ * wait), and a transaction that can still write has an xid at or above
+ * the xmin of the snapshot after the lock.  seq_offset is left holding
+ * text that does not cast to a number, so a call of the old body already
+ * running when this commits fails with nothing written instead of
+ * appending a seq out of order.
+ */
+#define VSE_PG_ROWS_PER_XACT 256
+/* The next history seq of this transaction; m is vse_meta's seq_base row. */
+#define VSE_PG_NEXT_SEQ                                                      \
+    "(pg_current_xact_id()::TEXT::BIGINT + m.value::BIGINT) * 256"           \
+    " + vse_xact_row()"
+#define VSE_PG_SCHEMA_V6                                                     \
+    "LOCK TABLE history IN EXCLUSIVE MODE;"                                  \
+    "INSERT INTO vse_meta(key, value) SELECT 'seq_base',"                    \
+    " ((greatest(s.seq, (SELECT coalesce(max(seq), 0) FROM history))"        \
+    " + 256) / 256 - pg_snapshot_xmin(pg_current_snapshot())::TEXT::BIGINT)" \
+    "::TEXT FROM vse_seq s;"                                                 \
+    "UPDATE vse_meta SET value = 'replaced by seq_base (schema 6)'"          \
+    " WHERE key = 'seq_offset';"                                             \
+    "CREATE FUNCTION vse_xact_row() RETURNS BIGINT LANGUAGE plpgsql"         \
+    " AS $vse$\n"                                                            \
+    "DECLARE k BIGINT;\n"                                                    \
+    "BEGIN\n"                                                                \
+    "  k := coalesce(nullif(current_setting('vse.xact_rows', true), ''),"    \
+    " '0')::BIGINT;\n"                                                       \
+    "  IF k >= 256 THEN\n"                                                   \
+    "    RAISE EXCEPTION 'vse: more than 256 history rows in one"            \
+    " transaction';\n"                                                       \
+    "  END IF;\n"                                                            \
+    "  PERFORM set_config('vse.xact_rows', (k + 1)::TEXT, true);\n"          \
+    "  RETURN k;\n"                                                          \
+    "END\n"                                                                  \
+    "$vse$;" VSE_PG_APPLY_SIG_V3 "DECLARE n BIGINT;\n" VSE_PG_APPLY_CAS_V3   \
+    "  INSERT INTO history(seq, xid, resource, version, machine, kind, op,"  \
+    " op_id, from_state, to_state, owner, at, request_id, reason)\n"         \
+    "  SELECT " VSE_PG_NEXT_SEQ ", pg_current_xact_id(), h_resource,"        \
+    " h_version, h_machine, h_kind, h_op, h_op_id, h_from, h_to, h_owner,"   \
+    " h_at, h_request_id, h_reason\n"                                        \
+    "  FROM vse_meta m WHERE m.key = 'seq_base'\n"                           \
+    "  RETURNING history.seq INTO n;\n"                                      \
+    "  o_seq := n;\n"                                                        \
+    "  RETURN NEXT;\n"                                                       \
+    "END\n"                                                                  \
+    "$vse$;"
 
 #endif /* VSE_STORE_PG_SQL_H */

@@ -733,6 +733,9 @@ static const struct vse_store_step steps[] = {
             " mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')),"
             " since INTEGER NOT NULL);"
             "CREATE INDEX holds_held ON holds(held, holder);"},
+    /* Version 6 changed only the PostgreSQL store (several history rows
+     * per transaction, for group commit). */
+    {.sql = ""},
 };
 
 static int sqlite_exec(struct vse_store *s, const char *sql, const char *what,

@@ -1011,6 +1011,9 @@ static const struct vse_store_step zk_steps[] = {
      * no new column in the end.  Kept so the numbering stays shared. */
     {NULL, step_none},  /* 3 -> 4 */
     {NULL, step_holds}, /* 4 -> 5 */
+    /* Version 6: several history rows per PostgreSQL transaction; the
+     * ZooKeeper layout does not change. */
+    {NULL, step_none}, /* 5 -> 6 */
 };
 _Static_assert(sizeof(zk_steps) / sizeof(*zk_steps) == VSE_SCHEMA_VERSION,
                "one step per schema version");

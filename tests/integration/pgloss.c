@@ -6,13 +6,18 @@
  * history: "done" left exactly one row, a failure none, and "outcome
  * unknown" at most one.  Nothing else may be in the history.
  *
- * usage: pgloss --store URL --dir DIR [--procs N] [--resources R]
- *               [--ttl-ms T]
+ * With --threads T each worker process runs T threads, each with its own
+ * handle and log: their transitions go to the server in group commits,
+ * so a crash lands mid-batch too.
+ *
+ * usage: pgloss --store URL --dir DIR [--procs N] [--threads T]
+ *               [--resources R] [--ttl-ms T]
  * Runs until DIR/stop exists, then checks.  DIR/worker-K.log is written
  * line by line so that the script can watch progress.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +32,7 @@
 #include "vse.h"
 
 static const char *store_url, *dir;
-static int nprocs = 8, nres = 8, ttl_ms = 1000;
+static int nprocs = 8, nthreads = 1, nres = 8, ttl_ms = 1000;
 
 /* Outcome classes, as logged. */
 enum { DONE, REFUSED, FAILED, UNKNOWN };
@@ -148,15 +153,16 @@ static int first_unowned(void *ctx, const struct vse_resource *r)
     return 1;
 }
 
-static void worker_main(int k)
+static void *worker_run(void *arg)
 {
+    int k = (int)(intptr_t)arg;
     struct worker w;
     struct vse_error e;
     char path[4096];
 
     memset(&w, 0, sizeof(w));
     w.k = k;
-    w.seed = (unsigned)(getpid() ^ time(NULL));
+    w.seed = (unsigned)(getpid() ^ time(NULL) ^ ((unsigned)k << 16));
     snprintf(w.owner, sizeof(w.owner), "pgloss-%d", k);
     snprintf(path, sizeof(path), "%s/worker-%d.log", dir, k);
     w.log = fopen(path, "w");
@@ -212,7 +218,56 @@ static void worker_main(int k)
     }
     fclose(w.log);
     vse_close(w.db);
+    return NULL;
+}
+
+void vse__pg_group_stats(uint64_t *batches, uint64_t *transitions,
+                         uint64_t *retried);
+
+/* Worker process k: threads k * nthreads ... ; DIR/group-K says how many
+ * batches of two or more its store handles committed. */
+static void worker_main(int k)
+{
+    pthread_t th[64];
+    uint64_t b, n, r;
+    char path[4096];
+    FILE *f;
+
+    for (int t = 0; t < nthreads; t++)
+        if (pthread_create(&th[t], NULL, worker_run,
+                           (void *)(intptr_t)(k * nthreads + t)) != 0)
+            die("pthread_create", NULL);
+    for (int t = 0; t < nthreads; t++)
+        pthread_join(th[t], NULL);
+    vse__pg_group_stats(&b, &n, &r);
+    snprintf(path, sizeof(path), "%s/group-%d", dir, k);
+    f = fopen(path, "w");
+    if (f == NULL ||
+        fprintf(f, "%llu %llu %llu\n", (unsigned long long)b,
+                (unsigned long long)n, (unsigned long long)r) < 0 ||
+        fclose(f) != 0)
+        die("cannot write the group counts", NULL);
     exit(0);
+}
+
+/* Batches committed by all workers, and transitions sent again alone. */
+static void group_totals(unsigned long long *batches,
+                         unsigned long long *retried)
+{
+    *batches = *retried = 0;
+    for (int k = 0; k < nprocs; k++) {
+        unsigned long long b = 0, n = 0, r = 0;
+        char path[4096];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/group-%d", dir, k);
+        f = fopen(path, "r");
+        if (f == NULL || fscanf(f, "%llu %llu %llu", &b, &n, &r) != 3)
+            die("cannot read the group counts", NULL);
+        fclose(f);
+        *batches += b;
+        *retried += r;
+    }
 }
 
 /* Expire the leases of ops abandoned after a failure. */
@@ -296,7 +351,7 @@ static int check(int64_t setup_seq)
                     hist.v[i].rid);
             bad++;
         }
-    for (int k = 0; k < nprocs; k++) {
+    for (int k = 0; k < nprocs * nthreads; k++) {
         char path[4096], line[1024], rid[64], kind[16], id[64];
         int rc, cls;
         FILE *f;
@@ -341,12 +396,26 @@ static int check(int64_t setup_seq)
                     hist.v[i].rid);
             bad++;
         }
-    printf("pgloss: %d processes, %d resources: %ld done, %ld refused, "
+    printf("pgloss: %d processes x %d threads, %d resources: %ld done, "
+           "%ld refused, "
            "%ld failed (not applied), %ld outcome unknown; %zu history "
            "rows; %lld violations; %ld mismatches\n",
-           nprocs, nres, by_cls[DONE], by_cls[REFUSED], by_cls[FAILED],
-           by_cls[UNKNOWN], hist.n, (long long)violations, bad);
+           nprocs, nthreads, nres, by_cls[DONE], by_cls[REFUSED],
+           by_cls[FAILED], by_cls[UNKNOWN], hist.n, (long long)violations,
+           bad);
     free(hist.v);
+    if (nthreads > 1) {
+        unsigned long long batches, retried;
+
+        group_totals(&batches, &retried);
+        printf("pgloss: %llu group commits of two or more; %llu "
+               "transitions sent again alone after their batch failed\n",
+               batches, retried);
+        if (batches == 0) {
+            fprintf(stderr, "pgloss: no batch was ever committed\n");
+            return 1;
+        }
+    }
     if (by_cls[DONE] == 0) {
         fprintf(stderr, "pgloss: nothing was done\n");
         return 1;
@@ -358,6 +427,7 @@ int main(int argc, char **argv)
 {
     static const struct option lo[] = {{"store", required_argument, 0, 's'},
                                        {"procs", required_argument, 0, 'p'},
+                                       {"threads", required_argument, 0, 'T'},
                                        {"resources", required_argument, 0,
                                         'r'},
                                        {"ttl-ms", required_argument, 0, 't'},
@@ -372,15 +442,17 @@ int main(int argc, char **argv)
         switch (c) {
         case 's': store_url = optarg; break;
         case 'p': nprocs = atoi(optarg); break;
+        case 'T': nthreads = atoi(optarg); break;
         case 'r': nres = atoi(optarg); break;
         case 't': ttl_ms = atoi(optarg); break;
         case 'd': dir = optarg; break;
         default: return 2;
         }
     }
-    if (store_url == NULL || dir == NULL || nprocs < 1 || nres < 1) {
+    if (store_url == NULL || dir == NULL || nprocs < 1 || nres < 1 ||
+        nthreads < 1 || nthreads > 64) {
         fprintf(stderr, "usage: pgloss --store URL --dir DIR [--procs N] "
-                        "[--resources R] [--ttl-ms T]\n");
+                        "[--threads 1..64] [--resources R] [--ttl-ms T]\n");
         return 2;
     }
     if (vse_open(store_url, &db, &e) < 0)

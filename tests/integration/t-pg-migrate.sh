@@ -9,7 +9,7 @@ pg_start
 "$B/tests/pgmigrate" "$VSE_PG_URL"
 out=$("$B/vsectl" --store "$VSE_PG_URL" migrate)
 case $out in
-*"schema version 5"*) echo "t-pg-migrate: $out" ;;
+*"schema version 6"*) echo "t-pg-migrate: $out" ;;
 *) echo "t-pg-migrate: unexpected: $out" >&2; exit 1 ;;
 esac
 
@@ -33,3 +33,26 @@ for round in 1 2 3; do
     done
 done
 echo "t-pg-migrate: 3 x 6 processes opened a new database at once"
+
+# group_commit is vse's own URL parameter: any other value is a usage
+# error that touches nothing; on and off, among libpq's own parameters,
+# reach libpq without it.
+pg_psql -c "CREATE DATABASE gcurl" >/dev/null
+url=${VSE_PG_URL%/vse}/gcurl
+set +e
+out=$("$B/vsectl" --store "$url?group_commit=maybe" migrate 2>&1)
+rc=$?
+set -e
+case "$rc $out" in
+"2 "*"unknown value for group_commit (on or off): 'maybe'"*) ;;
+*) echo "t-pg-migrate: group_commit=maybe: rc $rc: $out" >&2; exit 1 ;;
+esac
+[ "$(pg_psql -d gcurl -Atc "SELECT count(*) FROM pg_tables WHERE
+    tablename = 'vse_meta'")" = 0 ] ||
+    { echo "t-pg-migrate: a refused URL created the store" >&2; exit 1; }
+for q in "?group_commit=off" "?connect_timeout=5&group_commit=on" \
+         "?group_commit=off&connect_timeout=5"; do
+    "$B/vsectl" --store "$url$q" migrate >/dev/null ||
+        { echo "t-pg-migrate: '$q' refused" >&2; exit 1; }
+done
+echo "t-pg-migrate: group_commit=on|off accepted, anything else refused"

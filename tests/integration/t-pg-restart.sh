@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# t-pg-restart.sh - server loss (issue 4): 8 pgloss workers attach and
-# detach volumes while PostgreSQL is stopped with `pg_ctl stop -m
+# t-pg-restart.sh - server loss (issue 4): 4 pgloss worker processes of 4
+# threads each (so that their transitions go in group commits, and a
+# crash lands mid-batch) attach and detach volumes while PostgreSQL is stopped with `pg_ctl stop -m
 # immediate` twice: once restarted at once (clients must reconnect by
 # themselves and carry on), once kept down past the clients' reconnect
 # budget (calls must be reported failed, or "outcome unknown", never
@@ -38,7 +39,7 @@ wait_for() {
 
 # 3 s budget: a restart is bridged, the long outage is not.
 VSE_PG_RECONNECT_MS=3000 "$B/tests/pgloss" --store "$VSE_PG_URL" \
-    --procs 8 --resources 8 --ttl-ms 1000 --dir "$dir" &
+    --procs 4 --threads 4 --resources 8 --ttl-ms 1000 --dir "$dir" &
 loss=$!
 
 wait_for "a first load" lines 500
@@ -52,7 +53,7 @@ f0=$(failures)
 pg_crash
 # Down until calls have reported failures: by then every client has run
 # out of its reconnect budget at least once.
-wait_for "calls reported failed" failures $((f0 + 8))
+wait_for "calls reported failed" failures $((f0 + 16))
 pg_restart
 n=$(lines)
 wait_for "work after the outage" lines $((n + 500))

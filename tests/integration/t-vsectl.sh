@@ -769,7 +769,7 @@ is_rc "update needs --attrs" 2 "needs --attrs"
 vs get at1 --json
 py "refused updates changed nothing" 'assert j["version"] == 3, j'
 vs migrate
-if [ "$RC" = 0 ] && [[ $OUT == *"schema version 5"* ]]; then
+if [ "$RC" = 0 ] && [[ $OUT == *"schema version 6"* ]]; then
     ok "migrate reports the schema version"
 else
     not_ok "migrate" "$(show_run)"

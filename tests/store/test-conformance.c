@@ -6,17 +6,21 @@
  * or zookeeper (VSE_TEST_ZK_HOSTS, HOST:PORT,...; a fresh chroot per test,
  * left on the throwaway server).
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "store.h"
 #include "vse-int.h"
@@ -1879,6 +1883,452 @@ static void test_hold_atomic_in_store(void **state)
     }
 }
 
+/* ---- group commit ------------------------------------------------- */
+
+/*
+ * Many threads of one process, each with its own handle, racing
+ * compare-and-swaps: on SQLite and PostgreSQL they go to the store in
+ * batches (group commit), on ZooKeeper each alone; on every store each
+ * is decided by its own compare-and-swap.
+ */
+void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions);
+uint64_t vse__sqlite_group_retried(void);
+void vse__pg_group_stats(uint64_t *batches, uint64_t *transitions,
+                         uint64_t *retried);
+
+/* The process's group-commit counters for the store under test; 0 if it
+ * has none (ZooKeeper). */
+static int group_stats(uint64_t *batches, uint64_t *transitions,
+                       uint64_t *retried)
+{
+    const char *which = getenv("VSE_TEST_STORE");
+
+    *batches = *transitions = *retried = 0;
+    if (which == NULL || which[0] == '\0' || strcmp(which, "sqlite") == 0) {
+        vse__sqlite_group_stats(batches, transitions);
+        *retried = vse__sqlite_group_retried();
+        return 1;
+    }
+    if (strcmp(which, "postgresql") == 0) {
+        vse__pg_group_stats(batches, transitions, retried);
+        return 1;
+    }
+    return 0;
+}
+
+static void gc_fill(struct vse_resource *r, struct vse_event *e,
+                    const char *id, int64_t version)
+{
+    memset(r, 0, sizeof(*r));
+    memset(e, 0, sizeof(*e));
+    strcpy(r->id, id);
+    strcpy(r->machine, "volume");
+    strcpy(r->state, "available");
+    r->since = r->updated = r->created = 10 * version;
+    r->version = version;
+    strcpy(e->resource, id);
+    strcpy(e->machine, "volume");
+    e->version = version;
+    e->kind = version == 1 ? VSE_KIND_CREATE : VSE_KIND_STEP;
+    strcpy(e->from, "x");
+    strcpy(e->to, "available");
+    e->at = 10 * version;
+}
+
+#define GC_THREADS 8
+#define GC_RES 3
+#define GC_ITERS 120
+
+struct gc_worker {
+    const char *url;
+    int n;
+    int out_fd;                    /* >= 0: report each win there */
+    int64_t won[GC_RES][GC_ITERS]; /* versions this thread wrote */
+    int nwon[GC_RES];
+    int lost, bad;
+};
+
+/* Compare-and-swap the next version of a few shared rows, as fast as
+ * possible: threads collide in the same batch and across batches. */
+static void *gc_worker_main(void *arg)
+{
+    struct gc_worker *w = arg;
+    struct vse_store *s;
+    struct vse_error err;
+
+    if (vse__store_open(w->url, &s, &err) != 0) {
+        w->bad++;
+        return NULL;
+    }
+    for (int i = 0; i < GC_ITERS; i++) {
+        int k = (w->n + i) % GC_RES;
+        char id[8];
+        struct vse_resource cur, r;
+        struct vse_event e;
+        int64_t seq = 0;
+        int rc;
+
+        snprintf(id, sizeof(id), "g%d", k);
+        if (vse__store_get(s, id, &cur, &err) != 0) {
+            w->bad++;
+            continue;
+        }
+        gc_fill(&r, &e, id, cur.version + 1);
+        rc = vse__store_apply(
+            s,
+            &(struct vse_change){
+                .expect_version = cur.version, .row = &r, .ev = &e},
+            &cur, &seq, &err);
+        if (rc == 0 && seq > 0) {
+            w->won[k][w->nwon[k]++] = r.version;
+            if (w->out_fd >= 0) {
+                char line[32];
+                int len = snprintf(line, sizeof(line), "%d %lld\n", k,
+                                   (long long)r.version);
+
+                if (write(w->out_fd, line, (size_t)len) != len)
+                    w->bad++;
+            }
+        } else if (rc == VSE_ECONFLICT && cur.version > r.version - 1) {
+            w->lost++;
+        } else {
+            w->bad++;
+        }
+    }
+    vse__store_close(s);
+    return NULL;
+}
+
+static void gc_make_rows(const char *url)
+{
+    struct vse_store *s;
+    struct vse_error err;
+
+    assert_int_equal(vse__store_open(url, &s, &err), 0);
+    for (int k = 0; k < GC_RES; k++) {
+        struct vse_resource r, cur;
+        struct vse_event e;
+        char id[8];
+
+        snprintf(id, sizeof(id), "g%d", k);
+        gc_fill(&r, &e, id, 1);
+        assert_int_equal(
+            vse__store_apply(s,
+                             &(struct vse_change){
+                                 .expect_version = 0, .row = &r, .ev = &e},
+                             &cur, NULL, &err),
+            0);
+    }
+    vse__store_close(s);
+}
+
+struct gc_hist {
+    int64_t v[GC_THREADS * GC_ITERS + 2];
+    int n;
+};
+
+static int gc_collect(void *ctx, const struct vse_event *e)
+{
+    struct gc_hist *h = ctx;
+
+    if (h->n < (int)(sizeof(h->v) / sizeof(h->v[0])))
+        h->v[h->n++] = e->version;
+    return 0;
+}
+
+/* Row k is at version V, its history holds exactly versions 1..V. */
+static int64_t gc_check_row(struct vse_store *s, int k)
+{
+    struct vse_resource r;
+    struct vse_error err;
+    struct gc_hist *h = calloc(1, sizeof(*h));
+    char id[8];
+    int64_t v;
+
+    assert_non_null(h);
+    snprintf(id, sizeof(id), "g%d", k);
+    assert_int_equal(vse__store_get(s, id, &r, &err), 0);
+    assert_int_equal(vse__store_history(s, id, 0, 0, gc_collect, h, &err), 0);
+    assert_int_equal(h->n, r.version);
+    for (int i = 0; i < h->n; i++)
+        assert_int_equal(h->v[i], i + 1);
+    v = r.version;
+    free(h);
+    return v;
+}
+
+/*
+ * Eight threads, each with its own connection, race compare-and-swaps on
+ * three rows through one group: every version is won by exactly one
+ * thread, every loser is told, row and history agree, and commits of
+ * several transitions did happen.
+ */
+static void test_group_commit_threads(void **state)
+{
+    struct fx *f = *state;
+    const char *url = f->url;
+    struct gc_worker *w = calloc(GC_THREADS, sizeof(*w));
+    pthread_t th[GC_THREADS];
+    struct vse_store *s;
+    struct vse_error err;
+    uint64_t b0, t0, r0, b1, t1, r1;
+    int lost = 0, wins = 0, grouped;
+
+    assert_non_null(w);
+    gc_make_rows(url);
+    grouped = group_stats(&b0, &t0, &r0);
+    for (int i = 0; i < GC_THREADS; i++) {
+        w[i].url = url;
+        w[i].n = i;
+        w[i].out_fd = -1;
+        assert_int_equal(pthread_create(&th[i], NULL, gc_worker_main, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < GC_THREADS; i++)
+        pthread_join(th[i], NULL);
+    group_stats(&b1, &t1, &r1);
+    assert_int_equal(vse__store_open(f->url, &s, &err), 0);
+    for (int k = 0; k < GC_RES; k++) {
+        int64_t v = gc_check_row(s, k);
+        char *seen = calloc((size_t)v + 1, 1);
+
+        assert_non_null(seen);
+        for (int i = 0; i < GC_THREADS; i++)
+            for (int j = 0; j < w[i].nwon[k]; j++) {
+                int64_t x = w[i].won[k][j];
+
+                assert_true(x >= 2 && x <= v);
+                assert_int_equal(seen[x], 0); /* won once */
+                seen[x] = 1;
+                wins++;
+            }
+        for (int64_t x = 2; x <= v; x++)
+            assert_int_equal(seen[x], 1); /* every write was answered */
+        free(seen);
+    }
+    for (int i = 0; i < GC_THREADS; i++) {
+        assert_int_equal(w[i].bad, 0);
+        lost += w[i].lost;
+    }
+    vse__store_close(s);
+    assert_int_equal(wins + lost, GC_THREADS * GC_ITERS);
+    assert_true(lost > 0);
+    if (grouped) {
+        assert_true(b1 > b0); /* batches of two or more committed */
+        assert_true(t1 - t0 >= 2 * (b1 - b0));
+    }
+    free(w);
+}
+
+/* Changes a store behind vse's back (SQLite or PostgreSQL). */
+static void damage(struct fx *f, const char *text)
+{
+    if (f->schema[0] != '\0') {
+        PGconn *c = PQconnectdb(f->url);
+        PGresult *r = PQexec(c, text);
+
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        char path[128];
+        sqlite3 *db;
+
+        snprintf(path, sizeof(path), "%s/store.db", f->dir);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    }
+}
+
+struct gc_culprit {
+    const char *url;
+    int tries, store_errors, other;
+};
+
+/* Applies, again and again, a transition that the store refuses with an
+ * error of its own: the row says version 1, its history already holds 2. */
+static void *gc_culprit_main(void *arg)
+{
+    struct gc_culprit *b = arg;
+    struct vse_store *s;
+    struct vse_error err;
+
+    if (vse__store_open(b->url, &s, &err) != 0) {
+        b->other++;
+        return NULL;
+    }
+    for (int i = 0; i < b->tries; i++) {
+        struct vse_resource r, cur;
+        struct vse_event e;
+        int rc;
+
+        gc_fill(&r, &e, "bad", 2);
+        rc = vse__store_apply(
+            s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
+            &cur, NULL, &err);
+        if (rc == VSE_ESTORE)
+            b->store_errors++;
+        else
+            b->other++;
+    }
+    vse__store_close(s);
+    return NULL;
+}
+
+/*
+ * A transition that fails with a store error in a batch costs the others
+ * of its batch nothing: they go again alone and win or lose by their own
+ * compare-and-swap, never with its error.
+ */
+static void test_group_commit_culprit(void **state)
+{
+    struct fx *f = *state;
+    const char *url = f->url;
+    struct gc_worker *w;
+    pthread_t th[GC_THREADS], bt;
+    struct gc_culprit b = {.tries = 300};
+    struct vse_store *s;
+    struct vse_error err;
+    struct vse_resource r, cur;
+    struct vse_event e;
+    uint64_t b0, t0, r0, r1;
+    int wins = 0, lost = 0;
+
+    if (!group_stats(&b0, &t0, &r0))
+        skip(); /* no group commit: each transition is alone already */
+    w = calloc(GC_THREADS, sizeof(*w));
+    assert_non_null(w);
+    gc_make_rows(url);
+    assert_int_equal(vse__store_open(url, &s, &err), 0);
+    gc_fill(&r, &e, "bad", 1);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
+    gc_fill(&r, &e, "bad", 2);
+    assert_int_equal(
+        vse__store_apply(
+            s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
+            &cur, NULL, &err),
+        0);
+    vse__store_close(s);
+    damage(f, "UPDATE resources SET version = 1 WHERE id = 'bad'");
+
+    b.url = url;
+    group_stats(&b0, &t0, &r0);
+    assert_int_equal(pthread_create(&bt, NULL, gc_culprit_main, &b), 0);
+    for (int i = 0; i < GC_THREADS - 1; i++) {
+        w[i].url = url;
+        w[i].n = i;
+        w[i].out_fd = -1;
+        assert_int_equal(pthread_create(&th[i], NULL, gc_worker_main, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < GC_THREADS - 1; i++)
+        pthread_join(th[i], NULL);
+    pthread_join(bt, NULL);
+    group_stats(&b0, &t0, &r1);
+
+    assert_int_equal(b.store_errors, b.tries);
+    assert_int_equal(b.other, 0);
+    for (int i = 0; i < GC_THREADS - 1; i++) {
+        assert_int_equal(w[i].bad, 0); /* never the culprit's error */
+        lost += w[i].lost;
+        for (int k = 0; k < GC_RES; k++)
+            wins += w[i].nwon[k];
+    }
+    assert_int_equal(wins + lost, (GC_THREADS - 1) * GC_ITERS);
+    assert_true(r1 > r0); /* the culprit did share batches */
+    assert_int_equal(vse__store_open(f->url, &s, &err), 0);
+    for (int k = 0; k < GC_RES; k++)
+        gc_check_row(s, k);
+    vse__store_close(s);
+    free(w);
+}
+
+/*
+ * The same race in a child process, killed with SIGKILL mid-run: every
+ * write the child was answered (and reported before it died) is in the
+ * store, and each row agrees with its history (nothing half-done).
+ */
+static void test_group_commit_crash(void **state)
+{
+    struct fx *f = *state;
+    const char *url = f->url;
+    char buf[4096], line[64];
+    size_t have = 0;
+    int fds[2], reported = 0, status = 0;
+    int64_t(*got)[2] = calloc(GC_THREADS * GC_ITERS, sizeof(*got));
+    struct vse_store *s;
+    struct vse_error err;
+    pid_t pid;
+
+    assert_non_null(got);
+    gc_make_rows(url);
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static struct gc_worker cw[GC_THREADS];
+        pthread_t th[GC_THREADS];
+
+        close(fds[0]);
+        for (int i = 0; i < GC_THREADS; i++) {
+            cw[i].url = url;
+            cw[i].n = i;
+            cw[i].out_fd = fds[1];
+            pthread_create(&th[i], NULL, gc_worker_main, &cw[i]);
+        }
+        for (int i = 0; i < GC_THREADS; i++)
+            pthread_join(th[i], NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    /* Kill it once it has answered some writes, mid-stream. */
+    for (;;) {
+        ssize_t n = read(fds[0], buf + have, sizeof(buf) - 1 - have);
+
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        for (char *nl; (nl = strchr(buf, '\n')) != NULL;) {
+            size_t len = (size_t)(nl - buf) + 1;
+            int k;
+            long long v;
+
+            memcpy(line, buf, len < sizeof(line) ? len : sizeof(line) - 1);
+            line[len < sizeof(line) ? len : sizeof(line) - 1] = '\0';
+            if (sscanf(line, "%d %lld", &k, &v) == 2 &&
+                reported < GC_THREADS * GC_ITERS) {
+                got[reported][0] = k;
+                got[reported][1] = v;
+                reported++;
+            }
+            memmove(buf, nl + 1, have - len + 1);
+            have -= len;
+        }
+        if (reported == 60)
+            kill(pid, SIGKILL);
+    }
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(reported >= 60);
+    assert_int_equal(vse__store_open(f->url, &s, &err), 0);
+    {
+        int64_t v[GC_RES];
+
+        for (int k = 0; k < GC_RES; k++)
+            v[k] = gc_check_row(s, k);
+        for (int i = 0; i < reported; i++)
+            assert_true(got[i][1] <= v[got[i][0]]); /* durable */
+    }
+    vse__store_close(s);
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1933,6 +2383,9 @@ int main(void)
         T(test_hold_ends_with_its_op),
         T(test_hold_refused_inputs),
         T(test_hold_atomic_in_store),
+        T(test_group_commit_threads),
+        T(test_group_commit_crash),
+        T(test_group_commit_culprit),
 #undef T
     };
     const char *which = getenv("VSE_TEST_STORE");
