@@ -19,7 +19,7 @@ usage() {
     cat <<'EOF'
 Usage: bench/create-curve.sh --out DIR [--build DIR] [--seconds S]
            [--clients "N..."] [--store sqlite|postgresql] [--hosts N]
-           [--volume-workers N] [--poll-ms MS]
+           [--volume-workers N] [--poll-ms MS] [--group-commit on|off]
 
 Measure accepted creates/s and create -> available latency against the
 number of clients, each count on a fresh store.
@@ -36,9 +36,13 @@ number of clients, each count on a fresh store.
   --poll-ms MS        vse-load's interval between two polls of a create
                       (default 2): every poll is a GET the server answers,
                       so at 64 clients a 2 ms poll is most of the load
+  --group-commit on|off
+                      the store's group commit (default on, as the
+                      store's own default)
 EOF
 }
 B=build OUT= S=8 COUNTS="1 4 16 64" KIND=sqlite HOSTS=3 WORKERS=1 POLL=2
+GC=on
 while [ $# -gt 0 ]; do
     case $1 in
     --out) OUT=${2:?}; shift 2 ;;
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
     --hosts) HOSTS=${2:?}; shift 2 ;;
     --volume-workers) WORKERS=${2:?}; shift 2 ;;
     --poll-ms) POLL=${2:?}; shift 2 ;;
+    --group-commit) GC=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "create-curve.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -64,6 +69,9 @@ for f in vsed vse-load; do
     [ -x "$B/$f" ] || { echo "create-curve.sh: no $B/$f (make first)" >&2
         exit 2; }
 done
+case $GC in on|off) ;; *)
+    echo "create-curve.sh: --group-commit is on or off" >&2; exit 2 ;;
+esac
 case $KIND in sqlite|postgresql) ;; *)
     echo "create-curve.sh: --store is sqlite or postgresql" >&2; exit 2 ;;
 esac
@@ -88,13 +96,13 @@ run() {
     PIDS=()
     if [ "$KIND" = sqlite ]; then
         mkdir -p "$d/pool"
-        store=sqlite:$d/store.db
+        store="sqlite:$d/store.db?group_commit=$GC"
         start "$d/vsed.log" --all-in-one --auth noauth --store "$store" \
             --host h1 --pool "$d/pool" --capacity-gb 10000000 \
             --volume-workers "$WORKERS"
     else
         pg_psql -c "CREATE DATABASE curve_$n" >/dev/null || exit 1
-        store=${VSE_PG_URL%/vse}/curve_$n
+        store="${VSE_PG_URL%/vse}/curve_$n?group_commit=$GC"
         start "$d/api.log" --auth noauth --store "$store" \
             --role api,scheduler,reaper --host ctl
         local api=$URL
