@@ -11,9 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "group.h"
 #include "store-pg-sql.h"
 #include "store.h"
 #include "util.h"
@@ -42,6 +41,11 @@
 #define NOTIFY_EVERY_MS 20
 /* history() reads the whole log in pages of this many rows. */
 #define HISTORY_PAGE 2000
+/* Group commit's batches of one process in flight at once.  With one, the
+ * server's parallelism was lost: 4 threads did 2,650 transitions/s
+ * against 3,640 each alone; with two, 3,560 (16 threads: 3,760 against
+ * 3,290). */
+#define PGC_INFLIGHT 2
 /* Any constant: all vse processes on one database serialise migrations. */
 #define MIGRATION_LOCK "7600533" /* "vse" */
 
@@ -118,10 +122,6 @@ static const struct stmt stmts[ST_COUNT] = {
                   "tt"},
 };
 
-struct pgc_group;
-static struct pgc_group *pgc_join(const char *uri);
-static void pgc_leave(struct pgc_group *g);
-
 struct pg_conn {
     struct vse_store base; /* must be first */
     PGconn *conn;
@@ -135,8 +135,8 @@ struct pg_conn {
     int64_t notify_at; /* when this connection last sent one (mono ms) */
     int64_t hot_until; /* a watcher polls until then (mono ms) */
     int reconnect_ms;
-    int group_commit;        /* on unless ?group_commit=off */
-    struct pgc_group *group; /* this URI's, shared by the process */
+    int group_commit;           /* on unless ?group_commit=off */
+    struct vse_gc_group *group; /* this URI's, shared by the process */
     /* Which server session this is, so that after losing it we can make
      * sure it is gone before judging what it did. */
     char backend_pid[16];
@@ -906,7 +906,7 @@ static int pg_open(struct vse_store *s, const char *rest,
     if (rc == 0)
         rc = connect_first(c, err);
     if (rc == 0 && c->group_commit) {
-        c->group = pgc_join(c->uri);
+        c->group = vse__gc_join(c->uri, PGC_INFLIGHT);
         if (c->group == NULL)
             rc = vse__err(err, VSE_ENOMEM,
                           "cannot set up group commit for '%s'", c->where);
@@ -922,7 +922,7 @@ static void pg_close(struct vse_store *s)
 {
     struct pg_conn *c = (struct pg_conn *)s;
 
-    pgc_leave(c->group);
+    vse__gc_leave(c->group);
     c->group = NULL;
     close_conn(c);
 }
@@ -1238,8 +1238,8 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
  * one round trip (libpq's pipeline: BEGIN, each vse_apply(), COMMIT) and
  * one commit for all of them.  A thread that finds fewer than
  * PGC_INFLIGHT batches in flight leads, on its own connection, with what
- * is queued; the others wait and are answered after the COMMIT is
- * durable.  vse_apply() writes nothing when its
+ * is queued (the queue: group.c); the others wait and are answered after
+ * the COMMIT is durable.  vse_apply() writes nothing when its
  * compare-and-swap loses, so a lost one costs the others nothing; schema
  * 6 numbers several history rows of one transaction.  Nobody waits on
  * purpose: a transition waits at most for the batch in flight and its
@@ -1249,98 +1249,10 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
  * lost mid-batch is settled as a single transition's is: each one's
  * history row says whether the batch landed.
  */
-#define PGC_MAX 64
-/* Batches of one process in flight at once.  With one, the server's
- * parallelism was lost: 4 threads did 2,650 transitions/s against 3,640
- * each alone; with two, 3,560 (16 threads: 3,760 against 3,290). */
-#define PGC_INFLIGHT 2
-_Static_assert(PGC_MAX <= VSE_PG_ROWS_PER_XACT, "a batch fits a xact");
+_Static_assert(VSE_GC_MAX <= VSE_PG_ROWS_PER_XACT, "a batch fits a xact");
 
-struct pgc_req {
-    const struct vse_change *ch;
-    struct vse_resource *cur;
-    struct vse_error *err;
-    int64_t seq;
-    int rc;
-    int done;
-    struct pgc_req *next;
-};
-
-struct pgc_group {
-    char *uri;
-    int refs;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct pgc_req *head, *tail; /* waiting for a leader */
-    int busy;                    /* batches in flight */
-    struct pgc_group *next;
-};
-
-static pthread_mutex_t pgc_registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct pgc_group *pgc_registry;
-/* Batches of two or more committed, the transitions in them, and those
- * sent again alone after their batch failed (tests read them; not part of
- * the library's API). */
-static _Atomic uint64_t pgc_batches, pgc_batched, pgc_retried;
-
-void vse__pg_group_stats(uint64_t *batches, uint64_t *transitions,
-                         uint64_t *retried);
-void vse__pg_group_stats(uint64_t *batches, uint64_t *transitions,
-                         uint64_t *retried)
-{
-    *batches = atomic_load(&pgc_batches);
-    *transitions = atomic_load(&pgc_batched);
-    *retried = atomic_load(&pgc_retried);
-}
-
-static struct pgc_group *pgc_join(const char *uri)
-{
-    struct pgc_group *g;
-
-    pthread_mutex_lock(&pgc_registry_mu);
-    for (g = pgc_registry; g != NULL; g = g->next)
-        if (strcmp(g->uri, uri) == 0)
-            break;
-    if (g == NULL) {
-        g = calloc(1, sizeof(*g));
-        if (g != NULL && (g->uri = strdup(uri)) == NULL) {
-            free(g);
-            g = NULL;
-        }
-        if (g != NULL) {
-            pthread_mutex_init(&g->mu, NULL);
-            pthread_cond_init(&g->cv, NULL);
-            g->next = pgc_registry;
-            pgc_registry = g;
-        }
-    }
-    if (g != NULL)
-        g->refs++;
-    pthread_mutex_unlock(&pgc_registry_mu);
-    return g;
-}
-
-static void pgc_leave(struct pgc_group *g)
-{
-    struct pgc_group **p;
-
-    if (g == NULL)
-        return;
-    pthread_mutex_lock(&pgc_registry_mu);
-    if (--g->refs == 0) {
-        for (p = &pgc_registry; *p != g; p = &(*p)->next)
-            ;
-        *p = g->next;
-        pthread_mutex_destroy(&g->mu);
-        pthread_cond_destroy(&g->cv);
-        free(g->uri);
-        free(g);
-    }
-    pthread_mutex_unlock(&pgc_registry_mu);
-}
-
-/* The next result of the pipeline, of one of the statuses wanted; NULL
- * (and *lost filled) when the connection went. */
+/* The next result of the pipeline; NULL (and *lost filled) when the
+ * connection went. */
 static PGresult *pipe_result(struct pg_conn *c, char *lost, size_t size)
 {
     PGresult *r = PQgetResult(c->conn);
@@ -1369,11 +1281,35 @@ enum batch_end {
 };
 
 /*
+ * One statement's answer in the pipeline: BEGIN or COMMIT (q NULL), or a
+ * member's vse_apply() (its rc set).  Anything else than the answer
+ * wanted fails the batch.  -1 when the connection went.
+ */
+static int pipe_answer(struct pg_conn *c, struct vse_gc_req *q, char *lost,
+                       size_t size, enum batch_end *end)
+{
+    PGresult *r = pipe_result(c, lost, size);
+    ExecStatusType want = q != NULL ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+
+    if (r == NULL)
+        return -1;
+    if (PQresultStatus(r) != want)
+        *end = BATCH_FAILED;
+    else if (q != NULL)
+        q->rc = apply_result(r, q->ch, q->cur, &q->seq, q->err);
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR)
+        first_line(PQresultErrorMessage(r), lost, size);
+    PQclear(r);
+    pipe_end(c);
+    return 0;
+}
+
+/*
  * Sends the batch as one transaction and reads every answer.  The
  * members' rc are set for the committed case; on failure or loss the
  * caller decides.
  */
-static enum batch_end batch_send(struct pg_conn *c, struct pgc_req *batch,
+static enum batch_end batch_send(struct pg_conn *c, struct vse_gc_req *batch,
                                  char *lost, size_t size)
 {
     enum batch_end end = BATCH_COMMITTED;
@@ -1385,7 +1321,7 @@ static enum batch_end batch_send(struct pg_conn *c, struct pgc_req *batch,
         return conn_ok(c) ? BATCH_FAILED : BATCH_LOST;
     }
     ok = PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-    for (struct pgc_req *q = batch; ok && q != NULL; q = q->next) {
+    for (struct vse_gc_req *q = batch; ok && q != NULL; q = q->next) {
         enum stmt_id sid = held_change(q->ch) ? ST_APPLY_HELD : ST_APPLY;
         struct params p = {0};
 
@@ -1402,34 +1338,14 @@ static enum batch_end batch_send(struct pg_conn *c, struct pgc_req *batch,
         first_line(PQerrorMessage(c->conn), lost, size);
         goto gone;
     }
-    /* BEGIN */
-    if ((r = pipe_result(c, lost, size)) == NULL)
+    if (pipe_answer(c, NULL, lost, size, &end) < 0) /* BEGIN */
         goto gone;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        end = BATCH_FAILED;
-    PQclear(r);
-    pipe_end(c);
-    for (struct pgc_req *q = batch; q != NULL; q = q->next) {
-        if ((r = pipe_result(c, lost, size)) == NULL)
+    for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
+        if (pipe_answer(c, q, lost, size, &end) < 0)
             goto gone;
-        if (PQresultStatus(r) == PGRES_TUPLES_OK)
-            q->rc = apply_result(r, q->ch, q->cur, &q->seq, q->err);
-        else
-            end = BATCH_FAILED;
-        if (PQresultStatus(r) == PGRES_FATAL_ERROR)
-            first_line(PQresultErrorMessage(r), lost, size);
-        PQclear(r);
-        pipe_end(c);
-    }
     /* COMMIT: its answer comes after the commit is durable. */
-    if ((r = pipe_result(c, lost, size)) == NULL)
+    if (pipe_answer(c, NULL, lost, size, &end) < 0)
         goto gone;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        end = BATCH_FAILED;
-    if (PQresultStatus(r) == PGRES_FATAL_ERROR)
-        first_line(PQresultErrorMessage(r), lost, size);
-    PQclear(r);
-    pipe_end(c);
     /* The sync point. */
     if ((r = pipe_result(c, lost, size)) == NULL)
         goto gone;
@@ -1447,12 +1363,12 @@ gone:
 
 /* Sorted by resource id (stable: one resource's transitions keep their
  * order), so that two processes' batches lock rows in the same order. */
-static struct pgc_req *batch_sort(struct pgc_req *batch)
+static struct vse_gc_req *batch_sort(struct vse_gc_req *batch)
 {
-    struct pgc_req *out = NULL;
+    struct vse_gc_req *out = NULL;
 
     while (batch != NULL) {
-        struct pgc_req *q = batch, **at = &out;
+        struct vse_gc_req *q = batch, **at = &out;
 
         batch = batch->next;
         while (*at != NULL && strcmp((*at)->ch->row->id, q->ch->row->id) <= 0)
@@ -1463,15 +1379,24 @@ static struct pgc_req *batch_sort(struct pgc_req *batch)
     return out;
 }
 
-/* The leader's work for a batch of two or more. */
-static void pgc_commit_batch(struct pg_conn *c, struct pgc_req *batch)
+/* A lone transition of the group. */
+static void gc_one(void *ctx, struct vse_gc_req *q)
 {
+    q->rc = apply_alone(ctx, q->ch, q->cur, &q->seq, q->err);
+}
+
+/* The leader's work for a batch of two or more. */
+static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
+{
+    struct pg_conn *c = ctx;
     char lost[256] = "";
     enum batch_end end;
     int64_t top = 0;
-    int n = 0, unreachable = 0;
+    uint64_t n = 0, retried = 0;
+    int unreachable = 0;
 
-    for (struct pgc_req *q = batch; q != NULL; q = q->next) {
+    batch = batch_sort(batch);
+    for (struct vse_gc_req *q = batch; q != NULL; q = q->next) {
         q->rc = VSE_ESTORE;
         q->seq = 0;
         n++;
@@ -1482,18 +1407,17 @@ static void pgc_commit_batch(struct pg_conn *c, struct pgc_req *batch)
     else
         end = batch_send(c, batch, lost, sizeof(lost));
     if (end == BATCH_COMMITTED) {
-        for (struct pgc_req *q = batch; q != NULL; q = q->next)
+        for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
             if (q->rc == 0 && q->seq > top)
                 top = q->seq;
-        atomic_fetch_add(&pgc_batches, 1);
-        atomic_fetch_add(&pgc_batched, (uint64_t)n);
+        vse__gc_count(n, 0);
         if (top > 0)
             notify_send(c, top);
-        return;
+        return batch;
     }
     if (end == BATCH_LOST)
         unreachable = settle_session(c) < 0;
-    for (struct pgc_req *q = batch; q != NULL; q = q->next) {
+    for (struct vse_gc_req *q = batch; q != NULL; q = q->next) {
         int rc = 1;
 
         if (end == BATCH_LOST && unreachable) {
@@ -1513,64 +1437,15 @@ static void pgc_commit_batch(struct pg_conn *c, struct pgc_req *batch)
         }
         /* Nothing of the batch was written: alone, this transition wins,
          * loses or fails on its own. */
-        atomic_fetch_add(&pgc_retried, 1);
+        retried++;
         q->seq = 0;
         q->rc = apply_alone(c, q->ch, q->cur, &q->seq, q->err);
     }
+    vse__gc_count(0, retried);
+    return batch;
 }
 
-static int pgc_apply(struct pg_conn *c, const struct vse_change *ch,
-                     struct vse_resource *cur, int64_t *seq,
-                     struct vse_error *err)
-{
-    struct pgc_group *g = c->group;
-    struct pgc_req me = {.ch = ch, .cur = cur, .err = err};
-
-    pthread_mutex_lock(&g->mu);
-    if (g->tail != NULL)
-        g->tail->next = &me;
-    else
-        g->head = &me;
-    g->tail = &me;
-    while (!me.done) {
-        struct pgc_req *batch, *last;
-        int n = 1;
-
-        if (g->busy >= PGC_INFLIGHT || g->head == NULL) {
-            pthread_cond_wait(&g->cv, &g->mu);
-            continue;
-        }
-        /* Lead: take up to PGC_MAX from the head (ours among them, or
-         * ours comes in a later batch that this thread also leads). */
-        g->busy++;
-        batch = last = g->head;
-        while (last->next != NULL && n < PGC_MAX) {
-            last = last->next;
-            n++;
-        }
-        g->head = last->next;
-        if (g->head == NULL)
-            g->tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&g->mu);
-        if (n == 1) {
-            batch->rc = apply_alone(c, batch->ch, batch->cur, &batch->seq,
-                                    batch->err);
-        } else {
-            batch = batch_sort(batch);
-            pgc_commit_batch(c, batch);
-        }
-        pthread_mutex_lock(&g->mu);
-        for (struct pgc_req *q = batch; q != NULL; q = q->next)
-            q->done = 1;
-        g->busy--;
-        pthread_cond_broadcast(&g->cv);
-    }
-    pthread_mutex_unlock(&g->mu);
-    if (me.rc == 0 && seq != NULL)
-        *seq = me.seq;
-    return me.rc;
-}
+static const struct vse_gc_ops gc_ops = {gc_one, gc_batch};
 
 static int pg_apply(struct vse_store *s, const struct vse_change *ch,
                     struct vse_resource *cur, int64_t *seq,
@@ -1579,7 +1454,7 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
     struct pg_conn *c = (struct pg_conn *)s;
 
     if (c->group != NULL)
-        return pgc_apply(c, ch, cur, seq, err);
+        return vse__gc_apply(c->group, &gc_ops, c, ch, cur, seq, err);
     return apply_alone(c, ch, cur, seq, err);
 }
 

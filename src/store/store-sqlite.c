@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 
+#include "group.h"
 #include "sqlite-gate.h"
 #include "store-sqlite-sql.h"
 #include "store.h"
@@ -104,8 +105,6 @@ enum {
     LF_COUNT = 1 << 6
 };
 
-struct gc_group;
-
 struct sqlite_conn {
     struct vse_store base; /* must be first */
     sqlite3 *db;
@@ -118,9 +117,9 @@ struct sqlite_conn {
     /* The shared file beside the store; NULL if it cannot be had
      * (writers then rely on the busy handler, watchers poll). */
     struct vse_sqlite_gate *gate;
-    int ordered;            /* writers queue at the gate (synchronous=full) */
-    int group_commit;       /* ?group_commit=on (the default) */
-    struct gc_group *group; /* this file's, shared by the process */
+    int ordered;      /* writers queue at the gate (synchronous=full) */
+    int group_commit; /* ?group_commit=on (the default) */
+    struct vse_gc_group *group; /* this file's, shared by the process */
     sqlite3_stmt *st[ST_COUNT];
     sqlite3_stmt *list_st[LF_COUNT];
 };
@@ -132,110 +131,32 @@ struct sqlite_conn {
 /*
  * The transitions that this process's threads send to one store file
  * while a commit is in flight go to SQLite together, in the next
- * transaction: one fsync for all of them.  The first thread to find no
- * commit in flight leads: it takes everything queued (up to GC_MAX),
- * applies each under a savepoint of its own on its own connection, so
- * that a lost compare-and-swap undoes only that one, commits once, and
- * answers each.  Nobody waits on purpose (there is no commit_delay): a
- * transition waits at most for the commit in flight and its own.  Every
- * answer comes after the commit is durable; a failed commit fails them
- * all, with nothing written.
+ * transaction: one fsync for all of them (the queue: group.c).  The
+ * first thread to find no commit in flight leads: it takes everything
+ * queued, applies each under a savepoint of its own on its own
+ * connection, so that a lost compare-and-swap undoes only that one,
+ * commits once, and answers each.  Nobody waits on purpose (there is no
+ * commit_delay): a transition waits at most for the commit in flight and
+ * its own.  Every answer comes after the commit is durable; a failed
+ * commit fails them all, with nothing written.
  */
-#define GC_MAX 64
 
-struct gc_req {
-    const struct vse_change *ch;
-    struct vse_resource *cur;
-    struct vse_error *err;
-    int64_t seq;
-    int rc;
-    int done;
-    struct gc_req *next;
-};
-
-struct gc_group {
-    dev_t dev;
-    ino_t ino;
-    int refs;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct gc_req *head, *tail; /* waiting for a leader */
-    int busy;                   /* a leader is committing */
-    struct gc_group *next;
-};
-
-static pthread_mutex_t gc_registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct gc_group *gc_registry;
-/* Commits of two or more transitions, and the transitions in them, in
- * this process (tests read them; not part of the library's API). */
-static _Atomic uint64_t gc_batches, gc_batched;
-/* Transitions sent again alone after another's error lost their batch. */
-static _Atomic uint64_t gc_retried;
-
-uint64_t vse__sqlite_group_retried(void);
-uint64_t vse__sqlite_group_retried(void)
+/* Group commit of the file at path: its group is keyed by device and
+ * inode, so that two spellings of one path share it; NULL if it cannot be
+ * had.  One batch in flight: SQLite lets one writer in at a time. */
+static struct vse_gc_group *gc_join(const char *path)
 {
-    return atomic_load(&gc_retried);
-}
-
-void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions);
-void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions)
-{
-    *batches = atomic_load(&gc_batches);
-    *transitions = atomic_load(&gc_batched);
-}
-
-/* The process's group of the file at path (by device and inode, so that
- * two spellings of one path share it); NULL if it cannot be had. */
-static struct gc_group *gc_join(const char *path)
-{
-    struct gc_group *g;
     struct stat st;
+    char key[64];
 
     if (stat(path, &st) != 0)
         return NULL;
-    pthread_mutex_lock(&gc_registry_mu);
-    for (g = gc_registry; g != NULL; g = g->next)
-        if (g->dev == st.st_dev && g->ino == st.st_ino)
-            break;
-    if (g == NULL) {
-        g = calloc(1, sizeof(*g));
-        if (g != NULL) {
-            g->dev = st.st_dev;
-            g->ino = st.st_ino;
-            pthread_mutex_init(&g->mu, NULL);
-            pthread_cond_init(&g->cv, NULL);
-            g->next = gc_registry;
-            gc_registry = g;
-        }
-    }
-    if (g != NULL)
-        g->refs++;
-    pthread_mutex_unlock(&gc_registry_mu);
-    return g;
+    snprintf(key, sizeof(key), "sqlite:%llu:%llu",
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+    return vse__gc_join(key, 1);
 }
 
-static void gc_leave(struct gc_group *g)
-{
-    struct gc_group **p;
-
-    if (g == NULL)
-        return;
-    pthread_mutex_lock(&gc_registry_mu);
-    if (--g->refs == 0) {
-        for (p = &gc_registry; *p != g; p = &(*p)->next)
-            ;
-        *p = g->next;
-        pthread_mutex_destroy(&g->mu);
-        pthread_cond_destroy(&g->cv);
-        free(g);
-    }
-    pthread_mutex_unlock(&gc_registry_mu);
-}
-
-static int gc_apply(struct sqlite_conn *c, const struct vse_change *ch,
-                    struct vse_resource *cur, int64_t *seq,
-                    struct vse_error *err);
+static const struct vse_gc_ops gc_ops;
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -914,7 +835,7 @@ static void close_conn(struct sqlite_conn *c)
 {
     vse_sqlite_gate_close(c->gate);
     c->gate = NULL;
-    gc_leave(c->group);
+    vse__gc_leave(c->group);
     c->group = NULL;
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(c->st[i]);
@@ -1288,7 +1209,7 @@ static int sqlite_apply(struct vse_store *s, const struct vse_change *ch,
     int rc;
 
     if (c->group != NULL)
-        return gc_apply(c, ch, cur, seq, err);
+        return vse__gc_apply(c->group, &gc_ops, c, ch, cur, seq, err);
     rc = apply_alone(c, ch, cur, &got, err);
     if (rc == 0 && seq != NULL)
         *seq = got;
@@ -1346,18 +1267,24 @@ static int apply_locked(struct sqlite_conn *c, const struct vse_change *ch,
     return 0;
 }
 
-/* The leader's transaction for a batch of two or more. */
-static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
+/* A lone transition of the group. */
+static void gc_one(void *ctx, struct vse_gc_req *q)
 {
-    struct vse_error e;
-    struct gc_req *culprit = NULL;
-    uint64_t ticket = 0;
-    int rc, wrote = 0;
+    q->rc = apply_alone(ctx, q->ch, q->cur, &q->seq, q->err);
+}
 
+/* The leader's transaction for a batch of two or more. */
+static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
+{
+    struct sqlite_conn *c = ctx;
+    struct vse_error e;
+    struct vse_gc_req *culprit = NULL;
+    uint64_t ticket = 0, retried = 0;
+    int rc, wrote = 0;
     vse_error_clear(&e);
     ticket = turn_take(c);
     rc = run(c, ST_BEGIN, &e, "begin a transaction");
-    for (struct gc_req *q = batch; rc == 0 && q != NULL; q = q->next) {
+    for (struct vse_gc_req *q = batch; rc == 0 && q != NULL; q = q->next) {
         q->seq = 0;
         rc = exec_sql(c, "SAVEPOINT gc", &e, "set a savepoint");
         if (rc < 0)
@@ -1382,19 +1309,18 @@ static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
     if (rc == 0 && wrote)
         rc = run(c, ST_COMMIT, &e, "commit");
     if (rc == 0 && wrote) {
-        int n = 0;
+        uint64_t n = 0;
 
-        for (struct gc_req *q = batch; q != NULL; q = q->next)
+        for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
             n++;
-        atomic_fetch_add(&gc_batches, 1);
-        atomic_fetch_add(&gc_batched, (uint64_t)n);
+        vse__gc_count(n, 0);
     } else if (rc == 0)
         rollback(c);
     if (rc < 0) {
         /* Nothing of the batch was written: a refusal stays a refusal
          * (it read the row in the way), everything else fails. */
         rollback(c);
-        for (struct gc_req *q = batch; q != NULL; q = q->next)
+        for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
             if (q->rc != VSE_ECONFLICT) {
                 q->rc = rc;
                 if (q->err != NULL)
@@ -1404,68 +1330,21 @@ static void gc_commit_batch(struct sqlite_conn *c, struct gc_req *batch)
     }
     turn_give(c, ticket, wrote);
     if (culprit == NULL)
-        return;
+        return batch;
     /* One transition's own error (a constraint, a full disk at its
      * insert) need not fail the others: each goes again alone, and is
      * answered by that. */
-    for (struct gc_req *q = batch; q != NULL; q = q->next)
+    for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
         if (q != culprit && q->rc != VSE_ECONFLICT) {
             q->seq = 0;
             q->rc = apply_alone(c, q->ch, q->cur, &q->seq, q->err);
-            atomic_fetch_add(&gc_retried, 1);
+            retried++;
         }
+    vse__gc_count(0, retried);
+    return batch;
 }
 
-static int gc_apply(struct sqlite_conn *c, const struct vse_change *ch,
-                    struct vse_resource *cur, int64_t *seq,
-                    struct vse_error *err)
-{
-    struct gc_group *g = c->group;
-    struct gc_req me = {.ch = ch, .cur = cur, .err = err};
-
-    pthread_mutex_lock(&g->mu);
-    if (g->tail != NULL)
-        g->tail->next = &me;
-    else
-        g->head = &me;
-    g->tail = &me;
-    while (!me.done) {
-        struct gc_req *batch, *last;
-        int n = 1;
-
-        if (g->busy) {
-            pthread_cond_wait(&g->cv, &g->mu);
-            continue;
-        }
-        /* Lead: take up to GC_MAX from the head (ours among them, or
-         * ours comes in a later batch that this thread also leads). */
-        g->busy = 1;
-        batch = last = g->head;
-        while (last->next != NULL && n < GC_MAX) {
-            last = last->next;
-            n++;
-        }
-        g->head = last->next;
-        if (g->head == NULL)
-            g->tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&g->mu);
-        if (n == 1)
-            batch->rc = apply_alone(c, batch->ch, batch->cur, &batch->seq,
-                                    batch->err);
-        else
-            gc_commit_batch(c, batch);
-        pthread_mutex_lock(&g->mu);
-        for (struct gc_req *q = batch; q != NULL; q = q->next)
-            q->done = 1;
-        g->busy = 0;
-        pthread_cond_broadcast(&g->cv);
-    }
-    pthread_mutex_unlock(&g->mu);
-    if (me.rc == 0 && seq != NULL)
-        *seq = me.seq;
-    return me.rc;
-}
+static const struct vse_gc_ops gc_ops = {gc_one, gc_batch};
 
 /* ------------------------------------------------------------------ */
 /* Reading many                                                        */

@@ -221,8 +221,8 @@ static void *worker_run(void *arg)
     return NULL;
 }
 
-void vse__pg_group_stats(uint64_t *batches, uint64_t *transitions,
-                         uint64_t *retried);
+void vse__group_stats(uint64_t *batches, uint64_t *transitions,
+                      uint64_t *retried);
 
 /* Worker process k: threads k * nthreads ... ; DIR/group-K says how many
  * batches of two or more its store handles committed. */
@@ -239,7 +239,7 @@ static void worker_main(int k)
             die("pthread_create", NULL);
     for (int t = 0; t < nthreads; t++)
         pthread_join(th[t], NULL);
-    vse__pg_group_stats(&b, &n, &r);
+    vse__group_stats(&b, &n, &r);
     snprintf(path, sizeof(path), "%s/group-%d", dir, k);
     f = fopen(path, "w");
     if (f == NULL ||

@@ -1891,29 +1891,18 @@ static void test_hold_atomic_in_store(void **state)
  * batches (group commit), on ZooKeeper each alone; on every store each
  * is decided by its own compare-and-swap.
  */
-void vse__sqlite_group_stats(uint64_t *batches, uint64_t *transitions);
-uint64_t vse__sqlite_group_retried(void);
-void vse__pg_group_stats(uint64_t *batches, uint64_t *transitions,
-                         uint64_t *retried);
+void vse__group_stats(uint64_t *batches, uint64_t *transitions,
+                      uint64_t *retried);
 
-/* The process's group-commit counters for the store under test; 0 if it
- * has none (ZooKeeper). */
+/* The process's group-commit counters; 0 if the store under test has no
+ * group commit (ZooKeeper). */
 static int group_stats(uint64_t *batches, uint64_t *transitions,
                        uint64_t *retried)
 {
     const char *which = getenv("VSE_TEST_STORE");
 
-    *batches = *transitions = *retried = 0;
-    if (which == NULL || which[0] == '\0' || strcmp(which, "sqlite") == 0) {
-        vse__sqlite_group_stats(batches, transitions);
-        *retried = vse__sqlite_group_retried();
-        return 1;
-    }
-    if (strcmp(which, "postgresql") == 0) {
-        vse__pg_group_stats(batches, transitions, retried);
-        return 1;
-    }
-    return 0;
+    vse__group_stats(batches, transitions, retried);
+    return which == NULL || strcmp(which, "zookeeper") != 0;
 }
 
 static void gc_fill(struct vse_resource *r, struct vse_event *e,

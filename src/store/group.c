@@ -1,0 +1,147 @@
+/*
+ * group.c - group commit's queue (group.h).  Nobody waits on purpose:
+ * a thread that finds room (fewer than `inflight` batches in flight)
+ * leads at once with whatever is queued, its own transition among them
+ * or not, so a lone transition goes to the store without delay, and under
+ * load the queue fills while the batches in flight commit.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "group.h"
+
+struct vse_gc_group {
+    char *key;
+    int refs;
+    int inflight;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct vse_gc_req *head, *tail; /* waiting for a leader */
+    int busy;                       /* batches in flight */
+    struct vse_gc_group *next;
+};
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct vse_gc_group *registry;
+/* Batches of two or more committed, the transitions in them, and those
+ * sent again alone after their batch failed. */
+static _Atomic uint64_t n_batches, n_batched, n_retried;
+
+void vse__group_stats(uint64_t *batches, uint64_t *transitions,
+                      uint64_t *retried);
+void vse__group_stats(uint64_t *batches, uint64_t *transitions,
+                      uint64_t *retried)
+{
+    *batches = atomic_load(&n_batches);
+    *transitions = atomic_load(&n_batched);
+    *retried = atomic_load(&n_retried);
+}
+
+void vse__gc_count(uint64_t batch_len, uint64_t retried)
+{
+    if (batch_len > 0) {
+        atomic_fetch_add(&n_batches, 1);
+        atomic_fetch_add(&n_batched, batch_len);
+    }
+    if (retried > 0)
+        atomic_fetch_add(&n_retried, retried);
+}
+
+struct vse_gc_group *vse__gc_join(const char *key, int inflight)
+{
+    struct vse_gc_group *g;
+
+    pthread_mutex_lock(&registry_mu);
+    for (g = registry; g != NULL; g = g->next)
+        if (strcmp(g->key, key) == 0)
+            break;
+    if (g == NULL) {
+        g = calloc(1, sizeof(*g));
+        if (g != NULL && (g->key = strdup(key)) == NULL) {
+            free(g);
+            g = NULL;
+        }
+        if (g != NULL) {
+            g->inflight = inflight < 1 ? 1 : inflight;
+            pthread_mutex_init(&g->mu, NULL);
+            pthread_cond_init(&g->cv, NULL);
+            g->next = registry;
+            registry = g;
+        }
+    }
+    if (g != NULL)
+        g->refs++;
+    pthread_mutex_unlock(&registry_mu);
+    return g;
+}
+
+void vse__gc_leave(struct vse_gc_group *g)
+{
+    struct vse_gc_group **p;
+
+    if (g == NULL)
+        return;
+    pthread_mutex_lock(&registry_mu);
+    if (--g->refs == 0) {
+        for (p = &registry; *p != g; p = &(*p)->next)
+            ;
+        *p = g->next;
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->cv);
+        free(g->key);
+        free(g);
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
+
+int vse__gc_apply(struct vse_gc_group *g, const struct vse_gc_ops *ops,
+                  void *ctx, const struct vse_change *ch,
+                  struct vse_resource *cur, int64_t *seq,
+                  struct vse_error *err)
+{
+    struct vse_gc_req me = {.ch = ch, .cur = cur, .err = err};
+
+    pthread_mutex_lock(&g->mu);
+    if (g->tail != NULL)
+        g->tail->next = &me;
+    else
+        g->head = &me;
+    g->tail = &me;
+    while (!me.done) {
+        struct vse_gc_req *batch, *last;
+        int n = 1;
+
+        if (g->busy >= g->inflight || g->head == NULL) {
+            pthread_cond_wait(&g->cv, &g->mu);
+            continue;
+        }
+        /* Lead: take up to VSE_GC_MAX from the head (ours among them, or
+         * ours comes in a later batch, perhaps also led by this thread). */
+        g->busy++;
+        batch = last = g->head;
+        while (last->next != NULL && n < VSE_GC_MAX) {
+            last = last->next;
+            n++;
+        }
+        g->head = last->next;
+        if (g->head == NULL)
+            g->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&g->mu);
+        if (n == 1)
+            ops->one(ctx, batch);
+        else
+            batch = ops->batch(ctx, batch);
+        pthread_mutex_lock(&g->mu);
+        for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
+            q->done = 1;
+        g->busy--;
+        pthread_cond_broadcast(&g->cv);
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (me.rc == 0 && seq != NULL)
+        *seq = me.seq;
+    return me.rc;
+}
