@@ -39,6 +39,23 @@ void vse__group_stats(uint64_t *batches, uint64_t *transitions,
     *retried = atomic_load(&n_retried);
 }
 
+/* Transitions waiting for a leader in every group of the process. */
+int vse__group_queued(void);
+int vse__group_queued(void)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&registry_mu);
+    for (struct vse_gc_group *g = registry; g != NULL; g = g->next) {
+        pthread_mutex_lock(&g->mu);
+        for (struct vse_gc_req *q = g->head; q != NULL; q = q->next)
+            n++;
+        pthread_mutex_unlock(&g->mu);
+    }
+    pthread_mutex_unlock(&registry_mu);
+    return n;
+}
+
 void vse__gc_count(uint64_t batch_len, uint64_t retried)
 {
     if (batch_len > 0) {
