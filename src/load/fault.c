@@ -947,6 +947,50 @@ static int own_write(const char *kind)
            strcmp(kind, "reset") != 0;
 }
 
+struct fence_seek {
+    const struct fault *f;
+    const struct held *h;
+    int64_t fence_at;
+    int fenced, holding, bad;
+};
+
+static int fence_row(void *ctx, json_t *v)
+{
+    struct fence_seek *x = ctx;
+    const char *kind = jstr(v, "kind");
+    int64_t at = load_parse_time(jstr(v, "at"));
+    char msg[600];
+
+    if (!x->fenced && at >= x->f->stop_wall && !own_write(kind) &&
+        x->holding) {
+        x->fenced = 1;
+        x->fence_at = at;
+        return 0;
+    }
+    /* Still the manager's op after this row?  A finish or fail under X
+     * ends it, a step with release hands it off (no owner): an expire or
+     * claim after that takes nothing from the stopped manager. */
+    if (!x->fenced)
+        x->holding = strcmp(jstr(v, "op_id"), x->h->op_id) == 0 &&
+                     owned_by(jstr(v, "owner"), x->f->pid) &&
+                     strcmp(kind, "finish") != 0 && strcmp(kind, "fail") != 0;
+    if (!x->fenced || !own_write(kind) ||
+        strcmp(jstr(v, "op_id"), x->h->op_id) != 0 ||
+        !owned_by(jstr(v, "owner"), x->f->pid))
+        return 0;
+    x->bad++;
+    snprintf(msg, sizeof(msg),
+             "woken manager %ld changed %s after "
+             "it was fenced: %s row seq %lld at %s (%s -> %s) under "
+             "op_id %s, fenced %.3f s after its SIGSTOP",
+             x->f->pid, x->h->id, kind,
+             (long long)json_integer_value(json_object_get(v, "seq")),
+             jstr(v, "at"), jstr(v, "from"), jstr(v, "to"), x->h->op_id,
+             (double)(x->fence_at - x->f->stop_wall) / 1e6);
+    add_violation("fencing", msg);
+    return 0;
+}
+
 /*
  * One op a stopped manager held: read the resource's whole history.  The
  * fence is the first expire, claim or reset written at or after the
@@ -958,65 +1002,15 @@ static int own_write(const char *kind)
  */
 static int check_fence(const struct fault *f, const struct held *h, int *bad)
 {
-    char path[300], msg[600];
-    int64_t since = 0, fence_at = 0;
-    int fenced = 0, holding = 0;
+    struct fence_seek x = {.f = f, .h = h};
+    struct load_http c;
+    int rc;
 
-    *bad = 0;
-    for (;;) {
-        json_t *j, *v, *next;
-        size_t i;
-
-        snprintf(path, sizeof(path),
-                 "resources/%s/history?since=%lld&"
-                 "limit=10000",
-                 h->id, (long long)since);
-        j = v1_get(path);
-        if (j == NULL)
-            return -1;
-        json_array_foreach(json_object_get(j, "history"), i, v) {
-            const char *kind = jstr(v, "kind");
-            int64_t at = load_parse_time(jstr(v, "at"));
-
-            if (!fenced && at >= f->stop_wall && !own_write(kind) &&
-                holding) {
-                fenced = 1;
-                fence_at = at;
-                continue;
-            }
-            /* Still the manager's op after this row?  A finish or fail
-             * under X ends it, a step with release hands it off (no
-             * owner): an expire or claim after that takes nothing from
-             * the stopped manager. */
-            if (!fenced)
-                holding = strcmp(jstr(v, "op_id"), h->op_id) == 0 &&
-                          owned_by(jstr(v, "owner"), f->pid) &&
-                          strcmp(kind, "finish") != 0 &&
-                          strcmp(kind, "fail") != 0;
-            if (!fenced || !own_write(kind) ||
-                strcmp(jstr(v, "op_id"), h->op_id) != 0 ||
-                !owned_by(jstr(v, "owner"), f->pid))
-                continue;
-            (*bad)++;
-            snprintf(msg, sizeof(msg),
-                     "woken manager %ld changed %s after "
-                     "it was fenced: %s row seq %lld at %s (%s -> %s) under "
-                     "op_id %s, fenced %.3f s after its SIGSTOP",
-                     f->pid, h->id, kind,
-                     (long long)json_integer_value(json_object_get(v, "seq")),
-                     jstr(v, "at"), jstr(v, "from"), jstr(v, "to"), h->op_id,
-                     (double)(fence_at - f->stop_wall) / 1e6);
-            add_violation("fencing", msg);
-        }
-        next = json_object_get(j, "next");
-        if (!json_is_integer(next)) {
-            json_decref(j);
-            break;
-        }
-        since = json_integer_value(next);
-        json_decref(j);
-    }
-    return fenced;
+    load_http_init(&c, F.o.url, F.o.project);
+    rc = load_history_each(&c, h->id, fence_row, &x);
+    load_http_free(&c);
+    *bad = x.bad;
+    return rc < 0 ? -1 : x.fenced;
 }
 
 static void verify_stop(struct fault *f)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "load.h"
 
 void load_oom(void)
@@ -116,4 +118,35 @@ int load_http_do(struct load_http *h, const char *method, const char *path,
         return 0;
     curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &status);
     return (int)status;
+}
+
+int load_history_each(struct load_http *h, const char *id,
+                      int (*cb)(void *ctx, json_t *row), void *ctx)
+{
+    long long since = 0;
+
+    for (;;) {
+        char path[300];
+        json_t *j, *v, *next;
+        size_t i;
+
+        snprintf(path, sizeof(path),
+                 "/v1/resources/%s/history?since=%lld&limit=10000", id,
+                 since);
+        if (load_http_do(h, "GET", path, NULL) != 200 ||
+            (j = json_loads(h->body, 0, NULL)) == NULL)
+            return -1;
+        json_array_foreach(json_object_get(j, "history"), i, v) {
+            if (cb(ctx, v) != 0) {
+                json_decref(j);
+                return 1;
+            }
+        }
+        next = json_object_get(j, "next");
+        since = json_is_integer(next) ? (long long)json_integer_value(next)
+                                      : -1;
+        json_decref(j);
+        if (since < 0)
+            return 0;
+    }
 }

@@ -601,64 +601,51 @@ static void add_outcome(const struct pending *p, const char *what, int64_t at,
  * for the store's timestamps only.
  */
 #define END_SLACK_US 20000
+struct extend_seek {
+    const struct pending *p;
+    const char *end;
+    int in_op;
+};
+
+static int extend_row(void *ctx, json_t *v)
+{
+    static const char *const ends[] = {"finish", "fail", "reset", "expire"};
+    struct extend_seek *x = ctx;
+    const char *kind = json_string_value(json_object_get(v, "kind"));
+    const char *op = json_string_value(json_object_get(v, "op"));
+    const char *to = json_string_value(json_object_get(v, "to"));
+    int64_t at = load_parse_time(json_string_value(json_object_get(v, "at"))
+                                     ?: "");
+
+    if (kind == NULL || op == NULL || to == NULL)
+        return 0;
+    if (strcmp(kind, "begin") == 0 &&
+        (strcmp(op, "extend") == 0 || strcmp(op, "extend_in_use") == 0) &&
+        at >= x->p->sent_wall - END_SLACK_US &&
+        at <= x->p->answered_wall + END_SLACK_US) {
+        x->in_op = 1;
+        x->end = "running";
+    } else if (x->in_op &&
+               (strcmp(kind, "finish") == 0 || strcmp(kind, "fail") == 0 ||
+                strcmp(kind, "reset") == 0 ||
+                (strcmp(kind, "expire") == 0 &&
+                 strcmp(to, "extending") != 0))) {
+        for (size_t k = 0; k < 4; k++)
+            if (strcmp(kind, ends[k]) == 0)
+                x->end = ends[k];
+        x->in_op = 0;
+        return strcmp(x->end, "finish") != 0;
+    }
+    return 0;
+}
+
 static const char *extend_end(struct load_http *h, const struct pending *p)
 {
-    char path[300];
-    const char *end = "none";
-    int in_op = 0;
-    long long since = 0;
+    struct extend_seek x = {.p = p, .end = "none"};
 
-    for (;;) {
-        json_t *j, *v, *next;
-        size_t i;
-
-        snprintf(path, sizeof(path),
-                 "/v1/resources/%s/history?since=%lld&limit=10000", p->id,
-                 since);
-        if (load_http_do(h, "GET", path, NULL) != 200 ||
-            (j = json_loads(h->body, 0, NULL)) == NULL)
-            return "unread";
-        json_array_foreach(json_object_get(j, "history"), i, v) {
-            const char *kind = json_string_value(json_object_get(v, "kind"));
-            const char *op = json_string_value(json_object_get(v, "op"));
-            const char *to = json_string_value(json_object_get(v, "to"));
-            int64_t at = load_parse_time(
-                json_string_value(json_object_get(v, "at")) ?: "");
-
-            if (kind == NULL || op == NULL || to == NULL)
-                continue;
-            if (strcmp(kind, "begin") == 0 &&
-                (strcmp(op, "extend") == 0 ||
-                 strcmp(op, "extend_in_use") == 0) &&
-                at >= p->sent_wall - END_SLACK_US &&
-                at <= p->answered_wall + END_SLACK_US) {
-                in_op = 1;
-                end = "running";
-            } else if (in_op && (strcmp(kind, "finish") == 0 ||
-                                 strcmp(kind, "fail") == 0 ||
-                                 strcmp(kind, "reset") == 0 ||
-                                 (strcmp(kind, "expire") == 0 &&
-                                  strcmp(to, "extending") != 0))) {
-                static const char *const ends[] = {"finish", "fail", "reset",
-                                                   "expire"};
-
-                for (size_t k = 0; k < 4; k++)
-                    if (strcmp(kind, ends[k]) == 0)
-                        end = ends[k];
-                in_op = 0;
-                if (strcmp(end, "finish") != 0) {
-                    json_decref(j);
-                    return end;
-                }
-            }
-        }
-        next = json_object_get(j, "next");
-        since = json_is_integer(next) ? (long long)json_integer_value(next)
-                                      : -1;
-        json_decref(j);
-        if (since < 0)
-            return end;
-    }
+    if (load_history_each(h, p->id, extend_row, &x) < 0)
+        return "unread";
+    return x.end;
 }
 
 /* Poll one pending request; 1 if it settled (outcome recorded, and

@@ -181,5 +181,12 @@ void load_http_free(struct load_http *h);
  * payload or NULL; the HTTP status, 0 when there was no answer. */
 int load_http_do(struct load_http *h, const char *method, const char *path,
                  const char *payload);
+/*
+ * Every row of resource id's history (/v1/resources/ID/history, page by
+ * page), oldest first, to cb until it returns non-zero.  0 all read, 1
+ * stopped by cb, -1 a page could not be read.
+ */
+int load_history_each(struct load_http *h, const char *id,
+                      int (*cb)(void *ctx, struct json_t *row), void *ctx);
 
 #endif /* VSE_LOAD_H */
