@@ -1090,8 +1090,8 @@ static int settle_session(struct pg_conn *c)
  * our kind, op_id and time, says which.  0 (landed: *seq set), 1
  * (nothing was written) or VSE_ESTORE (the store is unreachable).
  */
-static int landed(struct pg_conn *c, const struct vse_change *ch,
-                  int64_t *seq)
+static int history_says(struct pg_conn *c, const struct vse_change *ch,
+                        int64_t *seq)
 {
     const struct vse_event *e = ch->ev;
     struct vse_event got;
@@ -1152,7 +1152,7 @@ static int settle(struct pg_conn *c, const struct vse_change *ch,
     int rc = settle_session(c);
 
     if (rc == 0)
-        rc = landed(c, ch, seq);
+        rc = history_says(c, ch, seq);
     if (rc >= 0)
         return rc;
     return unknown_outcome(c, ch, lost, err);
@@ -1389,20 +1389,34 @@ static void gc_one(void *ctx, struct vse_gc_req *q)
 static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
 {
     struct pg_conn *c = ctx;
+    struct vse_error e;
     char lost[256] = "";
     enum batch_end end;
     int64_t top = 0;
     uint64_t n = 0, retried = 0;
-    int unreachable = 0;
+    int rc, unreachable = 0;
 
     batch = batch_sort(batch);
+    vse_error_clear(&e);
     for (struct vse_gc_req *q = batch; q != NULL; q = q->next) {
         q->rc = VSE_ESTORE;
         q->seq = 0;
         n++;
     }
-    if (ensure(c, NULL) < 0 || prepare(c, ST_APPLY, NULL) < 0 ||
-        prepare(c, ST_APPLY_HELD, NULL) < 0)
+    if ((rc = ensure(c, &e)) < 0) {
+        /* The store stayed unreachable for the whole reconnect budget:
+         * that is every member's answer.  Sent again one by one, each
+         * would wait out a budget of its own, the last n times over. */
+        vse__err_detail(&e, "nothing was sent: the transition was not "
+                            "applied");
+        for (struct vse_gc_req *q = batch; q != NULL; q = q->next) {
+            q->rc = rc;
+            if (q->err != NULL)
+                *q->err = e;
+        }
+        return batch;
+    }
+    if (prepare(c, ST_APPLY, NULL) < 0 || prepare(c, ST_APPLY_HELD, NULL) < 0)
         end = BATCH_FAILED; /* each alone says why */
     else
         end = batch_send(c, batch, lost, sizeof(lost));
@@ -1425,7 +1439,7 @@ static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
             continue;
         }
         if (end == BATCH_LOST) {
-            rc = landed(c, q->ch, &q->seq);
+            rc = history_says(c, q->ch, &q->seq);
             if (rc < 0) {
                 q->rc = unknown_outcome(c, q->ch, lost, q->err);
                 continue;

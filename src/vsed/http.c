@@ -53,6 +53,28 @@ static int ndbs;
 static vse_db *spare[DBS_MAX];
 static int nspare;
 
+/* A new handle, kept in dbs[] to be closed at the stop; NULL on failure
+ * with err filled. */
+static vse_db *open_tracked(struct vse_error *err)
+{
+    vse_db *db;
+
+    if (vsed_open(vsed_store_url, &db, err) < 0)
+        return NULL;
+    pthread_mutex_lock(&dbs_mu);
+    if (ndbs == DBS_MAX) {
+        pthread_mutex_unlock(&dbs_mu);
+        vsed_close(db);
+        snprintf(err->msg, sizeof(err->msg),
+                 "too many store handles (%d) in this process", DBS_MAX);
+        err->code = VSE_ESTORE;
+        return NULL;
+    }
+    dbs[ndbs++] = db;
+    pthread_mutex_unlock(&dbs_mu);
+    return db;
+}
+
 vse_db *vsed_thread_db(struct vse_error *err)
 {
     vse_db *db = pthread_getspecific(db_key);
@@ -63,21 +85,10 @@ vse_db *vsed_thread_db(struct vse_error *err)
     if (nspare > 0)
         db = spare[--nspare];
     pthread_mutex_unlock(&dbs_mu);
-    if (db != NULL) {
+    if (db == NULL)
+        db = open_tracked(err);
+    if (db != NULL)
         pthread_setspecific(db_key, db);
-        return db;
-    }
-    if (vsed_open(vsed_store_url, &db, err) < 0)
-        return NULL;
-    pthread_mutex_lock(&dbs_mu);
-    if (ndbs == DBS_MAX) {
-        pthread_mutex_unlock(&dbs_mu);
-        vsed_close(db);
-        return NULL;
-    }
-    dbs[ndbs++] = db;
-    pthread_mutex_unlock(&dbs_mu);
-    pthread_setspecific(db_key, db);
     return db;
 }
 
@@ -541,22 +552,17 @@ static void preopen(int n)
     struct vse_error err;
 
     for (int i = 0; i < n; i++) {
-        vse_db *db = NULL;
+        vse_db *db;
 
         vse_error_clear(&err);
-        if (vsed_open(vsed_store_url, &db, &err) < 0) {
+        db = open_tracked(&err);
+        if (db == NULL) {
             vsed_log("opening the store for the HTTP threads: %s "
                      "(each opens its own at its first request)",
                      err.msg);
             return;
         }
         pthread_mutex_lock(&dbs_mu);
-        if (ndbs == DBS_MAX) {
-            pthread_mutex_unlock(&dbs_mu);
-            vsed_close(db);
-            return;
-        }
-        dbs[ndbs++] = db;
         spare[nspare++] = db;
         pthread_mutex_unlock(&dbs_mu);
     }

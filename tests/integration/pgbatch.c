@@ -12,10 +12,10 @@
  * lone transitions while six more queue; lock 1 is let go, the six go as
  * one batch, and "slow2" inside it waits on lock 2 with the batch's
  * transaction open.  That session is terminated, then lock 2 let go.
+ * Then the store is made unreachable (unreachable() below).
  *
  * usage: pgbatch URL
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +29,10 @@
 #include "store.h"
 #include "vse.h"
 
+#define PGTEST_PROG "pgbatch"
+#include "../rest-row.h"
+#include "pgtest.h"
+
 #define NT 8
 
 void vse__group_stats(uint64_t *batches, uint64_t *transitions,
@@ -36,54 +40,6 @@ void vse__group_stats(uint64_t *batches, uint64_t *transitions,
 int vse__group_queued(void);
 
 static const char *url;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "pgbatch: line %d: ", __LINE__);                 \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            exit(1);                                                         \
-        }                                                                    \
-    } while (0)
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static int64_t sql_i64(PGconn *c, const char *q)
-{
-    PGresult *r = PQexec(c, q);
-    int64_t v;
-
-    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s",
-          q, PQerrorMessage(c));
-    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
-static void sql(PGconn *c, const char *q)
-{
-    PGresult *r = PQexec(c, q);
-
-    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK ||
-              PQresultStatus(r) == PGRES_TUPLES_OK,
-          "%s: %s", q, PQerrorMessage(c));
-    PQclear(r);
-}
 
 /* Until `cond` (a count query) reaches `want`, within 20 s. */
 static void wait_count(PGconn *c, const char *cond, int64_t want)
@@ -95,25 +51,6 @@ static void wait_count(PGconn *c, const char *cond, int64_t want)
               cond, want);
         sleep_ms(5);
     }
-}
-
-static void fill(struct vse_resource *r, struct vse_event *e, const char *id,
-                 int64_t version)
-{
-    memset(r, 0, sizeof(*r));
-    memset(e, 0, sizeof(*e));
-    snprintf(r->id, sizeof(r->id), "%s", id);
-    strcpy(r->machine, "volume");
-    strcpy(r->state, "available");
-    r->since = r->updated = r->created = 10 * version;
-    r->version = version;
-    snprintf(e->resource, sizeof(e->resource), "%s", id);
-    strcpy(e->machine, "volume");
-    e->version = version;
-    e->kind = version == 1 ? VSE_KIND_CREATE : VSE_KIND_STEP;
-    strcpy(e->from, "x");
-    strcpy(e->to, "available");
-    e->at = 10 * version;
 }
 
 struct mover {
@@ -132,7 +69,7 @@ static void *mover_main(void *arg)
     struct vse_event e;
 
     CHECK(vse__store_open(url, &s, &m->err) == 0, "open: %s", m->err.msg);
-    fill(&r, &e, m->id, 2);
+    rest_row(&r, &e, m->id, 2);
     m->rc = vse__store_apply(
         s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
         &cur, &m->seq, &m->err);
@@ -145,6 +82,90 @@ static int count_rows(void *ctx, const struct vse_event *e)
     (void)e;
     ++*(int *)ctx;
     return 0;
+}
+
+/*
+ * The store unreachable past the reconnect budget (1 s here) while eight
+ * threads send a transition each: each is refused, nothing written, and
+ * all within a couple of budgets.  A batch that found its connection down
+ * once sent its members again one by one, each waiting out a budget of
+ * its own: 1 + 6 budgets for the last.
+ */
+struct downer {
+    struct vse_store *s;
+    char id[16];
+    pthread_barrier_t *go;
+    int rc;
+    int64_t done_ms;
+    struct vse_error err;
+    pthread_t th;
+};
+
+static void *downer_main(void *arg)
+{
+    struct downer *d = arg;
+    struct vse_resource r, cur;
+    struct vse_event e;
+
+    /* A read first, so that every handle knows its connection is gone
+     * (reads reconnect within the budget, and fail). */
+    CHECK(vse__store_get(d->s, d->id, &cur, &d->err) < 0,
+          "%s: read with the store away", d->id);
+    pthread_barrier_wait(d->go);
+    rest_row(&r, &e, d->id, 3);
+    d->rc = vse__store_apply(
+        d->s, &(struct vse_change){.expect_version = 2, .row = &r, .ev = &e},
+        &cur, NULL, &d->err);
+    d->done_ms = now_ms();
+    return NULL;
+}
+
+static void unreachable(PGconn *ctl, const char *const *ids)
+{
+    struct downer d[NT];
+    pthread_barrier_t go;
+    char pgb[1024];
+    const char *at = strchr(url, '@');
+    struct vse_error e;
+    int64_t start, last = 0;
+
+    CHECK(at != NULL, "no user in %s", url);
+    snprintf(pgb, sizeof(pgb), "postgresql://pgbatch:pgbatch%s", at);
+    PQclear(sql(ctl, "CREATE ROLE pgbatch SUPERUSER LOGIN "
+                     "PASSWORD 'pgbatch'"));
+    setenv("VSE_PG_RECONNECT_MS", "1000", 1);
+    memset(d, 0, sizeof(d));
+    for (int i = 0; i < NT; i++) {
+        CHECK(vse__store_open(pgb, &d[i].s, &e) == 0, "open: %s", e.msg);
+        snprintf(d[i].id, sizeof(d[i].id), "%s", ids[i]);
+        d[i].go = &go;
+    }
+    PQclear(sql(ctl, "ALTER ROLE pgbatch NOLOGIN"));
+    PQclear(sql(ctl, "SELECT pg_terminate_backend(pid, 5000) FROM "
+                     "pg_stat_activity WHERE usename = 'pgbatch'"));
+    pthread_barrier_init(&go, NULL, NT + 1);
+    for (int i = 0; i < NT; i++)
+        CHECK(pthread_create(&d[i].th, NULL, downer_main, &d[i]) == 0, "th");
+    pthread_barrier_wait(&go);
+    start = now_ms();
+    for (int i = 0; i < NT; i++) {
+        pthread_join(d[i].th, NULL);
+        CHECK(d[i].rc == VSE_ESTORE &&
+                  strstr(d[i].err.detail, "nothing was sent") != NULL,
+              "%s: rc %d: %s (%s)", d[i].id, d[i].rc, d[i].err.msg,
+              d[i].err.detail);
+        if (d[i].done_ms > last)
+            last = d[i].done_ms;
+        vse__store_close(d[i].s);
+    }
+    pthread_barrier_destroy(&go);
+    PQclear(sql(ctl, "ALTER ROLE pgbatch LOGIN"));
+    CHECK(last - start < 4500,
+          "%d transitions refused in %" PRId64 " ms with a 1 s budget", NT,
+          last - start);
+    printf("pgbatch: store unreachable: %d transitions refused, nothing "
+           "sent, the last after %" PRId64 " ms (reconnect budget 1 s)\n",
+           NT, last - start);
 }
 
 #define WAITING(lock)                                                        \
@@ -172,7 +193,7 @@ int main(int argc, char **argv)
         struct vse_resource r, cur;
         struct vse_event ev;
 
-        fill(&r, &ev, ids[i], 1);
+        rest_row(&r, &ev, ids[i], 1);
         CHECK(vse__store_apply(s,
                                &(struct vse_change){
                                    .expect_version = 0, .row = &r, .ev = &ev},
@@ -181,16 +202,16 @@ int main(int argc, char **argv)
     }
     ctl = PQconnectdb(url);
     CHECK(PQstatus(ctl) == CONNECTION_OK, "%s", PQerrorMessage(ctl));
-    sql(ctl, "CREATE FUNCTION pgbatch_hold() RETURNS trigger "
-             "LANGUAGE plpgsql AS $$ BEGIN "
-             "IF NEW.resource IN ('slow0', 'slow1') THEN "
-             "PERFORM pg_advisory_xact_lock_shared(1); "
-             "ELSIF NEW.resource = 'slow2' THEN "
-             "PERFORM pg_advisory_xact_lock_shared(2); END IF; "
-             "RETURN NEW; END $$;"
-             "CREATE TRIGGER pgbatch_hold AFTER INSERT ON history "
-             "FOR EACH ROW EXECUTE FUNCTION pgbatch_hold()");
-    sql(ctl, "SELECT pg_advisory_lock(1), pg_advisory_lock(2)");
+    PQclear(sql(ctl, "CREATE FUNCTION pgbatch_hold() RETURNS trigger "
+                     "LANGUAGE plpgsql AS $$ BEGIN "
+                     "IF NEW.resource IN ('slow0', 'slow1') THEN "
+                     "PERFORM pg_advisory_xact_lock_shared(1); "
+                     "ELSIF NEW.resource = 'slow2' THEN "
+                     "PERFORM pg_advisory_xact_lock_shared(2); END IF; "
+                     "RETURN NEW; END $$;"
+                     "CREATE TRIGGER pgbatch_hold AFTER INSERT ON history "
+                     "FOR EACH ROW EXECUTE FUNCTION pgbatch_hold()"));
+    PQclear(sql(ctl, "SELECT pg_advisory_lock(1), pg_advisory_lock(2)"));
     vse__group_stats(&b0, &t0, &r0);
 
     /* Two lone transitions fill the two slots, held on lock 1. */
@@ -213,7 +234,7 @@ int main(int argc, char **argv)
         }
     }
     /* The six go as one batch; "slow2" holds it open on lock 2. */
-    sql(ctl, "SELECT pg_advisory_unlock(1)");
+    PQclear(sql(ctl, "SELECT pg_advisory_unlock(1)"));
     wait_count(ctl, WAITING("2"), 1);
     CHECK(sql_i64(ctl, "SELECT count(*) FROM pg_terminate_backend(("
                        "SELECT pid FROM pg_locks WHERE locktype = "
@@ -222,7 +243,7 @@ int main(int argc, char **argv)
           "could not end the batch's session");
     /* Sent again alone, "slow2" waits on lock 2 once more. */
     wait_count(ctl, WAITING("2"), 1);
-    sql(ctl, "SELECT pg_advisory_unlock(2)");
+    PQclear(sql(ctl, "SELECT pg_advisory_unlock(2)"));
     for (int i = 0; i < NT; i++)
         pthread_join(m[i].th, NULL);
     vse__group_stats(&b1, &t1, &r1);
@@ -242,6 +263,13 @@ int main(int argc, char **argv)
     CHECK(b1 == b0, "a batch committed: %" PRIu64, b1 - b0);
     CHECK(r1 - r0 == NT - 2, "%" PRIu64 " sent again alone, not %d", r1 - r0,
           NT - 2);
+    unreachable(ctl, ids);
+    for (int i = 0; i < NT; i++) {
+        struct vse_resource r;
+
+        CHECK(vse__store_get(s, ids[i], &r, &e) == 0 && r.version == 2,
+              "%s: a refused transition was written", ids[i]);
+    }
     printf("pgbatch: a batch of %d lost with its connection mid-"
            "transaction: each settled, sent again alone and answered "
            "once\n",

@@ -29,59 +29,15 @@
 
 #include "vse.h"
 
+#define PGTEST_PROG "pglate"
+#include "pgtest.h"
+
 #define HOLD_LOCK "4242"
 
 static const char *url;
 static char url_buf[1024];
 static const char *url_raw; /* for libpq itself */
 static struct vse_opts opts = {.owner = "pglate", .ttl_ms = 600000};
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "pglate: line %d: ", __LINE__);                  \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            exit(1);                                                         \
-        }                                                                    \
-    } while (0)
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static PGresult *sql(PGconn *c, const char *q)
-{
-    PGresult *r = PQexec(c, q);
-
-    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK ||
-              PQresultStatus(r) == PGRES_TUPLES_OK,
-          "%s: %s", q, PQerrorMessage(c));
-    return r;
-}
-
-static int64_t sql_i64(PGconn *c, const char *q)
-{
-    PGresult *r = sql(c, q);
-    int64_t v;
-
-    CHECK(PQntuples(r) == 1 && !PQgetisnull(r, 0, 0), "%s: no value", q);
-    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
 
 /* ------------------------------------------------------------------ */
 /* The late transition, in its own thread and its own store handle.    */

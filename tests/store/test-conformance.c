@@ -26,6 +26,8 @@
 #include "vse-int.h"
 #include "vse.h"
 
+#include "../rest-row.h"
+
 struct fx {
     char dir[64];
     char schema[64]; /* postgresql: this test's own schema */
@@ -1905,25 +1907,6 @@ static int group_stats(uint64_t *batches, uint64_t *transitions,
     return which == NULL || strcmp(which, "zookeeper") != 0;
 }
 
-static void gc_fill(struct vse_resource *r, struct vse_event *e,
-                    const char *id, int64_t version)
-{
-    memset(r, 0, sizeof(*r));
-    memset(e, 0, sizeof(*e));
-    strcpy(r->id, id);
-    strcpy(r->machine, "volume");
-    strcpy(r->state, "available");
-    r->since = r->updated = r->created = 10 * version;
-    r->version = version;
-    strcpy(e->resource, id);
-    strcpy(e->machine, "volume");
-    e->version = version;
-    e->kind = version == 1 ? VSE_KIND_CREATE : VSE_KIND_STEP;
-    strcpy(e->from, "x");
-    strcpy(e->to, "available");
-    e->at = 10 * version;
-}
-
 #define GC_THREADS 8
 #define GC_RES 3
 #define GC_ITERS 120
@@ -1962,7 +1945,7 @@ static void *gc_worker_main(void *arg)
             w->bad++;
             continue;
         }
-        gc_fill(&r, &e, id, cur.version + 1);
+        rest_row(&r, &e, id, cur.version + 1);
         rc = vse__store_apply(
             s,
             &(struct vse_change){
@@ -2000,7 +1983,7 @@ static void gc_make_rows(const char *url)
         char id[8];
 
         snprintf(id, sizeof(id), "g%d", k);
-        gc_fill(&r, &e, id, 1);
+        rest_row(&r, &e, id, 1);
         assert_int_equal(
             vse__store_apply(s,
                              &(struct vse_change){
@@ -2152,7 +2135,7 @@ static void *gc_culprit_main(void *arg)
         struct vse_event e;
         int rc;
 
-        gc_fill(&r, &e, "bad", 2);
+        rest_row(&r, &e, "bad", 2);
         rc = vse__store_apply(
             s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
             &cur, NULL, &err);
@@ -2190,13 +2173,13 @@ static void test_group_commit_culprit(void **state)
     assert_non_null(w);
     gc_make_rows(url);
     assert_int_equal(vse__store_open(url, &s, &err), 0);
-    gc_fill(&r, &e, "bad", 1);
+    rest_row(&r, &e, "bad", 1);
     assert_int_equal(
         vse__store_apply(
             s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
             &cur, NULL, &err),
         0);
-    gc_fill(&r, &e, "bad", 2);
+    rest_row(&r, &e, "bad", 2);
     assert_int_equal(
         vse__store_apply(
             s, &(struct vse_change){.expect_version = 1, .row = &r, .ev = &e},
