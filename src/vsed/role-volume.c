@@ -42,6 +42,9 @@ struct task {
     const char *name;
     int (*execute)(struct job *j);
     void (*revert)(struct job *j); /* NULL: nothing to undo */
+    /* Only reads (the capacity check): it may run before the claim, so
+     * that the claim is the fence right before the driver writes. */
+    int before_claim;
 };
 
 /* ---- tasks -------------------------------------------------------------- */
@@ -138,6 +141,16 @@ static void unreserve(struct job *j)
     pthread_mutex_lock(&reserve_mu);
     reserved -= j->reserved_gb;
     written += j->reserved_gb;
+    j->reserved_gb = 0;
+    pthread_mutex_unlock(&reserve_mu);
+}
+
+/* The job was not ours after all (its claim was refused): nothing was
+ * written for it. */
+static void unreserve_unused(struct job *j)
+{
+    pthread_mutex_lock(&reserve_mu);
+    reserved -= j->reserved_gb;
     j->reserved_gb = 0;
     pthread_mutex_unlock(&reserve_mu);
 }
@@ -260,20 +273,20 @@ static int do_delete_snapshot(struct job *j)
 }
 
 static const struct task create_volume[] = {
-    {"create_volume.check_capacity", check_create, NULL},
-    {"create_volume.driver_create", do_create, undo_create}};
+    {"create_volume.check_capacity", check_create, NULL, 1},
+    {"create_volume.driver_create", do_create, undo_create, 0}};
 static const struct task create_volume_copy[] = {
-    {"create_volume.check_capacity", check_create, NULL},
-    {"create_volume.driver_copy", do_copy, undo_create}};
+    {"create_volume.check_capacity", check_create, NULL, 1},
+    {"create_volume.driver_copy", do_copy, undo_create, 0}};
 static const struct task extend_volume[] = {
-    {"extend_volume.check_capacity", check_extend, NULL},
-    {"extend_volume.driver_extend", do_extend, NULL}};
+    {"extend_volume.check_capacity", check_extend, NULL, 1},
+    {"extend_volume.driver_extend", do_extend, NULL, 0}};
 static const struct task delete_volume[] = {
-    {"delete_volume.driver_delete", do_delete, NULL}};
+    {"delete_volume.driver_delete", do_delete, NULL, 0}};
 static const struct task create_snapshot[] = {
-    {"create_snapshot.driver_copy", do_snapshot, undo_snapshot}};
+    {"create_snapshot.driver_copy", do_snapshot, undo_snapshot, 0}};
 static const struct task delete_snapshot[] = {
-    {"delete_snapshot.driver_delete", do_delete_snapshot, NULL}};
+    {"delete_snapshot.driver_delete", do_delete_snapshot, NULL, 0}};
 
 /* ---- running a flow ----------------------------------------------------- */
 
@@ -426,7 +439,9 @@ static void fenced(struct job *j, const struct task *t, int n,
              j->row.id, cur.state);
 }
 
-static void run_flow(struct job *j, const struct task *t, int n)
+/* Tasks before `first` ran before the claim, and task `first`'s start is
+ * the claim's own history row. */
+static void run_flow(struct job *j, const struct task *t, int n, int first)
 {
     char reason[VSE_REASON_MAX + 1], reverted[400] = "";
     struct vse_error err;
@@ -434,8 +449,8 @@ static void run_flow(struct job *j, const struct task *t, int n)
     int i, rc;
     size_t len = 0;
 
-    for (i = 0; i < n; i++) {
-        if (i > 0) {
+    for (i = first; i < n; i++) {
+        if (i > first) {
             snprintf(reason, sizeof(reason), "task %s: start", t[i].name);
             if (note(j, reason, "{\"task\":null}") < 0) {
                 /* Fenced between tasks: undo what ran, unless another
@@ -576,7 +591,8 @@ static void work(struct mgr *m, const struct vse_resource *r)
     struct vse_error err;
     struct vse_opts o;
     char reason[VSE_REASON_MAX + 1];
-    int n = 0, vol = strcmp(r->machine, VSED_MACHINE_VOLUME) == 0;
+    int n = 0, first = 0, fd = -1;
+    int vol = strcmp(r->machine, VSED_MACHINE_VOLUME) == 0;
 
     memset(&j, 0, sizeof(j));
     if (vol && strcmp(r->state, VOLUME_CREATING_VOL) == 0) {
@@ -608,31 +624,50 @@ static void work(struct mgr *m, const struct vse_resource *r)
     } else {
         return; /* not a driver step: the API drives attach and detach */
     }
+    j.db = m->db;
+    j.drv = &m->drv;
+    j.row = *r;
+    j.attrs = vsed_attrs(r);
+    if (vsed_cfg->local_locks) {
+        /* "create_volume.check_capacity" -> "create_volume" */
+        char fn[64];
+
+        snprintf(fn, sizeof(fn), "%.*s", (int)strcspn(t[0].name, "."),
+                 t[0].name);
+        fd = local_lock(r->id, fn);
+    }
+    /*
+     * A check that only reads runs before the claim, so that the claim
+     * is the fence right before the driver writes and one history row
+     * does for both (a create costs one durable commit fewer).  A check
+     * that fails is claimed and run again as the flow's first task: the
+     * reschedule or the failure is then recorded by the op's owner, as
+     * before.
+     */
+    if (n > 1 && t[0].before_claim && t[0].execute(&j) == 0)
+        first = 1;
     memset(&o, 0, sizeof(o));
     o.owner = m->owner;
     o.ttl_ms = vsed_cfg->lease_ms;
     o.seen = r;
-    snprintf(reason, sizeof(reason), "task %s: start", t[0].name);
+    if (first > 0)
+        snprintf(reason, sizeof(reason), "task %s: done; task %s: start",
+                 t[0].name, t[1].name);
+    else
+        snprintf(reason, sizeof(reason), "task %s: start", t[0].name);
     o.reason = reason;
     vse_error_clear(&err);
-    if (vse_claim(m->db, r->id, r->op_id, &o, &j.row, &err) < 0)
-        return; /* another manager of this host took it */
-    j.db = m->db;
-    j.drv = &m->drv;
-    j.attrs = vsed_attrs(&j.row);
-    if (vsed_cfg->local_locks) {
-        /* "create_volume.check_capacity" -> "create_volume" */
-        char fn[64];
-        int fd;
-
-        snprintf(fn, sizeof(fn), "%.*s", (int)strcspn(t[0].name, "."),
-                 t[0].name);
-        fd = local_lock(j.row.id, fn);
-        run_flow(&j, t, n);
+    if (vse_claim(m->db, r->id, r->op_id, &o, &j.row, &err) < 0) {
+        /* another manager of this host took it */
+        unreserve_unused(&j);
         local_unlock(fd);
-    } else {
-        run_flow(&j, t, n);
+        json_decref(j.attrs);
+        return;
     }
+    json_decref(j.attrs);
+    j.attrs = vsed_attrs(&j.row);
+    run_flow(&j, t, n, first);
+    local_unlock(fd);
     unreserve(&j);
     json_decref(j.attrs);
     free(j.done_attrs);

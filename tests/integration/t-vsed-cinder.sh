@@ -94,7 +94,7 @@ path = [(r["kind"], r["to"], r.get("reason") or "") for r in rows
         if r["resource"] == sys.argv[2]]
 want = [("create", "creating_db"), ("step", "scheduling"),
         ("claim", "creating_vol"), ("claim", "creating_vol"),
-        ("renew", "creating_vol"), ("finish", "available")]
+        ("finish", "available")]
 sys.exit(0 if [p[:2] for p in path] == want and
          "task schedule: done: host" in path[2][2] else 1)' "$T/watch" "$V"; }
 for i in $(seq 1 250); do watched && break; sleep 0.02; done
