@@ -39,10 +39,19 @@ ZK_JAR=${ZK_JAR:-/usr/share/java/zookeeper.jar}
 LSAN_OPTIONS="suppressions=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lsan-zookeeper.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
 
+# Ports below the kernel's ephemeral range: a leader binds its quorum
+# port only when it is elected, and an outgoing connection (a client's
+# session, another member's election channel) may have been given that
+# very port as its own end meanwhile.  Seen in CI: the new leader failed
+# to bind, went back to LOOKING and was elected again, in a loop, for as
+# long as the connection lived (over 60 s once), so the ensemble had no
+# leader.
 zk__free_port() {
-    local p i
+    local p i low
+    low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    [ "${low:-0}" -gt 12000 ] 2>/dev/null || low=32768
     for i in $(seq 1 50); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (low - 10000)))
         # Nothing answers on it and no other member of ours uses it: free
         # enough (a member that cannot bind exits, and the start retries).
         case " ${zk__taken:-} " in *" $p "*) continue ;; esac
@@ -304,6 +313,9 @@ zk_stop_all() {
 
 zk_cleanup() {
     zk__stop_members
+    # ZK_KEEP=DIR: keep the members' data and logs there (debugging).
+    [ -n "${ZK_DIR:-}" ] && [ -n "${ZK_KEEP:-}" ] &&
+        mkdir -p "$ZK_KEEP" && cp -a "$ZK_DIR" "$ZK_KEEP/"
     [ -n "${ZK_DIR:-}" ] && rm -rf "$ZK_DIR"
     ZK_DIR=
 }
