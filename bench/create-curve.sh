@@ -32,7 +32,8 @@ number of clients, each count on a fresh store.
                       or postgresql (a throwaway server; an API vsed and
                       --hosts volume hosts)
   --hosts N           volume hosts with --store postgresql (default 3)
-  --volume-workers N  passed to every volume role (default 1)
+  --volume-workers N  passed to every volume role (default 4, as make run's
+                      etc/vsed-dev.yaml)
   --poll-ms MS        vse-load's interval between two polls of a create
                       (default 2): every poll is a GET the server answers,
                       so at 64 clients a 2 ms poll is most of the load
@@ -41,7 +42,7 @@ number of clients, each count on a fresh store.
                       store's own default)
 EOF
 }
-B=build OUT= S=8 COUNTS="1 4 16 64" KIND=sqlite HOSTS=3 WORKERS=1 POLL=2
+B=build OUT= S=8 COUNTS="1 4 16 64" KIND=sqlite HOSTS=3 WORKERS=4 POLL=2
 GC=on
 while [ $# -gt 0 ]; do
     case $1 in

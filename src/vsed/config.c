@@ -1,6 +1,6 @@
 /*
  * config.c - vsed's YAML configuration (listen, store, auth,
- * reaper_interval, limits, tokens) read with libfyaml over the built-in
+ * reaper_interval, volume_workers, limits, tokens) read with libfyaml over the built-in
  * defaults; command-line flags are applied over it by main.c.
  */
 #include <errno.h>
@@ -275,6 +275,10 @@ static int top(struct cfgerr *e, struct vsed_config *c, struct fy_node *root)
             if (number(e, n, key, 0, 86400, &v) != 0)
                 return -1;
             c->reaper_interval = (int)v;
+        } else if (strcmp(key, "volume_workers") == 0) {
+            if (number(e, n, key, 1, 64, &v) != 0)
+                return -1;
+            c->volume_workers = (int)v;
         } else if (strcmp(key, "limits") == 0) {
             if (limits(e, c, n) != 0)
                 return -1;
@@ -284,8 +288,8 @@ static int top(struct cfgerr *e, struct vsed_config *c, struct fy_node *root)
         } else {
             return fail(e, fy_node_pair_key(p),
                         "unknown setting '%s' "
-                        "(listen, store, auth, reaper_interval, limits, "
-                        "tokens)",
+                        "(listen, store, auth, reaper_interval, "
+                        "volume_workers, limits, tokens)",
                         key);
         }
     }

@@ -92,4 +92,24 @@ printf 'tokens:\n  - {name: x, hash: "sha256:12", role: reader}\n' >"$T/bad.yaml
 "$VSED" --config "$T/bad.yaml" 2>"$T/err" </dev/null
 [ $? = 2 ] && grep -q 'bad.yaml:2:.*hash must be sha256' "$T/err" &&
     ok "bad token hash in the config: FILE:LINE" || not_ok "bad token hash" "$(cat "$T/err")"
+
+# volume_workers: 1 to 64; anything else is the config's line, exit 2.
+for v in 0 65 four; do
+    printf 'auth: noauth\nvolume_workers: %s\n' "$v" >"$T/bad.yaml"
+    "$VSED" --config "$T/bad.yaml" 2>"$T/err" </dev/null
+    [ $? = 2 ] && grep -q 'bad.yaml:2:.*volume_workers' "$T/err" &&
+        ok "volume_workers: $v refused: FILE:LINE, exit 2" ||
+        not_ok "volume_workers: $v refused" "$(cat "$T/err")"
+done
+printf 'auth: noauth\nvolume_workers: 3\nreaper_interval: 0\n' >"$T/w.yaml"
+start_vsed "$T/w.log" --store "sqlite:$T/w.db" --config "$T/w.yaml" \
+    --role volume --host hw --pool "$T/pool-w" --listen 127.0.0.1:0 ||
+    { cat "$T/w.log"; exit 1; }
+for i in $(seq 1 250); do
+    grep -q 'with 3 workers' "$T/w.log" && break
+    sleep 0.02
+done
+grep -q 'with 3 workers' "$T/w.log" && ok "volume_workers: 3 from the config" ||
+    not_ok "volume_workers: 3 from the config" "$(cat "$T/w.log")"
+stop_vsed
 finish
