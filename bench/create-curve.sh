@@ -32,8 +32,9 @@ number of clients, each count on a fresh store.
                       or postgresql (a throwaway server; an API vsed and
                       --hosts volume hosts)
   --hosts N           volume hosts with --store postgresql (default 3)
-  --volume-workers N  passed to every volume role (default 4, as make run's
-                      etc/vsed-dev.yaml)
+  --volume-workers N  passed to every volume role (default: 4 on sqlite, as
+                      make run's etc/vsed-dev.yaml; 1 per host on postgresql,
+                      where 4 did no better: docs/benchmarks.md)
   --poll-ms MS        vse-load's interval between two polls of a create
                       (default 2): every poll is a GET the server answers,
                       so at 64 clients a 2 ms poll is most of the load
@@ -42,7 +43,7 @@ number of clients, each count on a fresh store.
                       store's own default)
 EOF
 }
-B=build OUT= S=8 COUNTS="1 4 16 64" KIND=sqlite HOSTS=3 WORKERS=4 POLL=2
+B=build OUT= S=8 COUNTS="1 4 16 64" KIND=sqlite HOSTS=3 WORKERS= POLL=2
 GC=on
 while [ $# -gt 0 ]; do
     case $1 in
@@ -60,6 +61,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$OUT" ] || { usage >&2; exit 2; }
+[ -n "$WORKERS" ] || { [ "$KIND" = postgresql ] && WORKERS=1 || WORKERS=4; }
 for n in "$S" "$HOSTS" "$WORKERS" $COUNTS; do
     case $n in ''|*[!0-9]*|0) echo "create-curve.sh: '$n' is not a" \
         "positive number" >&2; exit 2 ;; esac
