@@ -747,6 +747,20 @@ static int run_create(vse_db *db, struct call *c, const vse_machine *m,
                     m->name, c->id, CAS_ATTEMPTS);
 }
 
+/*
+ * A renew that only extends the lease (no reason, no attrs, no request
+ * id) writes no history row (issue 15): the row shows the lease, and the
+ * history records owner changes and expiries, not heartbeats.  Its
+ * version still moves, so a reaper or a claim that read the old lease
+ * loses its compare-and-swap; the gap it leaves in the history's
+ * versions lies inside one owned op (vse_check allows exactly that).
+ */
+static int silent(const struct call *c)
+{
+    return c->kind == VSE_KIND_RENEW && !has(c->o->reason) &&
+           c->o->attrs == NULL && !has(c->o->request_id);
+}
+
 static int run(vse_db *db, struct call *c, struct vse_resource *out,
                struct vse_error *err)
 {
@@ -852,7 +866,7 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         }
         ch = (struct vse_change){.expect_version = cur.version,
                                  .row = &next,
-                                 .ev = &ev};
+                                 .ev = silent(c) ? NULL : &ev};
         vse__hold_plan_put(&plan, &ch);
         rc = vse__store_apply(db->store, &ch, &cur, &ev.seq, err);
         if (rc == 0) {

@@ -64,6 +64,7 @@ enum stmt_id {
     ST_PIN_PUT,
     ST_APPLY_HELD,
     ST_HOLDS,
+    ST_RENEW_ROW,
     ST_COUNT
 };
 
@@ -120,6 +121,15 @@ static const struct stmt stmts[ST_COUNT] = {
                   "WHERE ($1::TEXT IS NULL OR held = $1) AND "
                   "($2::TEXT IS NULL OR holder = $2) ORDER BY held, holder",
                   "tt"},
+    /* A renew without a history row: the row alone (vse_apply() would
+     * insert one).  A renew changes nothing else; every column a
+     * transition of the row may change is written all the same. */
+    [ST_RENEW_ROW] = {"vse_renew_row",
+                      "UPDATE resources SET state = $3, op = $4, op_id = $5, "
+                      "owner = $6, lease_expires = $7, lease_ttl = $8, "
+                      "since = $9, updated = $10, version = $11 "
+                      "WHERE id = $1 AND version = $2 RETURNING version",
+                      "tittttiiiii"},
 };
 
 struct pg_conn {
@@ -1125,6 +1135,17 @@ static int history_says(struct pg_conn *c, const struct vse_change *ch,
 static int unknown_outcome(struct pg_conn *c, const struct vse_change *ch,
                            const char *lost, struct vse_error *err)
 {
+    if (ch->ev == NULL) {
+        vse__err(err, VSE_EUNKNOWN,
+                 "outcome of the renew unknown: re-read resource '%s'",
+                 ch->row->id);
+        vse__err_detail(err,
+                        "lost the connection to '%s' during the renew to "
+                        "version %" PRId64 " (postgresql: %s)",
+                        c->where, ch->row->version, lost);
+        vse__err_hint(err, "renew again: a renew only extends the lease");
+        return VSE_EUNKNOWN;
+    }
     vse__err(err, VSE_EUNKNOWN,
              "outcome unknown until the store is back: "
              "re-read resource '%s'",
@@ -1158,6 +1179,124 @@ static int settle(struct pg_conn *c, const struct vse_change *ch,
     return unknown_outcome(c, ch, lost, err);
 }
 
+/*
+ * Connected, with statement sid prepared: 0; 1 when the connection
+ * dropped before anything was sent (try again); < 0 an error, with
+ * nothing sent (`what`: "transition", "renew").
+ */
+static int ready(struct pg_conn *c, enum stmt_id sid, const char *what,
+                 struct vse_error *err)
+{
+    int rc = ensure(c, err);
+
+    if (rc < 0) {
+        vse__err_detail(err, "nothing was sent: the %s was not applied",
+                        what);
+        return rc;
+    }
+    rc = prepare(c, sid, err);
+    if (rc < 0 && conn_ok(c))
+        return rc;
+    return rc < 0 ? 1 : 0;
+}
+
+/*
+ * A renew without a history row whose answer was lost: the row says.
+ * 0 landed, 1 not (the row is still at the version it was sent against,
+ * or gone), VSE_ESTORE unreachable or no longer decidable (the row moved
+ * on past it).
+ */
+static int row_says(struct pg_conn *c, const struct vse_change *ch)
+{
+    struct vse_resource now;
+    int rc = pg_get(&c->base, ch->row->id, &now, NULL);
+
+    if (rc == VSE_ENOTFOUND)
+        return 1;
+    if (rc < 0)
+        return VSE_ESTORE;
+    if (now.version == ch->expect_version)
+        return 1;
+    if (now.version == ch->row->version &&
+        now.lease_expires == ch->row->lease_expires &&
+        strcmp(now.op_id, ch->row->op_id) == 0)
+        return 0;
+    return VSE_ESTORE;
+}
+
+/* A renew without a history row (ch->ev NULL), never batched. */
+static int apply_row_only(struct pg_conn *c, const struct vse_change *ch,
+                          struct vse_resource *cur, struct vse_error *err)
+{
+    const struct vse_resource *w = ch->row;
+    struct params p = {0};
+    char lost[256] = "";
+    int rc = 0;
+
+    p_text(&p, w->id);
+    p_i64(&p, ch->expect_version);
+    p_text(&p, w->state);
+    p_text(&p, w->op);
+    p_text(&p, w->op_id);
+    p_text(&p, w->owner);
+    p_opt_i64(&p, w->lease_expires);
+    p_i64(&p, w->lease_ttl);
+    p_i64(&p, w->since);
+    p_i64(&p, w->updated);
+    p_i64(&p, w->version);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *r;
+
+        rc = ready(c, ST_RENEW_ROW, "renew", err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            continue;
+        r = PQexecPrepared(c->conn, stmts[ST_RENEW_ROW].name, p.n, p.v, NULL,
+                           NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            int n = PQntuples(r);
+            struct vse_resource tmp;
+
+            PQclear(r);
+            if (n == 1)
+                return 0;
+            if (cur == NULL)
+                cur = &tmp;
+            rc = pg_get(&c->base, w->id, cur, err);
+            if (rc == VSE_ENOTFOUND) {
+                memset(cur, 0, sizeof(*cur));
+                vse__strlcpy(cur->id, w->id, sizeof(cur->id));
+            } else if (rc < 0) {
+                return rc;
+            }
+            return vse__err(err, VSE_ECONFLICT,
+                            "resource '%s' is at version %" PRId64
+                            ", not %" PRId64,
+                            w->id, cur->version, ch->expect_version);
+        }
+        if (conn_ok(c)) {
+            rc = pg_fail(c, r, err, "renew '%s'", w->id);
+            PQclear(r);
+            return rc;
+        }
+        first_line(PQerrorMessage(c->conn), lost, sizeof(lost));
+        PQclear(r);
+        rc = settle_session(c) < 0 ? VSE_ESTORE : row_says(c, ch);
+        if (rc == VSE_ESTORE)
+            return unknown_outcome(c, ch, lost, err);
+        if (rc == 0)
+            return 0;
+    }
+    vse__err(err, VSE_ESTORE, "connection lost; the renew was not applied");
+    vse__err_detail(err,
+                    "lost the connection to '%s' twice while renewing "
+                    "'%s' (postgresql: %s)",
+                    c->where, w->id, lost);
+    vse__err_hint(err, "retry: nothing was written");
+    return VSE_ESTORE;
+}
+
 /* One transition in a transaction of its own. */
 static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
                        struct vse_resource *cur, int64_t *seq,
@@ -1176,19 +1315,11 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
     for (int attempt = 0; attempt < 2; attempt++) {
         PGresult *r;
 
-        rc = ensure(c, err);
-        if (rc < 0) {
-            vse__err_detail(err, "nothing was sent: the transition was not "
-                                 "applied");
+        rc = ready(c, sid, "transition", err);
+        if (rc < 0)
             return rc;
-        }
-        rc = prepare(c, sid, err);
-        if (rc < 0 && conn_ok(c))
-            return rc;
-        if (rc < 0) {
-            rc = 1; /* dropped before anything was sent */
+        if (rc == 1)
             continue;
-        }
         r = PQexecPrepared(c->conn, stmts[sid].name, p.n, p.v, NULL, NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK) {
             rc = apply_result(r, ch, cur, &landed, err);
@@ -1467,6 +1598,11 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
 {
     struct pg_conn *c = (struct pg_conn *)s;
 
+    if (ch->ev == NULL) {
+        if (seq != NULL)
+            *seq = 0;
+        return apply_row_only(c, ch, cur, err);
+    }
     if (c->group != NULL)
         return vse__gc_apply(c->group, &gc_ops, c, ch, cur, seq, err);
     return apply_alone(c, ch, cur, seq, err);

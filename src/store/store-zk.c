@@ -1525,7 +1525,11 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
     struct Stat st;
     int len = 0, rc, zrc = ZOK, tries = 0;
 
-    hist_path(c, e->resource, e->version, path, sizeof(path));
+    /* A renew without a history row: the row itself says. */
+    if (e == NULL)
+        res_path(c, ch->row->id, path, sizeof(path));
+    else
+        hist_path(c, e->resource, e->version, path, sizeof(path));
     for (;;) {
         uint64_t g = gen_now(c);
 
@@ -1544,7 +1548,22 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
         nap(c, g, pause);
         pause = pause * 2 > 1000 ? 1000 : pause * 2;
     }
-    if (rc == 0 && zrc == ZOK) {
+    if (rc == 0 && zrc == ZOK && e == NULL) {
+        struct vse_resource now;
+
+        /* Still at the version it was sent against: not written; at ours
+         * with our lease: written; moved on past it: undecidable. */
+        rc = parse_row(buf, len, &now) == 0 ? 2 : 1;
+        free(buf);
+        if (rc == 2 && (int64_t)st.version == ch->expect_version)
+            return 1;
+        if (rc == 2 && (int64_t)st.version == ch->row->version &&
+            now.lease_expires == ch->row->lease_expires &&
+            strcmp(now.op_id, ch->row->op_id) == 0)
+            return 0;
+        rc = 0;
+        zrc = ZBADVERSION; /* it moved on, or it cannot be read */
+    } else if (rc == 0 && zrc == ZOK) {
         rc = 1;
         if (parse_event(buf, len, st.czxid, &got) == 0 &&
             got.kind == e->kind && got.at == e->at &&
@@ -1558,10 +1577,15 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
     }
     if (rc == 0 && zrc == ZNONODE)
         return 1;
-    vse__err(err, VSE_EUNKNOWN,
-             "outcome unknown until the store is back: "
-             "re-read resource '%s'",
-             ch->row->id);
+    if (e == NULL)
+        vse__err(err, VSE_EUNKNOWN,
+                 "outcome of the renew unknown: re-read resource '%s'",
+                 ch->row->id);
+    else
+        vse__err(err, VSE_EUNKNOWN,
+                 "outcome unknown until the store is back: "
+                 "re-read resource '%s'",
+                 ch->row->id);
     vse__err_detail(err,
                     "lost the connection to '%s' during the "
                     "transition to version %" PRId64 " (zookeeper: %s); "
@@ -1569,11 +1593,14 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
                     c->where, ch->row->version, zerror(zlost),
                     interrupted(c) ? "interrupted" : "gave up", tries,
                     rc == 0 ? zerror(zrc) : "no session");
-    vse__err_hint(err,
-                  "the transition happened if the history of '%s' "
-                  "has version %" PRId64 " with op_id %s",
-                  ch->row->id, ch->row->version,
-                  e->op_id[0] ? e->op_id : "-");
+    if (e == NULL)
+        vse__err_hint(err, "renew again: a renew only extends the lease");
+    else
+        vse__err_hint(err,
+                      "the transition happened if the history of '%s' "
+                      "has version %" PRId64 " with op_id %s",
+                      ch->row->id, ch->row->version,
+                      e->op_id[0] ? e->op_id : "-");
     return VSE_EUNKNOWN;
 }
 
@@ -1593,15 +1620,18 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
     zoo_op_t ops[16];
     zoo_op_result_t res[16];
     struct Stat st;
-    int n = 0, i_check, i_create = -1, i_set, i_hist, i_log, i_holds, zrc;
+    int n = 0, i_check = -1, i_create = -1, i_set, i_hist = -1, i_holds;
+    int zrc;
 
     memset(&st, 0, sizeof(st));
     res_path(c, ch->row->id, rp, sizeof(rp));
     hist_path(c, ch->row->id, ch->row->version, hp, sizeof(hp));
     bucket_path(c, c->bucket, bp, sizeof(bp));
     snprintf(lp, sizeof(lp), "%s/e-", bp);
-    i_check = n;
-    zoo_check_op_init(&ops[n++], bp, 0);
+    if (ev != NULL) {
+        i_check = n;
+        zoo_check_op_init(&ops[n++], bp, 0);
+    }
     if (ch->expect_version == 0) {
         i_create = n;
         zoo_create_op_init(&ops[n++], rp, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0,
@@ -1610,13 +1640,15 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
     i_set = n;
     zoo_set_op_init(&ops[n++], rp, row, (int)strlen(row),
                     (int)ch->expect_version, &st);
-    i_hist = n;
-    zoo_create_op_init(&ops[n++], hp, ev, (int)strlen(ev),
-                       &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
-    i_log = n;
-    zoo_create_op_init(&ops[n++], lp, ev, (int)strlen(ev),
-                       &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT_SEQUENTIAL, made,
-                       sizeof(made));
+    made[0] = '\0';
+    if (ev != NULL) {
+        i_hist = n;
+        zoo_create_op_init(&ops[n++], hp, ev, (int)strlen(ev),
+                           &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        zoo_create_op_init(&ops[n++], lp, ev, (int)strlen(ev),
+                           &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT_SEQUENTIAL,
+                           made, sizeof(made));
+    }
     i_holds = n;
     hold_ops_add(ch, h, ops, &n);
     memset(res, 0, sizeof(res));
@@ -1625,7 +1657,7 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
         const char *dash = strrchr(made, '-');
 
         if (seq != NULL)
-            *seq = st.mzxid;
+            *seq = ev != NULL ? st.mzxid : 0;
         if (dash != NULL && strtoll(dash + 1, NULL, 10) >= c->bucket_max)
             seal_bucket(c, c->bucket);
         return 0;
@@ -1634,7 +1666,7 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
         *zlost = zrc;
         return 1;
     }
-    if (res[i_check].err != ZOK) {
+    if (i_check >= 0 && res[i_check].err != ZOK) {
         c->bucket = -1; /* sealed or gone: find the open one and retry */
         return 2;
     }
@@ -1646,7 +1678,7 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
     for (int i = i_holds; i < n; i++)
         if (res[i].err != ZOK && res[i].err != ZRUNTIMEINCONSISTENCY)
             return held_conflict(c, ch, cur, err);
-    if (res[i_hist].err == ZNODEEXISTS) {
+    if (i_hist >= 0 && res[i_hist].err == ZNODEEXISTS) {
         vse__err(err, VSE_ESTORE,
                  "cannot apply a transition to '%s' in "
                  "store '%s'",
@@ -1659,7 +1691,6 @@ static int apply_once(struct zk_conn *c, const struct vse_change *ch,
                            "'vsectl check'");
         return VSE_ESTORE;
     }
-    (void)i_log;
     return zk_fail(c, zrc, err, "apply a transition to '%s'", ch->row->id);
 }
 
@@ -1668,11 +1699,12 @@ static int zk_apply(struct vse_store *s, const struct vse_change *ch,
                     struct vse_error *err)
 {
     struct zk_conn *c = (struct zk_conn *)s;
-    char *row = row_json(ch->row), *ev = event_json(ch->ev);
+    char *row = row_json(ch->row);
+    char *ev = ch->ev != NULL ? event_json(ch->ev) : NULL;
     int rc = 0, settled = 0, moves = 0;
     struct hold_ops *h = vse__calloc(1, sizeof(*h));
 
-    if (row == NULL || ev == NULL || h == NULL) {
+    if (row == NULL || (ch->ev != NULL && ev == NULL) || h == NULL) {
         free(h);
         free(row);
         free(ev);

@@ -46,7 +46,9 @@ struct vse_pin {
 /*
  * One atomic change.  expect_version 0 means "the resource must not
  * exist" (create).  row->version must be expect_version + 1, and
- * ev->version the same; ev->seq is assigned by the store.
+ * ev->version the same; ev->seq is assigned by the store.  ev NULL: a
+ * renew that writes no history row (the row only; *seq is 0), for now
+ * never with holds.
  */
 struct vse_change {
     int64_t expect_version;

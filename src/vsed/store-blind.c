@@ -233,7 +233,25 @@ static int overwrite(const struct vse_resource *base,
 static int blind(const struct vse_change *c, const struct vse_resource *cur)
 {
     return c->expect_version > 0 && cur->version > 0 &&
-           c->ev->kind != VSE_KIND_EXPIRE;
+           (c->ev == NULL || c->ev->kind != VSE_KIND_EXPIRE);
+}
+
+/* The core writes no history row for a renew that only extends the
+ * lease; the comparison's history must show every blind write, so this
+ * store records one (what the core's would have said). */
+static void renew_event(const struct vse_resource *r, struct vse_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->kind = VSE_KIND_RENEW;
+    ev->version = r->version;
+    vse__strlcpy(ev->resource, r->id, sizeof(ev->resource));
+    vse__strlcpy(ev->machine, r->machine, sizeof(ev->machine));
+    vse__strlcpy(ev->op, r->op, sizeof(ev->op));
+    vse__strlcpy(ev->op_id, r->op_id, sizeof(ev->op_id));
+    vse__strlcpy(ev->from, r->state, sizeof(ev->from));
+    vse__strlcpy(ev->to, r->state, sizeof(ev->to));
+    vse__strlcpy(ev->owner, r->owner, sizeof(ev->owner));
+    ev->at = r->updated;
 }
 
 static int b_apply(struct vse_store *s, const struct vse_change *c,
@@ -253,7 +271,10 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
         return vse__err(err, VSE_ENOMEM, "out of memory");
     row = decided + 1;
     *decided = *c->row;
-    ev_decided = *c->ev;
+    if (c->ev != NULL)
+        ev_decided = *c->ev;
+    else
+        renew_event(c->row, &ev_decided);
     unswap(b, decided, &ev_decided);
     b->sub_id[0] = '\0';
     if (was != NULL && was->version == c->expect_version)

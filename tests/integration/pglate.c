@@ -37,7 +37,10 @@
 static const char *url;
 static char url_buf[1024];
 static const char *url_raw; /* for libpq itself */
-static struct vse_opts opts = {.owner = "pglate", .ttl_ms = 600000};
+/* A reason: a renew without one writes no history row. */
+static struct vse_opts opts = {.owner = "pglate",
+                               .ttl_ms = 600000,
+                               .reason = "pglate"};
 
 /* ------------------------------------------------------------------ */
 /* The late transition, in its own thread and its own store handle.    */

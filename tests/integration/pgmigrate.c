@@ -131,7 +131,10 @@ int main(int argc, char **argv)
     {
         struct seen all = {0}, after = {0};
 
-        CHECK(vse_renew(db, "old", OPID, NULL, NULL, &e) == 0, "renew: %s",
+        /* A reason: a renew without one writes no history row. */
+        struct vse_opts why = {.reason = "pgmigrate"};
+
+        CHECK(vse_renew(db, "old", OPID, &why, NULL, &e) == 0, "renew: %s",
               e.msg);
         CHECK(vse_events(db, 0, 0, on_event, &all, &e) == 0 && all.n == 3 &&
                   all.seq[1] == atoll(AHEAD) && all.seq[2] > all.seq[1],

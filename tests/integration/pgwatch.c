@@ -106,7 +106,10 @@ int main(int argc, char **argv)
     int events = 200, max_ms = 50, c, fds[2], st;
     struct vse_resource r;
     struct vse_error e;
-    struct vse_opts o = {.owner = "pgwatch", .ttl_ms = 60000};
+    /* A reason: a renew without one writes no history row, no event. */
+    struct vse_opts o = {.owner = "pgwatch",
+                         .ttl_ms = 60000,
+                         .reason = "pgwatch"};
     vse_db *db;
     char go;
     pid_t child;

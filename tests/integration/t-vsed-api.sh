@@ -101,7 +101,9 @@ req POST /v1/resources/v1/reset-state '{"to":"nosuch","reason":"x"}'
 expect "reset-state unknown state 400" 400
 
 req GET /v1/resources/v1/history
-expect "history" 200 "len(j['history']) == 9 and j['next'] is None and j['history'][0]['request_id'] == 'create-v1'"
+# 8 rows for 9 transitions: the renew only extended the lease (no row),
+# and the version after it skips one.
+expect "history" 200 "len(j['history']) == 8 and j['next'] is None and j['history'][0]['request_id'] == 'create-v1' and not [e for e in j['history'] if e['kind'] == 'renew'] and [e['version'] for e in j['history']] == [1, 2, 3, 5, 6, 7, 8, 9]"
 req GET '/v1/resources/v1/history?limit=4'
 expect "history paged" 200 "len(j['history']) == 4 and j['next'] == j['history'][3]['seq']"
 req GET '/v1/resources/v1/history?since=abc'
@@ -180,7 +182,7 @@ done
 # Events: the first 3, then resume after the 2nd with Last-Event-ID.
 curl -s -N -m 2 "$URL/v1/events?since=0" >"$T/ev1"
 n=$(grep -c '^id: ' "$T/ev1")
-[ "$n" -ge 12 ] && ok "events from 0 ($n)" || not_ok "events from 0" "$(head -5 "$T/ev1")"
+[ "$n" -ge 11 ] && ok "events from 0 ($n)" || not_ok "events from 0" "$(head -5 "$T/ev1")"
 curl -s -N -m 1 -H 'Last-Event-ID: 10' "$URL/v1/events?since=0" >"$T/ev2"
 first=$(sed -n 's/^id: //p' "$T/ev2" | head -1)
 [ "$first" = 11 ] && ok "Last-Event-ID resumes after it" ||

@@ -550,6 +550,53 @@ static void test_renew_extends_lease(void **state)
     assert_int_equal(r.lease_expires, n.lease_expires);
 }
 
+/*
+ * A renew that only extends the lease writes no history row (issue 15):
+ * the version moves (a reaper that read the old lease loses its CAS),
+ * the history has a gap inside the op, and the checker accepts it: in
+ * the middle of the op and at its end (the row ahead of its history).
+ * A renew with a reason still writes its row.
+ */
+static void test_renew_writes_no_history(void **state)
+{
+    struct fx *f = *state;
+    struct vse_opts o = {.ttl_ms = 60000};
+    struct vse_opts why = {.ttl_ms = 60000, .reason = "task x: start"};
+    struct vse_resource r, n, cur;
+    struct vse_event e;
+    int64_t bad = -1;
+    int seen = 0;
+
+    make_available(f, "v1", NULL);
+    begin_attach(f, "v1", 60000, &r);
+    e = last_event(f, "v1");
+    OK(vse_renew(f->db, "v1", r.op_id, &o, &n, &f->err));
+    OK(vse_renew(f->db, "v1", r.op_id, &o, &n, &f->err));
+    assert_int_equal(n.version, r.version + 2);
+    OK(vse_get(f->db, "v1", &cur, &f->err));
+    assert_int_equal(cur.version, r.version + 2);
+    assert_int_equal(cur.lease_expires, n.lease_expires);
+    assert_int_equal(last_event(f, "v1").version, e.version);
+    OK(vse_check(f->db, "v1", count_violation, &seen, &bad, &f->err));
+    assert_int_equal(bad, 0);
+    /* A stale read of the row loses its compare-and-swap to the renew. */
+    o.seen = &r;
+    OK(vse_renew(f->db, "v1", r.op_id, &o, &n, &f->err));
+    assert_int_equal(n.version, r.version + 3);
+    o.seen = NULL;
+    OK(vse_renew(f->db, "v1", r.op_id, &why, &n, &f->err));
+    e = last_event(f, "v1");
+    assert_int_equal(e.kind, VSE_KIND_RENEW);
+    assert_int_equal(e.version, r.version + 4);
+    assert_string_equal(e.reason, "task x: start");
+    OK(vse_renew(f->db, "v1", r.op_id, &o, &n, &f->err));
+    OK(vse_step(f->db, "v1", r.op_id, "attaching", NULL, &n, &f->err));
+    assert_int_equal(last_event(f, "v1").version, r.version + 6);
+    OK(vse_check(f->db, "v1", count_violation, &seen, &bad, &f->err));
+    assert_int_equal(bad, 0);
+    assert_int_equal(seen, 0);
+}
+
 static void test_reset_state_fences_op(void **state)
 {
     struct fx *f = *state;
@@ -2348,6 +2395,7 @@ int main(void)
         T(test_stale_read_redecided),
         T(test_blind_overwrites_and_check_finds_it),
         T(test_blind_token_fences_nothing),
+        T(test_renew_writes_no_history),
         T(test_blind_attrs_merge_over_current),
         T(test_upgrade_machine_in_flight),
         T(test_hold_shared_coexist),
