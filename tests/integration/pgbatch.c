@@ -12,7 +12,8 @@
  * lone transitions while six more queue; lock 1 is let go, the six go as
  * one batch, and "slow2" inside it waits on lock 2 with the batch's
  * transaction open.  That session is terminated, then lock 2 let go.
- * Then the store is made unreachable (unreachable() below).
+ * Then a renew that writes no history row loses its connection
+ * (lost_renew()), and the store is made unreachable (unreachable()).
  *
  * usage: pgbatch URL
  */
@@ -172,6 +173,83 @@ static void unreachable(PGconn *ctl, const char *const *ids)
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "         \
     "NOT granted AND objid = " lock
 
+/*
+ * A renew that writes no history row, whose connection is lost while its
+ * UPDATE waits (a trigger on resources holds it on lock 3): settled by
+ * the row (still at the version it was sent against), sent again, and
+ * answered once with a success; still no history row, and the checker
+ * accepts the gap.
+ */
+struct renewer {
+    const char *op_id;
+    int rc;
+    struct vse_resource out;
+    struct vse_error err;
+};
+
+static void *renewer_main(void *arg)
+{
+    struct renewer *w = arg;
+    struct vse_opts o = {.ttl_ms = 600000};
+    vse_db *db;
+
+    CHECK(vse_open(url, &db, &w->err) == 0, "open: %s", w->err.msg);
+    w->rc = vse_renew(db, "quiet", w->op_id, &o, &w->out, &w->err);
+    vse_close(db);
+    return NULL;
+}
+
+static void lost_renew(PGconn *ctl)
+{
+    struct vse_opts o = {.owner = "pgbatch", .ttl_ms = 60000};
+    struct vse_resource r, now;
+    struct renewer w;
+    struct vse_error e;
+    pthread_t th;
+    int64_t rows, bad = -1;
+    vse_db *db;
+
+    CHECK(vse_open(url, &db, &e) == 0, "open: %s", e.msg);
+    CHECK(vse_create(db, "volume", "quiet", &o, &r, &e) == 0, "create: %s",
+          e.msg);
+    PQclear(sql(ctl, "CREATE FUNCTION pgbatch_renew() RETURNS trigger "
+                     "LANGUAGE plpgsql AS $$ BEGIN "
+                     "PERFORM pg_advisory_xact_lock_shared(3); "
+                     "RETURN NEW; END $$;"
+                     "CREATE TRIGGER pgbatch_renew BEFORE UPDATE ON "
+                     "resources FOR EACH ROW WHEN (NEW.id = 'quiet') "
+                     "EXECUTE FUNCTION pgbatch_renew()"));
+    PQclear(sql(ctl, "SELECT pg_advisory_lock(3)"));
+    memset(&w, 0, sizeof(w));
+    w.op_id = r.op_id;
+    CHECK(pthread_create(&th, NULL, renewer_main, &w) == 0, "th");
+    wait_count(ctl, WAITING("3"), 1);
+    CHECK(sql_i64(ctl, "SELECT count(*) FROM pg_terminate_backend(("
+                       "SELECT pid FROM pg_locks WHERE locktype = "
+                       "'advisory' AND NOT granted AND objid = 3), 5000) t "
+                       "WHERE t") == 1,
+          "could not end the renew's session");
+    PQclear(sql(ctl, "SELECT pg_advisory_unlock(3)"));
+    pthread_join(th, NULL);
+    CHECK(w.rc == 0, "renew: rc %d: %s (%s)", w.rc, w.err.msg, w.err.detail);
+    CHECK(vse_get(db, "quiet", &now, &e) == 0 &&
+              now.version == r.version + 1 &&
+              now.lease_expires == w.out.lease_expires &&
+              now.lease_expires > r.lease_expires,
+          "quiet: version %" PRId64 ", lease %" PRId64 " (answer %" PRId64
+          ")",
+          now.version, now.lease_expires, w.out.lease_expires);
+    rows = sql_i64(ctl, "SELECT count(*) FROM history "
+                        "WHERE resource = 'quiet'");
+    CHECK(rows == 1, "quiet: %" PRId64 " history rows, not 1", rows);
+    CHECK(vse_check(db, "quiet", NULL, NULL, &bad, &e) == 0 && bad == 0,
+          "check: %" PRId64 " violations", bad);
+    PQclear(sql(ctl, "DROP TRIGGER pgbatch_renew ON resources"));
+    vse_close(db);
+    printf("pgbatch: a renew without a history row, its connection lost "
+           "mid-statement: settled by the row, sent again, answered once\n");
+}
+
 int main(int argc, char **argv)
 {
     static const char *ids[NT] = {"slow0", "slow1", "b2", "b3",
@@ -263,6 +341,7 @@ int main(int argc, char **argv)
     CHECK(b1 == b0, "a batch committed: %" PRIu64, b1 - b0);
     CHECK(r1 - r0 == NT - 2, "%" PRIu64 " sent again alone, not %d", r1 - r0,
           NT - 2);
+    lost_renew(ctl);
     unreachable(ctl, ids);
     for (int i = 0; i < NT; i++) {
         struct vse_resource r;
