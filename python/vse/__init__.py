@@ -415,10 +415,11 @@ class Store:
         return self._call(_L.vse_claim_step, _b(id), _b(op_id), _b(state),
                           opts=o)
 
-    def renew(self, id, op_id, ttl=None):
-        """Extend the current owner's lease; returns the row."""
+    def renew(self, id, op_id, ttl=None, reason=None):
+        """Extend the current owner's lease; returns the row.  No history
+        row is written unless a reason is given (a task boundary)."""
         return self._call(_L.vse_renew, _b(id), _b(op_id),
-                          opts=_opts(ttl=ttl))
+                          opts=_opts(ttl=ttl, reason=reason))
 
     def reset_state(self, id, state, reason, actor=None):
         """The operator's escape hatch: force a rest state (recorded)."""

@@ -358,7 +358,7 @@ TCMD(cmd_step, "step", VSE_KIND_STEP, 3, 3, NULL, 0, L_RELEASE, )
 TCMD(cmd_finish, "finish", VSE_KIND_FINISH, 2, 3, NULL, 0, )
 TCMD(cmd_fail, "fail", VSE_KIND_FAIL, 2, 2, "reason", 0, L_REASON, )
 TCMD(cmd_claim, "claim", VSE_KIND_CLAIM, 2, 2, "owner", 1, L_OWNER, L_TTL, )
-TCMD(cmd_renew, "renew", VSE_KIND_RENEW, 2, 2, NULL, 0, L_TTL, )
+TCMD(cmd_renew, "renew", VSE_KIND_RENEW, 2, 2, NULL, 0, L_TTL, L_REASON, )
 TCMD(cmd_reset_state, "reset-state", VSE_KIND_RESET, 2, 2, "reason", 0,
      L_REASON, L_ACTOR, )
 TCMD(cmd_update, "update", VSE_KIND_UPDATE, 1, 1, "attrs", 0, )

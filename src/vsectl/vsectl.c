@@ -136,11 +136,15 @@ static const struct cmd_doc docs[] = {
          OPT_JSON_RES,
      EXITS_TRANSITION,
      "op=$(vsectl claim vol-1 \"$op\" --owner scheduler@host1)"},
-    {"vsectl renew ID OP_ID [--ttl D] [--request-id R]",
+    {"vsectl renew ID OP_ID [--ttl D] [--reason R] [--request-id R]",
      "Extend the lease of the operation OP_ID on resource ID (a heartbeat "
-     "of its\nowner).  Prints nothing unless --json.",
-     OPT_TTL OPT_REQID OPT_JSON_RES, EXITS_TRANSITION,
-     "vsectl renew vol-1 \"$op\" --ttl 5m"},
+     "of its\nowner).  The version moves but no history row is written "
+     "(the row shows the\nlease), unless --reason, --attrs or --request-id "
+     "is given: a change worth\nrecording.  Prints nothing unless "
+     "--json.",
+     OPT_TTL "      --reason R       record this renew in the history, "
+             "with R\n" OPT_REQID OPT_JSON_RES,
+     EXITS_TRANSITION, "vsectl renew vol-1 \"$op\" --ttl 5m"},
     {"vsectl reset-state ID STATE --reason R [--actor A] [--request-id R]",
      "The operator's escape hatch: put resource ID in the rest state STATE "
      "with no\noperation in flight.  Any op_id in flight is fenced.  The "

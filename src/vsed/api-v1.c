@@ -428,8 +428,8 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
     static const char *const f_fail[] = {"op_id", "reason", "attrs", NULL};
     static const char *const f_claim[] = {"op_id",  "owner", "ttl",
                                           "ttl_ms", "attrs", NULL};
-    static const char *const f_renew[] = {"op_id", "ttl", "ttl_ms", "attrs",
-                                          NULL};
+    static const char *const f_renew[] = {"op_id",  "ttl",   "ttl_ms",
+                                          "reason", "attrs", NULL};
     static const char *const f_reset[] = {"to", "reason", "owner", "attrs",
                                           NULL};
     static const char *const f_update[] = {"attrs", NULL};
@@ -520,7 +520,8 @@ static void transition(const struct vsed_req *q, struct vsed_resp *p,
             bad = field_str(j, p, "owner", 1, &o.owner) ||
                   field_ttl(j, p, &o);
         if (!bad && allowed == f_renew)
-            bad = field_ttl(j, p, &o);
+            bad = field_ttl(j, p, &o) ||
+                  field_str(j, p, "reason", 0, &o.reason);
     }
     if (bad) {
         json_decref(j);

@@ -772,6 +772,19 @@ vs update at1
 is_rc "update needs --attrs" 2 "needs --attrs"
 vs get at1 --json
 py "refused updates changed nothing" 'assert j["version"] == 3, j'
+echo "# renew: a row only with --reason"
+vs create volume rn1 --owner api@host1
+rnop=$OUT
+vs renew rn1 "$rnop"
+vs history rn1 --json
+py "renew without --reason: no history row" 'assert len(lines) == 1, lines'
+vs renew rn1 "$rnop" --reason "task x: start"
+vs history rn1 --json
+py "renew --reason: recorded" '
+assert len(lines) == 2 and lines[1]["kind"] == "renew", lines
+assert lines[1]["reason"] == "task x: start" and lines[1]["version"] == 3, lines'
+vs renew rn1 "$rnop" --reason "$(printf 'x%.0s' $(seq 1 1100))"
+is_rc "renew --reason too long: exit 2" 2 "reason"
 vs migrate
 if [ "$RC" = 0 ] && [[ $OUT == *"schema version 6"* ]]; then
     ok "migrate reports the schema version"

@@ -270,6 +270,20 @@ req GET /v1/resources/v1/history
 expect "history says why" 200 \
     "j['history'][-1]['kind'] == 'expire' and j['history'][-1]['reason'].startswith('handed back 11m')"
 
+# A renew writes a history row only with a reason.
+req POST /v1/resources '{"machine":"volume","id":"rn1","owner":"api@h1"}'
+expect "create rn1" 201
+RN=$(jget "json.load(sys.stdin)['op_id']")
+req POST /v1/resources/rn1/renew "{\"op_id\":\"$RN\"}"
+expect "renew without a reason" 200 "j['version'] == 2"
+req POST /v1/resources/rn1/renew "{\"op_id\":\"$RN\",\"reason\":\"task x: start\"}"
+expect "renew with a reason" 200 "j['version'] == 3"
+req POST /v1/resources/rn1/renew "{\"op_id\":\"$RN\",\"reason\":7}"
+expect "renew reason not a string 422" 422
+req GET /v1/resources/rn1/history
+expect "only the renew with a reason is in the history" 200 \
+    "[(e['kind'], e['version'], e['reason']) for e in j['history']] == [('create', 1, None), ('renew', 3, 'task x: start')]"
+
 # Every request got one log line with its id, method, route, status, µs.
 grep -qE 'req=create-v1 POST resources 201 [0-9]+us' "$T/vsed.log" &&
     ok "request log line" || not_ok "request log line" "$(head -12 "$T/vsed.log")"

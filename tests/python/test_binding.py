@@ -309,6 +309,21 @@ def test_operation_renews_while_it_runs(st, store_url, rid):
     assert op.renew_error is None
 
 
+def test_renew_records_a_row_only_with_a_reason(st, rid):
+    run_flow(st, rid)
+    op = st.begin(rid, "extend", owner="w", ttl=30)
+    r = st.get(rid)
+    rows = len(st.history(rid))
+    after = st.renew(rid, op, ttl=30)
+    assert after["version"] == r["version"] + 1
+    assert len(st.history(rid)) == rows  # a heartbeat: the row only
+    st.renew(rid, op, ttl=30, reason="task x: start")
+    h = st.history(rid)
+    assert len(h) == rows + 1 and h[-1]["kind"] == "renew"
+    assert h[-1]["reason"] == "task x: start"
+    assert h[-1]["version"] == r["version"] + 2
+
+
 def test_machines(tmp_path):
     assert {"volume", "snapshot"} <= set(vse.builtin_machines())
     m = vse.machine_builtin("volume")
