@@ -1163,9 +1163,35 @@ static int unknown_outcome(struct pg_conn *c, const struct vse_change *ch,
 }
 
 /*
- * The connection dropped after vse_apply() may have been sent, so it may
- * or may not have committed.  Returns 0 (it landed: *seq set), 1
- * (nothing was written) or VSE_EUNKNOWN (the store stayed unreachable).
+ * A renew without a history row whose answer was lost: the row says.
+ * 0 landed, 1 not (the row is still at the version it was sent against,
+ * or gone), VSE_ESTORE unreachable or no longer decidable (the row moved
+ * on past it).
+ */
+static int row_says(struct pg_conn *c, const struct vse_change *ch)
+{
+    struct vse_resource now;
+    int rc = pg_get(&c->base, ch->row->id, &now, NULL);
+
+    if (rc == VSE_ENOTFOUND)
+        return 1;
+    if (rc < 0)
+        return VSE_ESTORE;
+    if (now.version == ch->expect_version)
+        return 1;
+    if (now.version == ch->row->version &&
+        now.lease_expires == ch->row->lease_expires &&
+        strcmp(now.op_id, ch->row->op_id) == 0)
+        return 0;
+    return VSE_ESTORE;
+}
+
+/*
+ * The connection dropped after vse_apply() (or a renew's UPDATE) may have
+ * been sent, so it may or may not have committed: its history row (the
+ * renew's: the row itself) says.  Returns 0 (it landed: *seq set), 1
+ * (nothing was written) or VSE_EUNKNOWN (the store stayed unreachable, or
+ * a renew's row moved on past it).
  */
 static int settle(struct pg_conn *c, const struct vse_change *ch,
                   int64_t *seq, const char *lost, struct vse_error *err)
@@ -1173,7 +1199,7 @@ static int settle(struct pg_conn *c, const struct vse_change *ch,
     int rc = settle_session(c);
 
     if (rc == 0)
-        rc = history_says(c, ch, seq);
+        rc = ch->ev != NULL ? history_says(c, ch, seq) : row_says(c, ch);
     if (rc >= 0)
         return rc;
     return unknown_outcome(c, ch, lost, err);
@@ -1200,101 +1226,48 @@ static int ready(struct pg_conn *c, enum stmt_id sid, const char *what,
     return rc < 0 ? 1 : 0;
 }
 
-/*
- * A renew without a history row whose answer was lost: the row says.
- * 0 landed, 1 not (the row is still at the version it was sent against,
- * or gone), VSE_ESTORE unreachable or no longer decidable (the row moved
- * on past it).
- */
-static int row_says(struct pg_conn *c, const struct vse_change *ch)
-{
-    struct vse_resource now;
-    int rc = pg_get(&c->base, ch->row->id, &now, NULL);
-
-    if (rc == VSE_ENOTFOUND)
-        return 1;
-    if (rc < 0)
-        return VSE_ESTORE;
-    if (now.version == ch->expect_version)
-        return 1;
-    if (now.version == ch->row->version &&
-        now.lease_expires == ch->row->lease_expires &&
-        strcmp(now.op_id, ch->row->op_id) == 0)
-        return 0;
-    return VSE_ESTORE;
-}
-
-/* A renew without a history row (ch->ev NULL), never batched. */
-static int apply_row_only(struct pg_conn *c, const struct vse_change *ch,
-                          struct vse_resource *cur, struct vse_error *err)
+/* A renew without a history row (ch->ev NULL): the row alone. */
+static void renew_params(struct params *p, const struct vse_change *ch)
 {
     const struct vse_resource *w = ch->row;
-    struct params p = {0};
-    char lost[256] = "";
-    int rc = 0;
 
-    p_text(&p, w->id);
-    p_i64(&p, ch->expect_version);
-    p_text(&p, w->state);
-    p_text(&p, w->op);
-    p_text(&p, w->op_id);
-    p_text(&p, w->owner);
-    p_opt_i64(&p, w->lease_expires);
-    p_i64(&p, w->lease_ttl);
-    p_i64(&p, w->since);
-    p_i64(&p, w->updated);
-    p_i64(&p, w->version);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        PGresult *r;
+    p_text(p, w->id);
+    p_i64(p, ch->expect_version);
+    p_text(p, w->state);
+    p_text(p, w->op);
+    p_text(p, w->op_id);
+    p_text(p, w->owner);
+    p_opt_i64(p, w->lease_expires);
+    p_i64(p, w->lease_ttl);
+    p_i64(p, w->since);
+    p_i64(p, w->updated);
+    p_i64(p, w->version);
+}
 
-        rc = ready(c, ST_RENEW_ROW, "renew", err);
-        if (rc < 0)
-            return rc;
-        if (rc == 1)
-            continue;
-        r = PQexecPrepared(c->conn, stmts[ST_RENEW_ROW].name, p.n, p.v, NULL,
-                           NULL, 0);
-        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-            int n = PQntuples(r);
-            struct vse_resource tmp;
+/* Its answer: one row updated, or the compare-and-swap lost (*cur the
+ * row in the way, version 0 when it is gone). */
+static int renew_result(struct pg_conn *c, PGresult *r,
+                        const struct vse_change *ch, struct vse_resource *cur,
+                        struct vse_error *err)
+{
+    struct vse_resource tmp;
+    int n = PQntuples(r), rc;
 
-            PQclear(r);
-            if (n == 1)
-                return 0;
-            if (cur == NULL)
-                cur = &tmp;
-            rc = pg_get(&c->base, w->id, cur, err);
-            if (rc == VSE_ENOTFOUND) {
-                memset(cur, 0, sizeof(*cur));
-                vse__strlcpy(cur->id, w->id, sizeof(cur->id));
-            } else if (rc < 0) {
-                return rc;
-            }
-            return vse__err(err, VSE_ECONFLICT,
-                            "resource '%s' is at version %" PRId64
-                            ", not %" PRId64,
-                            w->id, cur->version, ch->expect_version);
-        }
-        if (conn_ok(c)) {
-            rc = pg_fail(c, r, err, "renew '%s'", w->id);
-            PQclear(r);
-            return rc;
-        }
-        first_line(PQerrorMessage(c->conn), lost, sizeof(lost));
-        PQclear(r);
-        rc = settle_session(c) < 0 ? VSE_ESTORE : row_says(c, ch);
-        if (rc == VSE_ESTORE)
-            return unknown_outcome(c, ch, lost, err);
-        if (rc == 0)
-            return 0;
+    PQclear(r);
+    if (n == 1)
+        return 0;
+    if (cur == NULL)
+        cur = &tmp;
+    rc = pg_get(&c->base, ch->row->id, cur, err);
+    if (rc == VSE_ENOTFOUND) {
+        memset(cur, 0, sizeof(*cur));
+        vse__strlcpy(cur->id, ch->row->id, sizeof(cur->id));
+    } else if (rc < 0) {
+        return rc;
     }
-    vse__err(err, VSE_ESTORE, "connection lost; the renew was not applied");
-    vse__err_detail(err,
-                    "lost the connection to '%s' twice while renewing "
-                    "'%s' (postgresql: %s)",
-                    c->where, w->id, lost);
-    vse__err_hint(err, "retry: nothing was written");
-    return VSE_ESTORE;
+    return vse__err(err, VSE_ECONFLICT,
+                    "resource '%s' is at version %" PRId64 ", not %" PRId64,
+                    ch->row->id, cur->version, ch->expect_version);
 }
 
 /* One transition in a transaction of its own. */
@@ -1306,9 +1279,14 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
     char lost[256] = "";
     int64_t landed = 0;
     int rc = 0;
-    enum stmt_id sid = held_change(ch) ? ST_APPLY_HELD : ST_APPLY;
+    enum stmt_id sid = ch->ev == NULL    ? ST_RENEW_ROW
+                       : held_change(ch) ? ST_APPLY_HELD
+                                         : ST_APPLY;
 
-    apply_params(&p, ch);
+    if (ch->ev == NULL)
+        renew_params(&p, ch);
+    else
+        apply_params(&p, ch);
     /* A second attempt only after settle() proved the first wrote
      * nothing: the CAS on expect_version still guards it, so a call
      * happens once or not at all. */
@@ -1321,6 +1299,10 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
         if (rc == 1)
             continue;
         r = PQexecPrepared(c->conn, stmts[sid].name, p.n, p.v, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && ch->ev == NULL) {
+            rc = renew_result(c, r, ch, cur, err);
+            break;
+        }
         if (PQresultStatus(r) == PGRES_TUPLES_OK) {
             rc = apply_result(r, ch, cur, &landed, err);
             PQclear(r);
@@ -1343,7 +1325,8 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
     if (rc == 0) {
         if (seq != NULL)
             *seq = landed;
-        notify_send(c, landed);
+        if (landed > 0) /* a renew without a history row has no event */
+            notify_send(c, landed);
         return 0;
     }
     if (rc < 0)
@@ -1598,12 +1581,8 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
 {
     struct pg_conn *c = (struct pg_conn *)s;
 
-    if (ch->ev == NULL) {
-        if (seq != NULL)
-            *seq = 0;
-        return apply_row_only(c, ch, cur, err);
-    }
-    if (c->group != NULL)
+    /* A renew without a history row has no seq to batch under. */
+    if (c->group != NULL && ch->ev != NULL)
         return vse__gc_apply(c->group, &gc_ops, c, ch, cur, seq, err);
     return apply_alone(c, ch, cur, seq, err);
 }
