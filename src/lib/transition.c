@@ -866,7 +866,8 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         }
         ch = (struct vse_change){.expect_version = cur.version,
                                  .row = &next,
-                                 .ev = silent(c) ? NULL : &ev};
+                                 .ev = &ev,
+                                 .quiet = silent(c)};
         vse__hold_plan_put(&plan, &ch);
         rc = vse__store_apply(db->store, &ch, &cur, &ev.seq, err);
         if (rc == 0) {

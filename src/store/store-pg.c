@@ -1135,7 +1135,7 @@ static int history_says(struct pg_conn *c, const struct vse_change *ch,
 static int unknown_outcome(struct pg_conn *c, const struct vse_change *ch,
                            const char *lost, struct vse_error *err)
 {
-    if (ch->ev == NULL) {
+    if (ch->quiet) {
         vse__err(err, VSE_EUNKNOWN,
                  "outcome of the renew unknown: re-read resource '%s'",
                  ch->row->id);
@@ -1199,7 +1199,7 @@ static int settle(struct pg_conn *c, const struct vse_change *ch,
     int rc = settle_session(c);
 
     if (rc == 0)
-        rc = ch->ev != NULL ? history_says(c, ch, seq) : row_says(c, ch);
+        rc = ch->quiet ? row_says(c, ch) : history_says(c, ch, seq);
     if (rc >= 0)
         return rc;
     return unknown_outcome(c, ch, lost, err);
@@ -1226,7 +1226,7 @@ static int ready(struct pg_conn *c, enum stmt_id sid, const char *what,
     return rc < 0 ? 1 : 0;
 }
 
-/* A renew without a history row (ch->ev NULL): the row alone. */
+/* A renew without a history row (ch->quiet): the row alone. */
 static void renew_params(struct params *p, const struct vse_change *ch)
 {
     const struct vse_resource *w = ch->row;
@@ -1279,11 +1279,11 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
     char lost[256] = "";
     int64_t landed = 0;
     int rc = 0;
-    enum stmt_id sid = ch->ev == NULL    ? ST_RENEW_ROW
+    enum stmt_id sid = ch->quiet         ? ST_RENEW_ROW
                        : held_change(ch) ? ST_APPLY_HELD
                                          : ST_APPLY;
 
-    if (ch->ev == NULL)
+    if (ch->quiet)
         renew_params(&p, ch);
     else
         apply_params(&p, ch);
@@ -1299,7 +1299,7 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
         if (rc == 1)
             continue;
         r = PQexecPrepared(c->conn, stmts[sid].name, p.n, p.v, NULL, NULL, 0);
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && ch->ev == NULL) {
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && ch->quiet) {
             rc = renew_result(c, r, ch, cur, err);
             break;
         }
@@ -1582,7 +1582,7 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
     struct pg_conn *c = (struct pg_conn *)s;
 
     /* A renew without a history row has no seq to batch under. */
-    if (c->group != NULL && ch->ev != NULL)
+    if (c->group != NULL && !ch->quiet)
         return vse__gc_apply(c->group, &gc_ops, c, ch, cur, seq, err);
     return apply_alone(c, ch, cur, seq, err);
 }

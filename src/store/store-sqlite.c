@@ -1234,7 +1234,7 @@ static int apply_body(struct sqlite_conn *c, const struct vse_change *ch,
         if (rc == 0)
             rc = conflict(c, ch, cur, err);
         else if (rc == 1)
-            rc = ch->ev != NULL ? append_history(c, ch->ev, seq, err) : 0;
+            rc = ch->quiet ? 0 : append_history(c, ch->ev, seq, err);
     }
     if (rc == 0 && ch->take != NULL)
         rc = write_hold(c, ch, 1, err);

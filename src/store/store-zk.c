@@ -1518,14 +1518,14 @@ static int settle_read(struct zk_conn *c, const char *path, char **buf,
 static int settle(struct zk_conn *c, const struct vse_change *ch,
                   int64_t *seq, int zlost, struct vse_error *err)
 {
-    const struct vse_event *e = ch->ev;
+    /* NULL: a renew without a history row; the row itself says. */
+    const struct vse_event *e = ch->quiet ? NULL : ch->ev;
     int64_t deadline = mono_ms() + c->reconnect_ms, pause = 50;
     char path[PATH_SIZE], *buf = NULL;
     struct vse_event got;
     struct Stat st;
     int len = 0, rc, zrc = ZOK, tries = 0;
 
-    /* A renew without a history row: the row itself says. */
     if (e == NULL)
         res_path(c, ch->row->id, path, sizeof(path));
     else
@@ -1700,11 +1700,11 @@ static int zk_apply(struct vse_store *s, const struct vse_change *ch,
 {
     struct zk_conn *c = (struct zk_conn *)s;
     char *row = row_json(ch->row);
-    char *ev = ch->ev != NULL ? event_json(ch->ev) : NULL;
+    char *ev = ch->quiet ? NULL : event_json(ch->ev);
     int rc = 0, settled = 0, moves = 0;
     struct hold_ops *h = vse__calloc(1, sizeof(*h));
 
-    if (row == NULL || (ch->ev != NULL && ev == NULL) || h == NULL) {
+    if (row == NULL || (!ch->quiet && ev == NULL) || h == NULL) {
         free(h);
         free(row);
         free(ev);

@@ -46,14 +46,15 @@ struct vse_pin {
 /*
  * One atomic change.  expect_version 0 means "the resource must not
  * exist" (create).  row->version must be expect_version + 1, and
- * ev->version the same; ev->seq is assigned by the store.  ev NULL: a
- * renew that writes no history row (the row only; *seq is 0), for now
- * never with holds.
+ * ev->version the same; ev->seq is assigned by the store.
  */
 struct vse_change {
     int64_t expect_version;
     const struct vse_resource *row;
     const struct vse_event *ev;
+    /* A renew that only extends the lease: the row alone, no history row
+     * (*seq 0); ev is what the row would have been.  Never with holds. */
+    int quiet;
     /*
      * Holds (schema 5), all zero for a change that touches none.  In the
      * same transaction as the row:

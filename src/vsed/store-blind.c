@@ -233,25 +233,7 @@ static int overwrite(const struct vse_resource *base,
 static int blind(const struct vse_change *c, const struct vse_resource *cur)
 {
     return c->expect_version > 0 && cur->version > 0 &&
-           (c->ev == NULL || c->ev->kind != VSE_KIND_EXPIRE);
-}
-
-/* The core writes no history row for a renew that only extends the
- * lease; the comparison's history must show every blind write, so this
- * store records one (what the core's would have said). */
-static void renew_event(const struct vse_resource *r, struct vse_event *ev)
-{
-    memset(ev, 0, sizeof(*ev));
-    ev->kind = VSE_KIND_RENEW;
-    ev->version = r->version;
-    vse__strlcpy(ev->resource, r->id, sizeof(ev->resource));
-    vse__strlcpy(ev->machine, r->machine, sizeof(ev->machine));
-    vse__strlcpy(ev->op, r->op, sizeof(ev->op));
-    vse__strlcpy(ev->op_id, r->op_id, sizeof(ev->op_id));
-    vse__strlcpy(ev->from, r->state, sizeof(ev->from));
-    vse__strlcpy(ev->to, r->state, sizeof(ev->to));
-    vse__strlcpy(ev->owner, r->owner, sizeof(ev->owner));
-    ev->at = r->updated;
+           c->ev->kind != VSE_KIND_EXPIRE;
 }
 
 static int b_apply(struct vse_store *s, const struct vse_change *c,
@@ -271,18 +253,18 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
         return vse__err(err, VSE_ENOMEM, "out of memory");
     row = decided + 1;
     *decided = *c->row;
-    if (c->ev != NULL)
-        ev_decided = *c->ev;
-    else
-        renew_event(c->row, &ev_decided);
+    ev_decided = *c->ev;
     unswap(b, decided, &ev_decided);
     b->sub_id[0] = '\0';
     if (was != NULL && was->version == c->expect_version)
         base = was;
     /* Holds go with every write, blind or not: they are the core's. */
+    /* Every write, a quiet renew too, is recorded: the comparison's
+     * history must show what each blind write did. */
     first = *c;
     first.row = decided;
     first.ev = &ev_decided;
+    first.quiet = 0;
     rc = vse__store_apply(in(s), &first, cur, seq, err);
     for (int i = 0;
          i < BLIND_ATTEMPTS && rc == VSE_ECONFLICT && blind(c, cur); i++) {
@@ -295,6 +277,7 @@ static int b_apply(struct vse_store *s, const struct vse_change *c,
         again.expect_version = at;
         again.row = row;
         again.ev = &ev;
+        again.quiet = 0;
         rc = vse__store_apply(in(s), &again, cur, seq, err);
     }
     if (rc == VSE_ECONFLICT && blind(c, cur))
