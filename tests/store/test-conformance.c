@@ -597,6 +597,60 @@ static void test_renew_writes_no_history(void **state)
     assert_int_equal(seen, 0);
 }
 
+/* Records whether a violation message contains ctx->want. */
+struct want_violation {
+    const char *want;
+    int seen;
+};
+
+static void note_violation(void *ctx, const char *id, const char *msg)
+{
+    struct want_violation *w = ctx;
+
+    (void)id;
+    if (strstr(msg, w->want) != NULL)
+        w->seen = 1;
+}
+
+/*
+ * The gap a quiet renew leaves is allowed inside an op only: a row that
+ * moved with no history row while nothing was in flight (written here
+ * through the store interface, as no vse call can) is a violation, at
+ * the end of the history and in its middle.
+ */
+static void test_check_gap_outside_op(void **state)
+{
+    struct fx *f = *state;
+    struct want_violation tail = {"history ends at", 0};
+    struct want_violation mid = {"versions jump from 1 to 3", 0};
+    struct vse_store *s;
+    struct vse_resource r, cur;
+    struct vse_event e;
+    int64_t n = -1;
+
+    assert_int_equal(vse__store_open(f->url, &s, &f->err), 0);
+    rest_row(&r, &e, "g1", 1);
+    OK(vse__store_apply(
+        s, &(struct vse_change){.expect_version = 0, .row = &r, .ev = &e},
+        &cur, NULL, &f->err));
+    rest_row(&r, &e, "g1", 2);
+    OK(vse__store_apply(s,
+                        &(struct vse_change){.expect_version = 1,
+                                             .row = &r,
+                                             .ev = &e,
+                                             .quiet = 1},
+                        &cur, NULL, &f->err));
+    OK(vse_check(f->db, "g1", note_violation, &tail, &n, &f->err));
+    assert_true(tail.seen);
+    rest_row(&r, &e, "g1", 3);
+    OK(vse__store_apply(
+        s, &(struct vse_change){.expect_version = 2, .row = &r, .ev = &e},
+        &cur, NULL, &f->err));
+    OK(vse_check(f->db, "g1", note_violation, &mid, &n, &f->err));
+    assert_true(mid.seen);
+    vse__store_close(s);
+}
+
 static void test_reset_state_fences_op(void **state)
 {
     struct fx *f = *state;
@@ -2396,6 +2450,7 @@ int main(void)
         T(test_blind_overwrites_and_check_finds_it),
         T(test_blind_token_fences_nothing),
         T(test_renew_writes_no_history),
+        T(test_check_gap_outside_op),
         T(test_blind_attrs_merge_over_current),
         T(test_upgrade_machine_in_flight),
         T(test_hold_shared_coexist),
