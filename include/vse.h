@@ -459,7 +459,9 @@ int vse_claim(vse_db *db, const char *id, const char *op_id,
 int vse_claim_step(vse_db *db, const char *id, const char *op_id,
                    const char *to, const struct vse_opts *o,
                    struct vse_resource *out, struct vse_error *err);
-/* Extend the lease of the current owner by o->ttl_ms. */
+/* Extend the lease of the current owner by o->ttl_ms.  The version moves;
+ * a history row is written only with o->reason, o->attrs or
+ * o->request_id (a heartbeat leaves none; vse_check allows the gap). */
 int vse_renew(vse_db *db, const char *id, const char *op_id,
               const struct vse_opts *o, struct vse_resource *out,
               struct vse_error *err);
