@@ -156,9 +156,14 @@ static int refuse_held(const struct vse_resource *held, const hold_array *a,
     return VSE_ECONFLICT;
 }
 
-/* May op begin on cur (whose holds are read here)?  Sets p->guard. */
+/*
+ * May op begin on cur?  Sets p->guard, which the store checks with the
+ * write (atomically: a hold taken meanwhile refuses it there).  The holds
+ * are read here only to name them (look: the store refused the guard of
+ * the attempt before), so a guarded begin costs no read of its own.
+ */
 static int plan_guard(vse_db *db, const struct vse__op *op,
-                      const struct vse_resource *cur,
+                      const struct vse_resource *cur, int look,
                       struct vse__hold_plan *p, struct vse_error *err)
 {
     hold_array a = {0};
@@ -167,6 +172,9 @@ static int plan_guard(vse_db *db, const struct vse__op *op,
 
     if (op->refused_while_held == 0)
         return 0;
+    p->guard = op->refused_while_held;
+    if (!look)
+        return 0;
     rc = read_holds(db, cur->id, NULL, &a, err);
     if (rc == 0 && (modes_of(&a) & op->refused_while_held)) {
         snprintf(why, sizeof(why), "%s may not begin while it is held",
@@ -174,7 +182,6 @@ static int plan_guard(vse_db *db, const struct vse__op *op,
         rc = refuse_held(cur, &a, why, err);
     }
     vse__array_release(&a);
-    p->guard = op->refused_while_held;
     return rc;
 }
 
@@ -269,7 +276,7 @@ static int plan_take(vse_db *db, const vse_machine *m,
 
 int vse__hold_plan_start(vse_db *db, const vse_machine *m,
                          const struct vse__op *op, const char *id,
-                         const struct vse_resource *cur,
+                         const struct vse_resource *cur, int look,
                          const struct vse_opts *o, int64_t now,
                          struct vse__hold_plan *p, struct vse_error *err)
 {
@@ -282,7 +289,7 @@ int vse__hold_plan_start(vse_db *db, const vse_machine *m,
                         "leave hold unset",
                         op->name, m->name);
     if (cur != NULL)
-        rc = plan_guard(db, op, cur, p, err);
+        rc = plan_guard(db, op, cur, look, p, err);
     if (rc == 0 && op->hold_mode != 0)
         rc = plan_take(db, m, op, id, o->hold, now, p, err);
     return rc;

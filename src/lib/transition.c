@@ -709,7 +709,8 @@ static int run_create(vse_db *db, struct call *c, const vse_machine *m,
         if (rc == 0)
             rc = vse__hold_plan_start(db, m,
                                       &m->ops[vse__machine_op(m, next.op)],
-                                      c->id, NULL, c->o, c->now, &plan, err);
+                                      c->id, NULL, 0, c->o, c->now, &plan,
+                                      err);
         if (rc < 0)
             return rc;
         ev_init(&ev, c, NULL, &next);
@@ -769,7 +770,7 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
     struct vse__hold_plan plan;
     struct vse_change ch;
     const vse_machine *m = NULL;
-    int rc;
+    int rc, guard_refused = 0;
 
     if (c->o == NULL)
         c->o = &no_opts;
@@ -829,7 +830,8 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         if (rc == 0 && c->kind == VSE_KIND_BEGIN)
             rc = vse__hold_plan_start(db, m,
                                       &m->ops[vse__machine_op(m, c->op)],
-                                      c->id, &cur, c->o, c->now, &plan, err);
+                                      c->id, &cur, guard_refused, c->o,
+                                      c->now, &plan, err);
         else if (rc == 0 && has(cur.op) && !has(next.op))
             rc = vse__hold_plan_end(db, m, &cur, &plan, err);
         else if (rc == 0)
@@ -880,7 +882,9 @@ static int run(vse_db *db, struct call *c, struct vse_resource *out,
         if (cur.version == 0)
             return vse__err(err, VSE_ENOTFOUND, "resource '%s' not found",
                             c->id);
-        /* Lost a race: decide again against what won. */
+        /* Lost a race, or the guard was refused (then the holds are read,
+         * to name them): decide again against what won. */
+        guard_refused = ch.guard != 0;
     }
     return vse__err(err, VSE_EBUSY,
                     "%s '%s' changed %d times while this "

@@ -155,11 +155,13 @@ struct vse__hold_plan {
  * op begins on cur (NULL: creates resource id): may it, with the holds on
  * cur, and may it take its own hold (on o->hold)?  0 with *p filled, or
  * a refusal naming the holders (VSE_ECONFLICT), VSE_EINVAL,
- * VSE_ENOTFOUND (the resource to hold), or a store error.
+ * VSE_ENOTFOUND (the resource to hold), or a store error.  The holds on
+ * cur are left to the store's check of p->guard unless `look` (its check
+ * refused the attempt before: read them, to name them).
  */
 int vse__hold_plan_start(vse_db *db, const vse_machine *m,
                          const struct vse__op *op, const char *id,
-                         const struct vse_resource *cur,
+                         const struct vse_resource *cur, int look,
                          const struct vse_opts *o, int64_t now,
                          struct vse__hold_plan *p, struct vse_error *err);
 /* cur's op ends with this transition: the hold it has, if any, goes. */
