@@ -20,6 +20,7 @@ struct vse_gc_group {
     pthread_cond_t cv;
     struct vse_gc_req *head, *tail; /* waiting for a leader */
     int busy;                       /* batches in flight */
+    _Atomic int64_t tick_at;        /* vse__gc_tick()'s last yes */
     struct vse_gc_group *next;
 };
 
@@ -64,6 +65,16 @@ void vse__gc_count(uint64_t batch_len, uint64_t retried)
     }
     if (retried > 0)
         atomic_fetch_add(&n_retried, retried);
+}
+
+int vse__gc_tick(struct vse_gc_group *g, int64_t now, int64_t every)
+{
+    int64_t at = atomic_load(&g->tick_at);
+
+    if (at != 0 && now - at < every)
+        return 0;
+    /* Of threads racing past the same tick, one wins it. */
+    return atomic_compare_exchange_strong(&g->tick_at, &at, now);
 }
 
 struct vse_gc_group *vse__gc_join(const char *key, int inflight)

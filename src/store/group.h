@@ -55,6 +55,13 @@ int vse__gc_apply(struct vse_gc_group *g, const struct vse_gc_ops *ops,
                   struct vse_resource *cur, int64_t *seq,
                   struct vse_error *err);
 
+/*
+ * A clock shared by the group's users, for work done at most once per
+ * `every` (in now's unit) by the whole process for this store, whichever
+ * thread does it: 1 when this caller is the one to do it now.
+ */
+int vse__gc_tick(struct vse_gc_group *g, int64_t now, int64_t every);
+
 /* Counters of this process, for tests (not the library's API). */
 void vse__gc_count(uint64_t batch_len, uint64_t retried);
 

@@ -445,4 +445,47 @@
     "END\n"                                                                  \
     "$vse$;"
 
+/*
+ * The transition as one statement, without vse_apply() (schema 6, no
+ * change to it): a PL/pgSQL call cost the server more than the work
+ * (measured with perf at 16 clients: plpgsql_exec_function 20 % of all
+ * samples, its compile, and vse_xact_row()'s setting reset at every
+ * commit).  The history row is inserted from the compare-and-swap's
+ * RETURNING, so it exists only if the row was written; its seq is numbered
+ * as VSE_PG_NEXT_SEQ's, with the row's number in its transaction given by
+ * the store ($28: 0 alone; in a batch, VSE_PG_BATCH_ROW0 + its place,
+ * above what vse_xact_row() hands vse_apply_held() in the same batch).
+ *
+ * Parameters as VSE_PG_APPLY's, then $28.  The answer: the seq and the
+ * row written; or 0 and the row in the way (none: it does not exist).
+ * That row is read with the statement's snapshot, taken before it waited
+ * for a transaction that held the row: found still at the version
+ * expected (or absent, for a create), it is the row from before the
+ * winner, and the store reads it again.
+ */
+#define VSE_PG_BATCH_ROW0 128
+#define VSE_PG_HISTORY_INSERT                                                        \
+    " h AS (INSERT INTO history(seq, xid, resource, version, machine, kind,"         \
+    " op, op_id, from_state, to_state, owner, at, request_id, reason)"               \
+    " SELECT (pg_current_xact_id()::TEXT::BIGINT + m.value::BIGINT) * 256"           \
+    " + $28, pg_current_xact_id(), $16, $17, $18, $19, $20, $21, $22, $23,"          \
+    " $24, $25, $26, $27 FROM u, vse_meta m WHERE m.key = 'seq_base'"                \
+    " RETURNING seq)"                                                                \
+    " SELECT h.seq, u.* FROM h, u UNION ALL SELECT 0::BIGINT, " VSE_PG_RESOURCE_COLS \
+    " FROM resources"                                                                \
+    " WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM u)"
+#define VSE_PG_STEP                                                          \
+    "WITH u AS (UPDATE resources SET machine = $3, state = $4, op = $5,"     \
+    " op_id = $6, origin = $7, owner = $8, lease_expires = $9,"              \
+    " lease_ttl = $10, since = $11, updated = $12, created = $13,"           \
+    " version = $14, attrs = $15 WHERE id = $2 AND version = $1"             \
+    " RETURNING " VSE_PG_RESOURCE_COLS ")," VSE_PG_HISTORY_INSERT
+/* $1 is 0 and unused: a create expects no row. */
+#define VSE_PG_CREATE                                                        \
+    "WITH u AS (INSERT INTO resources(" VSE_PG_RESOURCE_COLS ")"             \
+    " VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)" \
+    " ON CONFLICT (id) DO NOTHING RETURNING " VSE_PG_RESOURCE_COLS           \
+    ")," VSE_PG_HISTORY_INSERT
+#define VSE_PG_STEP_TYPES VSE_PG_APPLY_TYPES "i"
+
 #endif /* VSE_STORE_PG_SQL_H */

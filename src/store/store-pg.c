@@ -54,7 +54,8 @@
 
 enum stmt_id {
     ST_GET,
-    ST_APPLY,
+    ST_STEP,
+    ST_CREATE,
     ST_HIST_AT,
     ST_HIST_ONE,
     ST_HIST_ALL,
@@ -76,7 +77,8 @@ struct stmt {
 
 static const struct stmt stmts[ST_COUNT] = {
     [ST_GET] = {"vse_get", VSE_PG_GET, "t"},
-    [ST_APPLY] = {"vse_apply", VSE_PG_APPLY, VSE_PG_APPLY_TYPES},
+    [ST_STEP] = {"vse_step", VSE_PG_STEP, VSE_PG_STEP_TYPES},
+    [ST_CREATE] = {"vse_create", VSE_PG_CREATE, VSE_PG_STEP_TYPES},
     [ST_HIST_AT] = {"vse_hist_at",
                     "SELECT " VSE_PG_HISTORY_COLS " FROM history "
                     "WHERE resource = $1 AND version = $2",
@@ -121,7 +123,7 @@ static const struct stmt stmts[ST_COUNT] = {
                   "WHERE ($1::TEXT IS NULL OR held = $1) AND "
                   "($2::TEXT IS NULL OR holder = $2) ORDER BY held, holder",
                   "tt"},
-    /* A renew without a history row: the row alone (vse_apply() would
+    /* A renew without a history row: the row alone (a step would
      * insert one).  A renew changes nothing else; every column a
      * transition of the row may change is written all the same. */
     [ST_RENEW_ROW] = {"vse_renew_row",
@@ -142,11 +144,11 @@ struct pg_conn {
     int64_t notified;  /* highest seq a notification named */
     int64_t woke_for;  /* after_seq of the last wait a notification ended */
     int notify_sent;   /* a wake-up's results are still to be read */
-    int64_t notify_at; /* when this connection last sent one (mono ms) */
     int64_t hot_until; /* a watcher polls until then (mono ms) */
     int reconnect_ms;
     int group_commit;           /* on unless ?group_commit=off */
-    struct vse_gc_group *group; /* this URI's, shared by the process */
+    struct vse_gc_group *group; /* this URI's, shared by the process:
+                                 * group commit, the wake-ups' clock */
     /* Which server session this is, so that after losing it we can make
      * sure it is gone before judging what it did. */
     char backend_pid[16];
@@ -509,9 +511,11 @@ static int reconnect(struct pg_conn *c, struct vse_error *err)
  *
  * It is still a transaction of its own, and the server takes one global
  * lock for it: one per transition cost a third of the throughput at 4
- * and 16 clients (docs/benchmarks.md).  So a connection sends at most
- * one per NOTIFY_EVERY_MS.  A commit whose wake-up is skipped follows,
- * by less than NOTIFY_EVERY_MS, one whose wake-up was sent; every
+ * and 16 clients (docs/benchmarks.md).  So the process sends at most one
+ * per NOTIFY_EVERY_MS to a database, whichever connection commits (one
+ * per connection was 13 % of the server's transactions at 16 clients).  A
+ * commit whose wake-up is skipped follows, by less than
+ * NOTIFY_EVERY_MS, one whose wake-up was sent; every
  * watcher woken by that one polls for 2 x NOTIFY_EVERY_MS after it, so
  * it finds the later commit within NOTIFY_EVERY_MS / 2.
  */
@@ -520,9 +524,8 @@ static void notify_send(struct pg_conn *c, int64_t seq)
     int64_t now = vse__now_mono_ms();
     char sql[192];
 
-    if (c->notify_at != 0 && now - c->notify_at < NOTIFY_EVERY_MS)
+    if (!vse__gc_tick(c->group, now, NOTIFY_EVERY_MS))
         return;
-    c->notify_at = now;
     snprintf(sql, sizeof(sql), VSE_PG_NOTIFY, (long long)seq);
     if (PQsendQuery(c->conn, sql))
         c->notify_sent = 1;
@@ -915,7 +918,9 @@ static int pg_open(struct vse_store *s, const char *rest,
     c->woke_for = -1;
     if (rc == 0)
         rc = connect_first(c, err);
-    if (rc == 0 && c->group_commit) {
+    /* Joined with group commit off too: the wake-ups' clock is the
+     * group's. */
+    if (rc == 0) {
         c->group = vse__gc_join(c->uri, PGC_INFLIGHT);
         if (c->group == NULL)
             rc = vse__err(err, VSE_ENOMEM,
@@ -967,7 +972,17 @@ static int held_change(const struct vse_change *ch)
     return ch->take != NULL || ch->release != NULL || ch->guard != 0;
 }
 
-static void apply_params(struct params *p, const struct vse_change *ch)
+/* The statement that applies ch (a renew without a history row aside). */
+static enum stmt_id apply_stmt(const struct vse_change *ch)
+{
+    if (held_change(ch))
+        return ST_APPLY_HELD;
+    return ch->expect_version == 0 ? ST_CREATE : ST_STEP;
+}
+
+/* k: the history row's number in its transaction (VSE_PG_STEP's $28). */
+static void apply_params(struct params *p, const struct vse_change *ch,
+                         int64_t k)
 {
     const struct vse_resource *r = ch->row;
     const struct vse_event *e = ch->ev;
@@ -999,8 +1014,10 @@ static void apply_params(struct params *p, const struct vse_change *ch)
     p_i64(p, e->at);
     p_text(p, e->request_id);
     p_text(p, e->reason);
-    if (!held_change(ch))
+    if (!held_change(ch)) {
+        p_i64(p, k);
         return;
+    }
     p_text(p, ch->take ? ch->take->held : NULL);
     p_text(p, ch->take ? ch->take->machine : NULL);
     p_text(p, ch->take ? ch->take->op : NULL);
@@ -1012,8 +1029,9 @@ static void apply_params(struct params *p, const struct vse_change *ch)
 }
 
 /*
- * The answer of vse_apply(): 0 with *seq, or VSE_ECONFLICT with the row
- * that was in the way (cur->version 0: there is none).
+ * The answer of a step, a create or vse_apply_held(): 0 with *seq, or
+ * VSE_ECONFLICT with the row that was in the way (cur->version 0: there
+ * is none).
  */
 static int apply_result(const PGresult *r, const struct vse_change *ch,
                         struct vse_resource *cur, int64_t *seq,
@@ -1041,6 +1059,39 @@ static int apply_result(const PGresult *r, const struct vse_change *ch,
     if (col_i64(r, 0, 0) < 0)
         return vse__err(err, VSE_ECONFLICT, "the holds on '%s' changed",
                         ch->take ? ch->take->held : ch->row->id);
+    return vse__err(err, VSE_ECONFLICT,
+                    "resource '%s' is at version %" PRId64 ", not %" PRId64,
+                    ch->row->id, cur->version, ch->expect_version);
+}
+
+/*
+ * A step or create that lost answers the row in its way as its
+ * statement's snapshot saw it (VSE_PG_STEP): still at the version
+ * expected, or absent for a create, that is the row from before the
+ * transaction it waited for, which has committed by now.
+ */
+static int stale_loser(const struct vse_change *ch,
+                       const struct vse_resource *cur, int rc)
+{
+    return rc == VSE_ECONFLICT && cur != NULL && !held_change(ch) &&
+           cur->version == ch->expect_version;
+}
+
+/* Reads the row in ch's way again: VSE_ECONFLICT with *cur (version 0:
+ * there is none), or the read's error. */
+static int reread_loser(struct pg_conn *c, const struct vse_change *ch,
+                        struct vse_resource *cur, struct vse_error *err)
+{
+    int rc = pg_get(&c->base, ch->row->id, cur, err);
+
+    if (rc == VSE_ENOTFOUND) {
+        memset(cur, 0, sizeof(*cur));
+        vse__strlcpy(cur->id, ch->row->id, sizeof(cur->id));
+        return vse__err(err, VSE_ECONFLICT, "resource '%s' does not exist",
+                        ch->row->id);
+    }
+    if (rc < 0)
+        return rc;
     return vse__err(err, VSE_ECONFLICT,
                     "resource '%s' is at version %" PRId64 ", not %" PRId64,
                     ch->row->id, cur->version, ch->expect_version);
@@ -1187,8 +1238,8 @@ static int row_says(struct pg_conn *c, const struct vse_change *ch)
 }
 
 /*
- * The connection dropped after vse_apply() (or a renew's UPDATE) may have
- * been sent, so it may or may not have committed: its history row (the
+ * The connection dropped after a transition (or a renew's UPDATE) may
+ * have been sent, so it may or may not have committed: its history row (the
  * renew's: the row itself) says.  Returns 0 (it landed: *seq set), 1
  * (nothing was written) or VSE_EUNKNOWN (the store stayed unreachable, or
  * a renew's row moved on past it).
@@ -1251,23 +1302,12 @@ static int renew_result(struct pg_conn *c, PGresult *r,
                         struct vse_error *err)
 {
     struct vse_resource tmp;
-    int n = PQntuples(r), rc;
+    int n = PQntuples(r);
 
     PQclear(r);
     if (n == 1)
         return 0;
-    if (cur == NULL)
-        cur = &tmp;
-    rc = pg_get(&c->base, ch->row->id, cur, err);
-    if (rc == VSE_ENOTFOUND) {
-        memset(cur, 0, sizeof(*cur));
-        vse__strlcpy(cur->id, ch->row->id, sizeof(cur->id));
-    } else if (rc < 0) {
-        return rc;
-    }
-    return vse__err(err, VSE_ECONFLICT,
-                    "resource '%s' is at version %" PRId64 ", not %" PRId64,
-                    ch->row->id, cur->version, ch->expect_version);
+    return reread_loser(c, ch, cur != NULL ? cur : &tmp, err);
 }
 
 /* One transition in a transaction of its own. */
@@ -1279,14 +1319,12 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
     char lost[256] = "";
     int64_t landed = 0;
     int rc = 0;
-    enum stmt_id sid = ch->quiet         ? ST_RENEW_ROW
-                       : held_change(ch) ? ST_APPLY_HELD
-                                         : ST_APPLY;
+    enum stmt_id sid = ch->quiet ? ST_RENEW_ROW : apply_stmt(ch);
 
     if (ch->quiet)
         renew_params(&p, ch);
     else
-        apply_params(&p, ch);
+        apply_params(&p, ch, 0);
     /* A second attempt only after settle() proved the first wrote
      * nothing: the CAS on expect_version still guards it, so a call
      * happens once or not at all. */
@@ -1306,6 +1344,8 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
         if (PQresultStatus(r) == PGRES_TUPLES_OK) {
             rc = apply_result(r, ch, cur, &landed, err);
             PQclear(r);
+            if (stale_loser(ch, cur, rc))
+                rc = reread_loser(c, ch, cur, err);
             break;
         }
         if (conn_ok(c)) {
@@ -1349,11 +1389,11 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
 /*
  * The transitions that this process's threads send to one database while
  * its batches are in flight go to the server together, in the next one:
- * one round trip (libpq's pipeline: BEGIN, each vse_apply(), COMMIT) and
- * one commit for all of them.  A thread that finds fewer than
+ * one round trip (libpq's pipeline: BEGIN, each transition's statement,
+ * COMMIT) and one commit for all of them.  A thread that finds fewer than
  * PGC_INFLIGHT batches in flight leads, on its own connection, with what
  * is queued (the queue: group.c); the others wait and are answered after
- * the COMMIT is durable.  vse_apply() writes nothing when its
+ * the COMMIT is durable.  A step writes nothing when its
  * compare-and-swap loses, so a lost one costs the others nothing; schema
  * 6 numbers several history rows of one transaction.  Nobody waits on
  * purpose: a transition waits at most for the batch in flight and its
@@ -1363,7 +1403,10 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
  * lost mid-batch is settled as a single transition's is: each one's
  * history row says whether the batch landed.
  */
-_Static_assert(VSE_GC_MAX <= VSE_PG_ROWS_PER_XACT, "a batch fits a xact");
+_Static_assert(VSE_GC_MAX <= VSE_PG_BATCH_ROW0 &&
+                   VSE_PG_BATCH_ROW0 + VSE_GC_MAX <= VSE_PG_ROWS_PER_XACT,
+               "a batch's rows fit a transaction, numbered apart from "
+               "vse_xact_row()'s");
 
 /* The next result of the pipeline; NULL (and *lost filled) when the
  * connection went. */
@@ -1396,7 +1439,7 @@ enum batch_end {
 
 /*
  * One statement's answer in the pipeline: BEGIN or COMMIT (q NULL), or a
- * member's vse_apply() (its rc set).  Anything else than the answer
+ * member's statement (its rc set).  Anything else than the answer
  * wanted fails the batch.  -1 when the connection went.
  */
 static int pipe_answer(struct pg_conn *c, struct vse_gc_req *q, char *lost,
@@ -1428,7 +1471,7 @@ static enum batch_end batch_send(struct pg_conn *c, struct vse_gc_req *batch,
 {
     enum batch_end end = BATCH_COMMITTED;
     PGresult *r;
-    int ok;
+    int ok, k = 0;
 
     if (!PQenterPipelineMode(c->conn)) {
         first_line(PQerrorMessage(c->conn), lost, size);
@@ -1436,10 +1479,10 @@ static enum batch_end batch_send(struct pg_conn *c, struct vse_gc_req *batch,
     }
     ok = PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
     for (struct vse_gc_req *q = batch; ok && q != NULL; q = q->next) {
-        enum stmt_id sid = held_change(q->ch) ? ST_APPLY_HELD : ST_APPLY;
+        enum stmt_id sid = apply_stmt(q->ch);
         struct params p = {0};
 
-        apply_params(&p, q->ch);
+        apply_params(&p, q->ch, VSE_PG_BATCH_ROW0 + k++);
         ok = PQsendQueryPrepared(c->conn, stmts[sid].name, p.n, p.v, NULL,
                                  NULL, 0);
     }
@@ -1530,14 +1573,18 @@ static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
         }
         return batch;
     }
-    if (prepare(c, ST_APPLY, NULL) < 0 || prepare(c, ST_APPLY_HELD, NULL) < 0)
+    if (prepare(c, ST_STEP, NULL) < 0 || prepare(c, ST_CREATE, NULL) < 0 ||
+        prepare(c, ST_APPLY_HELD, NULL) < 0)
         end = BATCH_FAILED; /* each alone says why */
     else
         end = batch_send(c, batch, lost, sizeof(lost));
     if (end == BATCH_COMMITTED) {
-        for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
+        for (struct vse_gc_req *q = batch; q != NULL; q = q->next) {
             if (q->rc == 0 && q->seq > top)
                 top = q->seq;
+            if (stale_loser(q->ch, q->cur, q->rc))
+                q->rc = reread_loser(c, q->ch, q->cur, q->err);
+        }
         vse__gc_count(n, 0);
         if (top > 0)
             notify_send(c, top);
@@ -1582,7 +1629,7 @@ static int pg_apply(struct vse_store *s, const struct vse_change *ch,
     struct pg_conn *c = (struct pg_conn *)s;
 
     /* A renew without a history row has no seq to batch under. */
-    if (c->group != NULL && !ch->quiet)
+    if (c->group_commit && !ch->quiet)
         return vse__gc_apply(c->group, &gc_ops, c, ch, cur, seq, err);
     return apply_alone(c, ch, cur, seq, err);
 }
@@ -2013,8 +2060,8 @@ static int repin_tx(struct pg_conn *c, const char *expect_hash,
                  &p, NULL, err, "re-pin a machine");
     if (rc < 0)
         return rc;
-    /* The history row as vse_apply() writes one (schema 6): its seq from
-     * this transaction's id. */
+    /* The history row as schema 6's vse_apply() writes one: its seq from
+     * this transaction's id (vse_xact_row() its number in it). */
     p.n = 0;
     p.v[p.n++] = ev->resource; /* "", kept as text: no resource's row */
     p_i64(&p, ev->version);

@@ -250,6 +250,151 @@ static void lost_renew(PGconn *ctl)
            "mid-statement: settled by the row, sent again, answered once\n");
 }
 
+/*
+ * A transition whose row another transaction holds, and which that one
+ * then moves on: the compare-and-swap loses, and the row the statement
+ * read in its own snapshot is the one from before the winner
+ * (VSE_PG_STEP).  The answer must carry the winner's row, whether the
+ * loser went alone or in a batch, and for a create that waited on
+ * another's insert of the same id (its snapshot has no row at all).
+ */
+struct racer {
+    char id[16];
+    int64_t expect;
+    int rc;
+    struct vse_resource cur;
+    struct vse_error err;
+    pthread_t th;
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *w = arg;
+    struct vse_store *s;
+    struct vse_resource r;
+    struct vse_event e;
+
+    CHECK(vse__store_open(url, &s, &w->err) == 0, "open: %s", w->err.msg);
+    rest_row(&r, &e, w->id, w->expect + 1);
+    w->rc = vse__store_apply(s,
+                             &(struct vse_change){.expect_version = w->expect,
+                                                  .row = &r,
+                                                  .ev = &e},
+                             &w->cur, NULL, &w->err);
+    vse__store_close(s);
+    return NULL;
+}
+
+static void race_start(struct racer *w, const char *id, int64_t expect)
+{
+    memset(w, 0, sizeof(*w));
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    w->expect = expect;
+    CHECK(pthread_create(&w->th, NULL, racer_main, w) == 0, "th");
+}
+
+static void race_lost(struct racer *w, int64_t version, const char *how)
+{
+    pthread_join(w->th, NULL);
+    CHECK(w->rc == VSE_ECONFLICT && w->cur.version == version &&
+              strcmp(w->cur.state, "won") == 0,
+          "%s (%s): rc %d, answered version %" PRId64 " in state '%s', "
+          "not the winner's %" PRId64 ": %s",
+          w->id, how, w->rc, w->cur.version, w->cur.state, version,
+          w->err.msg);
+}
+
+#define ROW_WAIT                                                             \
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND "    \
+    "NOT granted"
+
+static void stale_race(PGconn *ctl, struct vse_store *s)
+{
+    static const char *const ids[] = {"race0", "hold0", "hold1", "race2",
+                                      "b8"};
+    struct racer w[5];
+    struct vse_error e;
+    uint64_t b0, t0, r0, b1, t1, r1;
+    PGconn *win = PQconnectdb(url);
+
+    CHECK(PQstatus(win) == CONNECTION_OK, "%s", PQerrorMessage(win));
+    for (int i = 0; i < 5; i++) {
+        struct vse_resource r, cur;
+        struct vse_event ev;
+
+        rest_row(&r, &ev, ids[i], 1);
+        CHECK(vse__store_apply(s,
+                               &(struct vse_change){
+                                   .expect_version = 0, .row = &r, .ev = &ev},
+                               &cur, NULL, &e) == 0,
+              "create %s: %s", ids[i], e.msg);
+    }
+
+    /* Alone. */
+    PQclear(sql(win, "BEGIN; UPDATE resources SET version = 2, "
+                     "state = 'won' WHERE id = 'race0'"));
+    race_start(&w[0], "race0", 1);
+    wait_count(ctl, ROW_WAIT, 1);
+    PQclear(sql(win, "COMMIT"));
+    race_lost(&w[0], 2, "alone");
+
+    /* A create. */
+    PQclear(sql(win, "BEGIN; INSERT INTO resources(id, machine, state, "
+                     "since, updated, created, version) VALUES ('race1', "
+                     "'volume', 'won', 1, 1, 1, 1)"));
+    race_start(&w[0], "race1", 0);
+    wait_count(ctl, ROW_WAIT, 1);
+    PQclear(sql(win, "COMMIT"));
+    race_lost(&w[0], 1, "create");
+
+    /* In a batch: "hold0" and "hold1" fill the two slots (a trigger
+     * holds them on lock 4), "race2" and "b8" queue and go together. */
+    PQclear(sql(ctl, "CREATE FUNCTION pgbatch_race() RETURNS trigger "
+                     "LANGUAGE plpgsql AS $$ BEGIN "
+                     "PERFORM pg_advisory_xact_lock_shared(4); "
+                     "RETURN NEW; END $$;"
+                     "CREATE TRIGGER pgbatch_race AFTER INSERT ON history "
+                     "FOR EACH ROW WHEN (NEW.resource IN ('hold0', "
+                     "'hold1')) EXECUTE FUNCTION pgbatch_race()"));
+    PQclear(sql(ctl, "SELECT pg_advisory_lock(4)"));
+    vse__group_stats(&b0, &t0, &r0);
+    for (int i = 1; i < 3; i++) {
+        race_start(&w[i], ids[i], 1);
+        wait_count(ctl, WAITING("4"), i);
+    }
+    PQclear(sql(win, "BEGIN; UPDATE resources SET version = 2, "
+                     "state = 'won' WHERE id = 'race2'"));
+    race_start(&w[3], "race2", 1);
+    race_start(&w[4], "b8", 1);
+    {
+        int64_t deadline = now_ms() + 20000;
+
+        while (vse__group_queued() < 2) {
+            CHECK(now_ms() < deadline, "only %d queued", vse__group_queued());
+            sleep_ms(2);
+        }
+    }
+    PQclear(sql(ctl, "SELECT pg_advisory_unlock(4)"));
+    wait_count(ctl, ROW_WAIT, 1);
+    PQclear(sql(win, "COMMIT"));
+    race_lost(&w[3], 2, "in a batch");
+    for (int i = 1; i < 5; i++) {
+        if (i == 3)
+            continue;
+        pthread_join(w[i].th, NULL);
+        CHECK(w[i].rc == 0, "%s: rc %d: %s", ids[i], w[i].rc, w[i].err.msg);
+    }
+    vse__group_stats(&b1, &t1, &r1);
+    CHECK(b1 - b0 == 1 && t1 - t0 == 2 && r1 == r0,
+          "%" PRIu64 " batches of %" PRIu64 " (%" PRIu64 " sent again), "
+          "not one of two",
+          b1 - b0, t1 - t0, r1 - r0);
+    PQclear(sql(ctl, "DROP TRIGGER pgbatch_race ON history"));
+    PQfinish(win);
+    printf("pgbatch: a transition that waited for the winner of its row "
+           "answers the winner's row (alone, as a create, in a batch)\n");
+}
+
 int main(int argc, char **argv)
 {
     static const char *ids[NT] = {"slow0", "slow1", "b2", "b3",
@@ -341,6 +486,7 @@ int main(int argc, char **argv)
     CHECK(b1 == b0, "a batch committed: %" PRIu64, b1 - b0);
     CHECK(r1 - r0 == NT - 2, "%" PRIu64 " sent again alone, not %d", r1 - r0,
           NT - 2);
+    stale_race(ctl, s);
     lost_renew(ctl);
     unreachable(ctl, ids);
     for (int i = 0; i < NT; i++) {
