@@ -9,6 +9,7 @@
 #ifndef VSE_STORE_GROUP_H
 #define VSE_STORE_GROUP_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -22,6 +23,7 @@ struct vse_gc_req {
     int64_t seq;
     int rc;
     int done;
+    pthread_cond_t cv; /* its owner waits here (group.c) */
     struct vse_gc_req *next;
 };
 
