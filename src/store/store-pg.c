@@ -41,11 +41,8 @@
 #define NOTIFY_EVERY_MS 20
 /* history() reads the whole log in pages of this many rows. */
 #define HISTORY_PAGE 2000
-/* Group commit's batches of one process in flight at once.  With one, the
- * server's parallelism was lost: 4 threads did 2,650 transitions/s
- * against 3,640 each alone; with two, 3,560 (16 threads: 3,760 against
- * 3,290). */
-#define PGC_INFLIGHT 2
+/* Group commit's batches of one process in flight at once. */
+#define PGC_INFLIGHT VSE_PG_BATCHES_IN_FLIGHT
 /* Any constant: all vse processes on one database serialise migrations. */
 #define MIGRATION_LOCK "7600533" /* "vse" */
 
@@ -66,6 +63,8 @@ enum stmt_id {
     ST_APPLY_HELD,
     ST_HOLDS,
     ST_RENEW_ROW,
+    ST_STEP_GUARDED,
+    ST_LOCK,
     ST_COUNT
 };
 
@@ -132,6 +131,9 @@ static const struct stmt stmts[ST_COUNT] = {
                       "since = $9, updated = $10, version = $11 "
                       "WHERE id = $1 AND version = $2 RETURNING version",
                       "tittttiiiii"},
+    [ST_STEP_GUARDED] = {"vse_step_guarded", VSE_PG_STEP_GUARDED,
+                         VSE_PG_STEP_GUARDED_TYPES},
+    [ST_LOCK] = {"vse_lock", VSE_PG_LOCK, "t"},
 };
 
 struct pg_conn {
@@ -972,11 +974,14 @@ static int held_change(const struct vse_change *ch)
     return ch->take != NULL || ch->release != NULL || ch->guard != 0;
 }
 
-/* The statement that applies ch (a renew without a history row aside). */
+/* The statement that applies ch (a renew without a history row aside);
+ * a guarded step needs its row locked first in its transaction. */
 static enum stmt_id apply_stmt(const struct vse_change *ch)
 {
-    if (held_change(ch))
+    if (ch->take != NULL || ch->release != NULL)
         return ST_APPLY_HELD;
+    if (ch->guard != 0)
+        return ST_STEP_GUARDED;
     return ch->expect_version == 0 ? ST_CREATE : ST_STEP;
 }
 
@@ -1014,8 +1019,10 @@ static void apply_params(struct params *p, const struct vse_change *ch,
     p_i64(p, e->at);
     p_text(p, e->request_id);
     p_text(p, e->reason);
-    if (!held_change(ch)) {
+    if (apply_stmt(ch) != ST_APPLY_HELD) {
         p_i64(p, k);
+        if (ch->guard != 0)
+            p_i64(p, (int64_t)ch->guard);
         return;
     }
     p_text(p, ch->take ? ch->take->held : NULL);
@@ -1272,6 +1279,8 @@ static int ready(struct pg_conn *c, enum stmt_id sid, const char *what,
         return rc;
     }
     rc = prepare(c, sid, err);
+    if (rc == 0 && sid == ST_STEP_GUARDED)
+        rc = prepare(c, ST_LOCK, err);
     if (rc < 0 && conn_ok(c))
         return rc;
     return rc < 0 ? 1 : 0;
@@ -1310,6 +1319,10 @@ static int renew_result(struct pg_conn *c, PGresult *r,
     return reread_loser(c, ch, cur != NULL ? cur : &tmp, err);
 }
 
+static int send_guarded(struct pg_conn *c, const struct vse_change *ch,
+                        struct vse_resource *cur, int64_t *landed, char *lost,
+                        size_t size, struct vse_error *err);
+
 /* One transition in a transaction of its own. */
 static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
                        struct vse_resource *cur, int64_t *seq,
@@ -1336,6 +1349,15 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
             return rc;
         if (rc == 1)
             continue;
+        if (sid == ST_STEP_GUARDED) {
+            rc = send_guarded(c, ch, cur, &landed, lost, sizeof(lost), err);
+            if (rc != 2)
+                break;
+            rc = settle(c, ch, &landed, lost, err);
+            if (rc <= 0)
+                break;
+            continue;
+        }
         r = PQexecPrepared(c->conn, stmts[sid].name, p.n, p.v, NULL, NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK && ch->quiet) {
             rc = renew_result(c, r, ch, cur, err);
@@ -1437,26 +1459,39 @@ enum batch_end {
     BATCH_LOST       /* the connection went: settle each */
 };
 
+/* What the pipeline's answers leave: how it ended, and why. */
+struct pipe_end {
+    enum batch_end end;
+    char *lost; /* the first error's first line */
+    size_t size;
+    PGresult *fatal; /* the first error, kept when asked for */
+    int keep_fatal;
+};
+
 /*
- * One statement's answer in the pipeline: BEGIN or COMMIT (q NULL), or a
- * member's statement (its rc set).  Anything else than the answer
- * wanted fails the batch.  -1 when the connection went.
+ * One statement's answer in the pipeline: BEGIN, a row lock or COMMIT
+ * (q NULL: want is its status), or a member's statement (its rc set).
+ * Anything else than the answer wanted fails the batch.  -1 when the
+ * connection went.
  */
-static int pipe_answer(struct pg_conn *c, struct vse_gc_req *q, char *lost,
-                       size_t size, enum batch_end *end)
+static int pipe_answer(struct pg_conn *c, struct vse_gc_req *q,
+                       ExecStatusType want, struct pipe_end *pe)
 {
-    PGresult *r = pipe_result(c, lost, size);
-    ExecStatusType want = q != NULL ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+    PGresult *r = pipe_result(c, pe->lost, pe->size);
 
     if (r == NULL)
         return -1;
-    if (PQresultStatus(r) != want)
-        *end = BATCH_FAILED;
+    if (PQresultStatus(r) != (q != NULL ? PGRES_TUPLES_OK : want))
+        pe->end = BATCH_FAILED;
     else if (q != NULL)
         q->rc = apply_result(r, q->ch, q->cur, &q->seq, q->err);
-    if (PQresultStatus(r) == PGRES_FATAL_ERROR)
-        first_line(PQresultErrorMessage(r), lost, size);
-    PQclear(r);
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR && pe->lost[0] == '\0')
+        first_line(PQresultErrorMessage(r), pe->lost, pe->size);
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR && pe->keep_fatal &&
+        pe->fatal == NULL)
+        pe->fatal = r;
+    else
+        PQclear(r);
     pipe_end(c);
     return 0;
 }
@@ -1464,27 +1499,36 @@ static int pipe_answer(struct pg_conn *c, struct vse_gc_req *q, char *lost,
 /*
  * Sends the batch as one transaction and reads every answer.  The
  * members' rc are set for the committed case; on failure or loss the
- * caller decides.
+ * caller decides.  `first`: the batch's first row number (its members
+ * are numbered from it).
  */
 static enum batch_end batch_send(struct pg_conn *c, struct vse_gc_req *batch,
-                                 char *lost, size_t size)
+                                 int64_t first, struct pipe_end *pe)
 {
-    enum batch_end end = BATCH_COMMITTED;
     PGresult *r;
-    int ok, k = 0;
+    int ok;
 
+    pe->end = BATCH_COMMITTED;
+    pe->lost[0] = '\0';
     if (!PQenterPipelineMode(c->conn)) {
-        first_line(PQerrorMessage(c->conn), lost, size);
-        return conn_ok(c) ? BATCH_FAILED : BATCH_LOST;
+        first_line(PQerrorMessage(c->conn), pe->lost, pe->size);
+        pe->end = conn_ok(c) ? BATCH_FAILED : BATCH_LOST;
+        return pe->end;
     }
     ok = PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
     for (struct vse_gc_req *q = batch; ok && q != NULL; q = q->next) {
         enum stmt_id sid = apply_stmt(q->ch);
         struct params p = {0};
 
-        apply_params(&p, q->ch, VSE_PG_BATCH_ROW0 + k++);
-        ok = PQsendQueryPrepared(c->conn, stmts[sid].name, p.n, p.v, NULL,
-                                 NULL, 0);
+        if (sid == ST_STEP_GUARDED) {
+            p_text(&p, q->ch->row->id);
+            ok = PQsendQueryPrepared(c->conn, stmts[ST_LOCK].name, p.n, p.v,
+                                     NULL, NULL, 0);
+            p.n = 0;
+        }
+        apply_params(&p, q->ch, first++);
+        ok = ok && PQsendQueryPrepared(c->conn, stmts[sid].name, p.n, p.v,
+                                       NULL, NULL, 0);
     }
     ok = ok &&
          PQsendQueryParams(c->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
@@ -1492,30 +1536,76 @@ static enum batch_end batch_send(struct pg_conn *c, struct vse_gc_req *batch,
     if (!ok) {
         /* Not sent whole: settling ends the old session, so that nothing
          * of it can commit, and reads what did. */
-        first_line(PQerrorMessage(c->conn), lost, size);
+        first_line(PQerrorMessage(c->conn), pe->lost, pe->size);
         goto gone;
     }
-    if (pipe_answer(c, NULL, lost, size, &end) < 0) /* BEGIN */
+    if (pipe_answer(c, NULL, PGRES_COMMAND_OK, pe) < 0) /* BEGIN */
         goto gone;
-    for (struct vse_gc_req *q = batch; q != NULL; q = q->next)
-        if (pipe_answer(c, q, lost, size, &end) < 0)
+    for (struct vse_gc_req *q = batch; q != NULL; q = q->next) {
+        if (apply_stmt(q->ch) == ST_STEP_GUARDED &&
+            pipe_answer(c, NULL, PGRES_TUPLES_OK, pe) < 0)
             goto gone;
+        if (pipe_answer(c, q, PGRES_TUPLES_OK, pe) < 0)
+            goto gone;
+    }
     /* COMMIT: its answer comes after the commit is durable. */
-    if (pipe_answer(c, NULL, lost, size, &end) < 0)
+    if (pipe_answer(c, NULL, PGRES_COMMAND_OK, pe) < 0)
         goto gone;
     /* The sync point. */
-    if ((r = pipe_result(c, lost, size)) == NULL)
+    if ((r = pipe_result(c, pe->lost, pe->size)) == NULL)
         goto gone;
     PQclear(r);
     PQexitPipelineMode(c->conn);
-    if (end == BATCH_FAILED)
+    if (pe->end == BATCH_FAILED)
         exec_sql(c, "ROLLBACK", NULL, "roll back a failed batch");
-    return end;
+    return pe->end;
 gone:
     while ((r = PQgetResult(c->conn)) != NULL)
         PQclear(r);
     PQexitPipelineMode(c->conn);
     return BATCH_LOST;
+}
+
+/*
+ * A guarded step alone: its row lock and the step in one transaction,
+ * one round trip.  The answer's rc (*landed set), or 2 when the
+ * connection went (the caller settles).
+ */
+static int send_guarded(struct pg_conn *c, const struct vse_change *ch,
+                        struct vse_resource *cur, int64_t *landed, char *lost,
+                        size_t size, struct vse_error *err)
+{
+    struct vse_gc_req q = {.ch = ch, .cur = cur, .err = err};
+    struct pipe_end pe = {.lost = lost, .size = size, .keep_fatal = 1};
+    int rc = 2;
+
+    switch (batch_send(c, &q, 0, &pe)) {
+    case BATCH_COMMITTED:
+        if (q.rc == 0)
+            *landed = q.seq;
+        rc = q.rc;
+        break;
+    case BATCH_FAILED:
+        /* Rolled back: nothing was written. */
+        rc = pg_fail(c, pe.fatal, err, "apply a transition to '%s'",
+                     ch->row->id);
+        break;
+    case BATCH_LOST: break;
+    }
+    PQclear(pe.fatal);
+    return rc;
+}
+
+/* Every statement a batch may send. */
+static int prepare_batch(struct pg_conn *c, struct vse_error *err)
+{
+    static const enum stmt_id all[] = {ST_STEP, ST_CREATE, ST_STEP_GUARDED,
+                                       ST_LOCK, ST_APPLY_HELD};
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (prepare(c, all[i], err) < 0)
+            return -1;
+    return 0;
 }
 
 /* Sorted by resource id (stable: one resource's transitions keep their
@@ -1548,6 +1638,7 @@ static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
     struct pg_conn *c = ctx;
     struct vse_error e;
     char lost[256] = "";
+    struct pipe_end pe = {.lost = lost, .size = sizeof(lost)};
     enum batch_end end;
     int64_t top = 0;
     uint64_t n = 0, retried = 0;
@@ -1573,11 +1664,10 @@ static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
         }
         return batch;
     }
-    if (prepare(c, ST_STEP, NULL) < 0 || prepare(c, ST_CREATE, NULL) < 0 ||
-        prepare(c, ST_APPLY_HELD, NULL) < 0)
+    if (prepare_batch(c, NULL) < 0)
         end = BATCH_FAILED; /* each alone says why */
     else
-        end = batch_send(c, batch, lost, sizeof(lost));
+        end = batch_send(c, batch, VSE_PG_BATCH_ROW0, &pe);
     if (end == BATCH_COMMITTED) {
         for (struct vse_gc_req *q = batch; q != NULL; q = q->next) {
             if (q->rc == 0 && q->seq > top)

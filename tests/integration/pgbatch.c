@@ -8,9 +8,9 @@
  *
  * A trigger on the history table (test instrumentation on the real
  * server) holds chosen transitions on advisory locks the test keeps:
- * "slow0" and "slow1" on lock 1 fill the process's two batch slots with
- * lone transitions while six more queue; lock 1 is let go, the six go as
- * one batch, and "slow2" inside it waits on lock 2 with the batch's
+ * "fill0", "fill1"... on lock 1 fill the process's batch slots with lone
+ * transitions while six more queue; lock 1 is let go, the six go as one
+ * batch, and "slow" inside it waits on lock 2 with the batch's
  * transaction open.  That session is terminated, then lock 2 let go.
  * Then a renew that writes no history row loses its connection
  * (lost_renew()), and the store is made unreachable (unreachable()).
@@ -27,6 +27,7 @@
 
 #include <libpq-fe.h>
 
+#include "store-pg-sql.h"
 #include "store.h"
 #include "vse.h"
 
@@ -34,7 +35,9 @@
 #include "../rest-row.h"
 #include "pgtest.h"
 
-#define NT 8
+/* Lone transitions that fill the batch slots, then six that queue. */
+#define SLOTS VSE_PG_BATCHES_IN_FLIGHT
+#define NT (SLOTS + 6)
 
 void vse__group_stats(uint64_t *batches, uint64_t *transitions,
                       uint64_t *retried);
@@ -310,15 +313,21 @@ static void race_lost(struct racer *w, int64_t version, const char *how)
 
 static void stale_race(PGconn *ctl, struct vse_store *s)
 {
-    static const char *const ids[] = {"race0", "hold0", "hold1", "race2",
-                                      "b8"};
-    struct racer w[5];
+    /* race0; the slot fillers hold0...; then race2 and b8, queued. */
+    enum { RACE2 = SLOTS + 1, B8 = SLOTS + 2, N = SLOTS + 3 };
+    char ids[N][16];
+    struct racer w[N];
     struct vse_error e;
     uint64_t b0, t0, r0, b1, t1, r1;
     PGconn *win = PQconnectdb(url);
 
     CHECK(PQstatus(win) == CONNECTION_OK, "%s", PQerrorMessage(win));
-    for (int i = 0; i < 5; i++) {
+    snprintf(ids[0], sizeof(ids[0]), "race0");
+    for (int i = 1; i <= SLOTS; i++)
+        snprintf(ids[i], sizeof(ids[i]), "hold%d", i - 1);
+    snprintf(ids[RACE2], sizeof(ids[RACE2]), "race2");
+    snprintf(ids[B8], sizeof(ids[B8]), "b8");
+    for (int i = 0; i < N; i++) {
         struct vse_resource r, cur;
         struct vse_event ev;
 
@@ -347,25 +356,25 @@ static void stale_race(PGconn *ctl, struct vse_store *s)
     PQclear(sql(win, "COMMIT"));
     race_lost(&w[0], 1, "create");
 
-    /* In a batch: "hold0" and "hold1" fill the two slots (a trigger
-     * holds them on lock 4), "race2" and "b8" queue and go together. */
+    /* In a batch: "hold0"... fill the slots (a trigger holds them on
+     * lock 4), "race2" and "b8" queue and go together. */
     PQclear(sql(ctl, "CREATE FUNCTION pgbatch_race() RETURNS trigger "
                      "LANGUAGE plpgsql AS $$ BEGIN "
                      "PERFORM pg_advisory_xact_lock_shared(4); "
                      "RETURN NEW; END $$;"
                      "CREATE TRIGGER pgbatch_race AFTER INSERT ON history "
-                     "FOR EACH ROW WHEN (NEW.resource IN ('hold0', "
-                     "'hold1')) EXECUTE FUNCTION pgbatch_race()"));
+                     "FOR EACH ROW WHEN (NEW.resource LIKE 'hold%') "
+                     "EXECUTE FUNCTION pgbatch_race()"));
     PQclear(sql(ctl, "SELECT pg_advisory_lock(4)"));
     vse__group_stats(&b0, &t0, &r0);
-    for (int i = 1; i < 3; i++) {
+    for (int i = 1; i <= SLOTS; i++) {
         race_start(&w[i], ids[i], 1);
         wait_count(ctl, WAITING("4"), i);
     }
     PQclear(sql(win, "BEGIN; UPDATE resources SET version = 2, "
                      "state = 'won' WHERE id = 'race2'"));
-    race_start(&w[3], "race2", 1);
-    race_start(&w[4], "b8", 1);
+    race_start(&w[RACE2], "race2", 1);
+    race_start(&w[B8], "b8", 1);
     {
         int64_t deadline = now_ms() + 20000;
 
@@ -377,9 +386,9 @@ static void stale_race(PGconn *ctl, struct vse_store *s)
     PQclear(sql(ctl, "SELECT pg_advisory_unlock(4)"));
     wait_count(ctl, ROW_WAIT, 1);
     PQclear(sql(win, "COMMIT"));
-    race_lost(&w[3], 2, "in a batch");
-    for (int i = 1; i < 5; i++) {
-        if (i == 3)
+    race_lost(&w[RACE2], 2, "in a batch");
+    for (int i = 1; i < N; i++) {
+        if (i == RACE2)
             continue;
         pthread_join(w[i].th, NULL);
         CHECK(w[i].rc == 0, "%s: rc %d: %s", ids[i], w[i].rc, w[i].err.msg);
@@ -395,10 +404,103 @@ static void stale_race(PGconn *ctl, struct vse_store *s)
            "answers the winner's row (alone, as a create, in a batch)\n");
 }
 
+/*
+ * A guarded begin (a step refused while its resource is held) that finds
+ * its row locked by a take of a hold on that resource, still in flight:
+ * it must wait for the take and then be refused.  The guarded statement
+ * alone, without the row lock before it, would read the holds with a
+ * snapshot from before its wait and write (checked).
+ */
+struct guarded {
+    const char *id;
+    int64_t expect;
+    const struct vse_hold *take;
+    unsigned guard;
+    int rc;
+    struct vse_resource cur;
+    struct vse_error err;
+    pthread_t th;
+};
+
+static void *guarded_main(void *arg)
+{
+    struct guarded *g = arg;
+    struct vse_store *s;
+    struct vse_resource r;
+    struct vse_event e;
+
+    CHECK(vse__store_open(url, &s, &g->err) == 0, "open: %s", g->err.msg);
+    rest_row(&r, &e, g->id, g->expect + 1);
+    g->rc = vse__store_apply(s,
+                             &(struct vse_change){.expect_version = g->expect,
+                                                  .row = &r,
+                                                  .ev = &e,
+                                                  .take = g->take,
+                                                  .held_version = 1,
+                                                  .guard = g->guard},
+                             &g->cur, NULL, &g->err);
+    vse__store_close(s);
+    return NULL;
+}
+
+static void guard_race(PGconn *ctl, struct vse_store *s)
+{
+    static const char *const ids[] = {"gdisk", "gsnap"};
+    struct vse_hold take = {.held = "gdisk",
+                            .holder = "gsnap",
+                            .machine = "volume",
+                            .op = "snap",
+                            .mode = VSE_HOLD_SHARED,
+                            .since = 1};
+    struct guarded t = {.id = "gsnap", .expect = 1, .take = &take};
+    struct guarded g = {.id = "gdisk",
+                        .expect = 1,
+                        .guard = VSE_HOLD_SHARED | VSE_HOLD_EXCLUSIVE};
+    struct vse_resource now;
+    struct vse_error e;
+
+    for (int i = 0; i < 2; i++) {
+        struct vse_resource r, cur;
+        struct vse_event ev;
+
+        rest_row(&r, &ev, ids[i], 1);
+        CHECK(vse__store_apply(s,
+                               &(struct vse_change){
+                                   .expect_version = 0, .row = &r, .ev = &ev},
+                               &cur, NULL, &e) == 0,
+              "create %s: %s", ids[i], e.msg);
+    }
+    PQclear(sql(ctl, "CREATE FUNCTION pgbatch_take() RETURNS trigger "
+                     "LANGUAGE plpgsql AS $$ BEGIN "
+                     "PERFORM pg_advisory_xact_lock_shared(5); "
+                     "RETURN NEW; END $$;"
+                     "CREATE TRIGGER pgbatch_take AFTER INSERT ON holds "
+                     "FOR EACH ROW EXECUTE FUNCTION pgbatch_take()"));
+    PQclear(sql(ctl, "SELECT pg_advisory_lock(5)"));
+    CHECK(pthread_create(&t.th, NULL, guarded_main, &t) == 0, "th");
+    wait_count(ctl, WAITING("5"), 1);
+    CHECK(pthread_create(&g.th, NULL, guarded_main, &g) == 0, "th");
+    wait_count(ctl, ROW_WAIT, 1);
+    PQclear(sql(ctl, "SELECT pg_advisory_unlock(5)"));
+    pthread_join(t.th, NULL);
+    pthread_join(g.th, NULL);
+    CHECK(t.rc == 0, "the take: rc %d: %s", t.rc, t.err.msg);
+    CHECK(g.rc == VSE_ECONFLICT && g.cur.version == 1,
+          "the guarded begin after the take: rc %d, version %" PRId64 ": %s",
+          g.rc, g.cur.version, g.err.msg);
+    CHECK(vse__store_get(s, "gdisk", &now, &e) == 0 && now.version == 1,
+          "gdisk was written while held: version %" PRId64, now.version);
+    PQclear(sql(ctl, "DROP TRIGGER pgbatch_take ON holds"));
+    printf("pgbatch: a guarded begin that waited for a take of a hold on "
+           "its resource is refused\n");
+}
+
 int main(int argc, char **argv)
 {
-    static const char *ids[NT] = {"slow0", "slow1", "b2", "b3",
-                                  "b4",    "slow2", "b6", "b7"};
+    static const char *queued[NT - SLOTS] = {"b0",   "b1", "b2",
+                                             "slow", "b4", "b5"};
+    char ids_buf[NT][16];
+    const char *ids[NT];
     struct mover m[NT];
     struct vse_store *s;
     struct vse_error e;
@@ -411,6 +513,13 @@ int main(int argc, char **argv)
     }
     url = argv[1];
     alarm(120);
+    for (int i = 0; i < NT; i++) {
+        if (i < SLOTS)
+            snprintf(ids_buf[i], sizeof(ids_buf[i]), "fill%d", i);
+        else
+            snprintf(ids_buf[i], sizeof(ids_buf[i]), "%s", queued[i - SLOTS]);
+        ids[i] = ids_buf[i];
+    }
     CHECK(vse__store_open(url, &s, &e) == 0, "open: %s", e.msg);
     for (int i = 0; i < NT; i++) {
         struct vse_resource r, cur;
@@ -427,9 +536,9 @@ int main(int argc, char **argv)
     CHECK(PQstatus(ctl) == CONNECTION_OK, "%s", PQerrorMessage(ctl));
     PQclear(sql(ctl, "CREATE FUNCTION pgbatch_hold() RETURNS trigger "
                      "LANGUAGE plpgsql AS $$ BEGIN "
-                     "IF NEW.resource IN ('slow0', 'slow1') THEN "
+                     "IF NEW.resource LIKE 'fill%' THEN "
                      "PERFORM pg_advisory_xact_lock_shared(1); "
-                     "ELSIF NEW.resource = 'slow2' THEN "
+                     "ELSIF NEW.resource = 'slow' THEN "
                      "PERFORM pg_advisory_xact_lock_shared(2); END IF; "
                      "RETURN NEW; END $$;"
                      "CREATE TRIGGER pgbatch_hold AFTER INSERT ON history "
@@ -437,26 +546,26 @@ int main(int argc, char **argv)
     PQclear(sql(ctl, "SELECT pg_advisory_lock(1), pg_advisory_lock(2)"));
     vse__group_stats(&b0, &t0, &r0);
 
-    /* Two lone transitions fill the two slots, held on lock 1. */
+    /* Lone transitions fill the slots, held on lock 1. */
     memset(m, 0, sizeof(m));
     for (int i = 0; i < NT; i++)
         snprintf(m[i].id, sizeof(m[i].id), "%s", ids[i]);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < SLOTS; i++) {
         CHECK(pthread_create(&m[i].th, NULL, mover_main, &m[i]) == 0, "th");
         wait_count(ctl, WAITING("1"), i + 1);
     }
     /* Six more queue behind them. */
-    for (int i = 2; i < NT; i++)
+    for (int i = SLOTS; i < NT; i++)
         CHECK(pthread_create(&m[i].th, NULL, mover_main, &m[i]) == 0, "th");
     {
         int64_t deadline = now_ms() + 20000;
 
-        while (vse__group_queued() < NT - 2) {
+        while (vse__group_queued() < NT - SLOTS) {
             CHECK(now_ms() < deadline, "only %d queued", vse__group_queued());
             sleep_ms(2);
         }
     }
-    /* The six go as one batch; "slow2" holds it open on lock 2. */
+    /* The six go as one batch; "slow" holds it open on lock 2. */
     PQclear(sql(ctl, "SELECT pg_advisory_unlock(1)"));
     wait_count(ctl, WAITING("2"), 1);
     CHECK(sql_i64(ctl, "SELECT count(*) FROM pg_terminate_backend(("
@@ -464,7 +573,7 @@ int main(int argc, char **argv)
                        "'advisory' AND NOT granted AND objid = 2), 5000) t "
                        "WHERE t") == 1,
           "could not end the batch's session");
-    /* Sent again alone, "slow2" waits on lock 2 once more. */
+    /* Sent again alone, "slow" waits on lock 2 once more. */
     wait_count(ctl, WAITING("2"), 1);
     PQclear(sql(ctl, "SELECT pg_advisory_unlock(2)"));
     for (int i = 0; i < NT; i++)
@@ -484,9 +593,10 @@ int main(int argc, char **argv)
               "%s: %d history rows", m[i].id, n);
     }
     CHECK(b1 == b0, "a batch committed: %" PRIu64, b1 - b0);
-    CHECK(r1 - r0 == NT - 2, "%" PRIu64 " sent again alone, not %d", r1 - r0,
-          NT - 2);
+    CHECK(r1 - r0 == NT - SLOTS, "%" PRIu64 " sent again alone, not %d",
+          r1 - r0, NT - SLOTS);
     stale_race(ctl, s);
+    guard_race(ctl, s);
     lost_renew(ctl);
     unreachable(ctl, ids);
     for (int i = 0; i < NT; i++) {
@@ -498,7 +608,7 @@ int main(int argc, char **argv)
     printf("pgbatch: a batch of %d lost with its connection mid-"
            "transaction: each settled, sent again alone and answered "
            "once\n",
-           NT - 2);
+           NT - SLOTS);
     PQfinish(ctl);
     vse__store_close(s);
     return 0;

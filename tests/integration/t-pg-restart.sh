@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# t-pg-restart.sh - server loss (issue 4): 4 pgloss worker processes of 4
-# threads each (so that their transitions go in group commits, and a
-# crash lands mid-batch) attach and detach volumes while PostgreSQL is stopped with `pg_ctl stop -m
+# t-pg-restart.sh - server loss (issue 4): 2 pgloss worker processes of 8
+# threads each (more than a process's batches in flight, so that their
+# transitions go in group commits, and a crash lands mid-batch) attach and detach volumes while PostgreSQL is stopped with `pg_ctl stop -m
 # immediate` twice: once restarted at once (clients must reconnect by
 # themselves and carry on), once kept down past the clients' reconnect
 # budget (calls must be reported failed, or "outcome unknown", never
@@ -39,7 +39,7 @@ wait_for() {
 
 # 3 s budget: a restart is bridged, the long outage is not.
 VSE_PG_RECONNECT_MS=3000 "$B/tests/pgloss" --store "$VSE_PG_URL" \
-    --procs 4 --threads 4 --resources 8 --ttl-ms 1000 --dir "$dir" &
+    --procs 2 --threads 8 --resources 8 --ttl-ms 1000 --dir "$dir" &
 loss=$!
 
 wait_for "a first load" lines 500
