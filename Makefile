@@ -5,7 +5,7 @@
 #   make run        vsed --all-in-one (api, scheduler, one volume host on
 #                   ./var/pool, reaper) on sqlite:./var/vse.db, in the
 #                   foreground, with etc/vsed-dev.yaml (loopback, noauth)
-#   make example    the worked example, live, on sqlite:./var/vse.db
+#   make example    the worked example, live, on sqlite:./var/example.db
 #   make check      install what is missing, check the layout (check-style),
 #                   build with -Werror, run every test; then again under
 #                   AddressSanitizer + UBSan; then the threaded tests under

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# example.sh - the worked example `make run` plays, live, with vsectl on
-# sqlite:./var/vse.db: the proposal's create_volume flow handed from the
+# example.sh - the worked example `make example` plays, live, with vsectl
+# on a store of its own, sqlite:./var/example.db (so that it runs beside
+# `make run`, whose scheduler would otherwise claim its volume): the
+# proposal's create_volume flow handed from the
 # API to the scheduler to a volume host, then an extend with a concurrent
 # delete that is refused at once, and the history that records it all.
 set -u
 
 B=${1:?usage: scripts/example.sh BUILD_DIR}
 VSECTL=$B/vsectl
-export VSE_STORE=sqlite:./var/vse.db
+export VSE_STORE=sqlite:./var/example.db
 mkdir -p var
 
 # A fresh volume each run, so that the example can be run again and again.
@@ -88,7 +90,7 @@ say "8. Every transition is in the history, with who made it and when; the" \
     "refused calls left no trace."
 run history "$vol" || die "history failed"
 
-say "Try: vsectl get $vol --json, vsectl list, vsectl watch --since 0" \
-    "--timeout 1, vsectl machine show volume --format mermaid, man" \
-    "man/vsectl.1."
+say "Try, with VSE_STORE=$VSE_STORE (or --store $VSE_STORE): vsectl get" \
+    "$vol --json, vsectl list, vsectl watch --since 0 --timeout 1; and" \
+    "vsectl machine show volume --format mermaid, man man/vsectl.1."
 exit 0
