@@ -44,6 +44,13 @@ struct cmd_doc {
     "      --ttl DURATION   lease length: seconds, or with a unit ms, s, "   \
     "m, h\n"                                                                 \
     "                       (default 60s)\n"
+/* claim and renew: one lease, the op's own length unchanged. */
+#define OPT_TTL_ONCE                                                         \
+    "      --ttl DURATION   this lease's length: seconds, or with a unit "   \
+    "ms, s,\n"                                                               \
+    "                       m, h (default: the operation's lease length, "   \
+    "set by\n"                                                               \
+    "                       its begin, which stays)\n"
 
 static const struct cmd_doc docs[] = {
     /* order and names match cmds[] below */
@@ -132,8 +139,8 @@ static const struct cmd_doc docs[] = {
      "Take over the operation OP_ID on resource ID: allowed when it has no "
      "owner (it\nwas handed off) or its lease expired on a step that may be "
      "retried.  Prints\nthe new op_id alone; the old one is fenced.",
-     "      --owner O        the new owner (required)\n" OPT_TTL OPT_REQID
-         OPT_JSON_RES,
+     "      --owner O        the new owner (required)\n" OPT_TTL_ONCE
+         OPT_REQID OPT_JSON_RES,
      EXITS_TRANSITION,
      "op=$(vsectl claim vol-1 \"$op\" --owner scheduler@host1)"},
     {"vsectl renew ID OP_ID [--ttl D] [--reason R] [--request-id R]",
@@ -142,8 +149,8 @@ static const struct cmd_doc docs[] = {
      "(the row shows the\nlease), unless --reason, --attrs or --request-id "
      "is given: a change worth\nrecording.  Prints nothing unless "
      "--json.",
-     OPT_TTL "      --reason R       record this renew in the history, "
-             "with R\n" OPT_REQID OPT_JSON_RES,
+     OPT_TTL_ONCE "      --reason R       record this renew in the history, "
+                  "with R\n" OPT_REQID OPT_JSON_RES,
      EXITS_TRANSITION, "vsectl renew vol-1 \"$op\" --ttl 5m"},
     {"vsectl reset-state ID STATE --reason R [--actor A] [--request-id R]",
      "The operator's escape hatch: put resource ID in the rest state STATE "
