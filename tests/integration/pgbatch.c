@@ -264,11 +264,31 @@ static void lost_renew(PGconn *ctl)
 struct racer {
     char id[16];
     int64_t expect;
+    const struct vse_hold *take; /* of a resource at version 1 */
+    unsigned guard;
     int rc;
     struct vse_resource cur;
     struct vse_error err;
     pthread_t th;
 };
+
+/* Resources ids[0..n-1], each at rest at version 1. */
+static void create_rows(struct vse_store *s, const char *const *ids, int n)
+{
+    struct vse_error e;
+
+    for (int i = 0; i < n; i++) {
+        struct vse_resource r, cur;
+        struct vse_event ev;
+
+        rest_row(&r, &ev, ids[i], 1);
+        CHECK(vse__store_apply(s,
+                               &(struct vse_change){
+                                   .expect_version = 0, .row = &r, .ev = &ev},
+                               &cur, NULL, &e) == 0,
+              "create %s: %s", ids[i], e.msg);
+    }
+}
 
 static void *racer_main(void *arg)
 {
@@ -282,7 +302,10 @@ static void *racer_main(void *arg)
     w->rc = vse__store_apply(s,
                              &(struct vse_change){.expect_version = w->expect,
                                                   .row = &r,
-                                                  .ev = &e},
+                                                  .ev = &e,
+                                                  .take = w->take,
+                                                  .held_version = 1,
+                                                  .guard = w->guard},
                              &w->cur, NULL, &w->err);
     vse__store_close(s);
     return NULL;
@@ -316,8 +339,8 @@ static void stale_race(PGconn *ctl, struct vse_store *s)
     /* race0; the slot fillers hold0...; then race2 and b8, queued. */
     enum { RACE2 = SLOTS + 1, B8 = SLOTS + 2, N = SLOTS + 3 };
     char ids[N][16];
+    const char *idp[N];
     struct racer w[N];
-    struct vse_error e;
     uint64_t b0, t0, r0, b1, t1, r1;
     PGconn *win = PQconnectdb(url);
 
@@ -327,17 +350,9 @@ static void stale_race(PGconn *ctl, struct vse_store *s)
         snprintf(ids[i], sizeof(ids[i]), "hold%d", i - 1);
     snprintf(ids[RACE2], sizeof(ids[RACE2]), "race2");
     snprintf(ids[B8], sizeof(ids[B8]), "b8");
-    for (int i = 0; i < N; i++) {
-        struct vse_resource r, cur;
-        struct vse_event ev;
-
-        rest_row(&r, &ev, ids[i], 1);
-        CHECK(vse__store_apply(s,
-                               &(struct vse_change){
-                                   .expect_version = 0, .row = &r, .ev = &ev},
-                               &cur, NULL, &e) == 0,
-              "create %s: %s", ids[i], e.msg);
-    }
+    for (int i = 0; i < N; i++)
+        idp[i] = ids[i];
+    create_rows(s, idp, N);
 
     /* Alone. */
     PQclear(sql(win, "BEGIN; UPDATE resources SET version = 2, "
@@ -411,38 +426,6 @@ static void stale_race(PGconn *ctl, struct vse_store *s)
  * alone, without the row lock before it, would read the holds with a
  * snapshot from before its wait and write (checked).
  */
-struct guarded {
-    const char *id;
-    int64_t expect;
-    const struct vse_hold *take;
-    unsigned guard;
-    int rc;
-    struct vse_resource cur;
-    struct vse_error err;
-    pthread_t th;
-};
-
-static void *guarded_main(void *arg)
-{
-    struct guarded *g = arg;
-    struct vse_store *s;
-    struct vse_resource r;
-    struct vse_event e;
-
-    CHECK(vse__store_open(url, &s, &g->err) == 0, "open: %s", g->err.msg);
-    rest_row(&r, &e, g->id, g->expect + 1);
-    g->rc = vse__store_apply(s,
-                             &(struct vse_change){.expect_version = g->expect,
-                                                  .row = &r,
-                                                  .ev = &e,
-                                                  .take = g->take,
-                                                  .held_version = 1,
-                                                  .guard = g->guard},
-                             &g->cur, NULL, &g->err);
-    vse__store_close(s);
-    return NULL;
-}
-
 static void guard_race(PGconn *ctl, struct vse_store *s)
 {
     static const char *const ids[] = {"gdisk", "gsnap"};
@@ -452,24 +435,14 @@ static void guard_race(PGconn *ctl, struct vse_store *s)
                             .op = "snap",
                             .mode = VSE_HOLD_SHARED,
                             .since = 1};
-    struct guarded t = {.id = "gsnap", .expect = 1, .take = &take};
-    struct guarded g = {.id = "gdisk",
-                        .expect = 1,
-                        .guard = VSE_HOLD_SHARED | VSE_HOLD_EXCLUSIVE};
+    struct racer t = {.id = "gsnap", .expect = 1, .take = &take};
+    struct racer g = {.id = "gdisk",
+                      .expect = 1,
+                      .guard = VSE_HOLD_SHARED | VSE_HOLD_EXCLUSIVE};
     struct vse_resource now;
     struct vse_error e;
 
-    for (int i = 0; i < 2; i++) {
-        struct vse_resource r, cur;
-        struct vse_event ev;
-
-        rest_row(&r, &ev, ids[i], 1);
-        CHECK(vse__store_apply(s,
-                               &(struct vse_change){
-                                   .expect_version = 0, .row = &r, .ev = &ev},
-                               &cur, NULL, &e) == 0,
-              "create %s: %s", ids[i], e.msg);
-    }
+    create_rows(s, ids, 2);
     PQclear(sql(ctl, "CREATE FUNCTION pgbatch_take() RETURNS trigger "
                      "LANGUAGE plpgsql AS $$ BEGIN "
                      "PERFORM pg_advisory_xact_lock_shared(5); "
@@ -477,9 +450,9 @@ static void guard_race(PGconn *ctl, struct vse_store *s)
                      "CREATE TRIGGER pgbatch_take AFTER INSERT ON holds "
                      "FOR EACH ROW EXECUTE FUNCTION pgbatch_take()"));
     PQclear(sql(ctl, "SELECT pg_advisory_lock(5)"));
-    CHECK(pthread_create(&t.th, NULL, guarded_main, &t) == 0, "th");
+    CHECK(pthread_create(&t.th, NULL, racer_main, &t) == 0, "th");
     wait_count(ctl, WAITING("5"), 1);
-    CHECK(pthread_create(&g.th, NULL, guarded_main, &g) == 0, "th");
+    CHECK(pthread_create(&g.th, NULL, racer_main, &g) == 0, "th");
     wait_count(ctl, ROW_WAIT, 1);
     PQclear(sql(ctl, "SELECT pg_advisory_unlock(5)"));
     pthread_join(t.th, NULL);
@@ -521,17 +494,7 @@ int main(int argc, char **argv)
         ids[i] = ids_buf[i];
     }
     CHECK(vse__store_open(url, &s, &e) == 0, "open: %s", e.msg);
-    for (int i = 0; i < NT; i++) {
-        struct vse_resource r, cur;
-        struct vse_event ev;
-
-        rest_row(&r, &ev, ids[i], 1);
-        CHECK(vse__store_apply(s,
-                               &(struct vse_change){
-                                   .expect_version = 0, .row = &r, .ev = &ev},
-                               &cur, NULL, &e) == 0,
-              "create %s: %s", ids[i], e.msg);
-    }
+    create_rows(s, ids, NT);
     ctl = PQconnectdb(url);
     CHECK(PQstatus(ctl) == CONNECTION_OK, "%s", PQerrorMessage(ctl));
     PQclear(sql(ctl, "CREATE FUNCTION pgbatch_hold() RETURNS trigger "
