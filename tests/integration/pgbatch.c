@@ -334,6 +334,21 @@ static void race_lost(struct racer *w, int64_t version, const char *how)
     "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND "    \
     "NOT granted"
 
+/* id's transition from expect waits for the transaction `winner` opens
+ * on win, which then commits the row at `version`. */
+static void lose_to(PGconn *ctl, PGconn *win, const char *winner,
+                    const char *id, int64_t expect, int64_t version,
+                    const char *how)
+{
+    struct racer w;
+
+    PQclear(sql(win, winner));
+    race_start(&w, id, expect);
+    wait_count(ctl, ROW_WAIT, 1);
+    PQclear(sql(win, "COMMIT"));
+    race_lost(&w, version, how);
+}
+
 static void stale_race(PGconn *ctl, struct vse_store *s)
 {
     /* race0; the slot fillers hold0...; then race2 and b8, queued. */
@@ -354,22 +369,15 @@ static void stale_race(PGconn *ctl, struct vse_store *s)
         idp[i] = ids[i];
     create_rows(s, idp, N);
 
-    /* Alone. */
-    PQclear(sql(win, "BEGIN; UPDATE resources SET version = 2, "
-                     "state = 'won' WHERE id = 'race0'"));
-    race_start(&w[0], "race0", 1);
-    wait_count(ctl, ROW_WAIT, 1);
-    PQclear(sql(win, "COMMIT"));
-    race_lost(&w[0], 2, "alone");
-
-    /* A create. */
-    PQclear(sql(win, "BEGIN; INSERT INTO resources(id, machine, state, "
-                     "since, updated, created, version) VALUES ('race1', "
-                     "'volume', 'won', 1, 1, 1, 1)"));
-    race_start(&w[0], "race1", 0);
-    wait_count(ctl, ROW_WAIT, 1);
-    PQclear(sql(win, "COMMIT"));
-    race_lost(&w[0], 1, "create");
+    lose_to(ctl, win,
+            "BEGIN; UPDATE resources SET version = 2, state = 'won' "
+            "WHERE id = 'race0'",
+            "race0", 1, 2, "alone");
+    lose_to(ctl, win,
+            "BEGIN; INSERT INTO resources(id, machine, state, since, "
+            "updated, created, version) VALUES ('race1', 'volume', 'won', "
+            "1, 1, 1, 1)",
+            "race1", 0, 1, "create");
 
     /* In a batch: "hold0"... fill the slots (a trigger holds them on
      * lock 4), "race2" and "b8" queue and go together. */
