@@ -299,14 +299,12 @@
     "SELECT " VSE_PG_RESOURCE_COLS " FROM resources WHERE id = $1"
 
 /*
- * $1 expected version, $2..$15 the row in VSE_PG_RESOURCE_COLS order,
- * $16..$27 the history row in VSE_PG_HISTORY_COLS order less seq.
- * Parameter types: VSE_PG_APPLY_TYPES ('i' BIGINT, 't' TEXT).
+ * vse_apply()'s parameters, and those a transition's statements
+ * (VSE_PG_STEP below, vse_apply_held()) begin with: $1 expected version,
+ * $2..$15 the row in VSE_PG_RESOURCE_COLS order, $16..$27 the history row
+ * in VSE_PG_HISTORY_COLS order less seq.  Their types ('i' BIGINT, 't'
+ * TEXT):
  */
-#define VSE_PG_APPLY                                                         \
-    "SELECT * FROM vse_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"  \
-    " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25," \
-    " $26, $27)"
 #define VSE_PG_APPLY_TYPES "itttttttiiiiiittitttttttitt"
 
 /*
@@ -456,7 +454,7 @@
  * the store ($28: 0 alone; in a batch, VSE_PG_BATCH_ROW0 + its place,
  * above what vse_xact_row() hands vse_apply_held() in the same batch).
  *
- * Parameters as VSE_PG_APPLY's, then $28.  The answer: the seq and the
+ * Parameters as vse_apply()'s (VSE_PG_APPLY_TYPES), then $28.  The answer: the seq and the
  * row written; or 0 and the row in the way (none: it does not exist).
  * That row is read with the statement's snapshot, taken before it waited
  * for a transaction that held the row: found still at the version
