@@ -1,8 +1,10 @@
 /*
  * store-pg-sql.h - the SQL text of the PostgreSQL store: its schema (with
- * the server-side apply function) and its hot-path statements.  Only
- * string and number macros: the store (store-pg.c) and the raw-libpq
- * benchmark (bench/raw-pg.c) include it so that both send the same SQL.
+ * the server-side functions of each version) and its hot-path statements.
+ * Only string and number macros: the store (store-pg.c) and its tests
+ * (tests/integration/pgmigrate.c, pgbatch.c) include it.  The raw-libpq
+ * benchmark (bench/raw-pg.c) does not: it is the baseline, with SQL of
+ * its own.
  */
 #ifndef VSE_STORE_PG_SQL_H
 #define VSE_STORE_PG_SQL_H
