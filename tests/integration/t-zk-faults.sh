@@ -5,10 +5,11 @@
 #      client reconnects by itself, the call is done, exactly once;
 #   2. the server down past the client's reconnect budget: the call fails
 #      clearly (VSE_ESTORE) and wrote nothing;
-#   3. the server frozen (SIGSTOP) with the multi sent, longer than the
-#      client waits for an answer: the answer is lost, the store settles
-#      it by reading the history node the multi would have made, and the
-#      call is done, exactly once;
+#   3. the server frozen (SIGSTOP) when the call starts, longer than the
+#      client waits for an answer: the call is carried across and done,
+#      exactly once.  (Checked 2026-12-06 by making settle() abort: this
+#      case does not reach it, since the core's reads before the multi are
+#      what meet the frozen server, and the multi goes to a live one.);
 #   4. the session expired (the client process stopped until the server
 #      drops it): the store opens a new session and the call is done.
 set -eu
