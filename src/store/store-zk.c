@@ -1505,11 +1505,46 @@ static int settle_read(struct zk_conn *c, const char *path, char **buf,
 }
 
 /*
+ * The session a write went out on may still commit it after the client
+ * gave up on its answer: a server that had not read the request yet may
+ * read it later (seen with a frozen server: the write landed after a sync
+ * and a read on the same, reconnected session said it had not).  Closing
+ * that session makes what it did final: a request of it the server reads
+ * after the close fails with the session, one read before is ordered
+ * before the close, and so before anything read on the next session.  A
+ * close that is not answered leaves the session to expire: wait that
+ * out.  `old` is the session's id; a session the client already replaced
+ * (it expired) needs nothing.  0, or VSE_ESTORE past the deadline or when
+ * interrupted.
+ */
+static int retire_session(struct zk_conn *c, int64_t old, int64_t deadline)
+{
+    int64_t until;
+    int expiry_ms;
+
+    if (c->zh == NULL || zoo_client_id(c->zh)->client_id != old)
+        return 0;
+    expiry_ms = zoo_recv_timeout(c->zh);
+    if (zookeeper_close(c->zh) == ZOK) {
+        c->zh = NULL;
+        return 0;
+    }
+    c->zh = NULL;
+    until = mono_ms() + (expiry_ms > 0 ? expiry_ms : c->session_ms);
+    while (mono_ms() < until) {
+        if (interrupted(c) || mono_ms() >= deadline)
+            return VSE_ESTORE;
+        nap(c, gen_now(c), 100);
+    }
+    return 0;
+}
+
+/*
  * The multi's answer was lost.  The history node it would have created is
- * named by (resource, version): after a sync, that node with our kind,
- * op_id and time says it landed (and its czxid is the seq); no node, or
- * someone else's, says it did not - a session that expired or moved can
- * no longer commit anything.  A leader election makes the ensemble
+ * named by (resource, version): once the session the multi went out on
+ * is closed (retire_session()), after a sync on a new one, that node with
+ * our kind, op_id and time says it landed (and its czxid is the seq); no
+ * node, or someone else's, says it did not.  A leader election makes the ensemble
  * unreachable for a few seconds, so reconnect, sync and read are tried
  * again (backing off) until reconnect_ms has passed: VSE_EUNKNOWN only
  * when settling stayed impossible that long, or vse_interrupt() asked to
@@ -1524,7 +1559,8 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
     char path[PATH_SIZE], *buf = NULL;
     struct vse_event got;
     struct Stat st;
-    int len = 0, rc, zrc = ZOK, tries = 0;
+    int len = 0, rc, zrc = ZOK, tries = 0, retired = 0;
+    int64_t old = c->zh != NULL ? zoo_client_id(c->zh)->client_id : 0;
 
     if (e == NULL)
         res_path(c, ch->row->id, path, sizeof(path));
@@ -1535,6 +1571,12 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
 
         tries++;
         rc = ensure_until(c, deadline, NULL);
+        if (rc == 0 && !retired) {
+            rc = retire_session(c, old, deadline);
+            retired = rc == 0;
+            if (rc == 0)
+                rc = ensure_until(c, deadline, NULL);
+        }
         if (rc == 0) {
             zrc = settle_read(c, path, &buf, &len, &st);
             if (zrc == ZOK || zrc == ZNONODE)

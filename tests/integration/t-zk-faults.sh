@@ -5,13 +5,20 @@
 #      client reconnects by itself, the call is done, exactly once;
 #   2. the server down past the client's reconnect budget: the call fails
 #      clearly (VSE_ESTORE) and wrote nothing;
-#   3. the server frozen (SIGSTOP) when the call starts, longer than the
-#      client waits for an answer: the call is carried across and done,
-#      exactly once.  (Checked 2026-12-06 by making settle() abort: this
-#      case does not reach it, since the core's reads before the multi are
-#      what meet the frozen server, and the multi goes to a live one.);
+#   3. the server frozen (SIGSTOP) with the multi sent, longer than the
+#      client waits for an answer: the answer is lost, the store settles
+#      it by reading the history node the multi would have made, and the
+#      call is done, exactly once.  The call is made at the store level
+#      (zkfault --direct), so that the multi is what meets the frozen
+#      server: through libvse the reads before it would wait for the
+#      server, and the multi go to a live one;
 #   4. the session expired (the client process stopped until the server
-#      drops it): the store opens a new session and the call is done.
+#      drops it): the store opens a new session and the call is done;
+#   5. as 3, for a renew that writes no history row: settled by the row
+#      alone, done exactly once, no history row.
+# Settling closes the session the write went out on first: the frozen
+# server reads the request when it wakes, and without the close it could
+# still commit it after the read that settled it as not written.
 set -eu
 B=${VSE_BUILD:?VSE_BUILD names the build directory}
 M=${VSE_TEST_TIMEOUT_MULTIPLIER:-1}
@@ -49,14 +56,14 @@ mntr() {
         awk -v k="$1" '$1 == k { print $2 }'
 }
 
-# run NAME EXPECT [--pause]: start zkfault on a fresh chroot.
+# run NAME EXPECT [OPTION...]: start zkfault on a fresh chroot.
 n=0
 run() {
     n=$((n + 1))
     d=$work/$1
     mkdir -p "$d"
     "$B/tests/zkfault" --store "zookeeper://$ZK_HOSTS/faults-$n" --dir "$d" \
-        --expect "$2" ${3:-} >"$d/out" 2>&1 &
+        --expect "$2" "${@:3}" >"$d/out" 2>&1 &
     helper=$!
     await "$d/ready"
 }
@@ -99,7 +106,7 @@ finish outage
 
 # 3. The answer lost: the server is frozen after the call is sent, for
 # longer than the client waits (2/3 of 2 s); a duration is the fault here.
-VSE_ZK_RECONNECT_MS=$((60000 * M)) run lost-answer done
+VSE_ZK_RECONNECT_MS=$((60000 * M)) run lost-answer done --direct
 pid=${ZK_PIDS%% *}
 kill -STOP "$pid"
 touch "$d/go"
@@ -125,3 +132,14 @@ done
 kill -CONT "$helper"
 answered '^VSE_OK '
 finish expiry
+
+# 5. As 3, for a renew without a history row (a heartbeat).
+VSE_ZK_RECONNECT_MS=$((60000 * M)) run lost-renew done --direct --renew
+kill -STOP "$pid"
+touch "$d/go"
+sleep 3
+kill -CONT "$pid"
+answered '^VSE_OK '
+ms=$(awk '{ print $2 }' "$d/result")
+[ "$ms" -ge 2500 ] || { echo "t-zk-faults: the renew took $ms ms" >&2; exit 1; }
+finish lost-renew
