@@ -2665,8 +2665,18 @@ static int repin_settle(struct zk_conn *c, const char *ppath,
     char *buf = NULL, got[17] = "";
     struct Stat st;
     json_t *o;
+    int64_t old = c->zh != NULL ? zoo_client_id(c->zh)->client_id : 0;
     int len = 0, rc = ensure(c, err);
 
+    /* As settle(): what the lost write's session did is final only once
+     * it is closed. */
+    if (rc == 0 && retire_session(c, old, mono_ms() + c->reconnect_ms) != 0)
+        rc = vse__err(err, VSE_EUNKNOWN,
+                      "cannot close the session of "
+                      "the lost upgrade on '%s'",
+                      c->where);
+    else if (rc == 0)
+        rc = ensure(c, err);
     if (rc == 0 && zsync(c, ppath) != ZOK)
         rc = vse__err(err, VSE_EUNKNOWN, "cannot sync with '%s'", c->where);
     if (rc == 0)
