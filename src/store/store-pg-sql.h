@@ -307,7 +307,8 @@
  * in VSE_PG_HISTORY_COLS order less seq.  Their types ('i' BIGINT, 't'
  * TEXT):
  */
-#define VSE_PG_APPLY_TYPES "itttttttiiiiiittitttttttitt"
+#define VSE_PG_ROW_TYPES "itttttttiiiiiit" /* $1..$15 */
+#define VSE_PG_APPLY_TYPES VSE_PG_ROW_TYPES "titttttttitt"
 
 /*
  * Version 5: holds between resources, one per holder, and
@@ -503,6 +504,10 @@
     " ON CONFLICT (id) DO NOTHING RETURNING " VSE_PG_RESOURCE_COLS           \
     ")," VSE_PG_HISTORY_INSERT "0::BIGINT" VSE_PG_IN_THE_WAY
 #define VSE_PG_STEP_TYPES VSE_PG_APPLY_TYPES "i"
+/* A renew without a history row: the step's compare-and-swap alone, with
+ * its parameters $1..$15 (VSE_PG_ROW_TYPES). */
+#define VSE_PG_RENEW_ROW                                                     \
+    VSE_PG_STEP_UPDATE " RETURNING version) SELECT * FROM u"
 
 /*
  * A begin that may not run while its resource is held ($29: the modes

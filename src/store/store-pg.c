@@ -122,15 +122,7 @@ static const struct stmt stmts[ST_COUNT] = {
                   "WHERE ($1::TEXT IS NULL OR held = $1) AND "
                   "($2::TEXT IS NULL OR holder = $2) ORDER BY held, holder",
                   "tt"},
-    /* A renew without a history row: the row alone (a step would
-     * insert one).  A renew changes nothing else; every column a
-     * transition of the row may change is written all the same. */
-    [ST_RENEW_ROW] = {"vse_renew_row",
-                      "UPDATE resources SET state = $3, op = $4, op_id = $5, "
-                      "owner = $6, lease_expires = $7, lease_ttl = $8, "
-                      "since = $9, updated = $10, version = $11 "
-                      "WHERE id = $1 AND version = $2 RETURNING version",
-                      "tittttiiiii"},
+    [ST_RENEW_ROW] = {"vse_renew_row", VSE_PG_RENEW_ROW, VSE_PG_ROW_TYPES},
     [ST_STEP_GUARDED] = {"vse_step_guarded", VSE_PG_STEP_GUARDED,
                          VSE_PG_STEP_GUARDED_TYPES},
     [ST_LOCK] = {"vse_lock", VSE_PG_LOCK, "t"},
@@ -985,12 +977,11 @@ static enum stmt_id apply_stmt(const struct vse_change *ch)
     return ch->expect_version == 0 ? ST_CREATE : ST_STEP;
 }
 
-/* k: the history row's number in its transaction (VSE_PG_STEP's $28). */
-static void apply_params(struct params *p, const struct vse_change *ch,
-                         int64_t k)
+/* The expected version and the row: VSE_PG_STEP's $1..$15, and all of a
+ * renew without a history row (VSE_PG_RENEW_ROW). */
+static void row_params(struct params *p, const struct vse_change *ch)
 {
     const struct vse_resource *r = ch->row;
-    const struct vse_event *e = ch->ev;
 
     p_i64(p, ch->expect_version);
     p_text(p, r->id);
@@ -1007,6 +998,15 @@ static void apply_params(struct params *p, const struct vse_change *ch,
     p_i64(p, r->created);
     p_i64(p, r->version);
     p_text(p, r->attrs[0] ? r->attrs : "{}");
+}
+
+/* k: the history row's number in its transaction (VSE_PG_STEP's $28). */
+static void apply_params(struct params *p, const struct vse_change *ch,
+                         int64_t k)
+{
+    const struct vse_event *e = ch->ev;
+
+    row_params(p, ch);
     p_text(p, e->resource);
     p_i64(p, e->version);
     p_text(p, e->machine);
@@ -1286,24 +1286,6 @@ static int ready(struct pg_conn *c, enum stmt_id sid, const char *what,
     return rc < 0 ? 1 : 0;
 }
 
-/* A renew without a history row (ch->quiet): the row alone. */
-static void renew_params(struct params *p, const struct vse_change *ch)
-{
-    const struct vse_resource *w = ch->row;
-
-    p_text(p, w->id);
-    p_i64(p, ch->expect_version);
-    p_text(p, w->state);
-    p_text(p, w->op);
-    p_text(p, w->op_id);
-    p_text(p, w->owner);
-    p_opt_i64(p, w->lease_expires);
-    p_i64(p, w->lease_ttl);
-    p_i64(p, w->since);
-    p_i64(p, w->updated);
-    p_i64(p, w->version);
-}
-
 /* Its answer: one row updated, or the compare-and-swap lost (*cur the
  * row in the way, version 0 when it is gone). */
 static int renew_result(struct pg_conn *c, PGresult *r,
@@ -1335,7 +1317,7 @@ static int apply_alone(struct pg_conn *c, const struct vse_change *ch,
     enum stmt_id sid = ch->quiet ? ST_RENEW_ROW : apply_stmt(ch);
 
     if (ch->quiet)
-        renew_params(&p, ch);
+        row_params(&p, ch);
     else
         apply_params(&p, ch, 0);
     /* A second attempt only after settle() proved the first wrote
@@ -1460,7 +1442,7 @@ enum batch_end {
 };
 
 /* What the pipeline's answers leave: how it ended, and why. */
-struct pipe_end {
+struct pipe_state {
     enum batch_end end;
     char *lost; /* the first error's first line */
     size_t size;
@@ -1475,7 +1457,7 @@ struct pipe_end {
  * connection went.
  */
 static int pipe_answer(struct pg_conn *c, struct vse_gc_req *q,
-                       ExecStatusType want, struct pipe_end *pe)
+                       ExecStatusType want, struct pipe_state *pe)
 {
     PGresult *r = pipe_result(c, pe->lost, pe->size);
 
@@ -1503,7 +1485,7 @@ static int pipe_answer(struct pg_conn *c, struct vse_gc_req *q,
  * are numbered from it).
  */
 static enum batch_end batch_send(struct pg_conn *c, struct vse_gc_req *batch,
-                                 int64_t first, struct pipe_end *pe)
+                                 int64_t first, struct pipe_state *pe)
 {
     PGresult *r;
     int ok;
@@ -1576,7 +1558,7 @@ static int send_guarded(struct pg_conn *c, const struct vse_change *ch,
                         size_t size, struct vse_error *err)
 {
     struct vse_gc_req q = {.ch = ch, .cur = cur, .err = err};
-    struct pipe_end pe = {.lost = lost, .size = size, .keep_fatal = 1};
+    struct pipe_state pe = {.lost = lost, .size = size, .keep_fatal = 1};
     int rc = 2;
 
     switch (batch_send(c, &q, 0, &pe)) {
@@ -1638,7 +1620,7 @@ static struct vse_gc_req *gc_batch(void *ctx, struct vse_gc_req *batch)
     struct pg_conn *c = ctx;
     struct vse_error e;
     char lost[256] = "";
-    struct pipe_end pe = {.lost = lost, .size = sizeof(lost)};
+    struct pipe_state pe = {.lost = lost, .size = sizeof(lost)};
     enum batch_end end;
     int64_t top = 0;
     uint64_t n = 0, retried = 0;
