@@ -200,6 +200,7 @@ int main(int argc, char **argv)
         await("go");
     o.attrs = "{\"fault\":1}";
     o.request_id = "zkfault-call";
+    vse_error_clear(&err); /* the answer's own, not the setup's */
     t0 = mono_ms();
     if (direct)
         rc = direct_call(s, renew, &after, &err);
