@@ -1539,13 +1539,29 @@ static int retire_session(struct zk_conn *c, int64_t old, int64_t deadline)
     return 0;
 }
 
+/* Connected on a session other than `old`, the one a lost write went out
+ * on (closed first): 0, or VSE_ESTORE with err set. */
+static int session_after(struct zk_conn *c, int64_t old, int64_t deadline,
+                         struct vse_error *err)
+{
+    int rc = ensure_until(c, deadline, err);
+
+    if (rc == 0 && retire_session(c, old, deadline) != 0)
+        rc = vse__err(err, VSE_ESTORE,
+                      "cannot close the session of a lost write to '%s'",
+                      c->where);
+    if (rc == 0)
+        rc = ensure_until(c, deadline, err);
+    return rc;
+}
+
 /*
  * The multi's answer was lost.  The history node it would have created is
  * named by (resource, version): once the session the multi went out on
  * is closed (retire_session()), after a sync on a new one, that node with
  * our kind, op_id and time says it landed (and its czxid is the seq); no
- * node, or someone else's, says it did not.  A leader election makes the ensemble
- * unreachable for a few seconds, so reconnect, sync and read are tried
+ * node, or someone else's, says it did not.  A leader election makes the
+ * ensemble unreachable for a few seconds, so reconnect, sync and read are tried
  * again (backing off) until reconnect_ms has passed: VSE_EUNKNOWN only
  * when settling stayed impossible that long, or vse_interrupt() asked to
  * stop.  0 landed, 1 not, VSE_EUNKNOWN.
@@ -1559,7 +1575,7 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
     char path[PATH_SIZE], *buf = NULL;
     struct vse_event got;
     struct Stat st;
-    int len = 0, rc, zrc = ZOK, tries = 0, retired = 0;
+    int len = 0, rc, zrc = ZOK, tries = 0;
     int64_t old = c->zh != NULL ? zoo_client_id(c->zh)->client_id : 0;
 
     if (e == NULL)
@@ -1570,13 +1586,7 @@ static int settle(struct zk_conn *c, const struct vse_change *ch,
         uint64_t g = gen_now(c);
 
         tries++;
-        rc = ensure_until(c, deadline, NULL);
-        if (rc == 0 && !retired) {
-            rc = retire_session(c, old, deadline);
-            retired = rc == 0;
-            if (rc == 0)
-                rc = ensure_until(c, deadline, NULL);
-        }
+        rc = session_after(c, old, deadline, NULL);
         if (rc == 0) {
             zrc = settle_read(c, path, &buf, &len, &st);
             if (zrc == ZOK || zrc == ZNONODE)
@@ -2666,17 +2676,10 @@ static int repin_settle(struct zk_conn *c, const char *ppath,
     struct Stat st;
     json_t *o;
     int64_t old = c->zh != NULL ? zoo_client_id(c->zh)->client_id : 0;
-    int len = 0, rc = ensure(c, err);
-
     /* As settle(): what the lost write's session did is final only once
      * it is closed. */
-    if (rc == 0 && retire_session(c, old, mono_ms() + c->reconnect_ms) != 0)
-        rc = vse__err(err, VSE_EUNKNOWN,
-                      "cannot close the session of "
-                      "the lost upgrade on '%s'",
-                      c->where);
-    else if (rc == 0)
-        rc = ensure(c, err);
+    int len = 0, rc = session_after(c, old, mono_ms() + c->reconnect_ms, err);
+
     if (rc == 0 && zsync(c, ppath) != ZOK)
         rc = vse__err(err, VSE_EUNKNOWN, "cannot sync with '%s'", c->where);
     if (rc == 0)
