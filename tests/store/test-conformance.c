@@ -2009,9 +2009,12 @@ static int group_stats(uint64_t *batches, uint64_t *transitions,
 }
 
 /* Well above the PostgreSQL store's batches in flight per process
- * (VSE_PG_BATCHES_IN_FLIGHT, 4): with 8 threads against 4 slots the
- * culprit test's transition shared no batch in one ASan run. */
+ * (VSE_PG_BATCHES_IN_FLIGHT, 4), so that batches form. */
 #define GC_THREADS 16
+/* The culprit test's races, at most: one whose failing transition shared
+ * no batch shows nothing (seen under ASan and TSan, where the clients are
+ * slow and the slots rarely all busy), and is run again. */
+#define GC_ROUNDS 6
 #define GC_RES 3
 #define GC_ITERS 120
 
@@ -2099,7 +2102,7 @@ static void gc_make_rows(const char *url)
 }
 
 struct gc_hist {
-    int64_t v[GC_THREADS * GC_ITERS + 2];
+    int64_t v[GC_ROUNDS * GC_THREADS * GC_ITERS + 2];
     int n;
 };
 
@@ -2263,13 +2266,12 @@ static void test_group_commit_culprit(void **state)
     const char *url = f->url;
     struct gc_worker *w;
     pthread_t th[GC_THREADS], bt;
-    struct gc_culprit b = {.tries = 300};
     struct vse_store *s;
     struct vse_error err;
     struct vse_resource r, cur;
     struct vse_event e;
     uint64_t b0, t0, r0, r1;
-    int wins = 0, lost = 0;
+    int rounds = 0;
 
     if (!group_stats(&b0, &t0, &r0))
         skip(); /* no group commit: each transition is alone already */
@@ -2292,30 +2294,36 @@ static void test_group_commit_culprit(void **state)
     vse__store_close(s);
     damage(f, "UPDATE resources SET version = 1 WHERE id = 'bad'");
 
-    b.url = url;
     group_stats(&b0, &t0, &r0);
-    assert_int_equal(pthread_create(&bt, NULL, gc_culprit_main, &b), 0);
-    for (int i = 0; i < GC_THREADS - 1; i++) {
-        w[i].url = url;
-        w[i].n = i;
-        w[i].out_fd = -1;
-        assert_int_equal(pthread_create(&th[i], NULL, gc_worker_main, &w[i]),
-                         0);
-    }
-    for (int i = 0; i < GC_THREADS - 1; i++)
-        pthread_join(th[i], NULL);
-    pthread_join(bt, NULL);
-    group_stats(&b0, &t0, &r1);
+    r1 = r0;
+    while (r1 == r0 && rounds++ < GC_ROUNDS) {
+        struct gc_culprit b = {.url = url, .tries = 300};
+        int wins = 0, lost = 0;
 
-    assert_int_equal(b.store_errors, b.tries);
-    assert_int_equal(b.other, 0);
-    for (int i = 0; i < GC_THREADS - 1; i++) {
-        assert_int_equal(w[i].bad, 0); /* never the culprit's error */
-        lost += w[i].lost;
-        for (int k = 0; k < GC_RES; k++)
-            wins += w[i].nwon[k];
+        memset(w, 0, GC_THREADS * sizeof(*w));
+        assert_int_equal(pthread_create(&bt, NULL, gc_culprit_main, &b), 0);
+        for (int i = 0; i < GC_THREADS - 1; i++) {
+            w[i].url = url;
+            w[i].n = i;
+            w[i].out_fd = -1;
+            assert_int_equal(
+                pthread_create(&th[i], NULL, gc_worker_main, &w[i]), 0);
+        }
+        for (int i = 0; i < GC_THREADS - 1; i++)
+            pthread_join(th[i], NULL);
+        pthread_join(bt, NULL);
+        group_stats(&b0, &t0, &r1);
+
+        assert_int_equal(b.store_errors, b.tries);
+        assert_int_equal(b.other, 0);
+        for (int i = 0; i < GC_THREADS - 1; i++) {
+            assert_int_equal(w[i].bad, 0); /* never the culprit's error */
+            lost += w[i].lost;
+            for (int k = 0; k < GC_RES; k++)
+                wins += w[i].nwon[k];
+        }
+        assert_int_equal(wins + lost, (GC_THREADS - 1) * GC_ITERS);
     }
-    assert_int_equal(wins + lost, (GC_THREADS - 1) * GC_ITERS);
     assert_true(r1 > r0); /* the culprit did share batches */
     assert_int_equal(vse__store_open(f->url, &s, &err), 0);
     for (int k = 0; k < GC_RES; k++)
