@@ -88,6 +88,10 @@ report() {
         [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] &&
             why="$rc: timed out after ${limit}s"
         echo "FAIL $name ($why, ${secs}s)"
+        # The test's own failing checks first: a long test's tail may
+        # not hold them.
+        grep -m 10 -E '^(FAIL|not ok)' "$outdir/$name.out" |
+            sed 's/^/    ! /' || true
         tail -n 40 "$outdir/$name.out" | sed 's/^/    | /'
         failed=$((failed + 1))
     fi
